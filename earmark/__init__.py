@@ -1,0 +1,1 @@
+"""earmark: real-time metering plugin host for mastering engineers."""

@@ -1,0 +1,373 @@
+"""MeterBank: every earmark meter behind one streaming API (libebur128-shaped).
+
+    bank = MeterBank(channels=2, sample_rate=48000)
+    for block in blocks:            # any block size, float32 or float64, (frames, channels)
+        bank.process(block)
+    r = bank.readings()             # frozen Readings
+
+The same object meters a live stream (``process`` is allocation-free for
+C-contiguous float blocks and runs a single ``nogil`` numba kernel) and a file
+(feed it chunks). Readings do not depend on how the input was cut into blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import kernels as K
+from .bands import band_edges, bin_band_map, fft_size
+from .channels import channel_weights
+from .fft import fft_tables
+from .kweighting import k_weighting_sos
+from .readings import History, Readings
+from .truepeak import TAPS_PER_PHASE, interpolation_phases, oversampling_factor
+
+MIN_SAMPLE_RATE = 8000
+MAX_SAMPLE_RATE = 384000
+_TILT_RANGE_HZ = (50.0, 16000.0)
+_SHORT_SPECTRUM_S = 3.0
+# Windows counted for PSR and correlation statistics: the Tech 3342 gates
+# (absolute -70 LUFS, relative -20 LU below the programme).
+_STATS_RELATIVE_LU = -20.0
+
+
+def _db20(x: float) -> float | None:
+    return 20.0 * math.log10(x) if x > 0.0 else None
+
+
+def _lufs(energy: float) -> float | None:
+    return K.LOUDNESS_OFFSET + 10.0 * math.log10(energy) if energy > 0.0 else None
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+class MeterBank:
+    """Loudness (M/S/I, LRA), true/sample peak, RMS, crest, PLR/PSR, DR, spectrum, stereo.
+
+    Args:
+        channels: channel count (1 or more); BS.1770 weights follow the usual
+            orders (5.0, 5.1 with LFE excluded, 7.1) unless ``weights`` is given.
+        sample_rate: 8000-384000 Hz; K-weighting and the true-peak interpolator
+            are derived for the rate.
+        true_peak: measure true peak (else true-peak readings equal sample peaks).
+        spectrum: measure the 1/3-octave spectrum and tilt.
+        history_s: length of the 10 Hz history kept for curves.
+        weights: per-channel BS.1770 weights overriding the defaults.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        sample_rate: int,
+        *,
+        true_peak: bool = True,
+        spectrum: bool = True,
+        history_s: float = 600.0,
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        if not isinstance(channels, int | np.integer) or channels < 1:
+            raise ValueError(f"channels must be an integer >= 1, got {channels!r}")
+        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise ValueError(
+                f"sample rate {sample_rate} Hz is outside the supported "
+                f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+            )
+        self.channels = int(channels)
+        self.sample_rate = int(sample_rate)
+        self.true_peak = bool(true_peak)
+        self.spectrum = bool(spectrum)
+        if weights is None:
+            self.weights = channel_weights(self.channels)
+        else:
+            self.weights = np.asarray(weights, dtype=np.float64)
+            if self.weights.shape != (self.channels,):
+                raise ValueError(f"weights must have {self.channels} values, got {len(weights)}")
+        # libebur128's rounding of 100 ms, so sub-blocks agree with it at every rate.
+        self.sub_len = (self.sample_rate + 5) // 10
+        self._kw = k_weighting_sos(self.sample_rate)
+        self._oversampling = oversampling_factor(self.sample_rate)
+        self._tp_taps = interpolation_phases(self._oversampling)
+        self._taps = TAPS_PER_PHASE
+        n_fft = fft_size(self.sample_rate)
+        self.n_fft = n_fft
+        self._band_hz, _, _ = band_edges(self.sample_rate)
+        self._fft_rev, self._fft_tw = fft_tables(n_fft)
+        window = np.hanning(n_fft + 1)[:-1]  # periodic Hann
+        self._fft_win = window.astype(np.float64)
+        # Band powers -> sine-referenced dB: 2/(N sum w^2) per one-sided bin, x2 for a sine.
+        self._band_norm = 4.0 / (n_fft * float(np.sum(window**2)))
+        self._bin_band, self._bin_w = bin_band_map(self.sample_rate, n_fft)
+        hop_s = (n_fft // 2) / self.sample_rate
+        self._spec_frames = max(1, int(round(_SHORT_SPECTRUM_S / hop_s)))
+        self._history_len = max(1, int(round(history_s * 10)))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything measured (start a new programme)."""
+        c = self.channels
+        nb = len(self._band_hz)
+        self._kstate = np.zeros((c, 4))
+        self._acc = np.zeros((4, c))
+        self._tot = np.zeros((3, c))
+        self._recent_tp = np.zeros(c)
+        self._tp_lin = np.zeros((c, self._taps - 1 + self.sub_len), dtype=np.float32)
+        self._tp_over = np.zeros((max(1, self._oversampling - 1), self.sub_len), dtype=np.float32)
+        self._tp_prev = np.zeros((c, 2))
+        self._ring_e = np.zeros(K.SUB_PER_SHORT_TERM)
+        self._ring_tp = np.zeros(K.SUB_PER_SHORT_TERM)
+        self._ring_st = np.zeros((K.SUB_PER_MOMENTARY, 3))
+        self._hist_i = np.zeros((2, K.HIST_BINS))
+        self._hist_s = np.zeros((2, K.HIST_BINS))
+        self._psr_hist = np.zeros((K.PSR_ROWS, K.PSR_COLS), dtype=np.int64)
+        self._psr_min = np.full(K.PSR_ROWS, np.inf)
+        self._corr_min = np.full(100, 2.0)
+        self._dr_acc = np.zeros((2, c))
+        self._dr_hist = np.zeros((c, 2, K.DR_BINS))
+        self._dr_peaks = np.zeros((c, 2))
+        self._history = np.full((4, self._history_len), np.nan)
+        self._fft_ring = np.zeros((2, self.n_fft))
+        self._fft_work = np.zeros(self.n_fft, dtype=np.complex128)
+        self._spec_long = np.zeros((2, nb))
+        self._spec_ring = np.zeros((self._spec_frames, 2, nb))
+        self._cnt = np.zeros(K.C_COUNT, dtype=np.int64)
+        self._sc = np.zeros(K.S_COUNT)
+        self._sc[K.S_CUR_M] = -1.0
+        self._sc[K.S_CUR_S] = -1.0
+        self._sc[K.S_CUR_CORR] = np.nan
+        self._sc[K.S_CUR_PSR] = np.nan
+
+    # -- streaming ---------------------------------------------------------------
+
+    def process(self, block: np.ndarray) -> None:
+        """Meter ``block``: shape (frames, channels), or (frames,) for one channel.
+
+        float32 and float64 C-contiguous blocks are metered in place without any
+        allocation; other layouts are copied first. NaN/Inf samples are metered
+        as zero and counted (``Readings.non_finite_samples``).
+        """
+        if block.ndim == 1 and self.channels == 1:
+            block = block.reshape(-1, 1)
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise ValueError(
+                f"block shape {block.shape} does not match {self.channels} channel(s); "
+                "expected (frames, channels)"
+            )
+        if block.dtype != np.float32 and block.dtype != np.float64:
+            if not np.issubdtype(block.dtype, np.floating):
+                raise TypeError(f"block dtype must be float32 or float64, got {block.dtype}")
+            block = block.astype(np.float64)
+        if not block.flags.c_contiguous:
+            block = np.ascontiguousarray(block)
+        if block.shape[0] == 0:
+            return
+        K.process_block(
+            block, self._kw, self.weights, self._kstate, self.sub_len, self._acc, self._tot,
+            self._recent_tp, self._tp_taps, self._tp_lin, self._tp_over, self._tp_prev, self.true_peak,
+            self._ring_e, self._ring_tp, self._ring_st, self._hist_i, self._hist_s,
+            self._psr_hist, self._psr_min, self._corr_min, self._dr_acc, self._dr_hist,
+            self._dr_peaks, self._history, self._fft_ring, self._fft_work, self._fft_rev,
+            self._fft_tw, self._fft_win, self._bin_band, self._bin_w, self._spec_long,
+            self._spec_ring, self.spectrum, self._cnt, self._sc,
+        )  # fmt: skip
+
+    # -- reading -----------------------------------------------------------------
+
+    @property
+    def frames(self) -> int:
+        """Frames metered since the start or the last reset."""
+        return int(self._cnt[K.C_FRAMES])
+
+    def integrated_lufs(self) -> float | None:
+        """Gated integrated loudness (BS.1770-4), or None before the first 400 ms block."""
+        return _lufs(K.gated_mean_energy(self._hist_i, -10.0))
+
+    def readings(self) -> Readings:
+        """A snapshot of every meter.
+
+        Reading also restarts the "recent" true-peak hold, so a display polling at
+        30 Hz still sees every over that happened between two polls.
+        """
+        cnt, sc = self._cnt, self._sc
+        subs = int(cnt[K.C_SUBS])
+        frames = int(cnt[K.C_FRAMES])
+        integrated = self.integrated_lufs()
+
+        # Programme totals include the sub-block in progress.
+        power = self._tot[0] + self._acc[1]
+        peak = np.maximum(self._tot[1], self._acc[2])
+        tpeak = np.maximum(self._tot[2], self._acc[3])
+        tp_max = float(tpeak.max()) if frames else 0.0
+        sp_max = float(peak.max()) if frames else 0.0
+        recent = float(self._recent_tp.max())
+        self._recent_tp[:] = 0.0
+
+        rms = None
+        if frames:
+            rms = _db10(float(power.sum()) / (frames * self.channels))
+        sample_peak = _db20(sp_max)
+        true_peak = _db20(tp_max)
+        crest = sample_peak - rms if sample_peak is not None and rms is not None else None
+        plr = true_peak - integrated if true_peak is not None and integrated is not None else None
+
+        momentary = _lufs(sc[K.S_CUR_M]) if subs >= K.SUB_PER_MOMENTARY else None
+        short_term = _lufs(sc[K.S_CUR_S]) if subs >= K.SUB_PER_SHORT_TERM else None
+        lra = _finite(K.loudness_range(self._hist_s))
+        stats_gate = self._stats_gate_row()
+        psr_min, psr_median = self._psr_stats(stats_gate)
+
+        bands = self._band_levels()
+        dr_db = self._dr()
+
+        corr_prog, side_mid = self._stereo_programme()
+        corr_min = None
+        if self.channels >= 2 and stats_gate is not None:
+            rows = self._corr_min[stats_gate:]
+            if rows.min() <= 1.0:
+                corr_min = float(rows.min())
+
+        return Readings(
+            sample_rate=self.sample_rate,
+            channels=self.channels,
+            duration_s=frames / self.sample_rate,
+            momentary_lufs=momentary,
+            short_term_lufs=short_term,
+            integrated_lufs=integrated,
+            loudness_range_lu=lra,
+            max_momentary_lufs=_lufs(sc[K.S_MAX_M]),
+            max_short_term_lufs=_lufs(sc[K.S_MAX_S]),
+            true_peak_dbtp=true_peak,
+            true_peak_channels_dbtp=tuple(_db20(float(v)) for v in tpeak),
+            recent_true_peak_dbtp=_db20(recent),
+            sample_peak_dbfs=sample_peak,
+            sample_peak_channels_dbfs=tuple(_db20(float(v)) for v in peak),
+            rms_dbfs=rms,
+            crest_db=crest,
+            plr_db=plr,
+            psr_db=_finite(sc[K.S_CUR_PSR]),
+            psr_min_db=psr_min,
+            psr_median_db=psr_median,
+            dr=None if dr_db is None else int(round(dr_db)),
+            dr_db=dr_db,
+            band_hz=tuple(float(f) for f in self._band_hz),
+            spectrum_long_db=bands[0],
+            spectrum_short_db=bands[1],
+            spectral_tilt_db_per_oct=self._tilt(bands[0]),
+            correlation=_finite(sc[K.S_CUR_CORR]) if self.channels >= 2 else None,
+            correlation_min=corr_min,
+            correlation_programme=corr_prog,
+            side_to_mid_db=side_mid,
+            non_finite_samples=int(cnt[K.C_NONFINITE]),
+        )
+
+    def history(self) -> History:
+        """The 10 Hz curves kept so far (up to ``history_s``), oldest first."""
+        n = int(self._cnt[K.C_HIST_LEN])
+        pos = int(self._cnt[K.C_HIST_POS])
+        idx = (np.arange(n) + pos - n) % self._history_len
+        h = self._history[:, idx]
+        first = int(self._cnt[K.C_SUBS]) - n
+        t = (np.arange(n) + first + 1) * self.sub_len / self.sample_rate
+        return History(
+            t_s=t, momentary_lufs=h[0], short_term_lufs=h[1], true_peak_3s_dbtp=h[2], psr_db=h[3]
+        )
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _stats_gate_row(self) -> int | None:
+        """First 1 LU row of the PSR/correlation tables inside the LRA gates."""
+        n = self._hist_s[0].sum()
+        if n == 0:
+            return None
+        mean = _lufs(self._hist_s[1].sum() / n)
+        gate = max(K.HIST_MIN_LUFS, mean + _STATS_RELATIVE_LU)
+        return int(gate - K.HIST_MIN_LUFS)
+
+    def _psr_stats(self, row: int | None) -> tuple[float | None, float | None]:
+        if row is None:
+            return None, None
+        mins = self._psr_min[row:]
+        counts = self._psr_hist[row:].sum(axis=0)
+        total = int(counts.sum())
+        if total == 0:
+            return None, None
+        cum = np.cumsum(counts)
+        med_col = int(np.searchsorted(cum, (total + 1) // 2))
+        return float(mins.min()), (med_col + 0.5) * K.PSR_BIN_DB
+
+    def _band_levels(self) -> tuple[tuple[float | None, ...], tuple[float | None, ...]]:
+        nb = len(self._band_hz)
+        n_frames = int(self._cnt[K.C_FFT_FRAMES])
+        if not self.spectrum or n_frames == 0:
+            return (None,) * nb, (None,) * nb
+        long_p = self._spec_long.sum(axis=0) / n_frames * self._band_norm
+        recent = min(n_frames, self._spec_frames)
+        short_p = self._spec_ring.sum(axis=(0, 1)) / recent * self._band_norm
+        return (
+            tuple(_db10(float(v), floor=1e-20) for v in long_p),
+            tuple(_db10(float(v), floor=1e-20) for v in short_p),
+        )
+
+    def _tilt(self, levels: tuple[float | None, ...]) -> float | None:
+        lo, hi = _TILT_RANGE_HZ
+        pts = [
+            (math.log2(f), v)
+            for f, v in zip(self._band_hz, levels, strict=True)
+            if v is not None and lo <= f <= hi
+        ]
+        if len(pts) < 3:
+            return None
+        x = np.array([p[0] for p in pts])
+        y = np.array([p[1] for p in pts])
+        return float(np.polyfit(x, y, 1)[0])
+
+    def _dr(self) -> float | None:
+        blocks = int(self._cnt[K.C_DR_BLOCKS])
+        if blocks == 0:
+            return None
+        top = max(1, int(round(0.2 * blocks)))
+        values = []
+        for c in range(self.channels):
+            if self.weights[c] == 0.0:  # LFE
+                continue
+            counts, sums = self._dr_hist[c, 0], self._dr_hist[c, 1]
+            need, acc = float(top), 0.0
+            for b in range(K.DR_BINS - 1, -1, -1):
+                if counts[b] == 0:
+                    continue
+                take = min(need, counts[b])
+                acc += sums[b] / counts[b] * take
+                need -= take
+                if need <= 0:
+                    break
+            peak2 = self._dr_peaks[c, 1] if blocks >= 2 else self._dr_peaks[c, 0]
+            if acc > 0.0 and peak2 > 0.0:
+                values.append(20.0 * math.log10(peak2) - 10.0 * math.log10(acc / top))
+        return float(np.mean(values)) if values else None
+
+    def _stereo_programme(self) -> tuple[float | None, float | None]:
+        if self.channels < 2:
+            return None, None
+        sc = self._sc
+        ll = sc[K.S_ST_LL] + sc[K.S_SUB_LL]
+        rr = sc[K.S_ST_RR] + sc[K.S_SUB_RR]
+        lr = sc[K.S_ST_LR] + sc[K.S_SUB_LR]
+        if ll <= 1e-20 or rr <= 1e-20:
+            return None, None
+        corr = lr / math.sqrt(ll * rr)
+        mid = (ll + rr + 2.0 * lr) / 4.0
+        side = (ll + rr - 2.0 * lr) / 4.0
+        side_mid = None
+        if mid > 1e-20 and side > 1e-20:
+            side_mid = 10.0 * math.log10(side / mid)
+        elif mid > 1e-20:
+            side_mid = None  # dual mono: no side at all
+        return float(corr), side_mid
+
+
+def _db10(x: float, floor: float = 0.0) -> float | None:
+    return 10.0 * math.log10(x) if x > floor else None

@@ -1,0 +1,74 @@
+"""What a MeterBank reports: one frozen snapshot of every meter.
+
+Values are plain floats in the unit their name carries. ``None`` means the
+measure is undefined for the audio so far (silence, too short for the window,
+mono material for a stereo measure) or its mode is off; it is never ``-inf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """A snapshot of every meter of a :class:`~earmark.meters.MeterBank`."""
+
+    sample_rate: int
+    channels: int
+    duration_s: float  # audio processed so far
+
+    # Loudness (ITU-R BS.1770-4 / EBU R128), LUFS and LU.
+    momentary_lufs: float | None  # last 400 ms
+    short_term_lufs: float | None  # last 3 s
+    integrated_lufs: float | None  # gated, since start/reset
+    loudness_range_lu: float | None  # EBU Tech 3342
+    max_momentary_lufs: float | None
+    max_short_term_lufs: float | None
+
+    # Peaks (true peak: BS.1770-4 Annex 2, oversampled), dBTP / dBFS.
+    true_peak_dbtp: float | None  # max over the programme, all channels
+    true_peak_channels_dbtp: tuple[float | None, ...]
+    recent_true_peak_dbtp: float | None  # max since the previous readings() (peak hold that survives polling)
+    sample_peak_dbfs: float | None
+    sample_peak_channels_dbfs: tuple[float | None, ...]
+
+    # Level and dynamics, dB.
+    rms_dbfs: float | None  # programme RMS, power mean over channels
+    crest_db: float | None  # sample peak - RMS, programme
+    plr_db: float | None  # max true peak - integrated loudness
+    psr_db: float | None  # true peak over the last 3 s - short-term loudness
+    psr_min_db: float | None  # lowest PSR over gated short-term windows
+    psr_median_db: float | None
+    dr: int | None  # crest-factor dynamic range, DR14 style (rounded)
+    dr_db: float | None  # the same, unrounded
+
+    # Spectrum: 1/3-octave band power, dBFS per band (None where no energy).
+    band_hz: tuple[float, ...]
+    spectrum_long_db: tuple[float | None, ...]  # programme average
+    spectrum_short_db: tuple[float | None, ...]  # last ~3 s
+    spectral_tilt_db_per_oct: float | None  # slope of 1/3-oct band levels, 50 Hz-16 kHz; pink noise = 0
+
+    # Stereo (first two channels), None for mono.
+    correlation: float | None  # last 400 ms
+    correlation_min: float | None  # lowest 400 ms correlation where the signal is above the gate
+    correlation_programme: float | None
+    side_to_mid_db: float | None  # side energy relative to mid energy, programme
+
+    # Input health.
+    non_finite_samples: int = 0  # NaN/Inf samples replaced by 0 before metering
+
+    extra: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Meter curves at 10 Hz (one point per 100 ms), oldest first."""
+
+    t_s: np.ndarray  # end time of each point, seconds from start
+    momentary_lufs: np.ndarray  # NaN where undefined
+    short_term_lufs: np.ndarray
+    true_peak_3s_dbtp: np.ndarray  # max true peak over the same 3 s window
+    psr_db: np.ndarray

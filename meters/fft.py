@@ -33,6 +33,17 @@ def fft_inplace(z: np.ndarray, rev: np.ndarray, twiddle: np.ndarray) -> None:
             t = z[i]
             z[i] = z[j]
             z[j] = t
+    fft_bitreversed_inplace(z, twiddle)
+
+
+@nb.njit(cache=True, nogil=True)
+def fft_bitreversed_inplace(z: np.ndarray, twiddle: np.ndarray) -> None:
+    """Forward DFT in place of input already stored in bit-reversed order.
+
+    Callers that fill ``z`` themselves write sample k to ``z[rev[k]]`` and skip
+    the permutation pass.
+    """
+    n = z.shape[0]
     size = 2
     while size <= n:
         half = size // 2

@@ -23,7 +23,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .fft import fft_inplace
+from .fft import fft_bitreversed_inplace
 
 # Loudness histograms: 0.01 LU bins from -70 to +30 LUFS.
 HIST_MIN_LUFS = -70.0
@@ -377,8 +377,8 @@ def _spectrum_frame(
         i = rpos + k
         if i >= n:
             i -= n
-        work[k] = complex(fft_ring[0, i] * win[k], fft_ring[1, i] * win[k])
-    fft_inplace(work, rev, tw)
+        work[rev[k]] = complex(fft_ring[0, i] * win[k], fft_ring[1, i] * win[k])
+    fft_bitreversed_inplace(work, tw)
     slot = cnt[C_FFT_FRAMES] % spec_ring.shape[0]
     spec_ring[slot, :, :] = 0.0
     n_bins = bin_band.shape[0]

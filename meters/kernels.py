@@ -255,6 +255,7 @@ def process_block(
     dr_peaks: np.ndarray,  # (channels, 2) two highest block peaks
     history: np.ndarray,  # (4, H) momentary, short-term, TP 3 s (dB), PSR
     fft_ring: np.ndarray,  # (2, n_fft) mid/side input ring
+    fft_hop: int,  # samples between spectrum frames
     fft_work: np.ndarray,  # (n_fft,) complex128
     fft_rev: np.ndarray,
     fft_tw: np.ndarray,
@@ -271,7 +272,6 @@ def process_block(
     frames = block.shape[0]
     channels = block.shape[1]
     n_fft = fft_ring.shape[1]
-    hop = n_fft // 2
     taps = tp_taps.shape[1]
     stereo = channels >= 2
     start = 0
@@ -282,7 +282,7 @@ def process_block(
         if left < seg:
             seg = left
         if do_spec:
-            left = hop - cnt[C_FFT_POS]
+            left = fft_hop - cnt[C_FFT_POS]
             if left < seg:
                 seg = left
         stop = start + seg
@@ -341,7 +341,7 @@ def process_block(
         cnt[C_FRAMES] += seg
         if do_spec:
             cnt[C_FFT_POS] += seg
-            if cnt[C_FFT_POS] == hop:
+            if cnt[C_FFT_POS] == fft_hop:
                 cnt[C_FFT_POS] = 0
                 if cnt[C_FRAMES] >= n_fft:  # the ring holds a full frame
                     _spectrum_frame(

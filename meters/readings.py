@@ -31,7 +31,9 @@ class Readings:
     # Peaks (true peak: BS.1770-4 Annex 2, oversampled), dBTP / dBFS.
     true_peak_dbtp: float | None  # max over the programme, all channels
     true_peak_channels_dbtp: tuple[float | None, ...]
-    recent_true_peak_dbtp: float | None  # max since the previous readings() (peak hold that survives polling)
+    recent_true_peak_dbtp: (
+        float | None
+    )  # max since the previous readings() (peak hold that survives polling)
     sample_peak_dbfs: float | None
     sample_peak_channels_dbfs: tuple[float | None, ...]
 
@@ -49,7 +51,9 @@ class Readings:
     band_hz: tuple[float, ...]
     spectrum_long_db: tuple[float | None, ...]  # programme average
     spectrum_short_db: tuple[float | None, ...]  # last ~3 s
-    spectral_tilt_db_per_oct: float | None  # slope of 1/3-oct band levels, 50 Hz-16 kHz; pink noise = 0
+    spectral_tilt_db_per_oct: (
+        float | None
+    )  # slope of 1/3-oct band levels, 50 Hz-16 kHz; pink noise = 0
 
     # Stereo (first two channels), None for mono.
     correlation: float | None  # last 400 ms

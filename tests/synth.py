@@ -36,12 +36,15 @@ def sequence(*parts: np.ndarray) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
-def tone_steps(levels_dbfs: list[float], seconds: list[float], sample_rate: int = 48000,
-               channels: int = 2) -> np.ndarray:
+def tone_steps(
+    levels_dbfs: list[float], seconds: list[float], sample_rate: int = 48000, channels: int = 2
+) -> np.ndarray:
     """1 kHz stereo sine at a sequence of levels, phase-continuous across steps."""
     n = [int(round(s * sample_rate)) for s in seconds]
     t = np.arange(sum(n)) / sample_rate
-    amp = np.concatenate([np.full(k, 10.0 ** (lv / 20.0)) for lv, k in zip(levels_dbfs, n, strict=True)])
+    amp = np.concatenate(
+        [np.full(k, 10.0 ** (lv / 20.0)) for lv, k in zip(levels_dbfs, n, strict=True)]
+    )
     x = amp * np.sin(2 * np.pi * 1000.0 * t)
     return np.repeat(x[:, None], channels, axis=1)
 
@@ -56,6 +59,7 @@ def music_like(seconds: float, sample_rate: int, channels: int = 2, seed: int = 
     rng = np.random.default_rng(seed)
     n = int(round(seconds * sample_rate))
     t = np.arange(n) / sample_rate
+
     # Pink-ish noise: white noise shaped by 1/sqrt(f) in the frequency domain.
     def pink() -> np.ndarray:
         spec = np.fft.rfft(rng.standard_normal(n))

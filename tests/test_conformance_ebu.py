@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synth import sine, tone_steps
 
 from earmark.meters import MeterBank
+
+from synth import sine, tone_steps
 
 FS = 48000
 LU_TOL = 0.05
@@ -127,4 +128,3 @@ def test_tech3342_loudness_range_cases_1_to_4(case, levels, expected_lu):
     r = measure(x).readings()
     # Spec +-1 LU; the step signals give it almost exactly.
     assert r.loudness_range_lu == pytest.approx(expected_lu, abs=0.1), case
-

@@ -12,9 +12,10 @@ import numpy as np
 import pyebur128
 import pyloudnorm
 import pytest
-from synth import music_like
 
 from earmark.meters import MeterBank
+
+from synth import music_like
 
 RATES = [44100, 48000, 96000]
 
@@ -49,7 +50,7 @@ def white(seconds: float, sample_rate: int, level: float = 0.1) -> np.ndarray:
 @pytest.mark.parametrize("material", ["white", "music_like"])
 def test_integrated_agrees_with_libebur128_within_0_02_lu(sample_rate, material):
     x = white(20, sample_rate) if material == "white" else music_like(30, sample_rate)
-    ref_i, ref_lra, ref_tp = libebur128(x, sample_rate)
+    ref_i = libebur128(x, sample_rate)[0]
     r = earmark(x, sample_rate)
     assert r.integrated_lufs == pytest.approx(ref_i, abs=0.02)
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synth import music_like, sine, tone_steps
 
 from earmark.meters import MeterBank
+
+from synth import music_like, sine, tone_steps
 
 FS = 48000
 

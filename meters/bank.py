@@ -102,8 +102,10 @@ class MeterBank:
         # Band powers -> sine-referenced dB: 2/(N sum w^2) per one-sided bin, x2 for a sine.
         self._band_norm = 4.0 / (n_fft * float(np.sum(window**2)))
         self._bin_band, self._bin_w = bin_band_map(self.sample_rate, n_fft)
-        # One frame per window length: the averages (3 s and programme) need
-        # coverage, not overlap, and this halves the FFT cost of 50% overlap.
+        # Hann frames back to back (no overlap): for the 3 s and programme
+        # averages this stays unbiased on programme material at half the FFT
+        # cost of 50% overlap; the price is that a single transient at a frame
+        # edge weighs less in the short-term spectrum.
         self.fft_hop = n_fft
         hop_s = self.fft_hop / self.sample_rate
         self._spec_frames = max(1, int(round(_SHORT_SPECTRUM_S / hop_s)))

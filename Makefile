@@ -2,13 +2,10 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-STAMP := $(VENV)/.earmark-stamp
 
 .PHONY: demo test bench lint bootstrap clean
 
-$(STAMP): pyproject.toml scripts/bootstrap
-	scripts/bootstrap
-
+# bootstrap is idempotent and takes well under a second when nothing is missing.
 bootstrap:
 	scripts/bootstrap
 

@@ -28,6 +28,7 @@ from .truepeak import TAPS_PER_PHASE, interpolation_phases, oversampling_factor
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 384000
 _TILT_RANGE_HZ = (50.0, 16000.0)
+_TILT_DYNAMIC_RANGE_DB = 60.0
 _SHORT_SPECTRUM_S = 3.0
 # Windows counted for PSR and correlation statistics: the Tech 3342 gates
 # (absolute -70 LUFS, relative -20 LU below the programme).
@@ -320,11 +321,17 @@ class MeterBank:
 
     def _tilt(self, levels: tuple[float | None, ...]) -> float | None:
         lo, hi = _TILT_RANGE_HZ
-        pts = [
-            (math.log2(f), v)
+        inside = [
+            (f, v)
             for f, v in zip(self._band_hz, levels, strict=True)
             if v is not None and lo <= f <= hi
         ]
+        if not inside:
+            return None
+        # Bands far below the loudest hold leakage and rounding noise, not
+        # programme (a tone or band-limited material): they would swing the fit.
+        floor = max(v for _, v in inside) - _TILT_DYNAMIC_RANGE_DB
+        pts = [(math.log2(f), v) for f, v in inside if v >= floor]
         if len(pts) < 3:
             return None
         x = np.array([p[0] for p in pts])

@@ -1,0 +1,459 @@
+"""The ``earmark`` command line (DESIGN.md, "Command line": a public interface).
+
+Implemented so far:
+
+``earmark analyze FILE... [--json] [--strict]``
+    Measure each file. Default output is a table with the measures as rows
+    and one column per readable file. ``--json`` prints exactly one JSON
+    array on stdout, one object per FILE in argument order; a file that could
+    not be read is the object ``{"file": FILE, "error": CAUSE}`` in its place,
+    so positions always match the arguments. Warnings and errors go to stderr,
+    one line each: ``earmark: FILE: cause`` (``earmark: FILE: warning: ...``).
+    ``--profile`` is reserved: profiles arrive with the detectors, and giving
+    it now is a usage error (exit 2).
+
+``earmark demo [--seconds N] [--no-ui]``
+    Render the built-in demo mix and an aggressive master of it, and print
+    both analyses side by side with a plain reading of what the master did.
+    The live dashboard is not built yet, so this is what ``demo`` shows.
+
+Exit codes: 0 ok; 1 ``--strict`` and a flag of severity ``problem`` was found;
+2 usage error; 3 at least one input could not be read (every readable input
+is still analysed and printed; 3 wins over 1). Errors never print a
+traceback unless ``EARMARK_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from earmark.analysis import Analysis
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_UNREADABLE = 3
+
+_PROG = "earmark"
+_PIPE_WIDTH = 160
+_PROFILES_LATER = (
+    "--profile: profiles arrive with the detectors and are not available yet; run without --profile"
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (the console script exits with it)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args, args.subparser))
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `earmark analyze ... | head`: stop quietly, as Unix tools do.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Real-time metering plugin host for mastering engineers.",
+        epilog="Exit codes: 0 ok, 1 problem flags with --strict, 2 usage error, "
+        "3 unreadable input. EARMARK_DEBUG=1 shows tracebacks.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="measure audio files (loudness, LRA, true peak, PLR/PSR, crest, DR, tilt, stereo)",
+        description="Measure each FILE over its whole length. A file that cannot be read "
+        "is reported on stderr as 'earmark: FILE: cause' and the others are still "
+        "analysed (exit code 3).",
+    )
+    analyze.add_argument("files", nargs="+", metavar="FILE", help="audio file (WAV, FLAC, ...)")
+    analyze.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON array, one object per FILE in argument order "
+        '(an unreadable FILE is {"file": ..., "error": ...})',
+    )
+    analyze.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 if a problem flag is raised (the detectors that raise flags arrive later)",
+    )
+    analyze.add_argument(
+        "--profile",
+        metavar="NAME|FILE",
+        help="genre or delivery profile (reserved: arrives with the detectors)",
+    )
+    analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
+
+    demo = sub.add_parser(
+        "demo",
+        help="analyse the built-in demo mix against an aggressive master of it",
+        description="Render the built-in demo mix and an over-eager automatic master of it, "
+        "then compare their measurements. (The live dashboard is not built yet; "
+        "this comparison is what the demo shows for now.)",
+    )
+    demo.add_argument(
+        "--seconds",
+        type=_positive_seconds,
+        default=30.0,
+        metavar="N",
+        help="length of the demo material in seconds (default 30)",
+    )
+    demo.add_argument(
+        "--no-ui", action="store_true", help="terminal output only (currently always the case)"
+    )
+    demo.set_defaults(handler=_cmd_demo, subparser=demo)
+    return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or not 0.0 < value <= 3600.0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600, got {text}")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("earmark")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# -- analyze ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    file: str
+    analysis: Analysis | None = None
+    error: str | None = None
+
+
+def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.profile is not None:
+        parser.error(_PROFILES_LATER)
+    from earmark.analysis import analyze
+
+    outcomes = [_analyze_one(path, analyze) for path in args.files]
+    if args.json:
+        objects = [
+            o.analysis.to_json_dict()
+            if o.analysis is not None
+            else {"file": o.file, "error": o.error}
+            for o in outcomes
+        ]
+        # allow_nan=False: the contract says null, never NaN/Infinity.
+        sys.stdout.write(json.dumps(objects, indent=2, allow_nan=False) + "\n")
+        sys.stdout.flush()
+    else:
+        done = [o.analysis for o in outcomes if o.analysis is not None]
+        if done:
+            _print_table(list(zip(_column_labels([a.file or "" for a in done]), done, strict=True)))
+    if any(o.analysis is None for o in outcomes):
+        return EXIT_UNREADABLE
+    if args.strict and any(o.analysis.problems for o in outcomes if o.analysis is not None):
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def _analyze_one(path: str, analyze: Callable[..., Analysis]) -> _Outcome:
+    from earmark.engine.files import AudioFileError
+
+    debug = _debug()
+    with _captured_native_stderr(enabled=not debug) as captured:
+        try:
+            result = analyze(path)
+        except AudioFileError as exc:
+            error = exc.cause
+        except Exception as exc:
+            error = " ".join(f"internal error: {type(exc).__name__}: {exc}".split())
+            if debug:
+                traceback.print_exc()
+            else:
+                error += " (EARMARK_DEBUG=1 shows the traceback)"
+        else:
+            error = None
+    if error is not None:
+        _say(path, error)
+        return _Outcome(path, error=error)
+    # Native chatter (mpg123 writes straight to fd 2) becomes a warning about this file.
+    for line in dict.fromkeys(line.strip() for line in captured.text.splitlines()):
+        if line:
+            _say(path, f"warning: {_strip_prefix(line, 'warning:')}")
+    for warning in result.warnings:
+        _say(path, f"warning: {warning}")
+    return _Outcome(path, analysis=result)
+
+
+def _strip_prefix(text: str, prefix: str) -> str:
+    return text[len(prefix) :].lstrip() if text.lower().startswith(prefix) else text
+
+
+def _say(path: str, message: str) -> None:
+    one_line = " ".join(message.split())
+    print(f"{_PROG}: {path}: {one_line}", file=sys.stderr, flush=True)
+
+
+def _debug() -> bool:
+    return os.environ.get("EARMARK_DEBUG", "") not in ("", "0")
+
+
+class _Captured:
+    text = ""
+
+
+@contextlib.contextmanager
+def _captured_native_stderr(enabled: bool = True) -> Iterator[_Captured]:
+    """Collect what C libraries write to file descriptor 2 while the block runs.
+
+    libsndfile's MP3 decoder (mpg123) prints warnings itself; captured, they
+    can be reported as one prefixed line naming the file instead of raw text.
+    """
+    captured = _Captured()
+    try:
+        fd = sys.stderr.fileno() if enabled else -1
+    except (AttributeError, OSError, ValueError):  # stderr replaced by a non-file object
+        fd = -1
+    if fd < 0:
+        yield captured
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield captured
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+
+
+# -- demo ---------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark.analysis import analyze
+    from earmark.engine.demo import aggressive_master, demo_mix
+
+    sample_rate = 48000
+    if not args.no_ui:
+        print(
+            f"{_PROG}: the live dashboard is not built yet; showing the offline comparison",
+            file=sys.stderr,
+        )
+    print(
+        f"{_PROG}: rendering {args.seconds:g} s of demo material and its aggressive master...",
+        file=sys.stderr,
+        flush=True,
+    )
+    mix = demo_mix(seconds=args.seconds, sample_rate=sample_rate)
+    master = aggressive_master(mix, sample_rate)
+    before = analyze(mix, sample_rate=sample_rate)
+    after = analyze(master, sample_rate=sample_rate)
+    _print_table([("Mix", before), ("Aggressive master", after)], change=True)
+    _console().print(_demo_reading(before, after))
+    return EXIT_OK
+
+
+def _demo_reading(before: Analysis, after: Analysis) -> str:
+    """One plain-English paragraph on what the master did, from the numbers."""
+    sentences: list[str] = []
+
+    def delta(name: str) -> tuple[float, float, float] | None:
+        a, b = getattr(before, name), getattr(after, name)
+        if a is None or b is None:
+            return None
+        return float(a), float(b), float(b) - float(a)
+
+    loud = delta("integrated_lufs")
+    if loud is not None:
+        a, b, d = loud
+        way = "louder" if d >= 0 else "quieter"
+        sentences.append(
+            f"The master is {abs(d):.1f} LU {way} than the mix"
+            f" ({a:.1f} -> {b:.1f} LUFS integrated)."
+        )
+    dyn = [
+        (label, d)
+        for label, d in (
+            ("PLR", delta("plr_db")),
+            ("the lowest PSR", delta("psr_min_db")),
+            ("the crest factor", delta("crest_db")),
+        )
+        if d is not None
+    ]
+    if dyn:
+        parts = [f"{label} from {a:.1f} to {b:.1f} dB" for label, (a, b, _) in dyn]
+        shrunk = all(d < 0 for _, (_, _, d) in dyn)
+        if shrunk:
+            sentences.append(
+                "The peaks now sit much closer to the loudness: "
+                + _join(parts)
+                + ", the mark of heavy compression and limiting."
+            )
+        else:
+            sentences.append("Peak-to-loudness measures moved: " + _join(parts) + ".")
+    lra = delta("loudness_range_lu")
+    if lra is not None and abs(lra[2]) >= 0.5:
+        a, b, d = lra
+        verb = "shrank" if d < 0 else "grew"
+        sentences.append(f"The loudness range {verb} from {a:.1f} to {b:.1f} LU.")
+    tilt = delta("spectral_tilt_db_per_oct")
+    if tilt is not None:
+        a, b, d = tilt
+        if abs(d) >= 0.2:
+            way = "brighter" if d > 0 else "darker"
+            sentences.append(
+                f"Tonally it is {way}: the spectral tilt moved by {d:+.2f} dB/oct"
+                f" ({a:.2f} -> {b:.2f})."
+            )
+        else:
+            sentences.append("The overall tonal tilt is about the same.")
+    if after.true_peak_dbtp is not None and after.true_peak_dbtp > -1.0:
+        sp = after.sample_peak_dbfs
+        inter = (
+            f"; sample peaks stop at {sp:.1f} dBFS, so the overs are between the samples"
+            if sp is not None and after.true_peak_dbtp > sp + 0.1
+            else ""
+        )
+        sentences.append(
+            f"Its true peak reaches {after.true_peak_dbtp:.1f} dBTP, above the -1 dBTP"
+            f" ceiling most delivery specifications ask for{inter}."
+        )
+    if not sentences:
+        return "The demo material is too short to compare (loudness needs at least 400 ms)."
+    return " ".join(sentences)
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+# -- table --------------------------------------------------------------------------
+
+# (label, unit, attribute, decimals); decimals None = integer.
+_ROWS: tuple[tuple[str, str, str, int | None], ...] = (
+    ("Integrated", "LUFS", "integrated_lufs", 1),
+    ("Loudness range", "LU", "loudness_range_lu", 1),
+    ("Max momentary", "LUFS", "max_momentary_lufs", 1),
+    ("Max short-term", "LUFS", "max_short_term_lufs", 1),
+    ("True peak", "dBTP", "true_peak_dbtp", 1),
+    ("Sample peak", "dBFS", "sample_peak_dbfs", 1),
+    ("RMS", "dBFS", "rms_dbfs", 1),
+    ("PLR", "dB", "plr_db", 1),
+    ("PSR min", "dB", "psr_min_db", 1),
+    ("PSR median", "dB", "psr_median_db", 1),
+    ("Crest factor", "dB", "crest_db", 1),
+    ("DR", "", "dr", None),
+    ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
+    ("Correlation min", "", "correlation_min", 2),
+    ("Correlation", "", "correlation_programme", 2),
+    ("Side/mid", "dB", "side_to_mid_db", 1),
+)
+
+
+def _print_table(columns: list[tuple[str, Analysis]], change: bool = False) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold", title=None)
+    table.add_column("Measure")
+    table.add_column("Unit", style="dim")
+    for label, _ in columns:
+        table.add_column(label, justify="right", overflow="fold")
+    if change:
+        table.add_column("Change", justify="right")
+    for label, unit, attr, decimals in _ROWS:
+        values = [getattr(a, attr) for _, a in columns]
+        cells = [_fmt(v, decimals) for v in values]
+        if change:
+            first, last = values[0], values[-1]
+            diff = None if first is None or last is None else last - first
+            cells.append("-" if diff is None else _fmt_signed(diff, decimals))
+        table.add_row(label, unit, *cells)
+    table.add_section()
+    rows: list[tuple[str, str, list[str]]] = [
+        ("Duration", "", [_fmt_duration(a.duration_s) for _, a in columns]),
+        ("Sample rate", "Hz", [str(a.sample_rate) for _, a in columns]),
+        ("Channels", "", [str(a.channels) for _, a in columns]),
+        ("Format", "", [" ".join(filter(None, (a.format, a.subtype))) or "-" for _, a in columns]),
+        ("Flags", "", [_fmt_flags(a) for _, a in columns]),
+    ]
+    for label, unit, cells in rows:
+        table.add_row(label, unit, *cells, *([""] if change else []))
+    _console().print(table)
+
+
+def _console(file: TextIO | None = None) -> Any:
+    from rich.console import Console
+
+    out = file or sys.stdout
+    # Piped or redirected output is read by people later and by tools: no 80-column
+    # squeeze, no colour codes.
+    width = None if out.isatty() else _PIPE_WIDTH
+    return Console(file=out, width=width, highlight=False, soft_wrap=False)
+
+
+def _column_labels(paths: list[str]) -> list[str]:
+    """File names when they tell the files apart (album folders), else the paths as given."""
+    names = [os.path.basename(p) or p for p in paths]
+    return names if len(set(names)) == len(names) else paths
+
+
+def _fmt(value: float | int | None, decimals: int | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if decimals is None:
+        return str(int(value))
+    text = f"{value:.{decimals}f}"
+    return text.lstrip("-") if float(text) == 0.0 else text
+
+
+def _fmt_signed(value: float, decimals: int | None) -> str:
+    text = f"{value:+.{decimals or 0}f}"
+    return "0" + text[2:] if float(text) == 0.0 else text
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds < 60.0:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(seconds, 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def _fmt_flags(analysis: Analysis) -> str:
+    if not analysis.flags:
+        return "none"
+    return ", ".join(str(f.get("code", "?")) for f in analysis.flags)

@@ -30,9 +30,6 @@ MAX_SAMPLE_RATE = 384000
 _TILT_RANGE_HZ = (50.0, 16000.0)
 _TILT_DYNAMIC_RANGE_DB = 60.0
 _SHORT_SPECTRUM_S = 3.0
-# Windows counted for PSR and correlation statistics: the Tech 3342 gates
-# (absolute -70 LUFS, relative -20 LU below the programme).
-_STATS_RELATIVE_LU = -20.0
 
 
 def _db20(x: float) -> float | None:
@@ -191,7 +188,7 @@ class MeterBank:
 
     def integrated_lufs(self) -> float | None:
         """Gated integrated loudness (BS.1770-4), or None before the first 400 ms block."""
-        return _lufs(K.gated_mean_energy(self._hist_i, -10.0))
+        return _lufs(K.gated_mean_energy(self._hist_i, K.INTEGRATED_RELATIVE_LU))
 
     def readings(self) -> Readings:
         """A snapshot of every meter.
@@ -287,12 +284,10 @@ class MeterBank:
 
     def _stats_gate_row(self) -> int | None:
         """First 1 LU row of the PSR/correlation tables inside the LRA gates."""
-        n = self._hist_s[0].sum()
-        if n == 0:
+        gate = K.relative_gate_lufs(self._hist_s, K.LRA_RELATIVE_LU)
+        if math.isnan(gate):
             return None
-        mean = _lufs(self._hist_s[1].sum() / n)
-        gate = max(K.HIST_MIN_LUFS, mean + _STATS_RELATIVE_LU)
-        return int(gate - K.HIST_MIN_LUFS)
+        return int(max(K.HIST_MIN_LUFS, gate) - K.HIST_MIN_LUFS)
 
     def _psr_stats(self, row: int | None) -> tuple[float | None, float | None]:
         if row is None:

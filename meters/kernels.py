@@ -42,6 +42,8 @@ SUB_PER_SHORT_TERM = 30  # 3 s
 SUB_PER_DR_BLOCK = 30  # 3 s (TT DR meter)
 
 LOUDNESS_OFFSET = -0.691  # BS.1770-4 eq. 2
+INTEGRATED_RELATIVE_LU = -10.0  # BS.1770-4 relative gate
+LRA_RELATIVE_LU = -20.0  # EBU Tech 3342 relative gate
 
 # Indices into the int64 counter array ``cnt``.
 C_POS_IN_SUB = 0  # samples into the current sub-block
@@ -575,27 +577,33 @@ def _end_sub_block(
 
 
 @nb.njit(cache=True, nogil=True)
-def gated_mean_energy(hist: np.ndarray, relative_lu: float) -> float:
-    """Mean energy of histogram blocks above the relative gate (BS.1770-4 two-stage gating).
-
-    ``hist`` already holds only blocks above the absolute gate. Returns 0.0 when
-    no block passes.
-    """
+def relative_gate_lufs(hist: np.ndarray, relative_lu: float) -> float:
+    """The relative gate of BS.1770-4 / Tech 3342: mean loudness of the histogram's
+    blocks (all above the absolute gate already) plus ``relative_lu``; NaN if empty."""
     n = 0.0
     s = 0.0
     for b in range(hist.shape[1]):
         n += hist[0, b]
         s += hist[1, b]
     if n == 0.0:
+        return np.nan
+    return _energy_to_lufs(s / n) + relative_lu
+
+
+@nb.njit(cache=True, nogil=True)
+def gated_mean_energy(hist: np.ndarray, relative_lu: float) -> float:
+    """Mean energy of histogram blocks above the relative gate (BS.1770-4 two-stage gating).
+
+    Returns 0.0 when no block passes.
+    """
+    gate = relative_gate_lufs(hist, relative_lu)
+    if math.isnan(gate):
         return 0.0
-    gate = _energy_to_lufs(s / n) + relative_lu
-    first = _lufs_bin(gate)
+    first = max(_lufs_bin(gate), 0)
     # The bin holding the gate: its blocks are at most 0.01 LU either side;
     # keep them only if the bin's mean is above the gate.
     n = 0.0
     s = 0.0
-    if first < 0:
-        first = 0
     for b in range(first, hist.shape[1]):
         if hist[0, b] == 0.0:
             continue
@@ -615,17 +623,10 @@ def loudness_range(hist: np.ndarray) -> float:
     Percentile positions follow libebur128 (index round((n - 1) * p) of the sorted
     values). Returns NaN when no block passes the gates.
     """
-    n = 0.0
-    s = 0.0
-    for b in range(hist.shape[1]):
-        n += hist[0, b]
-        s += hist[1, b]
-    if n == 0.0:
+    gate = relative_gate_lufs(hist, LRA_RELATIVE_LU)
+    if math.isnan(gate):
         return np.nan
-    gate = _energy_to_lufs(s / n) - 20.0
-    first = _lufs_bin(gate)
-    if first < 0:
-        first = 0
+    first = max(_lufs_bin(gate), 0)
     total = 0.0
     for b in range(first, hist.shape[1]):
         total += hist[0, b]

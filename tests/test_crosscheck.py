@@ -13,6 +13,7 @@ import pyebur128
 import pyloudnorm
 import pytest
 
+from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.meters import MeterBank
 
 from synth import music_like
@@ -47,9 +48,16 @@ def white(seconds: float, sample_rate: int, level: float = 0.1) -> np.ndarray:
 
 
 @pytest.mark.parametrize("sample_rate", RATES)
-@pytest.mark.parametrize("material", ["white", "music_like"])
+@pytest.mark.parametrize("material", ["white", "music_like", "demo_mix", "demo_master"])
 def test_integrated_agrees_with_libebur128_within_0_02_lu(sample_rate, material):
-    x = white(20, sample_rate) if material == "white" else music_like(30, sample_rate)
+    if material == "white":
+        x = white(20, sample_rate)
+    elif material == "music_like":
+        x = music_like(30, sample_rate)
+    else:
+        x = demo_mix(20, sample_rate)
+        if material == "demo_master":
+            x = aggressive_master(x, sample_rate)
     ref_i = libebur128(x, sample_rate)[0]
     r = earmark(x, sample_rate)
     assert r.integrated_lufs == pytest.approx(ref_i, abs=0.02)

@@ -369,11 +369,8 @@ class MeterBank:
         corr = lr / math.sqrt(ll * rr)
         mid = (ll + rr + 2.0 * lr) / 4.0
         side = (ll + rr - 2.0 * lr) / 4.0
-        side_mid = None
-        if mid > 1e-20 and side > 1e-20:
-            side_mid = 10.0 * math.log10(side / mid)
-        elif mid > 1e-20:
-            side_mid = None  # dual mono: no side at all
+        # None when either is absent (dual mono has no side, L = -R no mid).
+        side_mid = 10.0 * math.log10(side / mid) if mid > 1e-20 and side > 1e-20 else None
         return float(corr), side_mid
 
 

@@ -7,7 +7,7 @@ mono material for a stereo measure) or its mode is off; it is never ``-inf``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,8 +63,6 @@ class Readings:
 
     # Input health.
     non_finite_samples: int = 0  # NaN/Inf samples replaced by 0 before metering
-
-    extra: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,24 +108,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
 
-    demo = sub.add_parser(
-        "demo",
-        help="analyse the built-in demo mix against an aggressive master of it",
-        description="Render the built-in demo mix and an over-eager automatic master of it, "
-        "then compare their measurements. (The live dashboard is not built yet; "
-        "this comparison is what the demo shows for now.)",
-    )
-    demo.add_argument(
-        "--seconds",
-        type=_positive_seconds,
-        default=30.0,
-        metavar="N",
-        help="length of the demo material in seconds (default 30)",
-    )
-    demo.add_argument(
-        "--no-ui", action="store_true", help="terminal output only (currently always the case)"
-    )
-    demo.set_defaults(handler=_cmd_demo, subparser=demo)
+    from earmark import cli_live
+
+    cli_live.register(sub, offline_demo=_cmd_demo)
+    try:
+        from earmark import cli_plugins
+    except ImportError:  # pragma: no cover - arrives with the plugin scanner
+        pass
+    else:
+        cli_plugins.register(sub)
     return parser
 
 
@@ -268,18 +259,14 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.analysis import analyze
     from earmark.engine.demo import aggressive_master, demo_mix
 
-    sample_rate = 48000
-    if not args.no_ui:
-        print(
-            f"{_PROG}: the live dashboard is not built yet; showing the offline comparison",
-            file=sys.stderr,
-        )
+    sample_rate = args.samplerate
+    seconds = args.seconds or 30.0
     print(
-        f"{_PROG}: rendering {args.seconds:g} s of demo material and its aggressive master...",
+        f"{_PROG}: rendering {seconds:g} s of demo material and its aggressive master...",
         file=sys.stderr,
         flush=True,
     )
-    mix = demo_mix(seconds=args.seconds, sample_rate=sample_rate)
+    mix = demo_mix(seconds=seconds, sample_rate=sample_rate)
     master = aggressive_master(mix, sample_rate)
     before = analyze(mix, sample_rate=sample_rate)
     after = analyze(master, sample_rate=sample_rate)

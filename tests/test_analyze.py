@@ -492,8 +492,8 @@ def test_cli_strict_exits_1_on_a_problem_flag_and_3_still_wins(tmp_path, monkeyp
 # -- demo ---------------------------------------------------------------------------------------
 
 
-def test_cli_demo_compares_the_mix_and_its_aggressive_master():
-    proc = run_cli("demo", "--seconds", "8", "--no-ui")
+def test_cli_offline_demo_compares_the_mix_and_its_aggressive_master():
+    proc = run_cli("demo", "--offline", "--seconds", "8", "--no-ui")
     assert proc.returncode == 0, proc.stderr
     rows = {}
     for line in proc.stdout.splitlines():

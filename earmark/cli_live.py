@@ -1,0 +1,190 @@
+"""The live commands: `earmark demo`, `earmark run`, `earmark devices`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+
+
+def register(sub: argparse._SubParsersAction, offline_demo) -> None:
+    """Add demo, run and devices to the top-level subparsers."""
+    demo = sub.add_parser(
+        "demo",
+        help="stream the built-in mix through a chain (A) against an aggressive master (B)",
+        description="Stream the built-in demo mix through a chain (A) against an over-eager "
+        "automatic master of it (B), loudness-matched, every path metered, in real time. "
+        "With no audio device it runs into a null sink at real-time pace; with no display "
+        "it shows the terminal view. --offline prints the measured comparison instead.",
+    )
+    demo.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        metavar="N",
+        help="stop after N seconds (default: until q or Ctrl-C)",
+    )
+    demo.add_argument(
+        "--chain",
+        default="gentle-master",
+        metavar="PRESET|FILE",
+        help="the chain on path A (default gentle-master)",
+    )
+    demo.add_argument("--samplerate", type=int, default=48000)
+    demo.add_argument("--blocksize", type=int, default=64)
+    demo.add_argument("--output", default=None, metavar="DEV", help="output device (name or index)")
+    demo.add_argument("--no-ui", action="store_true", help="terminal view instead of the dashboard")
+    demo.add_argument(
+        "--offline",
+        action="store_true",
+        help="measure the mix and the master offline and compare (no streaming)",
+    )
+    demo.set_defaults(
+        handler=lambda a, p: offline_demo(a, p) if a.offline else _cmd_demo(a, p), subparser=demo
+    )
+
+    run = sub.add_parser(
+        "run",
+        help="stream the live input through a chain, A/B against references",
+        description="Stream the input through CHAIN with the dry input, the chain and each "
+        "reference metered in parallel; A is the chain, B the last reference (or the dry "
+        "input), loudness-matched.",
+    )
+    run.add_argument("--input", default=None, metavar="DEV", help="input device (name or index)")
+    run.add_argument("--output", default=None, metavar="DEV", help="output device")
+    run.add_argument("--samplerate", type=int, default=48000)
+    run.add_argument("--blocksize", type=int, default=64)
+    run.add_argument(
+        "--channels",
+        default="1,2",
+        metavar="L,R",
+        help="input channels to use, 1-based (default 1,2)",
+    )
+    run.add_argument("--chain", default=None, metavar="PRESET|FILE")
+    run.add_argument("--reference", action="append", default=[], metavar="FILE")
+    run.add_argument(
+        "--profile", default=None, metavar="NAME|FILE", help="reserved: arrives with the detectors"
+    )
+    run.add_argument(
+        "--controller", default=None, metavar="MAP", help="reserved: arrives with the MIDI surface"
+    )
+    run.add_argument(
+        "--session", default=None, metavar="NAME", help="reserved: arrives with the session log"
+    )
+    run.add_argument("--seconds", type=float, default=None, metavar="N")
+    run.add_argument("--no-ui", action="store_true")
+    run.set_defaults(handler=_cmd_run, subparser=run)
+
+    devices = sub.add_parser("devices", help="list audio devices (PortAudio)")
+    devices.set_defaults(handler=_cmd_devices, subparser=devices)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _device(text: str | None):
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark import live
+
+    _say(f"earmark: rendering the demo material at {args.samplerate} Hz ...")
+    try:
+        engine = live.demo_engine(args.samplerate, args.chain, blocksize=args.blocksize)
+    except (ValueError, OSError) as exc:
+        _say(f"earmark: {exc}")
+        return EXIT_USAGE
+    driver = live.open_driver(
+        engine, device=_device(args.output), blocksize=args.blocksize, input_channels=0, say=_say
+    )
+    if not args.no_ui:
+        _say("earmark: the dashboard is not built yet; showing the terminal view")
+    live.stream_with_view(engine, driver, args.seconds, "earmark demo")
+    _summary(engine)
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark import live
+    from earmark.engine.files import AudioFileError
+
+    for flag in ("profile", "controller", "session"):
+        if getattr(args, flag):
+            parser.error(f"--{flag} arrives with a later milestone")
+    try:
+        channels = [int(c) - 1 for c in args.channels.split(",") if c]
+        if not channels or min(channels) < 0:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--channels: expected 1-based numbers like 1,2, got {args.channels!r}")
+    try:
+        engine = live.run_engine(
+            args.samplerate, args.chain, args.reference, channels, blocksize=args.blocksize
+        )
+    except AudioFileError as exc:
+        _say(f"earmark: {exc}")
+        return EXIT_INPUT
+    except ValueError as exc:
+        _say(f"earmark: {exc}")
+        return EXIT_USAGE
+    device = (_device(args.input), _device(args.output))
+    if device == (None, None):
+        device = None
+    driver = live.open_driver(
+        engine, device=device, blocksize=args.blocksize, input_channels=max(channels) + 1, say=_say
+    )
+    live.stream_with_view(engine, driver, args.seconds, "earmark run")
+    _summary(engine)
+    return EXIT_OK
+
+
+def _summary(engine) -> None:
+    state = engine.state()
+    _say(f"earmark: stopped after {state.callbacks} blocks, {state.xruns} xruns")
+    for i, p in enumerate(state.paths):
+        tag = "A" if i == state.a else ("B" if i == state.b else " ")
+        r = p.readings
+        i_lufs = "-" if r.integrated_lufs is None else f"{r.integrated_lufs:.1f} LUFS"
+        tp = "-" if r.true_peak_dbtp is None else f"{r.true_peak_dbtp:.1f} dBTP"
+        _say(f"  {tag} {p.name}: {i_lufs}, {tp}")
+
+
+def _cmd_devices(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from earmark import live
+
+    try:
+        devices = live.describe_devices()
+    except Exception as exc:  # PortAudio missing or failing
+        _say(f"earmark: cannot query audio devices: {exc}")
+        return EXIT_INPUT
+    if not devices:
+        print("no audio devices (start a JACK server, or connect an interface)")
+        return EXIT_OK
+    table = Table(header_style="bold")
+    for col in ("#", "name", "host API", "in", "out", "default rate", "default"):
+        table.add_column(col)
+    for d in devices:
+        default = " ".join(
+            k for k, v in (("input", d["default_input"]), ("output", d["default_output"])) if v
+        )
+        table.add_row(
+            str(d["index"]),
+            d["name"],
+            d["hostapi"],
+            str(d["inputs"]),
+            str(d["outputs"]),
+            f"{d['default_samplerate']:.0f}",
+            default,
+        )
+    Console().print(table)
+    return EXIT_OK

@@ -1,0 +1,141 @@
+"""Live sessions: wire sources, chains, the engine, a driver and a view together.
+
+`earmark demo` streams the built-in mix through a chain (A) against its
+aggressive automatic master (B), loudness-matched, with the dry mix metered
+beside them. `earmark run` does the same with the live input and any number of
+reference files. With no audio device the engine runs into a null sink at
+real-time pace; with no display the terminal view shows it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from earmark.engine.drivers import AudioDriver, NullDriver, SoundDeviceDriver
+from earmark.engine.engine import Engine, Path
+from earmark.engine.sources import LiveInput, Player, load_player
+
+DEFAULT_CHAIN = "gentle-master"
+
+
+def _chain(name_or_path: str, sample_rate: int):
+    from earmark.engine.chains import build_chain, load_chain
+
+    return build_chain(load_chain(name_or_path), sample_rate, 2)
+
+
+def demo_engine(
+    sample_rate: int = 48000,
+    chain: str = DEFAULT_CHAIN,
+    material_s: float = 30.0,
+    blocksize: int = 64,
+) -> Engine:
+    """The demo: the mix dry, the mix through ``chain`` (A), the aggressive master (B)."""
+    from earmark.engine.demo import aggressive_master, demo_mix
+
+    mix = demo_mix(material_s, sample_rate)
+    master = aggressive_master(mix, sample_rate)
+    paths = [
+        Path("demo mix (dry)", Player(mix, "demo mix")),
+        Path(f"mix -> {chain}", Player(mix, "demo mix"), _chain(chain, sample_rate)),
+        Path("AI master (reference)", Player(master, "aggressive master")),
+    ]
+    return Engine(sample_rate, paths, a=1, b=2, max_block=max(4096, blocksize))
+
+
+def run_engine(
+    sample_rate: int,
+    chain: str | None,
+    references: Sequence[str],
+    input_channels: Sequence[int] = (0, 1),
+    blocksize: int = 64,
+) -> Engine:
+    """Live input dry and through ``chain``, plus each reference file (decoded now)."""
+    paths = [Path("input (dry)", LiveInput(input_channels))]
+    if chain:
+        paths.append(
+            Path(f"input -> {chain}", LiveInput(input_channels), _chain(chain, sample_rate))
+        )
+    for ref in references:
+        player = load_player(ref, sample_rate)
+        paths.append(Path(f"reference: {player.name}", player))
+    a = 1 if chain else 0
+    b = len(paths) - 1 if references else 0
+    return Engine(sample_rate, paths, a=a, b=b, max_block=max(4096, blocksize))
+
+
+def open_driver(
+    engine: Engine,
+    *,
+    device: object = None,
+    blocksize: int = 64,
+    input_channels: int = 2,
+    say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+) -> AudioDriver:
+    """A sounddevice stream on ``device`` (default device if None); a null sink if none opens."""
+    try:
+        import sounddevice as sd
+
+        if device is None and not len(sd.query_devices()):
+            raise RuntimeError("no audio devices")
+        driver: AudioDriver = SoundDeviceDriver(
+            engine, device=device, blocksize=blocksize, channels=(input_channels, 2), on_event=say
+        )
+        driver.start()
+        return driver
+    except Exception as exc:
+        if device is not None:
+            raise
+        say(f"earmark: no audio device ({_one_line(exc)}); streaming into a null sink in real time")
+        driver = NullDriver(engine, blocksize=blocksize)
+        driver.start()
+        return driver
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def stream_with_view(
+    engine: Engine, driver: AudioDriver, seconds: float | None, title: str
+) -> None:
+    """Show the terminal view while the driver streams; stop cleanly on q, Ctrl-C or timeout."""
+    from earmark.ui.terminal import run_view
+
+    def header() -> str:
+        lat_in, lat_out = driver.latency_s
+        return (
+            f"{title} · {driver.name} {driver.status} · {engine.sample_rate} Hz / "
+            f"{driver.blocksize} · latency {1e3 * (lat_in + lat_out):.1f} ms"
+        )
+
+    try:
+        run_view(engine.state, engine.post, header, seconds=seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        driver.stop()
+
+
+def describe_devices() -> list[dict]:
+    """Every PortAudio device: index, name, host API, channels, default rate."""
+    import sounddevice as sd
+
+    apis = sd.query_hostapis()
+    out = []
+    for i, d in enumerate(sd.query_devices()):
+        out.append(
+            {
+                "index": i,
+                "name": d["name"],
+                "hostapi": apis[d["hostapi"]]["name"],
+                "inputs": d["max_input_channels"],
+                "outputs": d["max_output_channels"],
+                "default_samplerate": d["default_samplerate"],
+                "default_input": i == sd.default.device[0],
+                "default_output": i == sd.default.device[1],
+            }
+        )
+    return out

@@ -1,0 +1,273 @@
+"""Audio drivers: what calls ``Engine.process`` and where its output goes.
+
+A small interface (STYLE.md item 9) with three implementations:
+
+- :class:`SoundDeviceDriver`: a PortAudio duplex stream (any host API; JACK on
+  these machines, CoreAudio/WASAPI/ALSA elsewhere). It counts xruns from the
+  callback's status flags, reports the stream's input->output latency, and when
+  the stream dies (device unplugged, server gone) it says so and reopens the
+  stream once the device is back, without touching the engine's state.
+- :class:`NullDriver`: no audio device; a thread runs the engine at real-time
+  pace into a discarded buffer (the demo on a headless machine).
+- :func:`render`: as fast as possible, for offline rendering and tests.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+
+from .engine import Engine
+
+# While streaming, a Python thread that holds the GIL delays the callback by up
+# to the switch interval (5 ms by default, four 64-frame periods): shorten it.
+_SWITCH_INTERVAL_S = 0.0005
+
+
+class AudioDriver(ABC):
+    """Runs an engine against some audio I/O."""
+
+    name: str = "driver"
+
+    def __init__(self, engine: Engine, blocksize: int) -> None:
+        self.engine = engine
+        self.blocksize = int(blocksize)
+        self.status = "stopped"
+        self._saved_switch: float | None = None
+
+    @abstractmethod
+    def start(self) -> None:
+        """Begin streaming."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop streaming (idempotent)."""
+
+    @property
+    def latency_s(self) -> tuple[float, float]:
+        """(input, output) latency in seconds as the device reports it."""
+        return (0.0, 0.0)
+
+    def _enter_realtime(self) -> None:
+        # GC pauses would land in the callback: freeze what exists, stop collecting.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        self._saved_switch = sys.getswitchinterval()
+        sys.setswitchinterval(_SWITCH_INTERVAL_S)
+
+    def _leave_realtime(self) -> None:
+        if self._saved_switch is not None:
+            sys.setswitchinterval(self._saved_switch)
+            self._saved_switch = None
+        gc.enable()
+        gc.unfreeze()
+
+
+class SoundDeviceDriver(AudioDriver):
+    """A sounddevice (PortAudio) duplex stream driving the engine.
+
+    Args:
+        engine: the engine to run.
+        device: device name/index for both directions, or (input, output).
+        blocksize: frames per callback (64 at 48 kHz is 1.33 ms).
+        channels: (input, output) channel counts; input 0 opens output only.
+        on_event: called (off the audio thread) with one line for each stream
+            event: opened, lost, reopened.
+    """
+
+    name = "sounddevice"
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        device: object = None,
+        blocksize: int = 64,
+        channels: tuple[int, int] = (2, 2),
+        on_event: Callable[[str], None] | None = None,
+        reopen_interval_s: float = 1.0,
+    ) -> None:
+        super().__init__(engine, blocksize)
+        self.device = device
+        self.channels = channels
+        self.on_event = on_event or (lambda msg: None)
+        self.reopen_interval_s = reopen_interval_s
+        self._stream = None
+        self._want_running = False
+        self._lost = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self.reopens = 0
+
+    def _open(self) -> None:
+        import sounddevice as sd
+
+        ch_in, ch_out = self.channels
+        engine = self.engine
+
+        def callback(indata, outdata, frames, _time, status) -> None:  # audio thread
+            engine.process(indata, outdata, frames, bool(status))
+
+        def finished() -> None:  # PortAudio thread, after the stream ended
+            if self._want_running:
+                self._lost.set()
+
+        kwargs = dict(
+            samplerate=engine.sample_rate,
+            blocksize=self.blocksize,
+            dtype="float32",
+            callback=callback,
+            finished_callback=finished,
+            device=self.device,
+        )
+        if ch_in > 0:
+            stream = sd.Stream(channels=(ch_in, ch_out), **kwargs)
+        else:
+            stream = sd.OutputStream(
+                channels=ch_out,
+                **{k: v for k, v in kwargs.items() if k != "callback"},
+                callback=lambda outdata, frames, t, status: engine.process(
+                    None, outdata, frames, bool(status)
+                ),
+            )
+        stream.start()
+        self._stream = stream
+        self.status = "streaming"
+
+    def start(self) -> None:
+        self._want_running = True
+        self._enter_realtime()
+        try:
+            self._open()
+        except Exception:
+            self._leave_realtime()
+            raise
+        self.on_event(f"stream open: {self.describe()}")
+        self._watchdog = threading.Thread(target=self._watch, name="earmark-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def describe(self) -> str:
+        """One line: device, rate, block, latency."""
+        if self._stream is None:
+            return "no stream"
+        lat = self.latency_s
+        dev = self._stream.device
+        return (
+            f"device {dev}, {self.engine.sample_rate} Hz, {self.blocksize} frames, "
+            f"latency in {lat[0] * 1e3:.1f} ms / out {lat[1] * 1e3:.1f} ms"
+        )
+
+    @property
+    def latency_s(self) -> tuple[float, float]:
+        if self._stream is None:
+            return (0.0, 0.0)
+        lat = self._stream.latency
+        return (float(lat[0]), float(lat[1])) if isinstance(lat, tuple) else (0.0, float(lat))
+
+    def _watch(self) -> None:
+        """Reopen the stream after device loss; sleeps on an event, so it holds no GIL."""
+        import sounddevice as sd
+
+        while self._want_running:
+            if not self._lost.wait(timeout=0.5):
+                continue
+            self.status = "device lost"
+            self.on_event("stream lost: the audio device or server went away; retrying")
+            self._close_quietly()
+            while self._want_running:
+                time.sleep(self.reopen_interval_s)
+                try:
+                    sd._terminate()  # rescan devices: the device may have come back
+                    sd._initialize()
+                    self._open()
+                except Exception as exc:  # still gone
+                    self.status = f"device lost ({exc.__class__.__name__})"
+                    continue
+                self._lost.clear()
+                self.reopens += 1
+                self.on_event(f"stream reopened: {self.describe()}")
+                break
+
+    def _close_quietly(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.abort(ignore_errors=True)
+            stream.close(ignore_errors=True)
+        except Exception:
+            pass
+
+    def stop(self) -> None:
+        self._want_running = False
+        self._lost.set()
+        self._close_quietly()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=2.0)
+            self._watchdog = None
+        self._leave_realtime()
+        self.status = "stopped"
+
+
+class NullDriver(AudioDriver):
+    """No audio device: run the engine at real-time pace, output discarded."""
+
+    name = "null sink"
+
+    def __init__(self, engine: Engine, blocksize: int = 64) -> None:
+        super().__init__(engine, blocksize)
+        self._thread: threading.Thread | None = None
+        self._running = False
+
+    def start(self) -> None:
+        self._running = True
+        self._enter_realtime()
+        self._thread = threading.Thread(target=self._run, name="earmark-null-sink", daemon=True)
+        self._thread.start()
+        self.status = "streaming (null sink)"
+
+    def _run(self) -> None:
+        n = self.blocksize
+        out = np.zeros((n, 2), dtype=np.float32)
+        period = n / self.engine.sample_rate
+        deadline = time.perf_counter()
+        while self._running:
+            self.engine.process(None, out, n, False)
+            deadline += period
+            delay = deadline - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.5:  # fell far behind (suspended?): resynchronise
+                deadline = time.perf_counter()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self._leave_realtime()
+        self.status = "stopped"
+
+
+def render(
+    engine: Engine, seconds: float, blocksize: int = 512, indata: np.ndarray | None = None
+) -> np.ndarray:
+    """Run the engine for ``seconds`` as fast as possible; returns the monitor output.
+
+    ``indata`` (frames, channels) feeds live-input sources, block by block.
+    """
+    total = int(round(seconds * engine.sample_rate))
+    out = np.zeros((total, 2), dtype=np.float32)
+    pos = 0
+    while pos < total:
+        n = min(blocksize, total - pos)
+        block_in = None if indata is None else indata[pos : pos + n]
+        engine.process(block_in, out[pos : pos + n], n, False)
+        pos += n
+    return out

@@ -1,0 +1,158 @@
+"""The live terminal view: what `earmark run` / `earmark demo` show without a display.
+
+A rich table refreshed a few times a second from ``Engine.state()``: every
+path's meters side by side with A and B marked (the audible one with a play
+sign, in words as well as colour), the loudness-match offset, the stream's
+latency, xruns and callback time. Keys (when stdin is a terminal): space
+toggles A/B, m loudness match, d dim, o mono, r reset meters, q quits.
+When stdout is not a terminal it prints one plain status line every few seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+KEYS_HELP = "space A/B · m match · d dim · o mono · r reset · q quit"
+
+
+def _f(v: float | None, nd: int = 1) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def render_state(state, header: str) -> Group:
+    """One frame of the view for an ``EngineState``."""
+    table = Table(expand=False, header_style="bold")
+    table.add_column("path")
+    for col in ("M", "S", "I LUFS", "LRA", "TP dBTP", "PSR", "PLR", "match dB", "delay"):
+        table.add_column(col, justify="right")
+    for i, p in enumerate(state.paths):
+        r = p.readings
+        role = ""
+        match = ""
+        if i == state.a:
+            role = ("▶ A" if state.audible == "A" else "  A") + " "
+            match = _f(state.match_a_db) if state.loudness_match else "off"
+        if i == state.b and state.b != state.a:
+            role = ("▶ B" if state.audible == "B" else "  B") + " "
+            match = _f(state.match_b_db) if state.loudness_match else "off"
+        style = "bold" if role.startswith("▶") else ("dim" if not role else "")
+        name = Text(role + p.name, style=style)
+        if p.nonfinite_blocks:
+            name.append(f"  MUTED {p.nonfinite_blocks} bad blocks", style="bold red")
+        table.add_row(
+            name,
+            _f(r.momentary_lufs),
+            _f(r.short_term_lufs),
+            _f(r.integrated_lufs),
+            _f(r.loudness_range_lu),
+            _f(r.true_peak_dbtp),
+            _f(r.psr_db),
+            _f(r.plr_db),
+            match,
+            f"{p.delay_samples}",
+        )
+    mon = state.monitor
+    flags = [k for k in ("dim", "mute", "mono") if mon.get(k)]
+    if mon.get("solo"):
+        flags.append(f"solo {mon['solo']}")
+    status = (
+        f"{header}  ·  {state.position_s:6.1f} s  ·  xruns {state.xruns}  ·  callback p99 "
+        f"{_f(state.callback_p99_us, 0)} µs  ·  monitor {' '.join(flags) or 'normal'}"
+    )
+    return Group(Text(status), table, Text(KEYS_HELP, style="dim"))
+
+
+@contextlib.contextmanager
+def _cbreak() -> Iterator[bool]:
+    """Single-key input without echo while the view runs (if stdin is a terminal)."""
+    if not sys.stdin.isatty():
+        yield False
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield True
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _read_key(timeout_s: float) -> str | None:
+    ready, _, _ = select.select([sys.stdin], [], [], timeout_s)
+    if not ready:
+        return None
+    return os.read(sys.stdin.fileno(), 1).decode(errors="ignore")
+
+
+def run_view(
+    get_state: Callable[[], object],
+    post: Callable[..., None],
+    header: Callable[[], str],
+    seconds: float | None = None,
+    refresh_hz: float = 8.0,
+    console: Console | None = None,
+) -> None:
+    """Show the view until q, Ctrl-C or ``seconds`` have passed."""
+    console = console or Console()
+    end = None if seconds is None else time.monotonic() + seconds
+    period = 1.0 / refresh_hz
+    if not console.is_terminal:
+        _plain(get_state, header, end, console)
+        return
+    with _cbreak() as keys, Live(console=console, auto_refresh=False, transient=False) as live:
+        while end is None or time.monotonic() < end:
+            state = get_state()
+            live.update(render_state(state, header()), refresh=True)
+            if keys:
+                key = _read_key(period)
+                if key == "q":
+                    break
+                _handle_key(key, state, post)
+            else:
+                time.sleep(period)
+
+
+def _handle_key(key: str | None, state, post: Callable[..., None]) -> None:
+    if key == " ":
+        post("select", "toggle")
+    elif key == "m":
+        post("match", not state.loudness_match)
+    elif key == "d":
+        post("monitor", {"dim": not state.monitor.get("dim")})
+    elif key == "o":
+        post("monitor", {"mono": not state.monitor.get("mono")})
+    elif key == "r":
+        post("reset_meters")
+
+
+def _plain(
+    get_state: Callable[[], object], header: Callable[[], str], end: float | None, console: Console
+) -> None:
+    while end is None or time.monotonic() < end:
+        time.sleep(min(2.0, max(0.0, (end or time.monotonic() + 2.0) - time.monotonic())))
+        s = get_state()
+        parts = []
+        for i, p in enumerate(s.paths):
+            tag = "A" if i == s.a else ("B" if i == s.b else "-")
+            r = p.readings
+            parts.append(
+                f"[{tag}] {p.name}: S {_f(r.short_term_lufs)} I {_f(r.integrated_lufs)}"
+                f" TP {_f(r.true_peak_dbtp)}"
+            )
+        console.print(
+            f"{header()} | {s.position_s:.1f} s | xruns {s.xruns} | " + " | ".join(parts),
+            soft_wrap=True,
+        )

@@ -39,6 +39,11 @@ from .sources import Player, Source, Transport
 # How often (in frames) the loudness match follows the meters: 100 ms at 48 kHz.
 _MATCH_INTERVAL_S = 0.1
 _TIMING_RING = 1 << 16
+# A flood of commands (a stuck controller, a runaway script) must neither grow
+# memory nor stretch a callback: pending commands are bounded, and each block
+# applies at most a few of them.
+_MAX_PENDING_COMMANDS = 1024
+_COMMANDS_PER_BLOCK = 32
 _DIM_DB = -20.0
 # Monitor matrices (out = M @ [L, R]).
 _MONITOR_MATRIX = {
@@ -105,6 +110,7 @@ class EngineState:
     monitor: dict
     callbacks: int
     xruns: int
+    dropped_commands: int
     position_s: float
     callback_p99_us: float | None
     callback_max_us: float | None
@@ -165,14 +171,22 @@ class Engine:
         self._since_match = 0
         self.callbacks = 0
         self.xruns = 0
+        self.dropped_commands = 0
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
         self.align_latency()
 
     # -- control (any thread) ------------------------------------------------------
 
-    def post(self, *command: object) -> None:
-        """Queue a command for the next block boundary (thread-safe, never blocks)."""
+    def post(self, *command: object) -> bool:
+        """Queue a command for the next block boundary (thread-safe, never blocks).
+
+        Returns False (and counts it in ``dropped_commands``) when too many are pending.
+        """
+        if len(self._commands) >= _MAX_PENDING_COMMANDS:
+            self.dropped_commands += 1
+            return False
         self._commands.append(command)
+        return True
 
     def align_latency(self) -> None:
         """Delay every path to the slowest chain's latency (plugin-reported or measured)."""
@@ -195,7 +209,9 @@ class Engine:
         t0 = time.perf_counter_ns()
         if xrun:
             self.xruns += 1
-        while self._commands:
+        for _ in range(_COMMANDS_PER_BLOCK):
+            if not self._commands:
+                break
             self._apply(self._commands.popleft())
         n = frames
         if n > self.max_block:  # never expected; fail safe rather than allocate
@@ -304,6 +320,7 @@ class Engine:
             monitor=dict(self.monitor),
             callbacks=self.callbacks,
             xruns=self.xruns,
+            dropped_commands=self.dropped_commands,
             position_s=self.transport.pos / self.sample_rate,
             callback_p99_us=p99,
             callback_max_us=mx_us,

@@ -1,0 +1,228 @@
+"""The engine's signal path, rendered offline through real pedalboard plugins.
+
+These run the same ``Engine.process`` the audio callback runs, block by block,
+without an audio server (the JACK tests exercise the real-time drivers).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pedalboard
+import pytest
+
+from earmark.engine.drivers import NullDriver, render
+from earmark.engine.engine import Engine, Path
+from earmark.engine.sources import LiveInput, Player
+from earmark.meters import MeterBank
+
+from synth import sine
+
+FS = 48000
+
+
+class Board:
+    """The smallest chain: a pedalboard with a known latency (what engine paths need)."""
+
+    def __init__(self, plugins, latency_samples: int = 0) -> None:
+        self.board = pedalboard.Pedalboard(plugins)
+        self.latency_samples = latency_samples
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        return self.board(block, FS, reset=False)
+
+
+def loudness(x: np.ndarray) -> float:
+    bank = MeterBank(2, FS)
+    bank.process(x)
+    return bank.readings().integrated_lufs
+
+
+def two_paths(x: np.ndarray, plugins, **kw) -> Engine:
+    return Engine(
+        FS, [Path("dry", Player(x, "x")), Path("chain", Player(x, "x"), Board(plugins))], **kw
+    )
+
+
+def test_a_b_selects_the_audible_path_and_both_are_metered():
+    x = sine(-20, 6, dtype=np.float32)
+    engine = two_paths(x, [pedalboard.Gain(gain_db=6.0)], loudness_match=False)
+    out_a = render(engine, 3, 64)
+    engine.post("select", "B")
+    out_b = render(engine, 3, 64)
+    assert loudness(out_a[FS:]) == pytest.approx(-20.0, abs=0.05)
+    assert loudness(out_b[FS:]) == pytest.approx(-14.0, abs=0.05)
+    state = engine.state()
+    assert state.audible == "B"
+    assert state.paths[0].readings.integrated_lufs == pytest.approx(-20.0, abs=0.05)
+    assert state.paths[1].readings.integrated_lufs == pytest.approx(-14.0, abs=0.05)
+
+
+def test_loudness_match_plays_a_and_b_within_half_a_lu():
+    x = sine(-20, 8, dtype=np.float32)
+    engine = two_paths(x, [pedalboard.Gain(gain_db=6.0)], loudness_match=True)
+    render(engine, 2, 64)  # the match follows the meters
+    out_a = render(engine, 3, 64)
+    engine.post("select", "B")
+    render(engine, 0.5, 64)
+    out_b = render(engine, 3, 64)
+    assert abs(loudness(out_a) - loudness(out_b)) <= 0.5
+    state = engine.state()
+    assert state.match_b_db == pytest.approx(-6.0, abs=0.1)  # the louder path is attenuated
+    assert state.match_a_db == pytest.approx(0.0, abs=1e-9)  # the quieter is never boosted
+
+
+def max_step(x: np.ndarray) -> float:
+    return float(np.abs(np.diff(x, axis=0)).max())
+
+
+@pytest.mark.parametrize(("fade_ms", "clicks"), [(30.0, False), (0.0, True)])
+def test_switching_is_click_free_only_with_the_crossfade(fade_ms, clicks):
+    # Worst case: B is A in opposite phase. With the equal-power fade the output's
+    # sample-to-sample step during the switch stays within the signal's own; a hard
+    # switch (fade 0) jumps by up to twice the amplitude, which this test detects.
+    # 1234.5 Hz is at a crest when the switch lands (0.5 s): the hard switch's worst moment.
+    a = sine(-6, 2, freq_hz=1234.5, dtype=np.float32)
+    engine = Engine(
+        FS,
+        [Path("a", Player(a, "a")), Path("b", Player(-a, "b"))],
+        loudness_match=False,
+        fade_ms=fade_ms,
+    )
+    before = render(engine, 0.5, 64)
+    engine.post("select", "B")
+    during = render(engine, 0.1, 64)
+    own = max_step(a)
+    step = max_step(np.concatenate([before[-1:], during]))
+    if clicks:
+        assert step > own * 1.5
+    else:
+        assert step <= own * 1.001
+
+
+def test_latency_compensation_aligns_paths_to_the_sample():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((FS * 2, 2)) * 0.1).astype(np.float32)
+    # pedalboard's Delay(0.01 s) at 48 kHz delays by 479 samples, not 480: measure it,
+    # as the engine's chains do, with an impulse through a fresh instance.
+    impulse = np.zeros((2048, 2), np.float32)
+    impulse[0] = 1.0
+    probe = pedalboard.Delay(delay_seconds=0.01, feedback=0.0, mix=1.0)
+    lag = int(np.argmax(probe(impulse, FS)[:, 0]))
+    assert lag == 479
+    delay = pedalboard.Delay(delay_seconds=0.01, feedback=0.0, mix=1.0)
+    delayed = Board([delay], latency_samples=lag)
+    engine = Engine(
+        FS,
+        [Path("dry", Player(x, "x")), Path("delay", Player(x, "x"), delayed)],
+        loudness_match=False,
+        max_block=512,
+    )
+    assert [p.delay_samples for p in engine.paths] == [0, 0]  # applied at the first block
+    out_dry = render(engine, 1, 64)
+    assert [p.delay_samples for p in engine.paths] == [lag, 0]
+    engine.post("select", "B")
+    render(engine, 0.1, 64)  # let the crossfade finish
+    out_delay = render(engine, 0.5, 64)
+    # Same transport position -> the aligned paths give the same samples.
+    start = int(1.1 * FS)
+    np.testing.assert_allclose(out_delay, x[start - lag : start - lag + len(out_delay)], atol=1e-6)
+    np.testing.assert_allclose(out_dry[lag:], x[: FS - lag], atol=1e-6)
+
+
+def test_monitor_dim_mute_mono_and_solo_never_touch_the_meters():
+    t = np.arange(3 * FS) / FS
+    left = 0.5 * np.sin(2 * np.pi * 440 * t)
+    x = np.stack([left, np.zeros_like(left)], 1).astype(np.float32)
+    engine = Engine(FS, [Path("x", Player(x, "x"))], loudness_match=False)
+    render(engine, 0.2, 64)
+    engine.post("monitor", {"solo": "R"})
+    out = render(engine, 0.3, 64)
+    assert np.abs(out[-FS // 10 :]).max() < 1e-4  # R solo of a left-only signal: silence
+    engine.post("monitor", {"solo": None, "mono": True})
+    out = render(engine, 0.3, 64)
+    np.testing.assert_allclose(out[-100:, 0], out[-100:, 1])
+    assert np.abs(out[-FS // 10 :, 0]).max() == pytest.approx(0.25, rel=0.01)  # (L + R) / 2
+    engine.post("monitor", {"mono": False, "dim": True})
+    out = render(engine, 0.3, 64)
+    assert 20 * np.log10(np.abs(out[-FS // 10 :, 0]).max() / 0.5) == pytest.approx(-20.0, abs=0.1)
+    engine.post("monitor", {"mute": True})
+    out = render(engine, 0.3, 64)
+    assert np.abs(out[-FS // 10 :]).max() < 1e-5
+    # The path's meters saw the signal all along.
+    assert engine.state().paths[0].readings.sample_peak_dbfs == pytest.approx(-6.02, abs=0.01)
+
+
+def test_non_finite_plugin_output_is_silenced_and_reported():
+    # pedalboard's Gain at +1000 dB overflows float32: a real plugin producing inf.
+    x = sine(-20, 2, dtype=np.float32)
+    engine = two_paths(x, [pedalboard.Gain(gain_db=1000.0)], loudness_match=False)
+    engine.post("select", "B")
+    out = render(engine, 1, 64)
+    assert np.isfinite(out).all()
+    assert np.abs(out).max() <= np.abs(x).max() + 1e-6  # only the fading-out dry path is heard
+    state = engine.state()
+    assert state.paths[1].nonfinite_blocks == 1 * FS // 64 + (1 if FS % 64 else 0)
+    assert state.paths[1].readings.true_peak_dbtp is None  # the meters saw silence
+    assert state.paths[0].readings.integrated_lufs == pytest.approx(-20.0, abs=0.05)
+
+
+def test_players_share_one_transport_and_seek_together():
+    ramp = np.repeat(np.arange(FS * 2, dtype=np.float32)[:, None] / (FS * 2), 2, axis=1)
+    engine = Engine(
+        FS, [Path("a", Player(ramp, "a")), Path("b", Player(ramp, "b"))], loudness_match=False
+    )
+    render(engine, 0.5, 100)
+    engine.post("seek", FS)
+    render(engine, 0.001, 48)  # one block after the seek
+    a, b = engine.paths[0]._out[:48, 0], engine.paths[1]._out[:48, 0]
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, ramp[FS : FS + 48, 0])
+
+
+def test_live_input_feeds_its_path():
+    x = sine(-23, 5, dtype=np.float32)
+    engine = Engine(FS, [Path("in", LiveInput((0, 1)))], loudness_match=False)
+    render(engine, 5, 64, indata=x)
+    assert engine.state().paths[0].readings.integrated_lufs == pytest.approx(-23.0, abs=0.05)
+
+
+def test_a_command_flood_from_another_thread_is_bounded_and_counted():
+    x = sine(-20, 4, dtype=np.float32)
+    engine = two_paths(x, [pedalboard.Gain(gain_db=3.0)])
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            engine.post("select", "toggle")
+            engine.post("monitor", {"dim": True})
+            engine.post("monitor", {"dim": False})
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        out = render(engine, 2, 64)
+    finally:
+        stop.set()
+        t.join()
+    assert np.isfinite(out).all()
+    assert np.abs(out).max() <= 10 ** (-17 / 20) + 1e-3  # never louder than the louder path
+    state = engine.state()
+    assert state.dropped_commands > 0  # the flood outran the blocks and was cut, not queued
+    assert len(engine._commands) <= 1024
+
+
+def test_null_driver_runs_in_real_time():
+    x = sine(-20, 3, dtype=np.float32)
+    engine = Engine(FS, [Path("x", Player(x, "x"))])
+    render(engine, 0.01, 64)  # load the compiled kernels before timing
+    driver = NullDriver(engine, blocksize=64)
+    driver.start()
+    time.sleep(0.2)
+    first, t0 = engine.callbacks, time.perf_counter()
+    time.sleep(1.0)
+    blocks, elapsed = engine.callbacks - first, time.perf_counter() - t0
+    driver.stop()
+    assert blocks / elapsed == pytest.approx(FS / 64, rel=0.05)

@@ -108,15 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
 
-    from earmark import cli_live
+    from earmark import cli_live, cli_plugins
 
     cli_live.register(sub, offline_demo=_cmd_demo)
-    try:
-        from earmark import cli_plugins
-    except ImportError:  # pragma: no cover - arrives with the plugin scanner
-        pass
-    else:
-        cli_plugins.register(sub)
+    cli_plugins.register(sub)
     return parser
 
 

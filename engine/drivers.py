@@ -103,6 +103,7 @@ class SoundDeviceDriver(AudioDriver):
         self._want_running = False
         self._lost = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._dead: list = []
         self.reopens = 0
 
     def _open(self) -> None:
@@ -171,23 +172,41 @@ class SoundDeviceDriver(AudioDriver):
         return (float(lat[0]), float(lat[1])) if isinstance(lat, tuple) else (0.0, float(lat))
 
     def _watch(self) -> None:
-        """Reopen the stream after device loss; sleeps on an event, so it holds no GIL."""
+        """Notice a dead stream, say so, and try to open a new one.
+
+        PortAudio's JACK backend deadlocks in Pa_AbortStream/Pa_CloseStream/
+        Pa_Terminate once its server has gone (measured: all four wait forever),
+        so a dead stream is never touched again and PortAudio's exit handler is
+        dropped. New streams are then tried at ``reopen_interval_s``; with JACK
+        they fail until the process restarts (PortAudio keeps the dead client),
+        and the status line says so instead of hanging.
+        """
+        import atexit
+
         import sounddevice as sd
 
         while self._want_running:
             if not self._lost.wait(timeout=0.5):
-                continue
+                stream = self._stream
+                # Not every host API calls finished_callback when its server dies.
+                if stream is None or stream.active or not self._want_running:
+                    continue
+            if not self._want_running:
+                break
             self.status = "device lost"
             self.on_event("stream lost: the audio device or server went away; retrying")
-            self._close_quietly()
+            if self._stream is not None:
+                self._dead.append(self._stream)  # never closed: that would hang
+                self._stream = None
+            atexit.unregister(sd._exit_handler)
+            attempts = 0
             while self._want_running:
                 time.sleep(self.reopen_interval_s)
+                attempts += 1
                 try:
-                    sd._terminate()  # rescan devices: the device may have come back
-                    sd._initialize()
                     self._open()
-                except Exception as exc:  # still gone
-                    self.status = f"device lost ({exc.__class__.__name__})"
+                except Exception as exc:  # still gone, or unreachable from this process
+                    self.status = f"device lost: {exc.__class__.__name__} ({attempts} retries)"
                     continue
                 self._lost.clear()
                 self.reopens += 1

@@ -150,8 +150,9 @@ class Engine:
                 (p.source.frames for p in self.paths if isinstance(p.source, Player)), default=0
             )
         )
-        for p in self.paths:
-            p.bank = MeterBank(2, self.sample_rate)
+        for i, p in enumerate(self.paths):
+            # Staggered spectrum frames: one path's FFT per block at most.
+            p.bank = MeterBank(2, self.sample_rate, spectrum_phase=i / len(self.paths))
             p._buf = np.zeros((self.max_block, 2), dtype=np.float32)
             p._out = np.zeros((self.max_block, 2), dtype=np.float32)
         self.a = a if a < len(self.paths) else 0
@@ -281,14 +282,19 @@ class Engine:
         )
 
     def _follow_loudness(self) -> None:
-        """Attenuate the louder of A and B to the quieter (never boost)."""
+        """Attenuate the louder of A and B to the quieter (never boost).
+
+        While either path has no loudness yet (start, meter reset) the current
+        match holds rather than jumping back to unity.
+        """
         ga = gb = 0.0
         if self.loudness_match and self.a != self.b:
             la = _programme_loudness(self.paths[self.a].bank)
             lb = _programme_loudness(self.paths[self.b].bank)
-            if la is not None and lb is not None:
-                quiet = min(la, lb)
-                ga, gb = quiet - la, quiet - lb
+            if la is None or lb is None:
+                return
+            quiet = min(la, lb)
+            ga, gb = quiet - la, quiet - lb
         self._mx[rt.X_GAIN_A_TARGET] = 10.0 ** (ga / 20.0)
         self._mx[rt.X_GAIN_B_TARGET] = 10.0 ** (gb / 20.0)
 

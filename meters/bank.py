@@ -56,6 +56,9 @@ class MeterBank:
         spectrum: measure the 1/3-octave spectrum and tilt.
         history_s: length of the 10 Hz history kept for curves.
         weights: per-channel BS.1770 weights overriding the defaults.
+        spectrum_phase: where in its hop the first spectrum frame falls (0-1).
+            Banks metering parallel paths in one callback take different
+            phases so that their FFT frames land in different blocks.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class MeterBank:
         spectrum: bool = True,
         history_s: float = 600.0,
         weights: Sequence[float] | None = None,
+        spectrum_phase: float = 0.0,
     ) -> None:
         if not isinstance(channels, int | np.integer) or channels < 1:
             raise ValueError(f"channels must be an integer >= 1, got {channels!r}")
@@ -108,6 +112,7 @@ class MeterBank:
         hop_s = self.fft_hop / self.sample_rate
         self._spec_frames = max(1, int(round(_SHORT_SPECTRUM_S / hop_s)))
         self._history_len = max(1, int(round(history_s * 10)))
+        self._fft_start = int(spectrum_phase % 1.0 * self.fft_hop)
         self.reset()
 
     def reset(self) -> None:
@@ -143,6 +148,7 @@ class MeterBank:
         self._sc[K.S_CUR_S] = -1.0
         self._sc[K.S_CUR_CORR] = np.nan
         self._sc[K.S_CUR_PSR] = np.nan
+        self._cnt[K.C_FFT_POS] = self._fft_start
 
     # -- streaming ---------------------------------------------------------------
 

@@ -1,0 +1,47 @@
+"""Where earmark keeps its files (DESIGN.md, "Environment").
+
+``EARMARK_HOME`` overrides everything, so a test or a portable install keeps
+its data in one folder: ``$EARMARK_HOME`` for data and ``$EARMARK_HOME/cache``
+for caches. Without it, the platform's conventional folders are used through
+platformdirs (on Linux ``~/.local/share/earmark`` and ``~/.cache/earmark``).
+
+Nothing here creates a folder: callers create what they write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+__all__ = ["HOME_ENV", "cache_dir", "home", "plugin_cache_file", "user_chains_dir"]
+
+HOME_ENV = "EARMARK_HOME"
+_APP = "earmark"
+
+
+def home() -> Path:
+    """The data folder: ``$EARMARK_HOME`` if set, else the platform's user data folder."""
+    override = os.environ.get(HOME_ENV, "")
+    if override:
+        return Path(override).expanduser()
+    return platformdirs.user_data_path(_APP, appauthor=False)
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$EARMARK_HOME/cache`` if set, else the platform's user cache folder."""
+    override = os.environ.get(HOME_ENV, "")
+    if override:
+        return Path(override).expanduser() / "cache"
+    return platformdirs.user_cache_path(_APP, appauthor=False)
+
+
+def plugin_cache_file() -> Path:
+    """The JSON file holding the results of ``earmark plugins scan``."""
+    return cache_dir() / "plugins.json"
+
+
+def user_chains_dir() -> Path:
+    """The folder searched for chain presets by name after the shipped ones."""
+    return home() / "chains"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path as Path_
 
 import numpy as np
 import pedalboard
@@ -226,3 +227,60 @@ def test_null_driver_runs_in_real_time():
     blocks, elapsed = engine.callbacks - first, time.perf_counter() - t0
     driver.stop()
     assert blocks / elapsed == pytest.approx(FS / 64, rel=0.05)
+
+
+def test_reference_file_is_decoded_and_resampled_to_the_stream_rate(tmp_path):
+    import soundfile as sf
+
+    from earmark.engine.sources import load_player
+
+    path = tmp_path / "ref-44k1.wav"
+    sf.write(path, sine(-20, 3, 44100, freq_hz=1000.0), 44100, subtype="FLOAT")
+    player = load_player(path, FS)
+    assert player.frames == pytest.approx(3 * FS, abs=64)
+    x = player.data[FS // 2 : FS // 2 + FS, 0]  # one second from the middle
+    crossings = np.count_nonzero(np.signbit(x[1:]) != np.signbit(x[:-1]))
+    assert crossings / 2 == pytest.approx(1000.0, abs=1.0)  # still 1 kHz at 48 kHz
+    engine = Engine(FS, [Path("ref", player)])
+    render(engine, 3, 64)
+    assert engine.state().paths[0].readings.integrated_lufs == pytest.approx(-20.0, abs=0.05)
+
+
+def _zamaximx2():
+    from earmark.engine import plugins
+
+    root = Path_(__file__).resolve().parent.parent / ".cache/plugins/usr/lib/vst3"
+    found = [
+        b
+        for b in plugins.find_bundles([*plugins.default_search_path(), root])
+        if b.name == "ZaMaximX2.vst3"
+    ]
+    return found[0] if found else None
+
+
+@pytest.mark.skipif(_zamaximx2() is None, reason="ZaMaximX2.vst3 not installed (scripts/bootstrap)")
+def test_dry_and_vst3_limiter_paths_align_to_the_sample():
+    from earmark.engine.chains import ChainSpec, PluginSpec, build_chain
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((FS * 2, 2)) * 0.05).astype(np.float32)  # far below the ceiling
+    spec = ChainSpec(
+        name="limiter",
+        plugins=(PluginSpec.vst3(_zamaximx2(), threshold_db=0.0, output_ceiling_db=0.0),),
+    )
+    chain = build_chain(spec, FS, 2)
+    lag = chain.latency_samples
+    assert lag == 480  # ZaMaximX2's lookahead, as it reports it
+    engine = Engine(
+        FS,
+        [Path("dry", Player(x, "x")), Path("limited", Player(x, "x"), chain)],
+        loudness_match=False,
+        max_block=1024,
+    )
+    out_dry = render(engine, 1, 64)
+    engine.post("select", "B")
+    render(engine, 0.1, 64)
+    out_lim = render(engine, 0.5, 64)
+    start = int(1.1 * FS)
+    np.testing.assert_allclose(out_dry[lag:], x[: FS - lag], atol=1e-6)
+    np.testing.assert_allclose(out_lim, x[start - lag : start - lag + len(out_lim)], atol=1e-5)

@@ -1,0 +1,211 @@
+"""Real-time soak: the live engine on a JACK dummy server, against a plain-copy floor.
+
+    .venv/bin/python bench/realtime.py [--seconds 600] [--floor-seconds 60] [--periods 64,32]
+
+For each period size it starts a named JACK server (dummy backend, 48 kHz),
+then runs in this one process:
+
+1. the floor: a sounddevice duplex stream whose callback only copies input to
+   output (the dummy driver itself misses deadlines on a VM; this is the
+   baseline those misses set);
+2. earmark: the demo session (dry mix, mix through the default chain, the
+   aggressive master as reference; the chain is pedalboard's compressor, high
+   shelf and limiter plus ZamCompX2 where the VST3 is installed), the full
+   MeterBank on every path, A/B toggled every 3 s.
+
+It prints callback duration p50/p99/p99.9/max as a share of the period, xruns
+(PortAudio status flags), CPU use and RSS at start and end. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+JACKD = ROOT / "scripts" / "jackd-dummy"
+SERVER = f"earmark-bench-{os.getpid()}"
+FS = 48000
+
+os.environ.update(
+    JACK_DEFAULT_SERVER=SERVER, JACK_NO_START_SERVER="1", JACK_NO_AUDIO_RESERVATION="1"
+)
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def jack(cmd: str, period: int) -> None:
+    subprocess.run(
+        [str(JACKD), cmd, SERVER, str(FS), str(period)], check=True, stdout=subprocess.DEVNULL
+    )
+
+
+def reinit_portaudio():
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()
+    return sd
+
+
+def jack_device(sd) -> int:
+    for i, d in enumerate(sd.query_devices()):
+        api = sd.query_hostapis(d["hostapi"])["name"]
+        if "JACK" in api and d["max_input_channels"] >= 2 and d["max_output_channels"] >= 2:
+            return i
+    raise RuntimeError("PortAudio sees no JACK device")
+
+
+def floor_run(seconds: float, period: int) -> dict:
+    sd = reinit_portaudio()
+    n_max = int(seconds * FS / period) + 1000
+    times = np.zeros(n_max, dtype=np.int64)
+    state = {"n": 0, "xruns": 0}
+    clock = time.perf_counter_ns
+
+    def callback(indata, outdata, frames, _t, status):
+        t0 = clock()
+        if status:
+            state["xruns"] += 1
+        outdata[:] = indata
+        i = state["n"]
+        if i < n_max:
+            times[i] = clock() - t0
+        state["n"] = i + 1
+
+    cpu0, rss0 = cpu_s(), rss_mb()
+    with sd.Stream(
+        device=jack_device(sd),
+        samplerate=FS,
+        blocksize=period,
+        channels=2,
+        dtype="float32",
+        callback=callback,
+    ):
+        time.sleep(seconds)
+    n = min(state["n"], n_max)
+    return {
+        "name": "plain copy (floor)",
+        "us": times[:n] / 1000.0,
+        "xruns": state["xruns"],
+        "callbacks": state["n"],
+        "cpu": (cpu_s() - cpu0) / seconds,
+        "rss": (rss0, rss_mb()),
+    }
+
+
+def earmark_run(seconds: float, period: int) -> dict:
+    reinit_portaudio()
+    import sounddevice as sd
+
+    from earmark import live
+    from earmark.engine.drivers import SoundDeviceDriver
+
+    chain = "bench" if _write_bench_chain() else "gentle-master"
+    engine = live.demo_engine(
+        FS, chain=str(_BENCH_CHAIN) if chain == "bench" else chain, blocksize=period
+    )
+    driver = SoundDeviceDriver(engine, device=jack_device(sd), blocksize=period, channels=(2, 2))
+    cpu0, rss0 = cpu_s(), rss_mb()
+    driver.start()
+    start = time.monotonic()
+    rss_warm = None
+    toggles = 0
+    try:
+        while (elapsed := time.monotonic() - start) < seconds:
+            time.sleep(3.0)
+            engine.post("select", "toggle")
+            toggles += 1
+            if rss_warm is None and elapsed > 10:
+                rss_warm = rss_mb()
+    finally:
+        driver.stop()
+    n = min(engine.callbacks, len(engine.timings_ns))
+    # The ring keeps the most recent callbacks; for long runs that is the tail of the soak.
+    return {
+        "name": f"earmark ({len(engine.paths)} paths, chain {chain}, A/B x{toggles})",
+        "us": engine.timings_ns[:n] / 1000.0,
+        "xruns": engine.xruns,
+        "callbacks": engine.callbacks,
+        "cpu": (cpu_s() - cpu0) / seconds,
+        "rss": (rss_warm or rss0, rss_mb()),
+    }
+
+
+_BENCH_CHAIN = ROOT / ".cache" / "bench-chain.toml"
+
+
+def _write_bench_chain() -> bool:
+    """The default chain plus ZamCompX2 when the VST3 is installed."""
+    from earmark.engine.plugins import default_search_path, find_bundles
+
+    if not any(b.name.startswith("ZamCompX2") for b in find_bundles(default_search_path())):
+        return False
+    _BENCH_CHAIN.parent.mkdir(parents=True, exist_ok=True)
+    preset = (ROOT / "presets" / "chains" / "gentle-master.toml").read_text()
+    preset = preset.replace('name = "gentle master"', 'name = "bench: gentle master + ZamCompX2"')
+    preset += '\n[[plugin]]\nvst3 = "ZamCompX2"\nthreshold_db = -20.0\nratio = 2.0\n'
+    _BENCH_CHAIN.write_text(preset)
+    return True
+
+
+def report(period: int, rows: list[dict]) -> None:
+    period_us = period / FS * 1e6
+    print(f"\nperiod {period} frames at {FS} Hz = {period_us:.0f} us")
+    print(
+        f"{'run':58} {'callbacks':>9} {'p50':>6} {'p99':>6} {'p99.9':>6} {'max':>7}"
+        f" {'xruns':>6} {'CPU':>5} {'RSS MB start->end':>18}"
+    )
+    for r in rows:
+        us = r["us"]
+        p50, p99, p999 = np.percentile(us, [50, 99, 99.9])
+        pct = [100 * v / period_us for v in (p50, p99, p999, us.max())]
+        print(
+            f"{r['name']:58} {r['callbacks']:9d} {pct[0]:5.1f}% {pct[1]:5.1f}% {pct[2]:5.1f}%"
+            f" {pct[3]:6.0f}% {r['xruns']:6d} {100 * r['cpu']:4.0f}%"
+            f" {r['rss'][0]:8.1f} -> {r['rss'][1]:6.1f}"
+        )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=600.0, help="earmark soak per period")
+    ap.add_argument("--floor-seconds", type=float, default=60.0)
+    ap.add_argument("--periods", default="64,32")
+    args = ap.parse_args()
+    for period in (int(p) for p in args.periods.split(",")):
+        jack("start", period)
+        try:
+            soak = args.seconds if period == 64 else min(args.seconds, 120.0)
+            rows = [floor_run(args.floor_seconds, period), earmark_run(soak, period)]
+        finally:
+            # PortAudio's JACK client must go before its server (else it aborts at exit).
+            import sounddevice as sd
+
+            sd._terminate()
+            jack("stop", period)
+            sd._initialize()
+        report(period, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

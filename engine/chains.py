@@ -107,6 +107,8 @@ import numpy as np
 
 from earmark.engine import plugins as _plugins
 
+from . import rt
+
 __all__ = [
     "BUILTINS",
     "BYPASS_RAMP_S",
@@ -766,21 +768,27 @@ def _show(value: Any) -> str:
 
 
 class _DelayLine:
-    """A whole-sample delay for the bypass path (audio thread only)."""
+    """A whole-sample delay for the bypass path (audio thread only).
 
-    __slots__ = ("_buffer",)
+    Fed every block (so its history is right the moment bypass engages) through
+    a preallocated ring; the delayed block is copied out only when it is heard.
+    """
+
+    __slots__ = ("_delay", "_out", "_pos", "_ring")
 
     def __init__(self, delay: int, channels: int) -> None:
-        self._buffer = np.zeros((delay, channels), dtype=np.float32)
+        self._delay = delay
+        self._ring = np.zeros((delay + 1, channels), dtype=np.float32)
+        self._out = np.zeros((MAX_BLOCK_FRAMES, channels), dtype=np.float32)
+        self._pos = 0
 
-    def process(self, x: np.ndarray) -> np.ndarray:
-        delay = self._buffer.shape[0]
-        if delay == 0:
-            return x
-        joined = np.concatenate((self._buffer, x))
-        out = joined[: x.shape[0]]
-        self._buffer = joined[x.shape[0] :]
-        return out
+    def feed(self, x: np.ndarray) -> None:
+        if self._delay:
+            self._pos = rt.delay(x, x.shape[0], self._ring, self._pos, self._delay, self._out)
+
+    def delayed(self, x: np.ndarray) -> np.ndarray:
+        """The block fed last, delayed (``x`` itself when there is no delay)."""
+        return self._out[: x.shape[0]].copy() if self._delay else x
 
 
 class _Runtime:
@@ -1002,9 +1010,11 @@ class Chain:
                 f"block must be shaped (frames, {self.channels}), got {np.shape(block)}"
             )
         frames = x.shape[0]
-        if not np.isfinite(x).all():
+        if not rt.all_finite(x, frames):
             self.nonfinite_input_blocks += 1
-            x = np.where(np.isfinite(x), x, np.float32(0.0))
+            clean = np.empty_like(x)
+            rt.copy_zeroing_non_finite(x, frames, clean)
+            x = clean
         if frames == 0 or not state.slots:
             return x.copy() if x is block else x
         raised: int | None = None  # first plugin that raised in this block
@@ -1021,7 +1031,7 @@ class Chain:
                 self.last_error = f"plugin {index + 1} ({slot.spec.title}): {exc}"
                 raised = index if raised is None else raised
                 wet = np.zeros_like(x)
-            if not np.isfinite(wet).all():
+            if not rt.all_finite(wet, frames):
                 # Downstream plugins get silence, so the fault does not poison their state.
                 wet = np.zeros_like(x)
                 if not (slot.bypass and runtime.bypassed):  # an audible plugin
@@ -1041,10 +1051,11 @@ class Chain:
     def _mix(
         self, slot: _Slot, runtime: _Runtime, dry: np.ndarray, wet: np.ndarray, frames: int
     ) -> np.ndarray:
-        delayed = runtime.delay.process(dry)
+        runtime.delay.feed(dry)
         target = slot.bypass
         if target == runtime.bypassed:
-            return delayed if target else wet
+            return runtime.delay.delayed(dry) if target else wet
+        delayed = runtime.delay.delayed(dry)
         # A bypass switch: a linear crossfade (both sides are the same signal, in phase).
         runtime.bypassed = target
         n = min(frames, self._ramp_frames)

@@ -18,12 +18,17 @@ import gc
 import sys
 import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import numpy as np
 
 from .engine import Engine
+
+# sounddevice (0.5.6) sets ndarray.shape inside every callback, which NumPy 2.5
+# deprecates: a warning per callback would cost far more than the callback.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="sounddevice")
 
 # While streaming, a Python thread that holds the GIL delays the callback by up
 # to the switch interval (5 ms by default, four 64-frame periods): shorten it.

@@ -137,14 +137,14 @@ def copy_input(indata: np.ndarray, channels: np.ndarray, n: int, out: np.ndarray
 def delay(x: np.ndarray, n: int, ring: np.ndarray, pos: int, samples: int, out: np.ndarray) -> int:
     """Delay x by ``samples`` (< ring length) through ``ring``; returns the new ring position."""
     size = ring.shape[0]
+    channels = ring.shape[1]
     for i in range(n):
-        ring[pos, 0] = x[i, 0]
-        ring[pos, 1] = x[i, 1]
         r = pos - samples
         if r < 0:
             r += size
-        out[i, 0] = ring[r, 0]
-        out[i, 1] = ring[r, 1]
+        for c in range(channels):
+            ring[pos, c] = x[i, c]
+            out[i, c] = ring[r, c]
         pos += 1
         if pos == size:
             pos = 0
@@ -163,4 +163,29 @@ def silence_non_finite(x: np.ndarray, n: int) -> int:
         for i in range(n):
             for c in range(x.shape[1]):
                 x[i, c] = 0.0
+    return bad
+
+
+@nb.njit(cache=True, nogil=True)
+def all_finite(x: np.ndarray, n: int) -> bool:
+    """True if the first n frames hold no NaN/Inf (no temporary array, unlike np.isfinite)."""
+    for i in range(n):
+        for c in range(x.shape[1]):
+            if not math.isfinite(x[i, c]):
+                return False
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def copy_zeroing_non_finite(x: np.ndarray, n: int, out: np.ndarray) -> int:
+    """out[:n] = x[:n] with NaN/Inf replaced by 0; returns how many were replaced."""
+    bad = 0
+    for i in range(n):
+        for c in range(x.shape[1]):
+            v = x[i, c]
+            if math.isfinite(v):
+                out[i, c] = v
+            else:
+                out[i, c] = 0.0
+                bad += 1
     return bad

@@ -209,7 +209,9 @@ def test_a_command_flood_from_another_thread_is_bounded_and_counted():
         stop.set()
         t.join()
     assert np.isfinite(out).all()
-    assert np.abs(out).max() <= 10 ** (-17 / 20) + 1e-3  # never louder than the louder path
+    # An equal-power fade between two in-phase versions peaks at sqrt(2) x the
+    # louder one mid-fade; that is its bound, however fast the toggles come.
+    assert np.abs(out).max() <= np.sqrt(2) * 10 ** (-17 / 20) + 1e-3
     state = engine.state()
     assert state.dropped_commands > 0  # the flood outran the blocks and was cut, not queued
     assert len(engine._commands) <= 1024

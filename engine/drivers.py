@@ -28,7 +28,9 @@ from .engine import Engine
 
 # sounddevice (0.5.6) sets ndarray.shape inside every callback, which NumPy 2.5
 # deprecates: a warning per callback would cost far more than the callback.
-warnings.filterwarnings("ignore", category=DeprecationWarning, module="sounddevice")
+warnings.filterwarnings(
+    "ignore", message="Setting the shape on a NumPy array", category=DeprecationWarning
+)
 
 # While streaming, a Python thread that holds the GIL delays the callback by up
 # to the switch interval (5 ms by default, four 64-frame periods): shorten it.

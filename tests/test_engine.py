@@ -19,20 +19,10 @@ from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import LiveInput, Player
 from earmark.meters import MeterBank
 
+from boards import Board
 from synth import sine
 
 FS = 48000
-
-
-class Board:
-    """The smallest chain: a pedalboard with a known latency (what engine paths need)."""
-
-    def __init__(self, plugins, latency_samples: int = 0) -> None:
-        self.board = pedalboard.Pedalboard(plugins)
-        self.latency_samples = latency_samples
-
-    def process(self, block: np.ndarray) -> np.ndarray:
-        return self.board(block, FS, reset=False)
 
 
 def loudness(x: np.ndarray) -> float:

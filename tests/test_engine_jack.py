@@ -18,24 +18,16 @@ from pathlib import Path as Path_
 import numpy as np
 import pedalboard
 import pytest
-from conftest import JACKD_DUMMY, JackServer
 
 from earmark.engine.drivers import SoundDeviceDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import LiveInput, Player
 
+from boards import Board
+from conftest import JACKD_DUMMY, JackServer
 from synth import sine
 
 FS = 48000
-
-
-class Board:
-    def __init__(self, plugins, latency_samples: int = 0) -> None:
-        self.board = pedalboard.Pedalboard(plugins)
-        self.latency_samples = latency_samples
-
-    def process(self, block: np.ndarray) -> np.ndarray:
-        return self.board(block, FS, reset=False)
 
 
 def start(jack_server: JackServer, engine: Engine) -> SoundDeviceDriver:

@@ -83,6 +83,14 @@ class Path:
     def latency_samples(self) -> int:
         return int(self.chain.latency_samples) if self.chain is not None else 0
 
+    @property
+    def muted_blocks(self) -> int:
+        """Blocks this path played as silence because its chain failed: those the
+        engine caught plus those a Chain silenced itself (NaN/Inf or a raising plugin)."""
+        chain = self.chain
+        own = getattr(chain, "nonfinite_blocks", 0) + getattr(chain, "error_blocks", 0)
+        return self.nonfinite_blocks + own
+
 
 @dataclass(frozen=True)
 class PathState:
@@ -303,9 +311,7 @@ class Engine:
     def state(self) -> EngineState:
         """A snapshot for displays (reads the meters; call from a non-real-time thread)."""
         paths = tuple(
-            PathState(
-                p.name, p.bank.readings(), p.latency_samples, p.delay_samples, p.nonfinite_blocks
-            )
+            PathState(p.name, p.bank.readings(), p.latency_samples, p.delay_samples, p.muted_blocks)
             for p in self.paths
         )
         n = min(self.callbacks, _TIMING_RING)

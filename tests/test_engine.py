@@ -276,3 +276,30 @@ def test_dry_and_vst3_limiter_paths_align_to_the_sample():
     start = int(1.1 * FS)
     np.testing.assert_allclose(out_dry[lag:], x[: FS - lag], atol=1e-6)
     np.testing.assert_allclose(out_lim, x[start - lag : start - lag + len(out_lim)], atol=1e-5)
+
+
+def _zameq2():
+    from earmark.engine import plugins
+
+    root = Path_(__file__).resolve().parent.parent / ".cache/plugins/usr/lib/vst3"
+    found = [
+        b
+        for b in plugins.find_bundles([*plugins.default_search_path(), root])
+        if b.name == "ZamEQ2.vst3"
+    ]
+    return found[0] if found else None
+
+
+@pytest.mark.skipif(_zameq2() is None, reason="ZamEQ2.vst3 not installed (scripts/bootstrap)")
+def test_a_chain_that_silences_its_own_nan_shows_the_path_as_muted():
+    # ZamEQ2 really outputs NaN; the Chain silences it before the engine sees it,
+    # and the engine's state must still report the path as muted.
+    from earmark.engine.chains import ChainSpec, PluginSpec, build_chain
+
+    chain = build_chain(ChainSpec(name="eq", plugins=(PluginSpec.vst3(_zameq2()),)), FS, 2)
+    x = sine(-20, 1, dtype=np.float32)
+    engine = Engine(FS, [Path("dry", Player(x, "x")), Path("eq", Player(x, "x"), chain)])
+    render(engine, 0.5, 64)
+    state = engine.state()
+    assert state.paths[1].nonfinite_blocks == chain.nonfinite_blocks > 0
+    assert state.paths[0].nonfinite_blocks == 0

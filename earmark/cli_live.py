@@ -106,7 +106,8 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     if not args.no_ui:
         _say("earmark: the dashboard is not built yet; showing the terminal view")
-    live.stream_with_view(engine, driver, args.seconds, "earmark demo")
+    session = live.LiveSession(engine, driver, say=_say)
+    live.stream_with_view(session, args.seconds, "earmark demo")
     _summary(engine)
     return EXIT_OK
 
@@ -140,7 +141,8 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     driver = live.open_driver(
         engine, device=device, blocksize=args.blocksize, input_channels=max(channels) + 1, say=_say
     )
-    live.stream_with_view(engine, driver, args.seconds, "earmark run")
+    session = live.LiveSession(engine, driver, say=_say)
+    live.stream_with_view(session, args.seconds, "earmark run")
     _summary(engine)
     return EXIT_OK
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from earmark.engine.drivers import AudioDriver, NullDriver, SoundDeviceDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import LiveInput, Player, load_player
+from earmark.session import LiveSession
 
 DEFAULT_CHAIN = "gentle-master"
 
@@ -98,11 +99,11 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
-def stream_with_view(
-    engine: Engine, driver: AudioDriver, seconds: float | None, title: str
-) -> None:
-    """Show the terminal view while the driver streams; stop cleanly on q, Ctrl-C or timeout."""
+def stream_with_view(session: LiveSession, seconds: float | None, title: str) -> None:
+    """Run the session with the terminal view; stop cleanly on q, Ctrl-C or timeout."""
     from earmark.ui.terminal import run_view
+
+    engine, driver = session.engine, session.driver
 
     def header() -> str:
         lat_in, lat_out = driver.latency_s
@@ -111,12 +112,7 @@ def stream_with_view(
             f"{driver.blocksize} · latency {1e3 * (lat_in + lat_out):.1f} ms"
         )
 
-    try:
-        run_view(engine.state, engine.post, header, seconds=seconds)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        driver.stop()
+    session.run(view=lambda s: run_view(s.state, s.post, header, seconds=seconds))
 
 
 def describe_devices() -> list[dict]:

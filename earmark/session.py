@@ -1,0 +1,323 @@
+"""A live session: the engine streaming, plus everything that runs beside it.
+
+The audio callback only runs the engine. Everything else a session does — the
+views, the detectors, the session log and snapshots, the MIDI surface, the
+control socket, the dashboard's state frame — is a *service* ticked by one
+session thread, off the audio thread, at a modest rate. One thread rather than
+one per feature, because every busy Python thread in the audio process steals
+the GIL from the callback for up to the switch interval.
+
+Commands come from everywhere (keys, dashboard, controller, CLI socket) and go
+through :meth:`LiveSession.post`:
+
+- engine commands (``select``, ``compare``, ``match``, ``monitor``, ``seek``,
+  ``play``, ``reset_meters``; see ``engine.Engine._apply``) are queued for the
+  next block boundary;
+- session commands (``marker``, and whatever services register with
+  :meth:`LiveSession.handle`, such as ``snapshot``) are queued for the session
+  thread, which runs their handlers in order. :meth:`LiveSession.call` waits for
+  the result (the snapshot id, say).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from earmark.engine.drivers import AudioDriver
+from earmark.engine.engine import Engine, EngineState
+from earmark.meters import History
+
+__all__ = ["LiveSession", "Service", "Status"]
+
+_MAX_PENDING = 256
+_MAX_STATUS = 50
+
+
+class Service(Protocol):
+    """Something that runs beside the audio: started, ticked, stopped by the session.
+
+    ``tick`` runs on the session thread at ``tick_hz`` (default: the session's rate).
+    It must return quickly; slow work (disk, network) belongs on a thread the
+    service owns. An exception in a service is reported once and the service is
+    dropped; the audio and the other services go on.
+    """
+
+    def start(self, session: LiveSession) -> None: ...
+
+    def tick(self, session: LiveSession, state: EngineState) -> None: ...
+
+    def stop(self, session: LiveSession) -> None: ...
+
+
+@dataclass(frozen=True)
+class Status:
+    """One status line (device lost, controller reconnected, snapshot stored ...)."""
+
+    time: float  # time.time()
+    source: str
+    text: str
+
+
+@dataclass
+class _Pending:
+    command: tuple
+    future: Future | None = None
+
+
+@dataclass
+class _Slot:
+    service: Any
+    period_s: float
+    due: float = 0.0
+    name: str = field(default="")
+
+
+class LiveSession:
+    """The engine, its driver, the services around them, and the session's command queue.
+
+    Args:
+        engine: the running (or about to run) engine.
+        driver: the audio driver streaming it (stopped when the session stops).
+        name: the session's name (``--session``); a dated default otherwise.
+        profile: the detectors' profile (``--profile``), or None.
+        tick_hz: how often the session thread refreshes the state and ticks services.
+        say: where status lines are also printed (stderr by default; None to keep quiet).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        driver: AudioDriver | None = None,
+        *,
+        name: str | None = None,
+        profile: Any = None,
+        tick_hz: float = 10.0,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.driver = driver
+        self.name = name or datetime.now().strftime("%Y-%m-%d %H:%M")
+        self.profile = profile
+        self.tick_hz = float(tick_hz)
+        self.flags: list[dict] = []  # open and recent flags (dicts, DESIGN.md), with "path"
+        self.markers: list[dict] = []
+        self.status: deque[Status] = deque(maxlen=_MAX_STATUS)
+        self._say = say
+        self._slots: list[_Slot] = []
+        self._handlers: dict[str, list[Callable[..., Any]]] = {"marker": [_add_marker]}
+        self._pending: deque[_Pending] = deque()
+        self._state: EngineState | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped_commands = 0
+
+    # -- reading --------------------------------------------------------------------------
+
+    def state(self) -> EngineState:
+        """The latest engine state (refreshed by the session thread; computed now if none)."""
+        state = self._state
+        if state is None:
+            state = self._state = self.engine.state()
+        return state
+
+    def history(self, path: int) -> History:
+        """The 10 Hz meter curves of path ``path``."""
+        return self.engine.paths[path].bank.history()
+
+    def chains(self) -> list[Any]:
+        """Per path: its chain (``engine.chains.Chain`` or another processor), or None."""
+        return [p.chain for p in self.engine.paths]
+
+    @property
+    def position_s(self) -> float:
+        """Where the session's transport is, in seconds."""
+        return self.engine.transport.pos / self.engine.sample_rate
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def handle(self, kind: str, handler: Callable[..., Any]) -> None:
+        """Register ``handler(session, *args)`` for the session command ``kind``.
+
+        Several handlers may share a kind; they run in registration order and
+        :meth:`call` returns the last result that is not None.
+        """
+        self._handlers.setdefault(kind, []).append(handler)
+
+    def post(self, *command: object) -> bool:
+        """Queue a command (engine or session); never blocks. False when dropped."""
+        if not command:
+            return False
+        if command[0] in self._handlers:
+            return self._enqueue(_Pending(tuple(command)))
+        return self.engine.post(*command)
+
+    def call(self, *command: object, timeout: float | None = 5.0) -> Any:
+        """Run a session command on the session thread and return its result.
+
+        Raises TimeoutError if the session thread does not run it in time, and
+        re-raises what the handler raised.
+        """
+        if not command or command[0] not in self._handlers:
+            raise ValueError(f"not a session command: {command[:1]!r}")
+        future: Future = Future()
+        if not self._enqueue(_Pending(tuple(command), future)):
+            raise RuntimeError("too many session commands pending")
+        if self._thread is None:  # not running: run it here
+            self._run_commands()
+        return future.result(timeout=timeout)
+
+    def _enqueue(self, pending: _Pending) -> bool:
+        if len(self._pending) >= _MAX_PENDING:
+            self.dropped_commands += 1
+            return False
+        self._pending.append(pending)
+        self._wake.set()
+        return True
+
+    def note(self, source: str, text: str) -> None:
+        """Add a status line (shown by the views, printed if the session prints)."""
+        self.status.append(Status(time.time(), source, text))
+        if self._say is not None:
+            self._say(f"earmark: {text}")
+
+    # -- services ---------------------------------------------------------------------------
+
+    def add_service(self, service: Any, name: str | None = None) -> None:
+        """Add a service; started now if the session is running."""
+        hz = float(getattr(service, "tick_hz", self.tick_hz) or self.tick_hz)
+        slot = _Slot(service, 1.0 / hz, name=name or type(service).__name__)
+        self._slots.append(slot)
+        if self._thread is not None:
+            self._start_slot(slot)
+
+    def _start_slot(self, slot: _Slot) -> bool:
+        try:
+            slot.service.start(self)
+            return True
+        except Exception as exc:
+            self._drop(slot, "could not start", exc)
+            return False
+
+    def _drop(self, slot: _Slot, what: str, exc: BaseException) -> None:
+        if slot in self._slots:
+            self._slots.remove(slot)
+        self.note(slot.name, f"{slot.name} {what} and was stopped: {_one_line(exc)}")
+
+    # -- running ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the services and the session thread (the driver is started by its opener)."""
+        if self._thread is not None:
+            return
+        for slot in list(self._slots):
+            self._start_slot(slot)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="earmark-session", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the session thread, then the services (in reverse), then the driver."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            self._wake.set()
+            thread.join(timeout=5.0)
+        self._run_commands()  # what was acknowledged-in-flight still runs
+        for slot in reversed(list(self._slots)):
+            try:
+                slot.service.stop(self)
+            except Exception as exc:
+                self.note(slot.name, f"{slot.name} failed to stop cleanly: {_one_line(exc)}")
+        if self.driver is not None:
+            self.driver.stop()
+
+    def __enter__(self) -> LiveSession:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run(self, seconds: float | None = None, view: Callable[[LiveSession], None] | None = None):
+        """Start, show ``view(session)`` (or just wait ``seconds``), stop on return or Ctrl-C."""
+        self.start()
+        try:
+            if view is not None:
+                view(self)
+            else:
+                end = None if seconds is None else time.monotonic() + seconds
+                while end is None or time.monotonic() < end:
+                    time.sleep(0.1 if end is None else max(0.0, min(0.1, end - time.monotonic())))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def _loop(self) -> None:
+        next_state = 0.0
+        while not self._stop.is_set():
+            period = min([s.period_s for s in self._slots] + [1.0 / self.tick_hz])
+            self._run_commands()
+            now = time.monotonic()
+            if now >= next_state:
+                self._state = self.engine.state()
+                next_state = now + 1.0 / self.tick_hz
+            for slot in list(self._slots):
+                if now < slot.due:
+                    continue
+                slot.due = now + slot.period_s
+                try:
+                    slot.service.tick(self, self._state)
+                except Exception as exc:
+                    self._drop(slot, "failed", exc)
+            self._wake.wait(period)
+            self._wake.clear()
+
+    def _run_commands(self) -> None:
+        while self._pending:
+            pending = self._pending.popleft()
+            kind, args = pending.command[0], pending.command[1:]
+            result = None
+            try:
+                for handler in self._handlers.get(kind, ()):
+                    out = handler(self, *args)
+                    if out is not None:
+                        result = out
+            except Exception as exc:
+                if pending.future is not None:
+                    pending.future.set_exception(exc)
+                else:
+                    self.note("session", f"{kind} failed: {_one_line(exc)}")
+                continue
+            if pending.future is not None:
+                pending.future.set_result(result)
+
+
+def _add_marker(session: LiveSession, label: str | None = None, *_: object) -> dict:
+    """The built-in ``marker`` command: remember where and when, return the marker."""
+    marker = {
+        "time": time.time(),
+        "t_s": round(session.position_s, 3),
+        "label": label or f"marker {len(session.markers) + 1}",
+    }
+    session.markers.append(marker)
+    return marker
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def default_say(message: str) -> None:
+    """Print a status line to stderr."""
+    print(message, file=sys.stderr, flush=True)

@@ -6,7 +6,8 @@ A small interface (STYLE.md item 9) with three implementations:
   these machines, CoreAudio/WASAPI/ALSA elsewhere). It counts xruns from the
   callback's status flags, reports the stream's input->output latency, and when
   the stream dies (device unplugged, server gone) it says so and reopens the
-  stream once the device is back, without touching the engine's state.
+  stream once the device is back, without touching the engine's state (the
+  meters keep integrating across the gap).
 - :class:`NullDriver`: no audio device; a thread runs the engine at real-time
   pace into a discarded buffer (the demo on a headless machine).
 - :func:`render`: as fast as possible, for offline rendering and tests.
@@ -14,8 +15,14 @@ A small interface (STYLE.md item 9) with three implementations:
 
 from __future__ import annotations
 
+import ctypes.util
 import gc
+import importlib.util
+import itertools
+import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -111,10 +118,15 @@ class SoundDeviceDriver(AudioDriver):
         self._lost = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._dead: list = []
+        self._sd = None  # the sounddevice module instance in use (see fresh_portaudio)
         self.reopens = 0
 
     def _open(self) -> None:
-        import sounddevice as sd
+        if self._sd is None:
+            import sounddevice
+
+            self._sd = sounddevice
+        sd = self._sd
 
         ch_in, ch_out = self.channels
         engine = self.engine
@@ -179,18 +191,17 @@ class SoundDeviceDriver(AudioDriver):
         return (float(lat[0]), float(lat[1])) if isinstance(lat, tuple) else (0.0, float(lat))
 
     def _watch(self) -> None:
-        """Notice a dead stream, say so, and try to open a new one.
+        """Notice a dead stream, say so, and open a new one once the device is back.
 
         PortAudio's JACK backend deadlocks in Pa_AbortStream/Pa_CloseStream/
         Pa_Terminate once its server has gone (measured: all four wait forever),
-        so a dead stream is never touched again and PortAudio's exit handler is
-        dropped. New streams are then tried at ``reopen_interval_s``; with JACK
-        they fail until the process restarts (PortAudio keeps the dead client),
-        and the status line says so instead of hanging.
+        and it keeps its dead JACK client, so no new stream opens in that
+        PortAudio instance either. So a dead stream is never touched again, its
+        instance's exit handler is dropped, and new streams are opened in a
+        fresh PortAudio instance (:func:`fresh_portaudio`), tried every
+        ``reopen_interval_s`` until the device answers.
         """
         import atexit
-
-        import sounddevice as sd
 
         while self._want_running:
             if not self._lost.wait(timeout=0.5):
@@ -205,19 +216,24 @@ class SoundDeviceDriver(AudioDriver):
             if self._stream is not None:
                 self._dead.append(self._stream)  # never closed: that would hang
                 self._stream = None
-            atexit.unregister(sd._exit_handler)
+            if self._sd is not None:
+                atexit.unregister(self._sd._exit_handler)
+                self._dead.append(self._sd)
             attempts = 0
             while self._want_running:
                 time.sleep(self.reopen_interval_s)
                 attempts += 1
                 try:
+                    self._sd = fresh_portaudio()
                     self._open()
-                except Exception as exc:  # still gone, or unreachable from this process
-                    self.status = f"device lost: {exc.__class__.__name__} ({attempts} retries)"
+                except Exception as exc:  # still gone
+                    self.status = f"device lost: {_one_line(exc)} ({attempts} retries)"
+                    _release(self._sd)  # it has no stream: safe to terminate and unload
+                    self._sd = None
                     continue
                 self._lost.clear()
                 self.reopens += 1
-                self.on_event(f"stream reopened: {self.describe()}")
+                self.on_event(f"stream reopened after {attempts} tries: {self.describe()}")
                 break
 
     def _close_quietly(self) -> None:
@@ -239,6 +255,77 @@ class SoundDeviceDriver(AudioDriver):
             self._watchdog = None
         self._leave_realtime()
         self.status = "stopped"
+
+
+_instances = itertools.count(1)
+
+
+def fresh_portaudio():
+    """A new, independent sounddevice module on its own copy of the PortAudio library.
+
+    ``dlopen`` of a different file gives the library fresh globals, so the new
+    instance initialises PortAudio (and its JACK client) from scratch while the
+    old one, stuck with a dead server, is left alone. The copy is unlinked once
+    loaded. Raises OSError when the library cannot be located or copied.
+    """
+    import sounddevice
+
+    source = _loaded_library_path(sounddevice._libname)
+    n = next(_instances)
+    folder = tempfile.mkdtemp(prefix="earmark-portaudio-")
+    copy = os.path.join(folder, f"portaudio-{n}{os.path.splitext(source)[1] or '.so'}")
+    shutil.copyfile(source, copy)
+    saved = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: copy if name == "portaudio" else saved(name)
+    try:
+        spec = importlib.util.spec_from_file_location(
+            f"_earmark_sounddevice_{n}", sounddevice.__file__
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        ctypes.util.find_library = saved
+        shutil.rmtree(folder, ignore_errors=True)  # the mapping outlives the file (POSIX)
+    return module
+
+
+def _release(module) -> None:
+    """Terminate and unload a fresh PortAudio instance that never opened a stream.
+
+    Only safe for an instance with no stream on a dead server (that is what
+    deadlocks); without this, an outage of an hour would map thousands of copies.
+    """
+    if module is None:
+        return
+    import atexit
+
+    atexit.unregister(module._exit_handler)
+    try:
+        module._terminate()
+        module._ffi.dlclose(module._lib)
+    except Exception:
+        pass
+
+
+def _loaded_library_path(libname: str) -> str:
+    """The file behind sounddevice's ``_libname`` (a path, or a soname on Linux)."""
+    if os.path.isabs(libname) and os.path.exists(libname):
+        return libname
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split(None, 5)[-1].strip()
+                base, want = os.path.basename(path), os.path.basename(libname)
+                if base == want or base.startswith(want + "."):  # soname -> real file
+                    return path
+    except OSError:
+        pass
+    raise OSError(f"cannot locate the PortAudio library {libname!r} to load a fresh copy")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
 class NullDriver(AudioDriver):

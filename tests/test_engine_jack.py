@@ -113,20 +113,35 @@ t0 = time.monotonic()
 while not driver.status.startswith("device lost") and time.monotonic() - t0 < 5:
     time.sleep(0.05)
 noticed_s = time.monotonic() - t0
+lost_blocks = engine.callbacks
+duration_lost = engine.state().paths[0].readings.duration_s
+time.sleep(0.5)
+subprocess.run([jackd, "start", name], check=True, capture_output=True)
+t2 = time.monotonic()
+while driver.status != "streaming" and time.monotonic() - t2 < 10:
+    time.sleep(0.05)
+reopen_s = time.monotonic() - t2
+ports = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
+at_reopen = engine.callbacks
+time.sleep(1.0)
+blocks_after = engine.callbacks - at_reopen
 t1 = time.monotonic()
 driver.stop()
 stop_s = time.monotonic() - t1
 r = engine.state().paths[0].readings
-print(json.dumps(dict(before=before, noticed_s=noticed_s, stop_s=stop_s, events=events,
-                      lufs=r.integrated_lufs)), flush=True)
+print(json.dumps(dict(before=before, noticed_s=noticed_s, reopen_s=reopen_s, stop_s=stop_s,
+                      events=events, lufs=r.integrated_lufs, ports=ports,
+                      lost_blocks=lost_blocks, blocks_after=blocks_after,
+                      duration_lost=duration_lost, duration_end=r.duration_s,
+                      reopens=driver.reopens, status=driver.status)), flush=True)
 os._exit(0)
 """
 
 
-def test_losing_the_audio_server_is_reported_and_never_hangs(jack_server):
-    # A real fault: the JACK server disappears mid-stream. The scenario runs in a
-    # child process on its own server (PortAudio's JACK backend deadlocks when a
-    # dead stream is closed, so nothing here may touch this process's PortAudio).
+def test_a_lost_audio_server_is_reported_and_the_stream_reopens_when_it_returns(jack_server):
+    # A real fault: the JACK server disappears mid-stream, then comes back. The
+    # scenario runs in a child process on its own server, so that the dead
+    # PortAudio instance it leaves behind stays out of this process.
     name = f"earmark-loss-{os.getpid()}"
     subprocess.run(
         [str(JACKD_DUMMY), "start", name, str(FS), "64"], check=True, capture_output=True
@@ -147,5 +162,12 @@ def test_losing_the_audio_server_is_reported_and_never_hangs(jack_server):
     assert result["noticed_s"] < 2.0  # the loss is noticed within a couple of seconds
     assert result["stop_s"] < 2.0  # and stopping afterwards does not hang
     assert any("lost" in e for e in result["events"])
-    # What the meters measured before the loss is still there.
+    # The server came back: a new stream is open on it and runs in real time.
+    assert result["reopens"] == 1
+    assert any("reopened" in e for e in result["events"])
+    assert result["reopen_s"] < 3.0
+    assert any(p.startswith("PortAudio") for p in result["ports"])
+    assert result["blocks_after"] == pytest.approx(FS / 64, rel=0.2)
+    # The meters kept integrating across the gap: nothing measured was lost.
+    assert result["duration_end"] > result["duration_lost"] + 0.8
     assert result["lufs"] == pytest.approx(-20.0, abs=0.05)

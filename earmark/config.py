@@ -11,11 +11,21 @@ Nothing here creates a folder: callers create what they write.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import platformdirs
 
-__all__ = ["HOME_ENV", "cache_dir", "home", "plugin_cache_file", "user_chains_dir"]
+__all__ = [
+    "HOME_ENV",
+    "cache_dir",
+    "control_socket_file",
+    "home",
+    "plugin_cache_file",
+    "runtime_dir",
+    "store_file",
+    "user_chains_dir",
+]
 
 HOME_ENV = "EARMARK_HOME"
 _APP = "earmark"
@@ -45,3 +55,26 @@ def plugin_cache_file() -> Path:
 def user_chains_dir() -> Path:
     """The folder searched for chain presets by name after the shipped ones."""
     return home() / "chains"
+
+
+def store_file() -> Path:
+    """The SQLite database of snapshots and session logs (earmark.store)."""
+    return home() / "earmark.sqlite"
+
+
+def runtime_dir() -> Path:
+    """Where a running session keeps its control socket: ``$EARMARK_HOME/run`` if set,
+    else the platform's user runtime folder (``$XDG_RUNTIME_DIR/earmark`` on Linux)."""
+    override = os.environ.get(HOME_ENV, "")
+    if override:
+        return Path(override).expanduser() / "run"
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR platformdirs falls back to /tmp/runtime-$UID and warns;
+        # the fallback is what we want (the folder is created 0700 by its user).
+        warnings.simplefilter("ignore")
+        return platformdirs.user_runtime_path(_APP, appauthor=False)
+
+
+def control_socket_file() -> Path:
+    """The Unix domain socket a running session answers ``earmark snapshot take`` on."""
+    return runtime_dir() / "control.sock"

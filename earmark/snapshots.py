@@ -1,0 +1,659 @@
+"""Snapshots as documents: what a moment of a session measured, and how two moments differ.
+
+A snapshot is one JSON-ready ``dict`` (format ``earmark-snapshot``, version 1)::
+
+    {"format": "earmark-snapshot", "version": 1,
+     "time": 1718000000.0, "session": "album master", "label": "v3", "note": "...",
+     "source": {"kind": "demo", "a": 1, "b": 2, "audible": "A", "loudness_match": true,
+                "match_a_db": -1.2, "match_b_db": 0.0, "monitor": {...}, "position_s": 41.3},
+     "audio": {"sample_rate": 48000, "block_size": 64, "latency_in_s": 0.0,
+               "latency_out_s": 0.0027, "driver": "...", "callbacks": ..., "xruns": 0, ...},
+     "paths": [{"index": 0, "name": "demo mix (dry)", "role": null,
+                "readings": {every field of meters.Readings},
+                "harshness_db": -17.3,
+                "history": {"t_s": [...], "short_term_lufs": [...], "psr_db": [...],
+                            "momentary_lufs": [...]},        # the last 30 s at 10 Hz
+                "chain": {"name": ..., "plugins": [{"title", "bypass", "parameters"...}]},
+                "latency_samples": 0, "delay_samples": 0, "muted_blocks": 0}, ...],
+     "flags": [flag dicts as DESIGN.md, with "path"], "markers": [...],
+     "profile": null or the profile's fields}
+
+``None`` stands for an undefined reading (never NaN or infinity), so the JSON is
+strict and reading it back gives the same values (:func:`read_json`,
+:func:`readings_from_dict`).
+
+:func:`compare` puts two snapshots side by side and says what changed in
+sentences ("B is 2.1 LU louder, PSR 3.4 dB lower, +4.0 dB at 4-8 kHz,
+Compressor ratio 2 -> 6").
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from earmark.store import dumps
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "Comparison",
+    "build",
+    "chain_state",
+    "compare",
+    "from_engine",
+    "from_session",
+    "harshness_db",
+    "read_json",
+    "readings_from_dict",
+    "readings_to_dict",
+    "to_csv",
+    "to_json",
+]
+
+FORMAT = "earmark-snapshot"
+VERSION = 1
+HISTORY_WINDOW_S = 30.0
+# The band whose loudness-normalised energy DESIGN.md calls harshness (ear most
+# sensitive near 3-4 kHz, ISO 226): energy in 2-5 kHz relative to the whole spectrum.
+HARSH_BAND_HZ = (2000.0, 5000.0)
+
+
+# -- building ---------------------------------------------------------------------------
+
+
+def readings_to_dict(readings: Any) -> dict:
+    """Every field of a ``meters.Readings`` as JSON values (tuples become lists)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(readings):
+        value = getattr(readings, f.name)
+        out[f.name] = [_clean(v) for v in value] if isinstance(value, tuple) else _clean(value)
+    return out
+
+
+def readings_from_dict(data: dict) -> Any:
+    """The ``meters.Readings`` a dict from :func:`readings_to_dict` was made of."""
+    from earmark.meters import Readings
+
+    kwargs = {}
+    for f in dataclasses.fields(Readings):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        is_tuple = "tuple" in str(f.type)
+        kwargs[f.name] = tuple(value) if is_tuple and value is not None else value
+    return Readings(**kwargs)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return value
+    return value if math.isfinite(value) else None
+
+
+def history_window(history: Any, seconds: float = HISTORY_WINDOW_S) -> dict:
+    """The last ``seconds`` of a ``meters.History`` (10 Hz curves), NaN as None."""
+    t = list(history.t_s)
+    keep = 0
+    if t:
+        end = float(t[-1])
+        keep = next((i for i, v in enumerate(t) if v > end - seconds - 1e-9), len(t))
+    out = {"t_s": [round(float(v), 3) for v in t[keep:]]}
+    for name in ("short_term_lufs", "psr_db", "momentary_lufs", "true_peak_3s_dbtp"):
+        curve = getattr(history, name)[keep:]
+        out[name] = [None if not math.isfinite(v) else round(float(v), 3) for v in curve]
+    return out
+
+
+def harshness_db(band_hz: Sequence[float], spectrum_db: Sequence[float | None]) -> float | None:
+    """Energy in 2-5 kHz relative to the whole spectrum, dB (loudness-normalised harshness).
+
+    0 dB would mean all the energy is in that band; music typically sits 12-25 dB
+    below. A rise between versions of a master means it got harsher. None
+    without a spectrum.
+    """
+    total = band = 0.0
+    for hz, db in zip(band_hz, spectrum_db, strict=False):
+        if db is None:
+            continue
+        power = 10.0 ** (db / 10.0)
+        total += power
+        if HARSH_BAND_HZ[0] <= hz < HARSH_BAND_HZ[1]:
+            band += power
+    if total <= 0.0 or band <= 0.0:
+        return None
+    return 10.0 * math.log10(band / total)
+
+
+def chain_state(chain: Any) -> dict | None:
+    """A chain's full state: name, plugins in order, bypass, every parameter set, latency.
+
+    ``parameters`` are the preset keys (unit in the name) with the values in
+    force, live edits included (``Chain.spec``): saved as a preset they rebuild
+    the same sound. Another processor (a test's pedalboard) is named by type.
+    """
+    if chain is None:
+        return None
+    latency = int(getattr(chain, "latency_samples", 0) or 0)
+    spec = getattr(chain, "spec", None)
+    if spec is None or not hasattr(spec, "plugins"):
+        return {"name": type(chain).__name__, "kind": "processor", "latency_samples": latency}
+    bypassed = tuple(getattr(chain, "bypassed", ()))
+    latencies = tuple(getattr(chain, "plugin_latencies", ()))
+    plugins = []
+    for i, p in enumerate(spec.plugins):
+        plugins.append(
+            {
+                "index": i,
+                "title": p.title,
+                "kind": p.kind,
+                "target": p.target,
+                "label": p.label,
+                "bypass": bool(bypassed[i]) if i < len(bypassed) else bool(p.bypass),
+                "mono": p.mono,
+                "latency_samples": int(latencies[i]) if i < len(latencies) else None,
+                "parameters": {k: _clean(v) for k, v in p.params},
+            }
+        )
+    return {
+        "name": spec.name,
+        "kind": "chain",
+        "description": spec.description,
+        "source": spec.source,
+        "latency_samples": latency,
+        "plugins": plugins,
+    }
+
+
+def profile_state(profile: Any) -> Any:
+    """A profile as JSON values (a dataclass's fields, a dict, or its name)."""
+    if profile is None:
+        return None
+    if dataclasses.is_dataclass(profile) and not isinstance(profile, type):
+        return json.loads(dumps(_jsonable(dataclasses.asdict(profile))))
+    if isinstance(profile, dict):
+        return json.loads(dumps(_jsonable(profile)))
+    return {"name": str(getattr(profile, "name", profile))}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def build(
+    state: Any,
+    histories: Sequence[Any],
+    chains: Sequence[Any],
+    *,
+    session: str,
+    label: str | None = None,
+    note: str | None = None,
+    flags: Sequence[dict] = (),
+    markers: Sequence[dict] = (),
+    profile: Any = None,
+    kind: str = "live",
+    driver: Any = None,
+    taken: float | None = None,
+) -> dict:
+    """A snapshot document from an ``EngineState``, each path's history and chain."""
+    paths = []
+    for i, p in enumerate(state.paths):
+        readings = readings_to_dict(p.readings)
+        role = "A" if i == state.a else ("B" if i == state.b else None)
+        paths.append(
+            {
+                "index": i,
+                "name": p.name,
+                "role": role,
+                "readings": readings,
+                "harshness_db": harshness_db(readings["band_hz"], readings["spectrum_long_db"]),
+                "history": history_window(histories[i]) if i < len(histories) else None,
+                "chain": chain_state(chains[i]) if i < len(chains) else None,
+                "latency_samples": int(p.latency_samples),
+                "delay_samples": int(p.delay_samples),
+                "muted_blocks": int(p.nonfinite_blocks),
+            }
+        )
+    lat_in, lat_out = driver.latency_s if driver is not None else (0.0, 0.0)
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "time": time.time() if taken is None else float(taken),
+        "session": session,
+        "label": label,
+        "note": note,
+        "source": {
+            "kind": kind,
+            "a": int(state.a),
+            "b": int(state.b),
+            "audible": state.audible,
+            "loudness_match": bool(state.loudness_match),
+            "match_a_db": _clean(state.match_a_db),
+            "match_b_db": _clean(state.match_b_db),
+            "monitor": dict(state.monitor),
+            "position_s": _clean(state.position_s),
+        },
+        "audio": {
+            "sample_rate": int(state.sample_rate),
+            "block_size": int(driver.blocksize) if driver is not None else None,
+            "latency_in_s": _clean(lat_in),
+            "latency_out_s": _clean(lat_out),
+            "driver": getattr(driver, "name", None),
+            "callbacks": int(state.callbacks),
+            "xruns": int(state.xruns),
+            "dropped_commands": int(state.dropped_commands),
+            "callback_p99_us": _clean(state.callback_p99_us),
+            "callback_max_us": _clean(state.callback_max_us),
+        },
+        "paths": paths,
+        "flags": [dict(f) for f in flags],
+        "markers": [dict(m) for m in markers],
+        "profile": profile_state(profile),
+    }
+    return json.loads(dumps(doc))  # plain JSON values only, exactly what is stored
+
+
+def from_session(session: Any, label: str | None = None, note: str | None = None) -> dict:
+    """A snapshot of a running ``LiveSession`` (call on the session thread)."""
+    state = session.state()
+    n = len(state.paths)
+    return build(
+        state,
+        [session.history(i) for i in range(n)],
+        session.chains(),
+        session=session.name,
+        label=label,
+        note=note,
+        flags=list(session.flags),
+        markers=list(session.markers),
+        profile=session.profile,
+        kind=getattr(session, "kind", "live"),
+        driver=session.driver,
+    )
+
+
+def from_engine(
+    engine: Any,
+    *,
+    session: str = "offline",
+    label: str | None = None,
+    note: str | None = None,
+    flags: Sequence[dict] = (),
+    profile: Any = None,
+    driver: Any = None,
+    kind: str = "offline",
+) -> dict:
+    """A snapshot of an engine outside a session (offline renders, tests)."""
+    state = engine.state()
+    return build(
+        state,
+        [p.bank.history() for p in engine.paths],
+        [p.chain for p in engine.paths],
+        session=session,
+        label=label,
+        note=note,
+        flags=flags,
+        profile=profile,
+        kind=kind,
+        driver=driver,
+    )
+
+
+# -- export -----------------------------------------------------------------------------
+
+
+def to_json(doc: dict) -> str:
+    """The snapshot as strict, readable JSON (what ``export --format json`` writes)."""
+    return json.dumps(json.loads(dumps(doc)), indent=2, allow_nan=False) + "\n"
+
+
+def read_json(text: str, source: str = "<json>") -> dict:
+    """A snapshot document from exported JSON; ValueError naming ``source`` if it is not one."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source}:{exc.lineno}: not JSON: {exc.msg}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f'{source}: not an earmark snapshot (no "format": "{FORMAT}")')
+    if int(doc.get("version", 0)) > VERSION:
+        raise ValueError(
+            f"{source}: snapshot format version {doc['version']} is newer than {VERSION}"
+        )
+    return doc
+
+
+_CSV_HEAD = ("snapshot", "time", "session", "label", "path", "name", "role", "harshness_db")
+
+
+def to_csv(doc: dict) -> str:
+    """One row per path: every scalar reading, then the 1/3-octave spectrum by band."""
+    paths = doc.get("paths") or []
+    scalar: list[str] = []
+    bands: list[float] = []
+    for p in paths:
+        for k, v in p["readings"].items():
+            if not isinstance(v, list) and k not in scalar:
+                scalar.append(k)
+        bands = bands or list(p["readings"].get("band_hz") or [])
+    band_cols = [f"spectrum_long_db_{_hz(hz)}" for hz in bands]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*_CSV_HEAD, *scalar, *band_cols])
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(doc.get("time") or 0))
+    for p in paths:
+        r = p["readings"]
+        spectrum = list(r.get("spectrum_long_db") or [])
+        writer.writerow(
+            [
+                doc.get("id", ""),
+                when,
+                doc.get("session", ""),
+                doc.get("label") or "",
+                p.get("index"),
+                p.get("name"),
+                p.get("role") or "",
+                _cell(p.get("harshness_db")),
+                *(_cell(r.get(k)) for k in scalar),
+                *(_cell(v) for v in spectrum),
+            ]
+        )
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+
+
+def _hz(hz: float) -> str:
+    return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
+
+
+# -- comparing --------------------------------------------------------------------------
+
+# (key, label, unit, decimals, threshold for a sentence, word up, word down)
+MEASURES: tuple[tuple[str, str, str, int, float], ...] = (
+    ("integrated_lufs", "Integrated", "LUFS", 1, 0.05),
+    ("short_term_lufs", "Short-term", "LUFS", 1, 0.5),
+    ("loudness_range_lu", "LRA", "LU", 1, 0.5),
+    ("true_peak_dbtp", "True peak", "dBTP", 1, 0.1),
+    ("psr_db", "PSR", "dB", 1, 0.5),
+    ("psr_median_db", "PSR median", "dB", 1, 0.5),
+    ("plr_db", "PLR", "dB", 1, 0.5),
+    ("crest_db", "Crest", "dB", 1, 0.5),
+    ("dr", "DR", "", 0, 1.0),
+    ("spectral_tilt_db_per_oct", "Tilt", "dB/oct", 2, 0.2),
+    ("harshness_db", "Harshness 2-5 kHz", "dB", 1, 0.5),
+    ("correlation_programme", "Correlation", "", 2, 0.1),
+    ("side_to_mid_db", "Side/mid", "dB", 1, 1.0),
+)
+# Octave bands for tonal changes: third-octave bands whose centres lie in [low, high).
+OCTAVES_HZ: tuple[tuple[float, float], ...] = tuple(
+    (lo, lo * 2) for lo in (31.25, 62.5, 125, 250, 500, 1000, 2000, 4000, 8000)
+)
+TONAL_STEP_DB = 1.0  # the smallest loudness-matched band change worth a sentence
+
+
+@dataclass
+class Comparison:
+    """Two snapshots side by side: one path of each, measure by measure."""
+
+    a: dict
+    b: dict
+    path_a: dict
+    path_b: dict
+    rows: list[tuple[str, str, Any, Any, Any]] = field(default_factory=list)
+    tonal: list[tuple[float, float, float]] = field(default_factory=list)  # (lo, hi, db)
+    flags_new: list[dict] = field(default_factory=list)
+    flags_gone: list[dict] = field(default_factory=list)
+    flags_both: list[tuple[dict, dict]] = field(default_factory=list)
+    chain_changes: list[str] = field(default_factory=list)
+    sentences: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        """The changes as one sentence: "B is 2.1 LU louder, PSR 3.4 dB lower, ..."."""
+        return ", ".join(self.sentences) + "." if self.sentences else "No measured change."
+
+    def to_dict(self) -> dict:
+        """JSON form (``snapshots diff --json``)."""
+        return {
+            "a": {"id": self.a.get("id"), "path": self.path_a.get("name")},
+            "b": {"id": self.b.get("id"), "path": self.path_b.get("name")},
+            "measures": [
+                {"key": k, "label": lab, "a": va, "b": vb, "delta": d}
+                for k, lab, va, vb, d in self.rows
+            ],
+            "tonal": [{"low_hz": lo, "high_hz": hi, "change_db": db} for lo, hi, db in self.tonal],
+            "flags_new": self.flags_new,
+            "flags_gone": self.flags_gone,
+            "chain_changes": self.chain_changes,
+            "summary": self.summary,
+        }
+
+
+def pick_path(doc: dict, which: str | int | None = None) -> dict:
+    """A path of a snapshot: by index, by name (or a unique part of it), or its A path."""
+    paths = doc.get("paths") or []
+    if not paths:
+        raise ValueError(f"snapshot {doc.get('id', '?')} has no paths")
+    if which is None:
+        a = (doc.get("source") or {}).get("a", 0)
+        return paths[a] if 0 <= a < len(paths) else paths[0]
+    text = str(which)
+    if text.isdigit() and int(text) < len(paths):
+        return paths[int(text)]
+    exact = [p for p in paths if p.get("name") == text]
+    part = [p for p in paths if text.lower() in str(p.get("name", "")).lower()]
+    found = exact or part
+    if len(found) != 1:
+        names = ", ".join(f"{p['index']}: {p['name']}" for p in paths)
+        why = "matches several paths" if found else "matches no path"
+        raise ValueError(f"snapshot {doc.get('id', '?')}: path {text!r} {why} ({names})")
+    return found[0]
+
+
+def _value(path: dict, key: str) -> float | None:
+    value = path.get(key, (path.get("readings") or {}).get(key))
+    return None if value is None else float(value)
+
+
+def compare(
+    a: dict, b: dict, path_a: str | int | None = None, path_b: str | int | None = None
+) -> Comparison:
+    """Compare a path of snapshot ``a`` with a path of ``b`` (default: each one's A path)."""
+    pa = pick_path(a, path_a)
+    pb = pick_path(b, path_b if path_b is not None else path_a)
+    cmp = Comparison(a, b, pa, pb)
+    for key, label, unit, _decimals, _ in MEASURES:
+        va, vb = _value(pa, key), _value(pb, key)
+        delta = None if va is None or vb is None else vb - va
+        cmp.rows.append((key, f"{label} {unit}".strip(), va, vb, delta))
+    cmp.tonal = tonal_changes(pa, pb)
+    _compare_flags(cmp)
+    cmp.chain_changes = chain_changes(pa.get("chain"), pb.get("chain"))
+    cmp.sentences = _sentences(cmp)
+    return cmp
+
+
+def _octave_levels(path: dict) -> list[float | None]:
+    r = path.get("readings") or {}
+    hz, db = r.get("band_hz") or [], r.get("spectrum_long_db") or []
+    levels: list[float | None] = []
+    for lo, hi in OCTAVES_HZ:
+        power = sum(
+            10.0 ** (d / 10.0)
+            for h, d in zip(hz, db, strict=False)
+            if d is not None and lo <= h < hi
+        )
+        levels.append(10.0 * math.log10(power) if power > 0 else None)
+    return levels
+
+
+def tonal_changes(pa: dict, pb: dict) -> list[tuple[float, float, float]]:
+    """Loudness-matched octave-band changes from A to B of at least 1 dB, adjacent bands of
+    the same direction merged: [(low_hz, high_hz, mean change dB)]."""
+    la, lb = _octave_levels(pa), _octave_levels(pb)
+    ia, ib = _value(pa, "integrated_lufs"), _value(pb, "integrated_lufs")
+    if ia is not None and ib is not None:
+        offset = ib - ia  # a gain change moves every band alike: that is not tone
+    else:
+        pairs = [(x, y) for x, y in zip(la, lb, strict=True) if x is not None and y is not None]
+        if not pairs:
+            return []
+        ta = 10 * math.log10(sum(10 ** (x / 10) for x, _ in pairs))
+        tb = 10 * math.log10(sum(10 ** (y / 10) for _, y in pairs))
+        offset = tb - ta
+    deltas = [
+        None if x is None or y is None else (y - x) - offset for x, y in zip(la, lb, strict=True)
+    ]
+    out: list[tuple[float, float, float]] = []
+    run: list[int] = []
+
+    def close() -> None:
+        if run:
+            mean = sum(deltas[i] for i in run) / len(run)  # type: ignore[misc]
+            out.append((OCTAVES_HZ[run[0]][0], OCTAVES_HZ[run[-1]][1], mean))
+            run.clear()
+
+    for i, d in enumerate(deltas):
+        if d is None or abs(d) < TONAL_STEP_DB:
+            close()
+            continue
+        if run and (deltas[run[-1]] > 0) != (d > 0):  # type: ignore[operator]
+            close()
+        run.append(i)
+    close()
+    return out
+
+
+def _flag_id(f: dict) -> tuple:
+    return (f.get("code"), f.get("band_hz"))
+
+
+def _compare_flags(cmp: Comparison) -> None:
+    def of(doc: dict, path: dict) -> list[dict]:
+        flags = doc.get("flags") or []
+        return [f for f in flags if f.get("path") in (None, path.get("index"), path.get("name"))]
+
+    fa, fb = of(cmp.a, cmp.path_a), of(cmp.b, cmp.path_b)
+    ids_a = {_flag_id(f) for f in fa}
+    ids_b = {_flag_id(f) for f in fb}
+    cmp.flags_new = [f for f in fb if _flag_id(f) not in ids_a]
+    cmp.flags_gone = [f for f in fa if _flag_id(f) not in ids_b]
+    by_id = {_flag_id(f): f for f in fa}
+    cmp.flags_both = [(by_id[_flag_id(f)], f) for f in fb if _flag_id(f) in ids_a]
+
+
+def _num_text(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    return str(value)
+
+
+def chain_changes(ca: dict | None, cb: dict | None) -> list[str]:
+    """What differs between two chain states, one phrase each ("Compressor ratio 2 -> 6")."""
+    if ca is None and cb is None:
+        return []
+    if ca is None or cb is None:
+        name = _num_text((cb or ca or {}).get("name"))
+        return [f"chain {name} {'added' if ca is None else 'removed'}"]
+    out: list[str] = []
+    if ca.get("name") != cb.get("name"):
+        out.append(f"chain {ca.get('name')} -> {cb.get('name')}")
+    pa, pb = ca.get("plugins") or [], cb.get("plugins") or []
+    # Pair plugins by title in order (so an inserted plugin does not shift every pairing).
+    unmatched_b = list(range(len(pb)))
+    pairs: list[tuple[dict | None, dict | None]] = []
+    for x in pa:
+        j = next((j for j in unmatched_b if pb[j].get("title") == x.get("title")), None)
+        if j is None:
+            pairs.append((x, None))
+        else:
+            unmatched_b.remove(j)
+            pairs.append((x, pb[j]))
+    pairs += [(None, pb[j]) for j in unmatched_b]
+    for x, y in pairs:
+        if y is None:
+            out.append(f"{x['title']} removed")
+            continue
+        if x is None:
+            out.append(f"{y['title']} added")
+            continue
+        title = y["title"]
+        if bool(x.get("bypass")) != bool(y.get("bypass")):
+            out.append(f"{title} {'bypassed' if y.get('bypass') else 'back in'}")
+        px, py = x.get("parameters") or {}, y.get("parameters") or {}
+        for key in list(px) + [k for k in py if k not in px]:
+            if px.get(key) != py.get(key):
+                out.append(f"{title} {key} {_num_text(px.get(key))} -> {_num_text(py.get(key))}")
+    return out
+
+
+def _sentences(cmp: Comparison) -> list[str]:
+    deltas = {k: d for k, _, _, _, d in cmp.rows}
+    out: list[str] = []
+    loud = deltas.get("integrated_lufs")
+    if loud is None:
+        loud = deltas.get("short_term_lufs")
+    if loud is not None:
+        if abs(loud) < 0.05:
+            out.append("B is as loud as A")
+        else:
+            out.append(f"B is {abs(loud):.1f} LU {'louder' if loud > 0 else 'quieter'}")
+    psr_key = "psr_median_db" if deltas.get("psr_median_db") is not None else "psr_db"
+    phrases = (
+        (psr_key, "PSR", "dB", "higher", "lower"),
+        ("plr_db", "PLR", "dB", "higher", "lower"),
+        ("loudness_range_lu", "LRA", "LU", "wider", "narrower"),
+        ("true_peak_dbtp", "true peak", "dB", "higher", "lower"),
+        ("crest_db", "crest factor", "dB", "higher", "lower"),
+        ("harshness_db", "2-5 kHz energy", "dB", "up", "down"),
+    )
+    thresholds = {k: t for k, _, _, _, t in MEASURES}
+    for key, name, unit, up, down in phrases:
+        d = deltas.get(key)
+        if d is not None and abs(d) >= thresholds[key]:
+            out.append(f"{name} {abs(d):.1f} {unit} {up if d > 0 else down}")
+    for lo, hi, db in cmp.tonal:
+        out.append(f"{db:+.1f} dB at {_band(lo, hi)}")
+    for f in cmp.flags_new:
+        out.append(f"new flag {f.get('code')}")
+    for f in cmp.flags_gone:
+        out.append(f"{f.get('code')} cleared")
+    out += cmp.chain_changes
+    return out
+
+
+def _band(lo: float, hi: float) -> str:
+    def k(hz: float) -> str:
+        return f"{hz / 1000:g}" if hz >= 1000 else f"{round(hz):g}"
+
+    unit = "kHz" if lo >= 1000 else "Hz" if hi < 1000 else ""
+    if unit:
+        return f"{k(lo)}-{k(hi)} {unit}"
+    return f"{round(lo):g} Hz-{hi / 1000:g} kHz"

@@ -39,6 +39,8 @@ from .sources import Player, Source, Transport
 # How often (in frames) the loudness match follows the meters: 100 ms at 48 kHz.
 _MATCH_INTERVAL_S = 0.1
 _TIMING_RING = 1 << 16
+# The last A and B output frames kept for the dashboard's goniometer (170 ms at 48 kHz).
+TAP_FRAMES = 1 << 13
 # A flood of commands (a stuck controller, a runaway script) must neither grow
 # memory nor stretch a callback: pending commands are bounded, and each block
 # applies at most a few of them.
@@ -182,6 +184,8 @@ class Engine:
         self.xruns = 0
         self.dropped_commands = 0
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
+        self._tap = np.zeros((TAP_FRAMES, 4), dtype=np.float32)
+        self._tap_pos = np.zeros(2, dtype=np.int64)
         self.align_latency()
 
     # -- control (any thread) ------------------------------------------------------
@@ -245,7 +249,9 @@ class Engine:
         if self._since_match >= self._match_every:
             self._since_match = 0
             self._follow_loudness()
-        rt.mix_ab(self.paths[self.a]._out, self.paths[self.b]._out, outdata, n, self._mx)
+        a_out, b_out = self.paths[self.a]._out, self.paths[self.b]._out
+        rt.mix_ab(a_out, b_out, outdata, n, self._mx)
+        rt.tap_pair(a_out, b_out, n, self._tap, self._tap_pos)
         self.timings_ns[self.callbacks & (_TIMING_RING - 1)] = time.perf_counter_ns() - t0
         self.callbacks += 1
 
@@ -307,6 +313,21 @@ class Engine:
         self._mx[rt.X_GAIN_B_TARGET] = 10.0 ** (gb / 20.0)
 
     # -- reading (not the audio thread) -----------------------------------------------------
+
+    def read_tap(self, out: np.ndarray) -> int:
+        """Copy the latest A and B frames (path outputs, before match gain and monitor) into
+        ``out`` (frames, 4: A L, A R, B L, B R), oldest first; returns how many are real.
+
+        The audio thread keeps writing while this copies, so the newest block may be
+        torn: fine for a display, never for measurement.
+        """
+        rows = min(out.shape[0], TAP_FRAMES)
+        pos, written = int(self._tap_pos[0]), int(self._tap_pos[1])
+        start = (pos - rows) % TAP_FRAMES
+        first = min(rows, TAP_FRAMES - start)
+        out[:first] = self._tap[start : start + first]
+        out[first:rows] = self._tap[: rows - first]
+        return min(rows, written)
 
     def state(self) -> EngineState:
         """A snapshot for displays (reads the meters; call from a non-real-time thread)."""

@@ -189,3 +189,24 @@ def copy_zeroing_non_finite(x: np.ndarray, n: int, out: np.ndarray) -> int:
                 out[i, c] = 0.0
                 bad += 1
     return bad
+
+
+@nb.njit(cache=True, nogil=True)
+def tap_pair(a: np.ndarray, b: np.ndarray, n: int, ring: np.ndarray, pos: np.ndarray) -> None:
+    """Copy n stereo frames of a and b into ``ring`` columns 0-1 and 2-3 (a circular buffer).
+
+    ``pos[0]`` is the next write row, ``pos[1]`` counts every frame ever written.
+    For the goniometer: a reader copies the ring off the audio thread, in write order.
+    """
+    size = ring.shape[0]
+    p = pos[0]
+    for i in range(n):
+        ring[p, 0] = a[i, 0]
+        ring[p, 1] = a[i, 1]
+        ring[p, 2] = b[i, 0]
+        ring[p, 3] = b[i, 1]
+        p += 1
+        if p == size:
+            p = 0
+    pos[0] = p
+    pos[1] += n

@@ -137,7 +137,10 @@ class MeterBank:
         self._dr_acc = np.zeros((2, c))
         self._dr_hist = np.zeros((c, 2, K.DR_BINS))
         self._dr_peaks = np.zeros((c, 2))
-        self._history = np.full((4, self._history_len), np.nan)
+        self._history = np.full((K.H_ROWS, self._history_len), np.nan)
+        self._chan_hist = np.full((self._history_len, c, 2), np.nan)
+        self._spec_hist = np.full((self._history_len, nb), np.nan)
+        self._clip_run = np.zeros(c, dtype=np.int64)
         self._fft_ring = np.zeros((2, self.n_fft))
         self._fft_work = np.zeros(self.n_fft, dtype=np.complex128)
         self._spec_long = np.zeros((2, nb))
@@ -179,10 +182,10 @@ class MeterBank:
             self._recent_tp, self._tp_taps, self._tp_lin, self._tp_over, self._tp_prev,
             self.true_peak, self._ring_e, self._ring_tp, self._ring_st, self._hist_i,
             self._hist_s, self._psr_hist, self._psr_min, self._corr_min, self._dr_acc,
-            self._dr_hist, self._dr_peaks, self._history, self._fft_ring, self.fft_hop,
-            self._fft_work, self._fft_rev,
+            self._dr_hist, self._dr_peaks, self._history, self._chan_hist, self._spec_hist,
+            self._clip_run, self._fft_ring, self.fft_hop, self._fft_work, self._fft_rev,
             self._fft_tw, self._fft_win, self._bin_band, self._bin_w, self._spec_long,
-            self._spec_ring, self.spectrum, self._cnt, self._sc,
+            self._spec_ring, self._band_norm, self.spectrum, self._cnt, self._sc,
         )  # fmt: skip
 
     # -- reading -----------------------------------------------------------------
@@ -272,18 +275,53 @@ class MeterBank:
             correlation_programme=corr_prog,
             side_to_mid_db=side_mid,
             non_finite_samples=int(cnt[K.C_NONFINITE]),
+            clipped_samples=int(cnt[K.C_CLIPPED]),
         )
 
-    def history(self) -> History:
-        """The 10 Hz curves kept so far (up to ``history_s``), oldest first."""
-        n = int(self._cnt[K.C_HIST_LEN])
-        pos = int(self._cnt[K.C_HIST_POS])
-        idx = (np.arange(n) + pos - n) % self._history_len
+    @property
+    def history_rows(self) -> int:
+        """10 Hz history rows written since the start or the last reset (complete rows only)."""
+        return int(self._cnt[K.C_HIST_ROWS])
+
+    def history(self, since: int | None = None) -> History:
+        """The 10 Hz curves kept so far (up to ``history_s``), oldest first.
+
+        ``since`` asks only for rows numbered ``since`` and later (rows count
+        from 0 at the start or last reset; ``History.first_row`` says where the
+        result starts), so a consumer polling a live bank reads each row once.
+        Rows older than the ring (``history_s``) are gone; the result then starts
+        at the oldest row kept. Safe to call from another thread while the audio
+        thread meters: only complete rows are returned.
+        """
+        total = int(self._cnt[K.C_HIST_ROWS])
+        kept = min(total, self._history_len)
+        first = total - kept
+        if since is not None:
+            first = min(max(first, int(since)), total)
+        n = total - first
+        # Row r lives in slot r % len (the ring's write position follows the row count).
+        idx = (np.arange(first, total)) % self._history_len
         h = self._history[:, idx]
-        first = int(self._cnt[K.C_SUBS]) - n
         t = (np.arange(n) + first + 1) * self.sub_len / self.sample_rate
+        spec = self._spec_hist[idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spec_db = np.where(spec > 1e-20, 10.0 * np.log10(np.maximum(spec, 1e-300)), np.nan)
         return History(
-            t_s=t, momentary_lufs=h[0], short_term_lufs=h[1], true_peak_3s_dbtp=h[2], psr_db=h[3]
+            t_s=t,
+            momentary_lufs=h[K.H_MOMENTARY],
+            short_term_lufs=h[K.H_SHORT_TERM],
+            true_peak_3s_dbtp=h[K.H_TP_3S],
+            psr_db=h[K.H_PSR],
+            true_peak_dbtp=h[K.H_TP],
+            sample_peak_dbfs=h[K.H_SAMPLE_PEAK],
+            clipped_samples=h[K.H_CLIPPED].astype(np.int64),
+            channel_mean_square=self._chan_hist[idx, :, 0],
+            channel_peak=self._chan_hist[idx, :, 1],
+            spectrum_db=spec_db,
+            band_hz=tuple(float(f) for f in self._band_hz),
+            first_row=first,
+            sample_rate=self.sample_rate,
+            samples_per_row=self.sub_len,
         )
 
     # -- helpers -------------------------------------------------------------------

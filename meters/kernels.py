@@ -58,7 +58,27 @@ C_DR_BLOCKS = 8  # completed DR blocks
 C_ST_BLOCKS = 9  # short-term values computed
 C_HIST_POS = 10  # history ring write position
 C_HIST_LEN = 11  # valid history points
-C_COUNT = 12
+C_CLIP_SUB = 12  # clipped samples (full-scale runs) in the current sub-block
+C_CLIPPED = 13  # clipped samples since the start
+C_HIST_ROWS = 14  # history rows written since the start (bumped after a row is complete)
+C_COUNT = 15
+
+# Rows of the 10 Hz ``history`` array (one column per 100 ms sub-block).
+H_MOMENTARY = 0  # LUFS
+H_SHORT_TERM = 1  # LUFS
+H_TP_3S = 2  # dBTP, max over the short-term window
+H_PSR = 3  # dB
+H_TP = 4  # dBTP, this sub-block, max over channels
+H_SAMPLE_PEAK = 5  # dBFS, this sub-block, max over channels
+H_CLIPPED = 6  # samples in full-scale runs in this sub-block, all channels
+H_ROWS = 7
+
+# Clipping: a run of CLIP_RUN or more consecutive samples at or beyond full scale on
+# one channel. 32767/32768 is the largest positive 16-bit code; digital peak meters
+# count "overs" as three consecutive full-scale samples (the Sony PCM-1630 convention
+# that RME DIGICheck and others keep as their default).
+CLIP_LEVEL = 32767.0 / 32768.0
+CLIP_RUN = 3
 
 # Indices into the float64 scalar array ``sc``.
 S_MAX_M = 0  # max momentary energy
@@ -111,10 +131,13 @@ def _channel_segment(
     acc: np.ndarray,
     tp_lin: np.ndarray,
     taps: int,
+    clip_run: np.ndarray,
+    cnt: np.ndarray,
 ) -> int:
-    """Sanitise, peak, power and K-weighted energy of one channel over one segment.
+    """Sanitise, peak, power, clipping and K-weighted energy of one channel over one segment.
 
-    Also copies the sanitised samples after the true-peak history in ``tp_lin``.
+    Also copies the sanitised samples after the true-peak history in ``tp_lin`` and
+    counts samples in full-scale runs (``CLIP_RUN`` or longer) into ``cnt[C_CLIP_SUB]``.
     Returns the number of non-finite samples replaced by zero.
     """
     b00 = kw[0, 0]
@@ -134,6 +157,8 @@ def _channel_segment(
     e = acc[0, c]
     p = acc[1, c]
     pk = acc[2, c]
+    run = clip_run[c]
+    clipped = 0
     nonfinite = 0
     out = taps - 1 - start
     for n in range(start, stop):
@@ -145,6 +170,14 @@ def _channel_segment(
         ax = abs(x)
         if ax > pk:
             pk = ax
+        if ax >= CLIP_LEVEL:
+            run += 1
+            if run == CLIP_RUN:
+                clipped += CLIP_RUN
+            elif run > CLIP_RUN:
+                clipped += 1
+        else:
+            run = 0
         p += x * x
         # K-weighting: two biquads, transposed direct form II.
         y = b00 * x + z0
@@ -162,6 +195,8 @@ def _channel_segment(
     acc[0, c] = e
     acc[1, c] = p
     acc[2, c] = pk
+    clip_run[c] = run
+    cnt[C_CLIP_SUB] += clipped
     return nonfinite
 
 
@@ -255,7 +290,10 @@ def process_block(
     dr_acc: np.ndarray,  # (2, channels): power sum, peak of the current 3 s block
     dr_hist: np.ndarray,  # (channels, 2, DR_BINS) counts / rms^2 sums
     dr_peaks: np.ndarray,  # (channels, 2) two highest block peaks
-    history: np.ndarray,  # (4, H) momentary, short-term, TP 3 s (dB), PSR
+    history: np.ndarray,  # (H_ROWS, H) 10 Hz curves, see H_*
+    chan_hist: np.ndarray,  # (H, channels, 2) mean square and sample peak per sub-block
+    spec_hist: np.ndarray,  # (H, bands) short-term band power at each sub-block end
+    clip_run: np.ndarray,  # (channels,) int64 current full-scale run length
     fft_ring: np.ndarray,  # (2, n_fft) mid/side input ring
     fft_hop: int,  # samples between spectrum frames
     fft_work: np.ndarray,  # (n_fft,) complex128
@@ -266,6 +304,7 @@ def process_block(
     bin_w: np.ndarray,  # (bins, 2) share of the bin in that band
     spec_long: np.ndarray,  # (2, bands) mid/side power sums
     spec_ring: np.ndarray,  # (R, 2, bands) recent FFT frames
+    band_norm: float,  # band power -> sine-referenced power
     do_spec: bool,
     cnt: np.ndarray,  # int64 counters (C_*)
     sc: np.ndarray,  # float64 scalars (S_*)
@@ -290,7 +329,9 @@ def process_block(
         stop = start + seg
 
         for c in range(channels):
-            nonfinite = _channel_segment(block, c, start, stop, kw, kstate, acc, tp_lin, taps)
+            nonfinite = _channel_segment(
+                block, c, start, stop, kw, kstate, acc, tp_lin, taps, clip_run, cnt
+            )
             cnt[C_NONFINITE] += nonfinite
             if do_tp:
                 peak = _true_peak_segment(tp_taps, tp_lin, tp_over, tp_prev, c, seg, taps)
@@ -354,7 +395,8 @@ def process_block(
             cnt[C_POS_IN_SUB] = 0
             _end_sub_block(
                 sub_len, gain, acc, tot, ring_e, ring_tp, ring_st, hist_i, hist_s, psr_hist,
-                psr_min, corr_min, dr_acc, dr_hist, dr_peaks, history, stereo, cnt, sc,
+                psr_min, corr_min, dr_acc, dr_hist, dr_peaks, history, chan_hist, spec_hist,
+                spec_ring, band_norm, do_spec, stereo, cnt, sc,
             )  # fmt: skip
         start = stop
 
@@ -424,17 +466,29 @@ def _end_sub_block(
     dr_hist: np.ndarray,
     dr_peaks: np.ndarray,
     history: np.ndarray,
+    chan_hist: np.ndarray,
+    spec_hist: np.ndarray,
+    spec_ring: np.ndarray,
+    band_norm: float,
+    do_spec: bool,
     stereo: bool,
     cnt: np.ndarray,
     sc: np.ndarray,
 ) -> None:
-    """Close a 100 ms sub-block: momentary/short-term values, gating histograms, PSR, DR."""
+    """Close a 100 ms sub-block: momentary/short-term values, gating histograms, PSR, DR,
+    and one row of the 10 Hz history."""
     channels = gain.shape[0]
     k = cnt[C_SUBS]
     slot = k % SUB_PER_SHORT_TERM
+    h = cnt[C_HIST_POS]
     e = 0.0
     tp = 0.0
+    sp = 0.0
     for c in range(channels):
+        chan_hist[h, c, 0] = acc[1, c] / sub_len
+        chan_hist[h, c, 1] = acc[2, c]
+        if acc[2, c] > sp:
+            sp = acc[2, c]
         e += gain[c] * acc[0, c] / sub_len
         tot[0, c] += acc[1, c]
         if acc[2, c] > tot[1, c]:
@@ -563,17 +617,35 @@ def _end_sub_block(
         cnt[C_DR_BLOCKS] += 1
 
     # History at 10 Hz (dB values, NaN where undefined).
-    h = cnt[C_HIST_POS]
-    history[0, h] = m_lufs
-    history[1, h] = s_lufs
-    history[2, h] = 20.0 * math.log10(tp3) if tp3 > 0.0 else np.nan
-    history[3, h] = psr
+    history[H_MOMENTARY, h] = m_lufs
+    history[H_SHORT_TERM, h] = s_lufs
+    history[H_TP_3S, h] = 20.0 * math.log10(tp3) if tp3 > 0.0 else np.nan
+    history[H_PSR, h] = psr
+    history[H_TP, h] = 20.0 * math.log10(tp) if tp > 0.0 else np.nan
+    history[H_SAMPLE_PEAK, h] = 20.0 * math.log10(sp) if sp > 0.0 else np.nan
+    history[H_CLIPPED, h] = cnt[C_CLIP_SUB]
+    cnt[C_CLIPPED] += cnt[C_CLIP_SUB]
+    cnt[C_CLIP_SUB] = 0
+    # The short-term (last ~3 s) spectrum, mid + side power per band.
+    n_frames = cnt[C_FFT_FRAMES]
+    if do_spec and n_frames > 0:
+        recent = min(n_frames, spec_ring.shape[0])
+        scale = band_norm / recent
+        for b in range(spec_hist.shape[1]):
+            acc_b = 0.0
+            for r in range(spec_ring.shape[0]):
+                acc_b += spec_ring[r, 0, b] + spec_ring[r, 1, b]
+            spec_hist[h, b] = acc_b * scale
+    else:
+        for b in range(spec_hist.shape[1]):
+            spec_hist[h, b] = np.nan
     h += 1
     if h == history.shape[1]:
         h = 0
     cnt[C_HIST_POS] = h
     if cnt[C_HIST_LEN] < history.shape[1]:
         cnt[C_HIST_LEN] += 1
+    cnt[C_HIST_ROWS] += 1  # last: a reader on another thread sees only complete rows
 
 
 @nb.njit(cache=True, nogil=True)

@@ -7,7 +7,7 @@ mono material for a stereo measure) or its mode is off; it is never ``-inf``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -63,14 +63,37 @@ class Readings:
 
     # Input health.
     non_finite_samples: int = 0  # NaN/Inf samples replaced by 0 before metering
+    clipped_samples: int = 0  # samples in runs of >= 3 at full scale, all channels
 
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """Meter curves at 10 Hz (one point per 100 ms), oldest first."""
+    """Meter curves at 10 Hz (one row per 100 ms sub-block), oldest first.
 
-    t_s: np.ndarray  # end time of each point, seconds from start
-    momentary_lufs: np.ndarray  # NaN where undefined
-    short_term_lufs: np.ndarray
+    These rows are what the detectors (:mod:`earmark.meters.detectors`) read,
+    live and offline alike. Undefined values are NaN (silence, before a
+    window has filled, spectrum off).
+    """
+
+    t_s: np.ndarray  # end time of each row, seconds from start
+    momentary_lufs: np.ndarray  # 400 ms ending at the row
+    short_term_lufs: np.ndarray  # 3 s ending at the row
     true_peak_3s_dbtp: np.ndarray  # max true peak over the same 3 s window
-    psr_db: np.ndarray
+    psr_db: np.ndarray  # true_peak_3s_dbtp - short_term_lufs
+    # Per row (this 100 ms only), max over channels.
+    true_peak_dbtp: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sample_peak_dbfs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    clipped_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # samples in full-scale runs (>= 3), all channels
+    # Per row and channel, linear: mean of x**2 and max |x| over the row.
+    channel_mean_square: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    channel_peak: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # Short-term (last ~3 s) 1/3-octave spectrum at the end of each row: (rows, bands),
+    # dB re a full-scale sine, mid + side power (as Readings.spectrum_short_db).
+    spectrum_db: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    band_hz: tuple[float, ...] = ()
+    first_row: int = 0  # number of the first row (rows count from 0 at the start/reset)
+    sample_rate: int = 0
+    samples_per_row: int = 0  # the 100 ms sub-block, libebur128's rounding
+
+    def __len__(self) -> int:
+        return len(self.t_s)

@@ -25,6 +25,7 @@ __all__ = [
     "runtime_dir",
     "store_file",
     "user_chains_dir",
+    "user_controllers_dir",
 ]
 
 HOME_ENV = "EARMARK_HOME"
@@ -78,3 +79,9 @@ def runtime_dir() -> Path:
 def control_socket_file() -> Path:
     """The Unix domain socket a running session answers ``earmark snapshot take`` on."""
     return runtime_dir() / "control.sock"
+
+
+def user_controllers_dir() -> Path:
+    """The folder searched for controller maps by name after the shipped ones
+    (``earmark midi learn`` writes there)."""
+    return home() / "controllers"

@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_live.register(sub, offline_demo=_cmd_demo)
     cli_plugins.register(sub)
+    from earmark import cli_snapshots
+
+    cli_snapshots.register(sub)
     return parser
 
 

@@ -274,7 +274,9 @@ def build(
     return json.loads(dumps(doc))  # plain JSON values only, exactly what is stored
 
 
-def from_session(session: Any, label: str | None = None, note: str | None = None) -> dict:
+def from_session(
+    session: Any, label: str | None = None, note: str | None = None, kind: str = "live"
+) -> dict:
     """A snapshot of a running ``LiveSession`` (call on the session thread)."""
     state = session.state()
     n = len(state.paths)
@@ -288,7 +290,7 @@ def from_session(session: Any, label: str | None = None, note: str | None = None
         flags=list(session.flags),
         markers=list(session.markers),
         profile=session.profile,
-        kind=getattr(session, "kind", "live"),
+        kind=kind,
         driver=session.driver,
     )
 

@@ -398,7 +398,14 @@ def _insert_key_rows(conn: sqlite3.Connection, snapshot_id: int, doc: dict) -> N
 
 def dumps(doc: Any) -> str:
     """JSON text of a document: compact, never NaN/Infinity (null instead)."""
-    return json.dumps(_finite(doc), separators=(",", ":"), allow_nan=False)
+    return json.dumps(_finite(doc), separators=(",", ":"), allow_nan=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays (a detector's float32) as plain JSON values."""
+    if hasattr(value, "tolist"):
+        return _finite(value.tolist())
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _finite(value: Any) -> Any:

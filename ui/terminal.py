@@ -4,7 +4,8 @@ A rich table refreshed a few times a second from ``Engine.state()``: every
 path's meters side by side with A and B marked (the audible one with a play
 sign, in words as well as colour), the loudness-match offset, the stream's
 latency, xruns and callback time. Keys (when stdin is a terminal): space
-toggles A/B, m loudness match, d dim, o mono, r reset meters, q quits.
+toggles A/B, m loudness match, d dim, o mono, r reset meters, s snapshot,
+k marker, q quits.
 When stdout is not a terminal it prints one plain status line every few seconds.
 """
 
@@ -22,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-KEYS_HELP = "space A/B · m match · d dim · o mono · r reset · q quit"
+KEYS_HELP = "space A/B · m match · d dim · o mono · r reset · s snapshot · k marker · q quit"
 
 
 def _f(v: float | None, nd: int = 1) -> str:
@@ -136,6 +137,10 @@ def _handle_key(key: str | None, state, post: Callable[..., None]) -> None:
         post("monitor", {"mono": not state.monitor.get("mono")})
     elif key == "r":
         post("reset_meters")
+    elif key == "s":
+        post("snapshot")  # a session command: stored by the session log, id in the status
+    elif key == "k":
+        post("marker")
 
 
 def _plain(

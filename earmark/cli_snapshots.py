@@ -1,0 +1,551 @@
+"""`earmark snapshots ...`, `earmark snapshot take`, `earmark history`.
+
+``snapshots list | show ID | diff A B | export ID`` read the store
+(``config.store_file()``); ``snapshot take`` asks the running session through
+the control socket; ``history`` follows each session's final snapshot over time.
+
+Exit codes: 0 ok, 2 usage error, 3 nothing to read (no database, no such
+snapshot, no running session, a snapshot not stored yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+_PIPE_WIDTH = 160
+
+FORMATS = ("json", "csv", "html", "png")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``snapshots``, ``snapshot`` and ``history`` to the top-level subparsers."""
+    snaps = sub.add_parser(
+        "snapshots",
+        help="list, show, compare and export stored meter snapshots",
+        description="Snapshots are stored in the earmark database "
+        "($EARMARK_HOME/earmark.sqlite, else the user data folder).",
+    )
+    verbs = snaps.add_subparsers(dest="verb", metavar="VERB")
+
+    ls = verbs.add_parser("list", help="list snapshots (oldest first)")
+    ls.add_argument("--session", metavar="NAME", help="only this session's snapshots")
+    ls.add_argument("--label", metavar="TEXT", help="labels containing TEXT (any case)")
+    ls.add_argument("--since", metavar="WHEN", type=_when, help="from WHEN (2025-03-01, 7d, 12h)")
+    ls.add_argument("--until", metavar="WHEN", type=_when, help="before WHEN")
+    ls.add_argument("--json", action="store_true", help="one JSON array")
+    ls.set_defaults(handler=_cmd_list, subparser=ls)
+
+    show = verbs.add_parser("show", help="every reading of every path, flags and chains")
+    show.add_argument("id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true", help="the whole snapshot as JSON")
+    show.set_defaults(handler=_cmd_show, subparser=show)
+
+    diff = verbs.add_parser(
+        "diff",
+        help="compare two snapshots: readings, flags and chain parameters with deltas",
+        description="Compare a path of snapshot A with a path of snapshot B (default: each "
+        "snapshot's A path, the chain being worked on).",
+    )
+    diff.add_argument("a", type=int, metavar="A")
+    diff.add_argument("b", type=int, metavar="B")
+    diff.add_argument("--path", metavar="NAME|INDEX", help="the path to compare in both")
+    diff.add_argument("--path-b", metavar="NAME|INDEX", help="another path in B")
+    diff.add_argument("--json", action="store_true")
+    diff.set_defaults(handler=_cmd_diff, subparser=diff)
+
+    export = verbs.add_parser("export", help="write a snapshot as JSON, CSV, HTML or PNG")
+    export.add_argument("id", type=int, metavar="ID")
+    export.add_argument("--format", choices=FORMATS, default="json")
+    export.add_argument("--out", metavar="FILE", help="output file (default: stdout for json/csv, "
+                        "snapshot-ID.html/.png otherwise)")  # fmt: skip
+    export.set_defaults(handler=_cmd_export, subparser=export)
+    snaps.set_defaults(handler=_need_verb, subparser=snaps)
+
+    snap = sub.add_parser("snapshot", help="take a snapshot of the running session")
+    snap_verbs = snap.add_subparsers(dest="verb", metavar="VERB")
+    take = snap_verbs.add_parser(
+        "take",
+        help="snapshot the running `earmark run`/`demo` session; prints the id once stored",
+    )
+    take.add_argument("--label", metavar="TEXT")
+    take.add_argument("--note", metavar="TEXT")
+    take.set_defaults(handler=_cmd_take, subparser=take)
+    snap.set_defaults(handler=_need_verb, subparser=snap)
+
+    hist = sub.add_parser(
+        "history",
+        help="trends across sessions: loudness, PSR, LRA, harshness of each session's final",
+        description="For each session, its final snapshot (the last one labelled 'final', "
+        "else the last one) measured on its A path, oldest first, and how the measures "
+        "drifted from the first to the last.",
+    )
+    hist.add_argument("--session", metavar="NAME", help="only sessions with this name")
+    hist.add_argument("--since", metavar="WHEN", type=_when)
+    hist.add_argument("--until", metavar="WHEN", type=_when)
+    hist.add_argument("--json", action="store_true")
+    hist.set_defaults(handler=_cmd_history, subparser=hist)
+
+
+def _need_verb(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _say(message: str) -> None:
+    print(f"earmark: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+def _when(text: str) -> float:
+    """Seconds since the epoch: ISO date/time (local), 'today', or '7d'/'12h'/'30m' ago."""
+    t = text.strip().lower()
+    now = datetime.now()
+    rel = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([dhmw])", t)
+    if rel:
+        unit = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}[rel.group(2)]
+        return (now - timedelta(**{unit: float(rel.group(1))})).timestamp()
+    if t in ("today", "yesterday"):
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return (day - timedelta(days=1 if t == "yesterday" else 0)).timestamp()
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date or time: {text!r} (use 2025-03-01, '2025-03-01 14:30', 7d, 12h, today)"
+        ) from None
+
+
+def _open_store():
+    from earmark.store import Store
+
+    return Store(create=False)
+
+
+def _console(file: TextIO | None = None) -> Any:
+    from rich.console import Console
+
+    out = file or sys.stdout
+    width = None if out.isatty() else _PIPE_WIDTH
+    # markup=False: labels, notes and flag texts are shown as typed ("[warning]" too).
+    return Console(file=out, width=width, highlight=False, soft_wrap=False, markup=False)
+
+
+def _f(value: Any, decimals: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if decimals == 0:
+        return str(int(round(value)))
+    text = f"{value:.{decimals}f}"
+    return text.lstrip("-") if float(text) == 0.0 else text
+
+
+def _signed(value: Any, decimals: int = 1) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:+.{decimals}f}"
+    return "0" + text[2:] if float(text) == 0.0 else text
+
+
+def _local(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _run(fn) -> int:
+    from earmark.store import StoreError
+
+    try:
+        return fn()
+    except StoreError as exc:
+        _say(str(exc))
+        return EXIT_UNAVAILABLE
+
+
+# -- list / show --------------------------------------------------------------------------
+
+
+def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def go() -> int:
+        with _open_store() as store:
+            rows = store.snapshots(args.session, args.label, args.since, args.until)
+        if args.json:
+            print(json.dumps(rows, indent=2, allow_nan=False))
+            return EXIT_OK
+        if not rows:
+            print("no snapshots match")
+            return EXIT_OK
+        from rich.table import Table
+
+        table = Table(header_style="bold")
+        for col, just in (("id", "right"), ("time", "left"), ("session", "left"),
+                          ("label", "left"), ("A path", "left"), ("I LUFS", "right"),
+                          ("S LUFS", "right"), ("LRA", "right"), ("TP dBTP", "right"),
+                          ("PSR", "right"), ("PLR", "right"), ("flags", "right")):  # fmt: skip
+            table.add_column(col, justify=just)
+        for r in rows:
+            table.add_row(
+                str(r["id"]),
+                _local(r["time"]),
+                r["session"] or "-",
+                r["label"] or "",
+                r["path_name"] or "-",
+                _f(r["integrated_lufs"]),
+                _f(r["short_term_lufs"]),
+                _f(r["loudness_range_lu"]),
+                _f(r["true_peak_dbtp"]),
+                _f(r["psr_median_db"] if r["psr_median_db"] is not None else r["psr_db"]),
+                _f(r["plr_db"]),
+                str(r["flag_count"] or 0),
+            )
+        _console().print(table)
+        return EXIT_OK
+
+    return _run(go)
+
+
+# (label, unit, key, decimals) for `show`.
+_SHOW_ROWS: tuple[tuple[str, str, str, int], ...] = (
+    ("Momentary", "LUFS", "momentary_lufs", 1),
+    ("Short-term", "LUFS", "short_term_lufs", 1),
+    ("Integrated", "LUFS", "integrated_lufs", 1),
+    ("Loudness range", "LU", "loudness_range_lu", 1),
+    ("Max momentary", "LUFS", "max_momentary_lufs", 1),
+    ("Max short-term", "LUFS", "max_short_term_lufs", 1),
+    ("True peak", "dBTP", "true_peak_dbtp", 1),
+    ("Sample peak", "dBFS", "sample_peak_dbfs", 1),
+    ("RMS", "dBFS", "rms_dbfs", 1),
+    ("Crest factor", "dB", "crest_db", 1),
+    ("PLR", "dB", "plr_db", 1),
+    ("PSR", "dB", "psr_db", 1),
+    ("PSR min", "dB", "psr_min_db", 1),
+    ("PSR median", "dB", "psr_median_db", 1),
+    ("DR", "", "dr", 0),
+    ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
+    ("Harshness 2-5 kHz", "dB", "harshness_db", 1),
+    ("Correlation", "", "correlation", 2),
+    ("Correlation min", "", "correlation_min", 2),
+    ("Correlation (programme)", "", "correlation_programme", 2),
+    ("Side/mid", "dB", "side_to_mid_db", 1),
+    ("Duration metered", "s", "duration_s", 1),
+    ("Non-finite samples", "", "non_finite_samples", 0),
+)
+
+
+def _path_title(p: dict) -> str:
+    role = p.get("role")
+    return f"{role}: {p['name']}" if role else p["name"]
+
+
+def _cmd_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def go() -> int:
+        from earmark import snapshots
+
+        with _open_store() as store:
+            doc = store.snapshot(args.id)
+        if args.json:
+            sys.stdout.write(snapshots.to_json(doc))
+            return EXIT_OK
+        _print_snapshot(doc)
+        return EXIT_OK
+
+    return _run(go)
+
+
+def _print_snapshot(doc: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    src, audio = doc.get("source") or {}, doc.get("audio") or {}
+    head = [
+        f"Snapshot {doc.get('id')} · {_local(doc.get('time'))} · session {doc.get('session')}",
+    ]
+    if doc.get("label") or doc.get("note"):
+        head.append(f"Label: {doc.get('label') or '-'} · Note: {doc.get('note') or '-'}")
+    match = "on" if src.get("loudness_match") else "off"
+    head.append(
+        f"Source: {src.get('kind')} at {_f(src.get('position_s'))} s · audible "
+        f"{src.get('audible')} · loudness match {match} (A {_f(src.get('match_a_db'))} dB, "
+        f"B {_f(src.get('match_b_db'))} dB)"
+    )
+    lat = 1e3 * ((audio.get("latency_in_s") or 0.0) + (audio.get("latency_out_s") or 0.0))
+    head.append(
+        f"Audio: {audio.get('sample_rate')} Hz / {audio.get('block_size') or '-'} frames · "
+        f"latency {lat:.1f} ms · {audio.get('driver') or '-'} · xruns {audio.get('xruns')}"
+    )
+    for line in head:
+        console.print(line)
+    paths = doc.get("paths") or []
+    table = Table(header_style="bold")
+    table.add_column("Measure")
+    table.add_column("Unit", style="dim")
+    for p in paths:
+        table.add_column(_path_title(p), justify="right", overflow="fold")
+    for label, unit, key, decimals in _SHOW_ROWS:
+        cells = [_f(p.get(key, p["readings"].get(key)), decimals) for p in paths]
+        table.add_row(label, unit, *cells)
+    console.print(table)
+    flags = doc.get("flags") or []
+    console.print("Flags: none" if not flags else "Flags:")
+    for f in flags:
+        where = _flag_path(f, paths)
+        span = (
+            f"{_f(f.get('start_s'))}-{_f(f.get('end_s'))} s" if f.get("start_s") is not None else ""
+        )
+        console.print(f"  [{f.get('severity')}] {f.get('code')} {where} {span}: {f.get('message')}")
+    for p in paths:
+        chain = p.get("chain")
+        if chain is None:
+            continue
+        console.print(f"Chain on {_path_title(p)}: {chain.get('name')}"
+                      f" (latency {chain.get('latency_samples')} samples)")  # fmt: skip
+        for plug in chain.get("plugins") or []:
+            params = ", ".join(f"{k} {_param(v)}" for k, v in plug["parameters"].items())
+            state = " [bypassed]" if plug.get("bypass") else ""
+            console.print(f"  {plug['index'] + 1}. {plug['title']}{state}: {params or '-'}")
+    markers = doc.get("markers") or []
+    if markers:
+        console.print(
+            "Markers: " + ", ".join(f"{m.get('label')} at {_f(m.get('t_s'))} s" for m in markers)
+        )
+    if doc.get("profile"):
+        prof = doc["profile"]
+        console.print(f"Profile: {prof.get('name') if isinstance(prof, dict) else prof}")
+
+
+def _flag_path(flag: dict, paths: list[dict]) -> str:
+    where = flag.get("path")
+    if isinstance(where, int) and 0 <= where < len(paths):
+        return f"on {paths[where]['name']}"
+    return f"on {where}" if where is not None else ""
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# -- diff ---------------------------------------------------------------------------------
+
+
+def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def go() -> int:
+        from earmark import snapshots
+
+        with _open_store() as store:
+            a, b = store.snapshot(args.a), store.snapshot(args.b)
+        try:
+            cmp = snapshots.compare(a, b, args.path, args.path_b)
+        except ValueError as exc:
+            _say(str(exc))
+            return EXIT_USAGE
+        if args.json:
+            print(json.dumps(cmp.to_dict(), indent=2, allow_nan=False))
+            return EXIT_OK
+        _print_comparison(cmp)
+        return EXIT_OK
+
+    return _run(go)
+
+
+def _print_comparison(cmp: Any) -> None:
+    from rich.table import Table
+
+    from earmark.snapshots import MEASURES
+
+    console = _console()
+    decimals = {f"{lab} {unit}".strip(): d for _, lab, unit, d, _ in MEASURES}
+    table = Table(header_style="bold")
+    table.add_column("Measure")
+    table.add_column(f"A #{cmp.a.get('id')} {cmp.path_a['name']}", justify="right")
+    table.add_column(f"B #{cmp.b.get('id')} {cmp.path_b['name']}", justify="right")
+    table.add_column("B - A", justify="right")
+    for _key, label, va, vb, delta in cmp.rows:
+        d = decimals.get(label, 1)
+        table.add_row(label, _f(va, d), _f(vb, d), _signed(delta, d) if delta is not None else "-")
+    console.print(table)
+    if cmp.tonal:
+        from earmark.snapshots import _band
+
+        moves = ", ".join(f"{db:+.1f} dB at {_band(lo, hi)}" for lo, hi, db in cmp.tonal)
+        console.print(f"Tone (loudness-matched octave bands): {moves}")
+    for title, flags in (("Flags only in B", cmp.flags_new), ("Flags only in A", cmp.flags_gone)):
+        if flags:
+            told = [f"{f.get('code')} ({f.get('severity')}): {f.get('message')}" for f in flags]
+            console.print(f"{title}: " + "; ".join(told))
+    if cmp.flags_both:
+        console.print("Flags in both: " + ", ".join(str(b.get("code")) for _, b in cmp.flags_both))
+    if cmp.chain_changes:
+        console.print("Chain: " + "; ".join(cmp.chain_changes))
+    console.print(cmp.summary)
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def go() -> int:
+        from earmark import snapshots
+
+        with _open_store() as store:
+            doc = store.snapshot(args.id)
+        if args.format in ("json", "csv"):
+            text = snapshots.to_json(doc) if args.format == "json" else snapshots.to_csv(doc)
+            if args.out is None or args.out == "-":
+                sys.stdout.write(text)
+                return EXIT_OK
+            return _write(Path(args.out), text.encode())
+        out = Path(args.out or f"snapshot-{args.id}.{args.format}")
+        try:
+            from earmark import snapshot_report
+
+            data = (
+                snapshot_report.html(doc).encode()
+                if args.format == "html"
+                else snapshot_report.png(doc)
+            )
+        except ImportError as exc:
+            _say(f"--format {args.format}: needs matplotlib ({exc})")
+            return EXIT_UNAVAILABLE
+        return _write(out, data)
+
+    return _run(go)
+
+
+def _write(path: Path, data: bytes) -> int:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        _say(f"{path}: cannot write: {exc.strerror or exc}")
+        return EXIT_UNAVAILABLE
+    print(path)
+    return EXIT_OK
+
+
+# -- snapshot take --------------------------------------------------------------------------
+
+
+def _cmd_take(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark import control
+
+    try:
+        answer = control.request("snapshot", label=args.label, note=args.note)
+    except control.ControlError as exc:
+        _say(str(exc))
+        return EXIT_UNAVAILABLE
+    if not answer.get("ok"):
+        _say(str(answer.get("error") or "the session refused the snapshot"))
+        return EXIT_UNAVAILABLE
+    print(answer["id"])
+    return EXIT_OK
+
+
+# -- history --------------------------------------------------------------------------------
+
+# (key, heading, unit, decimals)
+HISTORY_MEASURES: tuple[tuple[str, str, str, int], ...] = (
+    ("integrated_lufs", "I LUFS", "LU", 1),
+    ("psr_db", "PSR", "dB", 1),
+    ("loudness_range_lu", "LRA", "LU", 1),
+    ("true_peak_dbtp", "TP dBTP", "dB", 1),
+    ("plr_db", "PLR", "dB", 1),
+    ("harshness_db", "Harsh", "dB", 1),
+)
+
+
+def history_rows(
+    store: Any, session: str | None = None, since: float | None = None, until: float | None = None
+) -> list[dict]:
+    """Each session's final snapshot (last labelled 'final', else last) on its A path."""
+    rows: list[dict] = []
+    for s in store.sessions(session, since, until):
+        snaps = store.snapshots(session=s["name"], since=s["started"])
+        snaps = [n for n in snaps if n["session_id"] == s["id"]]
+        if not snaps:
+            continue
+        finals = [n for n in snaps if "final" in (n["label"] or "").lower()]
+        final = (finals or snaps)[-1]
+        psr = final["psr_median_db"] if final["psr_median_db"] is not None else final["psr_db"]
+        rows.append(
+            {
+                "session": s["name"],
+                "session_id": s["id"],
+                "started": s["started"],
+                "snapshot": final["id"],
+                "time": final["time"],
+                "label": final["label"],
+                "path": final["path_name"],
+                "integrated_lufs": final["integrated_lufs"],
+                "psr_db": psr,
+                "loudness_range_lu": final["loudness_range_lu"],
+                "true_peak_dbtp": final["true_peak_dbtp"],
+                "plr_db": final["plr_db"],
+                "harshness_db": final["harshness_db"],
+            }
+        )
+    return rows
+
+
+def drift(rows: list[dict]) -> dict[str, float]:
+    """Last minus first of each measure (where both are known), the drift over the span."""
+    out: dict[str, float] = {}
+    for key, *_ in HISTORY_MEASURES:
+        known = [r[key] for r in rows if r[key] is not None]
+        if len(known) >= 2:
+            out[key] = known[-1] - known[0]
+    return out
+
+
+def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def go() -> int:
+        with _open_store() as store:
+            rows = history_rows(store, args.session, args.since, args.until)
+        moved = drift(rows)
+        if args.json:
+            print(json.dumps({"sessions": rows, "drift": moved}, indent=2, allow_nan=False))
+            return EXIT_OK
+        if not rows:
+            print("no session has a snapshot yet (take one with `s` in the live view or "
+                  "`earmark snapshot take`)")  # fmt: skip
+            return EXIT_OK
+        from rich.table import Table
+
+        table = Table(header_style="bold")
+        for col in ("session", "final snapshot", "path"):
+            table.add_column(col)
+        for _, heading, _, _ in HISTORY_MEASURES:
+            table.add_column(heading, justify="right")
+        for r in rows:
+            label = f"#{r['snapshot']} {_local(r['time'])}" + (
+                f" {r['label']}" if r["label"] else ""
+            )
+            table.add_row(
+                r["session"],
+                label,
+                r["path"] or "-",
+                *(_f(r[key], d) for key, _, _, d in HISTORY_MEASURES),
+            )
+        console = _console()
+        console.print(table)
+        if moved:
+            parts = [
+                f"{heading.split()[0]} {_signed(moved[key], d)} {unit}"
+                for key, heading, unit, d in HISTORY_MEASURES
+                if key in moved
+            ]
+            span = f"{_local(rows[0]['time'])[:10]} -> {_local(rows[-1]['time'])[:10]}"
+            console.print(f"Drift over {len(rows)} sessions ({span}): " + ", ".join(parts))
+        return EXIT_OK
+
+    return _run(go)

@@ -20,10 +20,16 @@ from earmark.session import LiveSession
 DEFAULT_CHAIN = "gentle-master"
 
 
-def _chain(name_or_path: str, sample_rate: int):
+def _chain(name_or_path: str, sample_rate: int, isolate: bool = False, blocksize: int = 64):
+    """The chain for a path: in this process, or hosted in a child process (``isolate``)."""
     from earmark.engine.chains import build_chain, load_chain
 
-    return build_chain(load_chain(name_or_path), sample_rate, 2)
+    spec = load_chain(name_or_path)
+    if isolate:
+        from earmark.engine.isolated import IsolatedChain
+
+        return IsolatedChain(spec, sample_rate, 2, block=blocksize, max_block=max(4096, blocksize))
+    return build_chain(spec, sample_rate, 2)
 
 
 def demo_engine(
@@ -31,6 +37,7 @@ def demo_engine(
     chain: str = DEFAULT_CHAIN,
     material_s: float = 30.0,
     blocksize: int = 64,
+    isolate: bool = False,
 ) -> Engine:
     """The demo: the mix dry, the mix through ``chain`` (A), the aggressive master (B)."""
     from earmark.engine.demo import aggressive_master, demo_mix
@@ -39,7 +46,11 @@ def demo_engine(
     master = aggressive_master(mix, sample_rate)
     paths = [
         Path("demo mix (dry)", Player(mix, "demo mix")),
-        Path(f"mix -> {chain}", Player(mix, "demo mix"), _chain(chain, sample_rate)),
+        Path(
+            f"mix -> {chain}",
+            Player(mix, "demo mix"),
+            _chain(chain, sample_rate, isolate, blocksize),
+        ),
         Path("AI master (reference)", Player(master, "aggressive master")),
     ]
     return Engine(sample_rate, paths, a=1, b=2, max_block=max(4096, blocksize))
@@ -51,12 +62,17 @@ def run_engine(
     references: Sequence[str],
     input_channels: Sequence[int] = (0, 1),
     blocksize: int = 64,
+    isolate: bool = False,
 ) -> Engine:
     """Live input dry and through ``chain``, plus each reference file (decoded now)."""
     paths = [Path("input (dry)", LiveInput(input_channels))]
     if chain:
         paths.append(
-            Path(f"input -> {chain}", LiveInput(input_channels), _chain(chain, sample_rate))
+            Path(
+                f"input -> {chain}",
+                LiveInput(input_channels),
+                _chain(chain, sample_rate, isolate, blocksize),
+            )
         )
     for ref in references:
         player = load_player(ref, sample_rate)

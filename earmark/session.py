@@ -112,7 +112,10 @@ class LiveSession:
         self.status: deque[Status] = deque(maxlen=_MAX_STATUS)
         self._say = say
         self._slots: list[_Slot] = []
-        self._handlers: dict[str, list[Callable[..., Any]]] = {"marker": [_add_marker]}
+        self._handlers: dict[str, list[Callable[..., Any]]] = {
+            "marker": [_add_marker],
+            "restart_chain": [_restart_chain],
+        }
         self._pending: deque[_Pending] = deque()
         self._state: EngineState | None = None
         self._wake = threading.Event()
@@ -271,6 +274,7 @@ class LiveSession:
             if now >= next_state:
                 self._state = self.engine.state()
                 next_state = now + 1.0 / self.tick_hz
+                self._watch_chains()
             for slot in list(self._slots):
                 if now < slot.due:
                     continue
@@ -281,6 +285,15 @@ class LiveSession:
                     self._drop(slot, "failed", exc)
             self._wake.wait(period)
             self._wake.clear()
+
+    def _watch_chains(self) -> None:
+        """Report isolated chains whose host died (their paths are already silent)."""
+        for path in self.engine.paths:
+            poll = getattr(path.chain, "poll", None)
+            if poll is not None:
+                line = poll()
+                if line:
+                    self.note(path.name, line)
 
     def _run_commands(self) -> None:
         while self._pending:
@@ -311,6 +324,17 @@ def _add_marker(session: LiveSession, label: str | None = None, *_: object) -> d
     }
     session.markers.append(marker)
     return marker
+
+
+def _restart_chain(session: LiveSession, path: int, *_: object) -> bool:
+    """The built-in ``restart_chain`` command: a new host for an isolated chain."""
+    chain = session.engine.paths[int(path)].chain
+    restart = getattr(chain, "restart", None)
+    if restart is None:
+        raise ValueError(f"path {path} has no isolated chain to restart")
+    restart()
+    session.note(session.engine.paths[int(path)].name, "chain host restarted")
+    return True
 
 
 def _one_line(exc: BaseException) -> str:

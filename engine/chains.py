@@ -992,6 +992,14 @@ class Chain:
     def __len__(self) -> int:
         return len(self._state.slots)
 
+    def _reset_counters(self) -> None:
+        """Forget faults counted so far (after the warm-up block, before streaming)."""
+        self.nonfinite_blocks = self.nonfinite_input_blocks = self.error_blocks = 0
+        self.last_nonfinite_plugin = self.last_error = None
+        for slot in self._state.slots:
+            slot.runtime.nonfinite = slot.runtime.errors = 0
+            slot.runtime.last_error = None
+
     # -- the audio thread ----------------------------------------------------------------
 
     def process(self, block: np.ndarray) -> np.ndarray:
@@ -1252,7 +1260,12 @@ def build_chain(
         _build_slot(p, float(sample_rate), int(channels), search_path, cache_file, warnings)
         for p in numbered
     ]
-    return Chain(spec, slots, sample_rate, channels, search_path, cache_file, warnings)
+    chain = Chain(spec, slots, sample_rate, channels, search_path, cache_file, warnings)
+    # The first block loads compiled kernels (~0.3 s): do it here, not in the audio
+    # callback. One sample of silence, as if the stream had started a sample earlier.
+    chain.process(np.zeros((1, int(channels)), dtype=np.float32))
+    chain._reset_counters()
+    return chain
 
 
 def _build_slot(

@@ -1,0 +1,404 @@
+"""Isolated mode: a chain hosted in a child process, so a plugin crash mutes one path.
+
+Third-party plugins can crash, and a segfault in a plugin takes its host
+process with it. :class:`IsolatedChain` builds the chain in a child process
+and exchanges audio with it through shared memory, pipelined by ``depth`` blocks (2 by default):
+
+- the audio callback writes block *n* into a ring slot, bumps the submitted
+  counter and posts a semaphore (``sem_post`` never blocks), then returns the
+  child's output for block *n - depth* if it is done, silence otherwise. It never
+  waits for the child, so a crashed, hung or late child costs that path's
+  sound and nothing else;
+- the child waits on the semaphore, runs every submitted block through the
+  chain (in order) and publishes each result with the done counter.
+
+The pipeline adds exactly ``depth`` blocks of latency, reported in
+``latency_samples`` so the engine's alignment keeps every path
+sample-aligned; this assumes the driver's fixed block size (PortAudio
+delivers fixed blocks when a block size is given). Parameter and bypass edits
+go to the child over a pipe, from a non-audio thread, and are confirmed.
+:meth:`IsolatedChain.poll` (called by the session) reports a dead child once;
+:meth:`IsolatedChain.restart` starts a new host for the same chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from multiprocessing import shared_memory
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from .chains import ChainSpec, ParamValue
+
+__all__ = ["IsolatedChain", "IsolationError"]
+
+_SLOTS = 8
+_WAKE = b"\x01"
+# ctrl (int64): submitted block number, done block number, child NaN/Inf blocks,
+# child error blocks, then the frame count of each ring slot.
+_SUBMITTED, _DONE, _NONFINITE, _ERRORS, _FRAMES = 0, 1, 2, 3, 4
+_CTRL = _FRAMES + _SLOTS
+_START_TIMEOUT_S = 120.0  # some plugins take long to load (ZamVerb: ~140 s on one VM)
+_EDIT_TIMEOUT_S = 10.0
+
+
+class IsolationError(RuntimeError):
+    """The isolated host could not start, or did not answer in time."""
+
+
+def _layout(max_block: int, channels: int) -> tuple[int, int]:
+    ring = _SLOTS * max_block * channels * 4
+    return ring, 2 * ring + _CTRL * 8
+
+
+def _views(buf: Any, max_block: int, channels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ring, _ = _layout(max_block, channels)
+    shape = (_SLOTS, max_block, channels)
+    x = np.ndarray(shape, dtype=np.float32, buffer=buf, offset=0)
+    y = np.ndarray(shape, dtype=np.float32, buffer=buf, offset=ring)
+    ctrl = np.ndarray((_CTRL,), dtype=np.int64, buffer=buf, offset=2 * ring)
+    return x, y, ctrl
+
+
+class IsolatedChain:
+    """A chain running in its own process; same interface as ``engine.chains.Chain``
+    for what the engine, the session and the controllers use.
+
+    Args:
+        spec: the chain (from ``load_chain``/``parse_chain``).
+        sample_rate: the stream's rate.
+        channels: channels of the path (2 for stereo).
+        block: the driver's block size.
+        max_block: the largest block the engine will pass.
+        depth: blocks of pipeline between the callback and the host (the extra
+            latency is ``depth * block``): 2 absorbs the host's wake-up jitter
+            on a loaded machine, 1 is the least latency.
+    """
+
+    def __init__(
+        self,
+        spec: ChainSpec,
+        sample_rate: float,
+        channels: int = 2,
+        *,
+        block: int = 64,
+        max_block: int = 4096,
+        depth: int = 2,
+        start_timeout_s: float = _START_TIMEOUT_S,
+    ) -> None:
+        if not 1 <= depth < _SLOTS:
+            raise ValueError(f"depth must be 1-{_SLOTS - 1} blocks, got {depth}")
+        self.depth = int(depth)
+        self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
+        self.block = int(block)
+        self.max_block = int(max(max_block, block))
+        self._spec = spec
+        self._start_timeout_s = start_timeout_s
+        _, size = _layout(self.max_block, self.channels)
+        self._shm = shared_memory.SharedMemory(create=True, size=size)
+        self._x, self._y, self._ctrl = _views(self._shm.buf, self.max_block, self.channels)
+        self._ctrl[:] = 0
+        self._ctrl[_DONE] = -1
+        self._out = np.zeros((self.max_block, self.channels), dtype=np.float32)
+        self._wake_w = -1
+        self._seq = 0
+        self._chain_latency = 0
+        self._lock = threading.Lock()  # edits and restarts (never the audio thread)
+        self._proc: Any = None
+        self._conn: Any = None
+        self.late_blocks = 0  # blocks the child had not finished in time (child alive)
+        self.dead_blocks = 0  # blocks played as silence while the child was dead
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.warnings: list[str] = []
+        self._dead = False
+        self._reported = False
+        self._start()
+
+    # -- life cycle (not the audio thread) ------------------------------------------------
+
+    def _start(self) -> None:
+        """Start a host: ``python -m earmark.engine.isolated`` with a wake pipe and a socket."""
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)  # the callback's write must never block
+        ours, theirs = _socketpair()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "earmark.engine.isolated", str(wake_r), str(theirs.fileno())],
+            pass_fds=(wake_r, theirs.fileno()),
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(wake_r)
+        theirs.close()
+        conn = ours
+        try:
+            conn.send((self._spec, self.sample_rate, self.channels, self.max_block, self._shm.name))
+            if not conn.poll(self._start_timeout_s):
+                raise IsolationError(
+                    f"the isolated host for chain {self._spec.name!r} did not start within "
+                    f"{self._start_timeout_s:.0f} s"
+                )
+            try:
+                reply = conn.recv()
+            except EOFError:
+                proc.wait(5.0)
+                raise IsolationError(
+                    f"the isolated host for chain {self._spec.name!r} died while loading "
+                    f"({_exit_text(proc.returncode)})"
+                ) from None
+        except BaseException:
+            _kill(proc)
+            os.close(wake_w)
+            conn.close()
+            raise
+        if reply[0] == "error":
+            proc.wait(5.0)
+            os.close(wake_w)
+            conn.close()
+            raise reply[1]
+        _, self._chain_latency, warnings, self._spec = reply
+        self.warnings = list(warnings)
+        self._proc, self._conn, self._wake_w = proc, conn, wake_w
+        self._dead = self._reported = False
+
+    def poll(self) -> str | None:
+        """Once, when the host has died: a line saying so (the path is muted meanwhile)."""
+        proc = self._proc
+        if proc is None or proc.poll() is None or self._reported:
+            return None
+        self._dead = self._reported = True
+        self.last_error = (
+            f"chain {self._spec.name!r} crashed in its isolated host "
+            f"({_exit_text(proc.returncode)}); its path is muted, the rest plays on"
+        )
+        return self.last_error
+
+    @property
+    def alive(self) -> bool:
+        """True while the host process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def restart(self) -> None:
+        """Start a new host for the chain as it was last confirmed (edits included)."""
+        with self._lock:
+            self._stop_host()
+            self._start()
+            self.restarts += 1
+
+    def close(self) -> None:
+        """Stop the host and free the shared memory."""
+        with self._lock:
+            self._stop_host()
+        try:
+            self._shm.close()
+            self._shm.unlink()
+        except (FileNotFoundError, BufferError):
+            pass
+
+    def _stop_host(self) -> None:
+        proc, conn, wake = self._proc, self._conn, self._wake_w
+        self._proc = self._conn = None
+        self._wake_w = -1  # the callback stops waking a host that is going away
+        if conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("quit",))
+            conn.close()
+        if wake >= 0:
+            os.close(wake)
+        if proc is not None:
+            try:
+                proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # -- what the engine and the session read ---------------------------------------------
+
+    @property
+    def spec(self) -> ChainSpec:
+        """The chain as the host confirmed it, edits included."""
+        return self._spec
+
+    @property
+    def latency_samples(self) -> int:
+        """The chain's own latency plus the pipeline's ``depth`` blocks."""
+        return self._chain_latency + self.depth * self.block
+
+    @property
+    def bypassed(self) -> tuple[bool, ...]:
+        return tuple(bool(p.bypass) for p in self._spec.plugins)
+
+    @property
+    def nonfinite_blocks(self) -> int:
+        """Blocks the host's chain silenced for NaN/Inf output."""
+        return int(self._ctrl[_NONFINITE])
+
+    @property
+    def error_blocks(self) -> int:
+        """Blocks this path played as silence: a plugin raised, or the host was late or dead."""
+        return int(self._ctrl[_ERRORS]) + self.late_blocks + self.dead_blocks
+
+    @property
+    def pid(self) -> int | None:
+        """The host's process id (None while stopped)."""
+        return None if self._proc is None else self._proc.pid
+
+    def __len__(self) -> int:
+        return len(self._spec.plugins)
+
+    # -- edits (not the audio thread) ---------------------------------------------------------
+
+    def set_parameter(self, index: int, name_with_unit: str, value: ParamValue) -> None:
+        """Set a parameter in the host (raises what ``Chain.set_parameter`` raises)."""
+        self._request("param", index, name_with_unit, value)
+
+    def set_bypass(self, index: int, bypass: bool) -> None:
+        """Bypass or restore a plugin in the host."""
+        self._request("bypass", index, bool(bypass))
+
+    def _request(self, *message: Any) -> None:
+        with self._lock:
+            conn = self._conn
+            if conn is None or not self.alive:
+                raise IsolationError(
+                    f"the isolated host for chain {self._spec.name!r} is not running"
+                )
+            conn.send(message)
+            if not conn.poll(_EDIT_TIMEOUT_S):
+                raise IsolationError(
+                    f"the isolated host for chain {self._spec.name!r} did not answer"
+                )
+            reply = conn.recv()
+        if reply[0] == "error":
+            raise reply[1]
+        self._spec = reply[1]
+
+    # -- the audio thread -----------------------------------------------------------------------
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Hand block n to the host; return its output for block n - depth (or silence).
+
+        Never waits: the wake-up is one non-blocking write of a constant byte.
+        """
+        n = block.shape[0]
+        seq = self._seq
+        slot = seq % _SLOTS
+        self._x[slot, :n] = block
+        self._ctrl[_FRAMES + slot] = n
+        self._ctrl[_SUBMITTED] = seq
+        if not self._dead and self._wake_w >= 0:
+            try:  # noqa: SIM105 (no context-manager object on the audio thread)
+                os.write(self._wake_w, _WAKE)
+            except OSError:  # pipe full (host stuck) or closed: the block is simply late
+                pass
+        self._seq = seq + 1
+        out = self._out
+        prev = seq - self.depth
+        if prev < 0:
+            out[:n] = 0.0
+        elif self._ctrl[_DONE] >= prev and self._ctrl[_FRAMES + prev % _SLOTS] == n:
+            out[:n] = self._y[prev % _SLOTS, :n]
+        else:
+            out[:n] = 0.0
+            if self._dead:
+                self.dead_blocks += 1
+            else:
+                self.late_blocks += 1
+        return out[:n]
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _socketpair() -> tuple[Connection, Any]:
+    import socket
+
+    a, b = socket.socketpair()
+    conn = Connection(a.detach())
+    return conn, b
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(OSError):
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(2.0)
+
+
+def _host_main(wake_fd: int, conn_fd: int) -> None:
+    """The host: build the chain, then process submitted blocks until told to quit."""
+    import select
+
+    from .chains import build_chain
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    conn = Connection(conn_fd)
+    spec, sample_rate, channels, max_block, shm_name = conn.recv()
+    try:
+        chain = build_chain(spec, sample_rate, channels)
+    except Exception as exc:
+        conn.send(("error", exc))
+        return
+    shm = shared_memory.SharedMemory(name=shm_name)
+    # The parent owns the segment: this process must not unlink it at exit.
+    with contextlib.suppress(Exception):
+        from multiprocessing import resource_tracker
+
+        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    x, y, ctrl = _views(shm.buf, max_block, channels)
+    y[:] = 0.0
+    done = int(ctrl[_SUBMITTED])  # a restarted host skips what was submitted before it
+    ctrl[_DONE] = done
+    conn.send(("ready", int(chain.latency_samples), list(chain.warnings), chain.spec))
+    try:
+        while True:
+            ready, _, _ = select.select([wake_fd, conn_fd], [], [], 1.0)
+            if wake_fd in ready and not os.read(wake_fd, 4096):
+                return  # the parent closed the pipe (or died)
+            while done < ctrl[_SUBMITTED]:
+                done += 1
+                slot = done % _SLOTS
+                n = int(ctrl[_FRAMES + slot])
+                y[slot, :n] = chain.process(x[slot, :n])
+                ctrl[_NONFINITE] = chain.nonfinite_blocks
+                ctrl[_ERRORS] = chain.error_blocks
+                ctrl[_DONE] = done
+            if conn_fd in ready:
+                message = conn.recv()
+                if message[0] == "quit":
+                    return
+                try:
+                    if message[0] == "param":
+                        chain.set_parameter(*message[1:])
+                    elif message[0] == "bypass":
+                        chain.set_bypass(*message[1:])
+                    conn.send(("ok", chain.spec))
+                except Exception as exc:
+                    conn.send(("error", exc))
+    except (EOFError, OSError, KeyboardInterrupt):
+        return
+    finally:
+        del x, y, ctrl
+        shm.close()
+
+
+if __name__ == "__main__":
+    _host_main(int(sys.argv[1]), int(sys.argv[2]))

@@ -1,0 +1,141 @@
+"""Isolated mode: a chain in a child process, pipelined by two blocks, crash-proof.
+
+The engine is driven at real-time pace here (the host process needs the time
+a real callback would give it). The crash is a real process death: the test
+sends SIGSEGV to the host, the same death a crashing plugin causes (we have no
+plugin bundle that crashes on demand).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from earmark.engine.chains import PluginSpec, PresetError, parse_chain
+from earmark.engine.drivers import NullDriver
+from earmark.engine.engine import Engine, Path
+from earmark.engine.isolated import IsolatedChain
+from earmark.engine.sources import Player
+from earmark.session import LiveSession
+
+from synth import sine
+
+FS = 48000
+BLOCK = 64
+
+
+def gain_spec(db: float):
+    return parse_chain(f'name = "gain"\n[[plugin]]\nbuiltin = "Gain"\ngain_db = {db}\n')
+
+
+def paced(engine: Engine, seconds: float, taps: list[int]) -> list[np.ndarray]:
+    """Run the engine block by block at real-time pace; return the taps' aligned outputs."""
+    blocks = int(seconds * FS / BLOCK)
+    out = np.zeros((BLOCK, 2), dtype=np.float32)
+    got = [np.zeros((blocks * BLOCK, 2), dtype=np.float32) for _ in taps]
+    t0 = time.perf_counter()
+    for k in range(blocks):
+        engine.process(None, out, BLOCK)
+        if k == 0:  # the first block loads the meters' compiled code: start the clock after
+            t0 = time.perf_counter() - BLOCK / FS
+        for g, i in zip(got, taps, strict=True):
+            g[k * BLOCK : (k + 1) * BLOCK] = engine.paths[i]._out[:BLOCK]
+        wait = t0 + (k + 1) * BLOCK / FS - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+    return got
+
+
+@pytest.fixture
+def tone() -> np.ndarray:
+    return sine(-20, 20, freq_hz=997.0, dtype=np.float32)
+
+
+def test_an_isolated_chain_sounds_like_the_chain_and_stays_aligned_to_the_sample(tone):
+    iso = IsolatedChain(gain_spec(0.0), FS, 2, block=BLOCK)
+    try:
+        assert iso.latency_samples == 2 * BLOCK  # the pipeline (depth 2 blocks), reported
+        engine = Engine(FS, [Path("dry", Player(tone, "t")), Path("iso", Player(tone, "t"), iso)])
+        dry, wet = paced(engine, 3.0, [0, 1])
+    finally:
+        iso.close()
+    blocks_dry = dry[BLOCK * 8 :].reshape(-1, BLOCK, 2)
+    blocks_wet = wet[BLOCK * 8 :].reshape(-1, BLOCK, 2)
+    same = np.all(blocks_dry == blocks_wet, axis=(1, 2))
+    silent = np.all(blocks_wet == 0.0, axis=(1, 2))
+    # Every block is either the dry block to the sample (aligned), or a late one
+    # (silence, counted). A misalignment of even one sample would match none.
+    assert np.all(same | silent)
+    assert same.mean() > 0.9
+    assert silent.sum() <= iso.late_blocks
+
+
+def test_gain_and_live_edits_in_the_host_are_measured_on_the_path(tone):
+    iso = IsolatedChain(gain_spec(6.0), FS, 2, block=BLOCK)
+    engine = Engine(FS, [Path("iso", Player(tone, "t"), iso)], a=0, b=0)
+    driver = NullDriver(engine, blocksize=BLOCK)
+    driver.start()
+    try:
+        time.sleep(4.0)
+        first = engine.state().paths[0].readings.short_term_lufs
+        iso.set_parameter(0, "gain_db", 12.0)
+        assert dict(iso.spec.plugins[0].params)["gain_db"] == 12.0  # confirmed by the host
+        time.sleep(3.5)
+        second = engine.state().paths[0].readings.short_term_lufs
+        with pytest.raises(PresetError, match="gain_db"):
+            iso.set_parameter(0, "gain_db", "loud")
+    finally:
+        driver.stop()
+        iso.close()
+    late = iso.late_blocks / max(1, engine.callbacks)
+    assert first == pytest.approx(-14.0, abs=0.1 + 20 * late)
+    assert second == pytest.approx(-8.0, abs=0.1 + 20 * late)
+
+
+def test_a_crashing_host_mutes_its_path_is_reported_and_the_rest_plays_on(tone):
+    iso = IsolatedChain(gain_spec(0.0), FS, 2, block=BLOCK)
+    engine = Engine(FS, [Path("dry", Player(tone, "t")), Path("iso", Player(tone, "t"), iso)])
+    driver = NullDriver(engine, blocksize=BLOCK)
+    lines: list[str] = []
+    session = LiveSession(engine, driver, say=lines.append)
+    driver.start()
+    try:
+        with session:
+            time.sleep(1.0)
+            os.kill(iso.pid, signal.SIGSEGV)
+            t0 = time.monotonic()
+            while not lines and time.monotonic() - t0 < 5:
+                time.sleep(0.05)
+            noticed_s = time.monotonic() - t0
+            blocks, muted = engine.callbacks, engine.state().paths[1].nonfinite_blocks
+            time.sleep(1.0)
+            blocks_after = engine.callbacks - blocks
+            muted_after = engine.state().paths[1].nonfinite_blocks - muted
+            assert session.call("restart_chain", 1) is True
+            time.sleep(0.5)
+            muted_restarted = engine.state().paths[1].nonfinite_blocks
+            time.sleep(1.0)
+            still_muted = engine.state().paths[1].nonfinite_blocks - muted_restarted
+            dry = engine.state().paths[0].readings
+    finally:
+        iso.close()
+    assert noticed_s < 1.5
+    assert lines[0].startswith(
+        "earmark: chain 'gain' crashed in its isolated host (killed by SIGSEGV)"
+    )
+    assert blocks_after == pytest.approx(FS / BLOCK, rel=0.2)  # the engine kept real time
+    assert muted_after == pytest.approx(blocks_after, abs=2)  # the crashed path was silent
+    assert still_muted <= 0.05 * FS / BLOCK  # after the restart it plays again
+    assert dry.integrated_lufs == pytest.approx(-20.0, abs=0.05)  # the dry path never stopped
+    assert iso.restarts == 1
+
+
+def test_a_chain_that_cannot_load_fails_in_the_parent_with_the_preset_error():
+    bad = parse_chain('name = "bad"\n[[plugin]]\nbuiltin = "Gain"\ngain_db = 6.0\n', "bad.toml")
+    bad = type(bad)(bad.name, bad.description, (PluginSpec.vst3("NoSuchPlugin"),), bad.source)
+    with pytest.raises(PresetError, match="NoSuchPlugin"):
+        IsolatedChain(bad, FS, 2, block=BLOCK)

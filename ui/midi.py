@@ -1,0 +1,982 @@
+"""The MIDI controller surface: A/B, bypass, parameters, snapshots and markers from hardware.
+
+The controller is earmark's second user interface. :class:`ControllerSurface`
+is a session service (``earmark.session.LiveSession.add_service``):
+
+- **Input** runs on python-rtmidi's callback thread (with JACK, that is the MIDI
+  client's own process thread). It parses, looks the control up, and then only
+  *enqueues*: one-shot and monitor actions are posted to the session (a deque
+  append; never blocks), parameter moves are coalesced into one slot per
+  control (the latest position, or the sum of encoder detents), chain edits are
+  queued for the session thread. It never touches audio, never blocks, never
+  raises (every fault is counted), and posts at most ``commands_per_s`` commands
+  a second to the engine (a token bucket; the engine's own queue is a last
+  resort, not a limiter).
+- **The session thread** (``tick``, ``tick_hz`` times a second) applies the
+  coalesced parameter moves through ``Chain.set_parameter`` with soft takeover
+  (an absolute fader or knob changes nothing until it reaches the parameter's
+  current value), runs chain bypasses, drives the LEDs from the session state
+  (sending only what changed, so LEDs follow the dashboard and the keys too),
+  and once a second checks the port list: a controller that disappears is
+  reported and re-opened when it returns.
+
+MIDI back-ends: JACK first (the only one on machines without an ALSA
+sequencer), then the platform's own (ALSA, CoreMIDI, Windows MM).
+``EARMARK_MIDI_API`` (``jack``, ``alsa``, ``coremidi``, ``winmm``) picks one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .controller_map import Binding, ControllerMap, Led
+
+__all__ = [
+    "ControllerSurface",
+    "Counters",
+    "Decoder",
+    "MidiUnavailableError",
+    "current_value",
+    "find_port",
+    "list_ports",
+    "open_client",
+]
+
+CLIENT_PREFIX = "earmark-midi"
+_API_ENV = "EARMARK_MIDI_API"
+_POLL_S = 1.0  # hot-plug: how often the port list is read
+_RETRY_API_S = 10.0  # no MIDI back-end at all: how often to try again
+_BLINK_S = 0.6  # "snapshot taken": three 100 ms flashes
+_BLINK_PHASE_S = 0.1
+_MAX_LED_PER_TICK = 64
+_MAX_CHAIN_OPS = 256
+_MAX_PARAM_SETS_PER_TICK = 32
+_EXPECT_S = 0.5  # how long a posted monitor change outranks an older state snapshot
+
+
+# -- back-ends and ports ---------------------------------------------------------------
+
+
+class MidiUnavailableError(RuntimeError):
+    """No MIDI back-end could be opened; the message says why for each one tried."""
+
+
+def _api_order() -> list[tuple[str, int]]:
+    import rtmidi
+
+    names = {
+        rtmidi.API_UNIX_JACK: "jack",
+        rtmidi.API_LINUX_ALSA: "alsa",
+        rtmidi.API_MACOSX_CORE: "coremidi",
+        rtmidi.API_WINDOWS_MM: "winmm",
+    }
+    if sys.platform == "darwin":
+        order = [rtmidi.API_MACOSX_CORE, rtmidi.API_UNIX_JACK]
+    elif sys.platform.startswith("win"):
+        order = [rtmidi.API_WINDOWS_MM]
+    else:
+        order = [rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA]
+    compiled = set(rtmidi.get_compiled_api())
+    wanted = os.environ.get(_API_ENV, "").strip().lower()
+    if wanted:
+        chosen = [api for api, name in names.items() if name == wanted]
+        if not chosen:
+            raise MidiUnavailableError(
+                f"{_API_ENV}={wanted!r} is not a MIDI back-end "
+                f"(choose from {', '.join(names.values())})"
+            )
+        order = chosen
+    return [(names[api], api) for api in order if api in compiled]
+
+
+def open_client(direction: str, client: str) -> tuple[Any, str]:
+    """An rtmidi ``MidiIn`` (direction "in") or ``MidiOut`` ("out") on the first back-end
+    that opens, and the back-end's name.
+
+    Raises:
+        MidiUnavailableError: naming each back-end tried and why it failed.
+    """
+    import rtmidi
+
+    cls = rtmidi.MidiIn if direction == "in" else rtmidi.MidiOut
+    reasons = []
+    order = _api_order()
+    if not order:
+        raise MidiUnavailableError("python-rtmidi has no MIDI back-end for this platform")
+    for name, api in order:
+        try:
+            return cls(api, name=client), name
+        except Exception as exc:  # rtmidi.SystemError and friends
+            reasons.append(f"{name}: {_one_line(exc)}")
+    raise MidiUnavailableError("no MIDI back-end could be opened (" + "; ".join(reasons) + ")")
+
+
+def _own(name: str) -> bool:
+    """A port of earmark's own MIDI clients (never a controller)."""
+    return name.split(":", 1)[0].startswith(CLIENT_PREFIX)
+
+
+def list_ports() -> dict[str, Any]:
+    """``{"api": ..., "inputs": [...], "outputs": [...]}``: ports a controller may be on.
+
+    Inputs are the ports earmark can read from (a controller's keys and faders),
+    outputs the ones it can write to (a controller's LEDs).
+    """
+    midi_in, api = open_client("in", f"{CLIENT_PREFIX}-list")
+    midi_out = None
+    try:
+        midi_out, _ = open_client("out", f"{CLIENT_PREFIX}-list")
+        return {
+            "api": api,
+            "inputs": [p for p in midi_in.get_ports() if not _own(p)],
+            "outputs": [p for p in midi_out.get_ports() if not _own(p)],
+        }
+    finally:
+        for obj in (midi_in, midi_out):
+            if obj is not None:
+                obj.delete()
+
+
+def find_port(names: Sequence[str], pattern: str) -> int | None:
+    """Index of the first port in ``names`` that ``pattern`` names.
+
+    An exact name wins; otherwise ``pattern`` is a case-insensitive regular
+    expression searched in each name (an invalid one is taken as plain text).
+    earmark's own ports never match.
+    """
+    candidates = [(i, n) for i, n in enumerate(names) if not _own(n)]
+    for i, n in candidates:
+        if n == pattern:
+            return i
+    try:
+        rx = re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        rx = re.compile(re.escape(pattern), re.IGNORECASE)
+    for i, n in candidates:
+        if rx.search(n):
+            return i
+    return None
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+
+@dataclass
+class Counters:
+    """What the surface saw and did; read by views, tests and the benchmark."""
+
+    messages: int = 0  # rtmidi callbacks
+    events: int = 0  # channel messages decoded
+    junk: int = 0  # malformed: truncated, data without status, bytes out of range
+    sysex: int = 0
+    system: int = 0  # realtime and system common bytes (clock, song position...)
+    unmapped: int = 0  # well-formed, but no control of the map sends it
+    rate_limited: int = 0  # engine commands refused by the token bucket
+    posted: int = 0  # commands posted to the session/engine
+    dropped: int = 0  # refused by the session's own queue
+    chain_ops: int = 0  # bypass edits run on the session thread
+    param_sets: int = 0  # Chain.set_parameter calls
+    param_errors: int = 0  # a value the chain refused, or no such chain/plugin
+    pickup_waiting: int = 0  # absolute moves ignored until the control reaches the value
+    led_sent: int = 0
+    reconnects: int = 0
+    errors: int = 0  # exceptions caught on the MIDI thread (should stay 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Events: (kind, channel 0-15, number, value). Values: note velocity (0 = off),
+# 7-bit CC, 14-bit for cc14/nrpn/pitchbend; "nrpn_step" carries +1/-1.
+Event = tuple[str, int, int, int]
+
+_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+_SYSTEM_COMMON_DATA = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0}
+
+
+class Decoder:
+    """MIDI bytes -> events, with 14-bit CC pairs and NRPN assembled per channel.
+
+    Robust to what arrives from a port: several messages (or running status)
+    in one buffer, truncated messages, data bytes without a status, values out
+    of range, SysEx, realtime and system common bytes; each is counted, none
+    raises.
+
+    14-bit pairs (``cc14``: MSB on CC n, LSB on n+32) and NRPN (CC 99/98 select
+    the parameter, 6/38 carry the value, 96/97 step it) are decoded only on the
+    channels and numbers the map binds that way, so a controller whose CC 6 is
+    a plain knob keeps it. A value's MSB alone gives ``msb << 7 | msb`` (the
+    7-bit value scaled exactly onto 14 bits: 127 -> 16383), refined when the LSB
+    follows, so 7-bit senders of "14-bit" messages reach the whole range.
+    """
+
+    def __init__(
+        self,
+        cc14: Iterable[tuple[int | None, int]] = (),
+        nrpn_channels: Iterable[int | None] = (),
+        counters: Counters | None = None,
+    ) -> None:
+        self.counters = counters if counters is not None else Counters()
+        self._cc14_msb: dict[tuple[int | None, int], int] = {}
+        for ch, n in cc14:
+            self._cc14_msb[(ch, n)] = 0
+        self._cc14_any = any(ch is None for ch, _ in self._cc14_msb)
+        self._nrpn_all = any(ch is None for ch in nrpn_channels)
+        self._nrpn = {ch for ch in nrpn_channels if ch is not None}
+        self._param = [-1] * 16  # selected NRPN number per channel (-1: none, or an RPN)
+        self._param_msb = [0] * 16
+        self._data_msb = [0] * 16
+        self._lsb: dict[tuple[int, int], int] = {}
+
+    def feed(self, data: Sequence[int]) -> list[Event]:
+        """Decode one buffer from the port."""
+        out: list[Event] = []
+        c = self.counters
+        n = len(data)
+        i = 0
+        status = 0
+        while i < n:
+            b = data[i]
+            if not isinstance(b, int) or b < 0 or b > 0xFF:
+                c.junk += 1
+                return out
+            if b >= 0xF8:  # realtime may sit anywhere, even inside a message
+                c.system += 1
+                i += 1
+                continue
+            if b == 0xF0:
+                c.sysex += 1
+                end = i + 1
+                while end < n and data[end] != 0xF7:
+                    end += 1
+                i = end + 1
+                status = 0
+                continue
+            if b >= 0xF0:
+                c.system += 1
+                i += 1 + _SYSTEM_COMMON_DATA.get(b, 0)
+                status = 0
+                continue
+            if b & 0x80:
+                status = b
+                i += 1
+            elif status == 0:
+                c.junk += 1  # a data byte with no status before it
+                i += 1
+                continue
+            need = _DATA_BYTES[status & 0xF0]
+            body = data[i : i + need]
+            if len(body) < need or any((not isinstance(d, int)) or d < 0 or d > 0x7F for d in body):
+                c.junk += 1  # truncated, or a status byte where data belongs
+                while i < n and isinstance(data[i], int) and 0 <= data[i] <= 0x7F:
+                    i += 1
+                if i < n and not (isinstance(data[i], int) and 0 <= data[i] <= 0xFF):
+                    c.junk += 1
+                    return out
+                status = 0
+                continue
+            i += need
+            self._message(status, body, out)
+        return out
+
+    def _message(self, status: int, body: Sequence[int], out: list[Event]) -> None:
+        kind, ch = status & 0xF0, status & 0x0F
+        self.counters.events += 1
+        if kind == 0x90:
+            out.append(("note", ch, body[0], body[1]))
+        elif kind == 0x80:
+            out.append(("note", ch, body[0], 0))
+        elif kind == 0xB0:
+            self._cc(ch, body[0], body[1], out)
+        elif kind == 0xE0:
+            out.append(("pitchbend", ch, 0, body[0] | (body[1] << 7)))
+        else:  # aftertouch, program change, channel pressure: nothing binds them
+            self.counters.unmapped += 1
+
+    def _cc(self, ch: int, num: int, value: int, out: list[Event]) -> None:
+        if (ch in self._nrpn or self._nrpn_all) and num in (99, 98, 101, 100, 6, 38, 96, 97):
+            self._nrpn_cc(ch, num, value, out)
+            return
+        if self._cc14_msb:
+            if num < 32:
+                key = (ch, num) if (ch, num) in self._cc14_msb else (None, num)
+                if key in self._cc14_msb:
+                    self._cc14_msb[key] = value
+                    out.append(("cc14", ch, num, (value << 7) | value))
+                    return
+            elif num < 64:
+                key = (ch, num - 32) if (ch, num - 32) in self._cc14_msb else (None, num - 32)
+                if key in self._cc14_msb:
+                    out.append(("cc14", ch, num - 32, (self._cc14_msb[key] << 7) | value))
+                    return
+        out.append(("cc", ch, num, value))
+
+    def _nrpn_cc(self, ch: int, num: int, value: int, out: list[Event]) -> None:
+        if num == 99:
+            self._param_msb[ch] = value
+            self._param[ch] = -1  # complete once the LSB (98) arrives
+        elif num == 98:
+            self._param[ch] = (self._param_msb[ch] << 7) | value
+            if self._param_msb[ch] == 127 and value == 127:  # the "null" parameter
+                self._param[ch] = -1
+        elif num in (101, 100):  # an RPN selection deselects any NRPN
+            self._param[ch] = -1
+        elif self._param[ch] < 0:
+            self.counters.unmapped += 1  # data entry with no NRPN selected
+        elif num == 6:
+            self._data_msb[ch] = value
+            out.append(("nrpn", ch, self._param[ch], (value << 7) | value))
+        elif num == 38:
+            out.append(("nrpn", ch, self._param[ch], (self._data_msb[ch] << 7) | value))
+        else:  # 96 increment, 97 decrement
+            out.append(("nrpn_step", ch, self._param[ch], 1 if num == 96 else -1))
+
+
+def relative_delta(mode: str, value: int) -> int:
+    """Detents encoded in a 7-bit relative encoder value."""
+    if mode == "relative-twos":  # 1..63 up, 127..64 down (-1..-64)
+        return value - 128 if value >= 64 else value
+    if mode == "relative-binary-offset":  # 64 is no move: 65 = +1, 63 = -1
+        return value - 64
+    if mode == "relative-sign-magnitude":  # bit 6 is the sign: 1 = +1, 65 = -1
+        return -(value & 0x3F) if value & 0x40 else value & 0x3F
+    return 0
+
+
+# -- chain parameters ---------------------------------------------------------------------------
+
+_UNIT_SCALE = {"ms": 1e-3, "s": 1.0, "hz": 1.0, "khz": 1e3, "db": 1.0, "percent": 1.0}
+
+
+def current_value(chain: Any, plugin: int, key: str) -> float | None:
+    """The value of ``key`` (a chain preset key with its unit) of plugin ``plugin`` now.
+
+    From the chain's spec (it includes live edits), converting between units of
+    one family (``attack_s`` for a preset that says ``attack_ms``); else the
+    plugin's own current value. None when neither knows it.
+    """
+    try:
+        spec = chain.spec.plugins[plugin]
+    except (AttributeError, IndexError, TypeError):
+        spec = None
+    if spec is not None:
+        params = dict(spec.params)
+        if key in params and _is_number(params[key]):
+            return float(params[key])
+        base, _, unit = key.rpartition("_")
+        if unit.lower() in _UNIT_SCALE:
+            for other, value in params.items():
+                b2, _, u2 = other.rpartition("_")
+                if b2 == base and u2.lower() in _UNIT_SCALE and _is_number(value):
+                    same_family = {unit.lower(), u2.lower()} <= {"ms", "s"} or {
+                        unit.lower(),
+                        u2.lower(),
+                    } <= {"hz", "khz"}
+                    if same_family:
+                        return float(value) * _UNIT_SCALE[u2.lower()] / _UNIT_SCALE[unit.lower()]
+    try:
+        value = getattr(chain.plugins[plugin], key)
+    except Exception:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# -- the surface --------------------------------------------------------------------------------
+
+
+class _Slot:
+    """One binding's live state. The MIDI thread writes ``pressed``, ``pos``,
+    ``seq`` and ``detents``; the session thread writes the rest (one writer each)."""
+
+    __slots__ = (
+        "applied_detents",
+        "binding",
+        "detents",
+        "last_set",
+        "picked",
+        "pos",
+        "pressed",
+        "prev_pos",
+        "seen_seq",
+        "seq",
+    )
+
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
+        self.pressed = False
+        self.pos = 0.0  # latest absolute position, 0..1
+        self.seq = 0  # bumped by every absolute move
+        self.seen_seq = 0
+        self.prev_pos: float | None = None  # the position the last tick acted on
+        self.detents = 0  # relative: running sum written by the MIDI thread
+        self.applied_detents = 0
+        self.picked = False
+        self.last_set: float | None = None
+
+
+class ControllerSurface:
+    """A MIDI controller driving a live session (a session service; see the module doc).
+
+    Args:
+        cmap: the controller map.
+        port: a port name or pattern overriding the map's (for input and LEDs).
+        client: the MIDI client name prefix (earmark's own ports never match a pattern).
+        commands_per_s, burst: the token bucket for commands to the engine/session.
+        poll_s: how often the port list is read for hot-plug.
+    """
+
+    tick_hz = 30.0
+
+    def __init__(
+        self,
+        cmap: ControllerMap,
+        *,
+        port: str | None = None,
+        client: str = CLIENT_PREFIX,
+        commands_per_s: float = 100.0,
+        burst: int = 20,
+        poll_s: float = _POLL_S,
+    ) -> None:
+        if not client.startswith(CLIENT_PREFIX):
+            raise ValueError(f"client names start with {CLIENT_PREFIX!r}, got {client!r}")
+        self.map = cmap
+        self.input_pattern = port or cmap.input
+        self.output_pattern = port or cmap.output
+        self.client = client
+        self.counters = Counters()
+        self.status = f"controller {cmap.name}: not started"
+        self.api: str | None = None
+        self.input_port: str | None = None
+        self.output_port: str | None = None
+        self.last_error: str | None = None
+        self._rate = float(commands_per_s)
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._refill_at = time.monotonic()
+        self._poll_s = float(poll_s)
+        self._slots = [_Slot(b) for b in cmap.controls]
+        self._lookup: dict[tuple[str, int | None, int], _Slot] = {}
+        for slot in self._slots:
+            b = slot.binding
+            kind = "nrpn" if b.kind == "nrpn" else b.kind
+            self._lookup[(kind, b.channel, b.number)] = slot
+        self._decoder = Decoder(
+            cc14=[(b.channel, b.number) for b in cmap.controls if b.kind == "cc14"],
+            nrpn_channels=[b.channel for b in cmap.controls if b.kind == "nrpn"],
+            counters=self.counters,
+        )
+        self._continuous = [s for s in self._slots if s.binding.continuous]
+        self._chain_ops: deque[tuple[_Slot, bool | None]] = deque()
+        self._expect: dict[str, tuple[Any, float]] = {}
+        self._blink_until: dict[str, float] = {}
+        self._led_sent: dict[tuple[str, int, int], int] = {}
+        self._bypass_memory: dict[int, tuple[bool, ...]] = {}
+        self._session: Any = None
+        self._last_state: Any = None
+        self._in: Any = None
+        self._out: Any = None
+        self._ever_connected = False
+        self._next_poll = 0.0
+        self._next_api_try = 0.0
+        self._waiting_said = False
+        self._lock = threading.Lock()  # start/stop/poll against each other, never the MIDI thread
+
+    # -- service --------------------------------------------------------------------------
+
+    def start(self, session: Any) -> None:
+        """Open the MIDI clients and the controller's ports (if present)."""
+        self._session = session
+        state = getattr(session, "state", None)
+        self._last_state = state() if state is not None else None
+        handle = getattr(session, "handle", None)
+        if handle is not None:
+            handle("snapshot", self._saw("snapshot"))
+            handle("marker", self._saw("marker"))
+        self._open_clients()
+        self._poll(force=True)
+
+    def tick(self, session: Any, state: Any) -> None:
+        """Hot-plug, chain edits, coalesced parameter moves, LEDs (session thread)."""
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._poll()
+        if state is None:
+            return
+        self._last_state = state
+        self._run_chain_ops(session, state)
+        self._apply_continuous(session, state)
+        self._update_leds(session, state, now)
+
+    def stop(self, session: Any = None) -> None:
+        """Turn the LEDs off and close the ports."""
+        with self._lock:
+            if self._out is not None and self.output_port is not None:
+                for (kind, ch, num), value in list(self._led_sent.items()):
+                    off = self._led_off.get((kind, ch, num), 0)
+                    if value != off:
+                        self._send_led(kind, ch, num, off)
+            for obj in (self._in, self._out):
+                if obj is None:
+                    continue
+                try:
+                    if obj is self._in:
+                        obj.cancel_callback()
+                    obj.close_port()
+                    obj.delete()
+                except Exception as exc:
+                    self.last_error = _one_line(exc)
+            self._in = self._out = None
+            self.input_port = self.output_port = None
+            self.status = f"controller {self.map.name}: stopped"
+
+    # -- ports and hot-plug ---------------------------------------------------------------------
+
+    def _open_clients(self) -> None:
+        if self._in is not None:
+            return
+        try:
+            self._in, self.api = open_client("in", f"{self.client}-in")
+            if self.output_pattern:
+                self._out, _ = open_client("out", f"{self.client}-out")
+        except MidiUnavailableError as exc:
+            self._in = self._out = None
+            self._next_api_try = time.monotonic() + _RETRY_API_S
+            self._say(f"controller {self.map.name}: {exc}; trying again every {_RETRY_API_S:.0f} s")
+            return
+        self._in.ignore_types(sysex=False, timing=True, active_sense=True)
+        self._in.set_callback(self._on_midi)
+
+    def _poll(self, force: bool = False) -> None:
+        with self._lock:
+            self._next_poll = time.monotonic() + self._poll_s
+            if self._in is None:
+                if force or time.monotonic() >= self._next_api_try:
+                    self._open_clients()
+                if self._in is None:
+                    return
+            try:
+                self._poll_input()
+                if self._out is not None:
+                    self._poll_output()
+            except Exception as exc:  # a back-end hiccup must not stop the session's services
+                self.last_error = _one_line(exc)
+                self.counters.errors += 1
+
+    def _poll_input(self) -> None:
+        names = self._in.get_ports()
+        if self.input_port is not None and self.input_port in names:
+            return
+        if self.input_port is not None:
+            lost = self.input_port
+            self._in.close_port()
+            self.input_port = None
+            self._say(
+                f"controller {self.map.name}: lost {lost!r}; "
+                "waiting for it to return (re-opened automatically)"
+            )
+        index = find_port(names, self.input_pattern) if self.input_pattern else None
+        if index is None:
+            if not self._waiting_said and not self._ever_connected:
+                self._waiting_said = True
+                self._say(
+                    f"controller {self.map.name}: no MIDI input matching "
+                    f"{self.input_pattern!r} ({self.api}); waiting for it"
+                )
+            return
+        name = names[index]
+        self._in.open_port(index, "in")
+        self.input_port = name
+        self._decoder = Decoder(
+            cc14=[(b.channel, b.number) for b in self.map.controls if b.kind == "cc14"],
+            nrpn_channels=[b.channel for b in self.map.controls if b.kind == "nrpn"],
+            counters=self.counters,
+        )
+        for slot in self._continuous:  # the hardware may have moved while away
+            slot.picked = False
+            slot.prev_pos = None
+        if self._ever_connected:
+            self.counters.reconnects += 1
+            self._say(f"controller {self.map.name}: reconnected to {name!r}")
+        else:
+            self._say(f"controller {self.map.name}: listening to {name!r} ({self.api})")
+        self._ever_connected = True
+
+    def _poll_output(self) -> None:
+        names = self._out.get_ports()
+        if self.output_port is not None and self.output_port in names:
+            return
+        if self.output_port is not None:
+            self._out.close_port()
+            self.output_port = None
+        index = find_port(names, self.output_pattern) if self.output_pattern else None
+        if index is None:
+            return
+        self._out.open_port(index, "leds")
+        self.output_port = names[index]
+        self._led_sent.clear()  # a returning controller shows nothing: send every LED again
+
+    def _say(self, text: str) -> None:
+        self.status = text
+        note = getattr(self._session, "note", None)
+        if note is not None:
+            note("midi", text)
+
+    @property
+    def connected(self) -> bool:
+        """The controller's input port is open."""
+        return self.input_port is not None
+
+    # -- the MIDI thread -------------------------------------------------------------------------
+
+    def _on_midi(self, event: Any, data: Any = None) -> None:
+        """python-rtmidi's callback: parse, look up, enqueue. Never raises, never blocks."""
+        try:
+            self.counters.messages += 1
+            for kind, ch, num, value in self._decoder.feed(event[0]):
+                slot = self._lookup.get((kind if kind != "nrpn_step" else "nrpn", ch, num))
+                if slot is None:
+                    slot = self._lookup.get((kind if kind != "nrpn_step" else "nrpn", None, num))
+                if slot is None:
+                    self.counters.unmapped += 1
+                    continue
+                self._control(slot, kind, value)
+        except Exception as exc:
+            self.counters.errors += 1
+            self.last_error = _one_line(exc)
+
+    def _control(self, slot: _Slot, kind: str, value: int) -> None:
+        b = slot.binding
+        if b.continuous:
+            if kind == "nrpn_step":
+                slot.detents += value
+            elif b.relative:
+                slot.detents += relative_delta(b.mode, value >> 7 if kind == "nrpn" else value)
+            else:
+                full = 127.0 if kind == "cc" else 16383.0
+                slot.pos = value / full
+                slot.seq += 1
+            return
+        pressed = value > 0
+        if pressed == slot.pressed:
+            return  # a repeated press or release: edges only
+        slot.pressed = pressed
+        action = b.action
+        if action in ("chain_bypass", "plugin_bypass"):
+            if b.button == "momentary":
+                self._queue_chain_op(slot, pressed)
+            elif pressed:
+                self._queue_chain_op(slot, None)
+            return
+        if not pressed and not (b.button == "momentary" and action in _HOLDABLE):
+            return
+        self._fire(slot, pressed)
+
+    def _fire(self, slot: _Slot, pressed: bool) -> None:
+        b = slot.binding
+        action = b.action
+        if action == "ab_toggle":
+            self._post("select", "toggle")
+        elif action == "select_a":
+            self._post("select", "A")
+        elif action == "select_b":
+            self._post("select", "B")
+        elif action in ("dim", "mono", "mute"):
+            on = pressed if b.button == "momentary" else not self._current(action)
+            if self._post("monitor", {action: on}):
+                self._expect[action] = (on, time.monotonic() + _EXPECT_S)
+        elif action == "match":
+            on = pressed if b.button == "momentary" else not self._current("match")
+            if self._post("match", on):
+                self._expect["match"] = (on, time.monotonic() + _EXPECT_S)
+        elif action == "snapshot":
+            self._post("snapshot", b.text) if b.text else self._post("snapshot")
+        elif action == "marker":
+            self._post("marker", b.text) if b.text else self._post("marker")
+        elif action in ("next_reference", "previous_reference"):
+            self._step_reference(1 if action == "next_reference" else -1)
+        elif action == "reset_meters":
+            self._post("reset_meters")
+
+    def _post(self, *command: Any) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._refill_at) * self._rate)
+        self._refill_at = now
+        if self._tokens < 1.0:
+            self.counters.rate_limited += 1
+            return False
+        self._tokens -= 1.0
+        session = self._session
+        if session is None or not session.post(*command):
+            self.counters.dropped += 1
+            return False
+        self.counters.posted += 1
+        return True
+
+    def _queue_chain_op(self, slot: _Slot, on: bool | None) -> None:
+        if len(self._chain_ops) >= _MAX_CHAIN_OPS:
+            self.counters.rate_limited += 1
+            return
+        self._chain_ops.append((slot, on))
+
+    def _state(self) -> Any:
+        # The state the last tick saw (the session refreshes it ~10 Hz anyway): the MIDI
+        # thread never asks the engine for a fresh one, which would compute percentiles.
+        return self._last_state
+
+    def _current(self, what: str) -> Any:
+        expected = self._expect.get(what)
+        if expected is not None and time.monotonic() < expected[1]:
+            return expected[0]
+        state = self._state()
+        if state is None:
+            return False
+        if what == "match":
+            return bool(state.loudness_match)
+        if what == "b":
+            return state.b
+        return bool(state.monitor.get(what))
+
+    def _step_reference(self, step: int) -> None:
+        state = self._state()
+        if state is None:
+            return
+        a = state.a
+        others = [i for i in range(len(state.paths)) if i != a]
+        if not others:
+            return
+        b = self._current("b")
+        position = others.index(b) if b in others else (-1 if step > 0 else 0)
+        new_b = others[(position + step) % len(others)]
+        if self._post("compare", a, new_b):
+            self._expect["b"] = (new_b, time.monotonic() + _EXPECT_S)
+
+    # -- the session thread ---------------------------------------------------------------------
+
+    def _saw(self, what: str) -> Callable[..., None]:
+        def seen(session: Any, *args: Any) -> None:
+            self._blink_until[what] = time.monotonic() + _BLINK_S
+
+        return seen
+
+    def _path_index(self, path: str | int, state: Any) -> int | None:
+        index = state.a if path == "A" else state.b if path == "B" else path
+        return index if isinstance(index, int) and 0 <= index < len(state.paths) else None
+
+    def _chain(self, session: Any, slot: _Slot, state: Any) -> Any:
+        index = self._path_index(slot.binding.path, state)
+        if index is None:
+            return None
+        chains = session.chains()
+        chain = chains[index] if index < len(chains) else None
+        return chain if hasattr(chain, "set_parameter") else None
+
+    def _run_chain_ops(self, session: Any, state: Any) -> None:
+        while self._chain_ops:
+            slot, on = self._chain_ops.popleft()
+            b = slot.binding
+            chain = self._chain(session, slot, state)
+            if chain is None or not len(chain):
+                self.counters.param_errors += 1
+                continue
+            try:
+                bypassed = tuple(chain.bypassed)
+                if b.action == "plugin_bypass":
+                    if b.plugin >= len(bypassed):
+                        self.counters.param_errors += 1
+                        continue
+                    target = (not bypassed[b.plugin]) if on is None else on
+                    chain.set_bypass(b.plugin, target)
+                else:
+                    engaged = all(bypassed)
+                    target = (not engaged) if on is None else on
+                    key = id(chain)
+                    if target:
+                        self._bypass_memory[key] = bypassed
+                        wanted = (True,) * len(bypassed)
+                    else:
+                        remembered = self._bypass_memory.pop(key, None)
+                        if remembered is None or len(remembered) != len(bypassed):
+                            remembered = (False,) * len(bypassed)
+                        wanted = remembered
+                    for i, value in enumerate(wanted):
+                        if bypassed[i] != value:
+                            chain.set_bypass(i, value)
+                self.counters.chain_ops += 1
+            except Exception as exc:
+                self.counters.param_errors += 1
+                self.last_error = _one_line(exc)
+
+    def _apply_continuous(self, session: Any, state: Any) -> None:
+        budget = _MAX_PARAM_SETS_PER_TICK
+        for slot in self._continuous:
+            b = slot.binding
+            moved = slot.seq != slot.seen_seq
+            detents = slot.detents - slot.applied_detents
+            if not moved and not detents:
+                continue
+            if budget <= 0:
+                break  # the rest keep their latest value for the next tick
+            slot.seen_seq = slot.seq
+            slot.applied_detents += detents
+            pos = slot.pos
+            if b.action == "trim":
+                current = float(state.monitor.get("trim_db", 0.0))
+                expected = self._expect.get("trim")
+                if expected is not None and time.monotonic() < expected[1]:
+                    current = expected[0]
+                chain = None
+            else:
+                chain = self._chain(session, slot, state)
+                current = None if chain is None else current_value(chain, b.plugin, b.key)
+                if chain is None:
+                    self.counters.param_errors += 1
+                    continue
+            if b.relative:
+                start = b.to_position(current) if current is not None else 0.5
+                value = b.to_value(start + detents * b.step)
+            else:
+                value = self._takeover(slot, pos, current)
+                if value is None:
+                    continue
+            if current is not None and value == current:
+                continue
+            budget -= 1
+            try:
+                if chain is None:
+                    if self._post("monitor", {"trim_db": value}):
+                        self._expect["trim"] = (value, time.monotonic() + _EXPECT_S)
+                else:
+                    chain.set_parameter(b.plugin, b.key, value)
+                    self.counters.param_sets += 1
+                slot.last_set = value
+            except Exception as exc:  # PresetError (out of the plugin's range), IndexError
+                self.counters.param_errors += 1
+                self.last_error = _one_line(exc)
+
+    def _takeover(self, slot: _Slot, pos: float, current: float | None) -> float | None:
+        """Soft takeover: the value for control position ``pos``, or None while waiting."""
+        b = slot.binding
+        prev, slot.prev_pos = slot.prev_pos, pos
+        if b.takeover == "jump" or current is None:
+            return b.to_value(pos)
+        here = b.to_position(current)
+        moved_elsewhere = (
+            slot.last_set is not None and abs(b.to_position(slot.last_set) - here) > b.tolerance
+        )
+        if slot.picked and moved_elsewhere:
+            # Changed from the dashboard or another control since we set it: pick up again.
+            slot.picked = False
+        if not slot.picked:
+            crossed = prev is not None and (prev - here) * (pos - here) <= 0
+            if abs(pos - here) <= b.tolerance or crossed:
+                slot.picked = True
+            else:
+                self.counters.pickup_waiting += 1
+                return None
+        return b.to_value(pos)
+
+    # -- LEDs -------------------------------------------------------------------------------
+
+    @property
+    def _led_off(self) -> dict[tuple[str, int, int], int]:
+        return {
+            (b.led.kind, b.led.channel, b.led.number): b.led.off
+            for b in self.map.controls
+            if b.led is not None
+        }
+
+    def _update_leds(self, session: Any, state: Any, now: float) -> None:
+        if self._out is None or self.output_port is None:
+            return
+        sent = 0
+        chains = None
+        for slot in self._slots:
+            b = slot.binding
+            led = b.led
+            if led is None:
+                continue
+            if b.action in ("chain_bypass", "plugin_bypass") and chains is None:
+                chains = session.chains()
+            value = self._led_value(b, led, state, chains, now)
+            key = (led.kind, led.channel, led.number)
+            if self._led_sent.get(key) == value:
+                continue
+            if sent >= _MAX_LED_PER_TICK:
+                break
+            self._send_led(led.kind, led.channel, led.number, value)
+            sent += 1
+
+    def _led_value(self, b: Binding, led: Led, state: Any, chains: Any, now: float) -> int:
+        action = b.action
+        on: bool
+        if action in ("ab_toggle", "select_b"):
+            on = state.audible == "B"
+        elif action == "select_a":
+            on = state.audible == "A"
+        elif action in ("dim", "mono", "mute"):
+            on = bool(state.monitor.get(action))
+        elif action == "match":
+            on = bool(state.loudness_match)
+        elif action in ("snapshot", "marker"):
+            left = self._blink_until.get(action, 0.0) - now
+            on = left > 0 and int((_BLINK_S - left) / _BLINK_PHASE_S) % 2 == 0
+        elif action in ("chain_bypass", "plugin_bypass"):
+            index = self._path_index(b.path, state)
+            chain = chains[index] if index is not None and index < len(chains) else None
+            bypassed = tuple(getattr(chain, "bypassed", ()))
+            if action == "chain_bypass":
+                on = bool(bypassed) and all(bypassed)
+            else:
+                on = b.plugin < len(bypassed) and bypassed[b.plugin]
+        elif action in ("parameter", "trim"):
+            if action == "trim":
+                current = float(state.monitor.get("trim_db", 0.0))
+            else:
+                index = self._path_index(b.path, state)
+                chain = None
+                if index is not None:
+                    found = self._session.chains() if self._session is not None else []
+                    chain = found[index] if index < len(found) else None
+                current = None if chain is None else current_value(chain, b.plugin, b.key)
+            if current is None:
+                return led.off
+            return round(led.off + (led.on - led.off) * b.to_position(current))
+        else:
+            on = False
+        return led.on if on else led.off
+
+    def _send_led(self, kind: str, ch: int, num: int, value: int) -> None:
+        status = (0x90 if kind == "note" else 0xB0) | ch
+        try:
+            self._out.send_message([status, num, value])
+        except Exception as exc:
+            self.last_error = _one_line(exc)
+            self.counters.errors += 1
+            return
+        self._led_sent[(kind, ch, num)] = value
+        self.counters.led_sent += 1
+
+
+_HOLDABLE = ("ab_toggle", "dim", "mono", "mute", "match")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -513,39 +513,24 @@ def _octave_levels(path: dict) -> list[float | None]:
 
 
 def tonal_changes(pa: dict, pb: dict) -> list[tuple[float, float, float]]:
-    """Loudness-matched octave-band changes from A to B of at least 1 dB, adjacent bands of
-    the same direction merged: [(low_hz, high_hz, mean change dB)]."""
+    """Octave bands whose level moved by at least 1 dB relative to the rest, A to B:
+    [(low_hz, high_hz, change dB)], low to high.
+
+    "Relative to the rest" is relative to the median octave change, so a gain
+    change (every band alike) is no tonal change and an EQ move shows as itself:
+    a +6 dB high shelf is "+5 dB at 8-16 kHz", not a loss in the lows.
+    """
     la, lb = _octave_levels(pa), _octave_levels(pb)
-    ia, ib = _value(pa, "integrated_lufs"), _value(pb, "integrated_lufs")
-    if ia is not None and ib is not None:
-        offset = ib - ia  # a gain change moves every band alike: that is not tone
-    else:
-        pairs = [(x, y) for x, y in zip(la, lb, strict=True) if x is not None and y is not None]
-        if not pairs:
-            return []
-        ta = 10 * math.log10(sum(10 ** (x / 10) for x, _ in pairs))
-        tb = 10 * math.log10(sum(10 ** (y / 10) for _, y in pairs))
-        offset = tb - ta
-    deltas = [
-        None if x is None or y is None else (y - x) - offset for x, y in zip(la, lb, strict=True)
-    ]
-    out: list[tuple[float, float, float]] = []
-    run: list[int] = []
-
-    def close() -> None:
-        if run:
-            mean = sum(deltas[i] for i in run) / len(run)  # type: ignore[misc]
-            out.append((OCTAVES_HZ[run[0]][0], OCTAVES_HZ[run[-1]][1], mean))
-            run.clear()
-
-    for i, d in enumerate(deltas):
-        if d is None or abs(d) < TONAL_STEP_DB:
-            close()
-            continue
-        if run and (deltas[run[-1]] > 0) != (d > 0):  # type: ignore[operator]
-            close()
-        run.append(i)
-    close()
+    moves = [None if x is None or y is None else y - x for x, y in zip(la, lb, strict=True)]
+    known = sorted(m for m in moves if m is not None)
+    if not known:
+        return []
+    mid = len(known) // 2
+    offset = known[mid] if len(known) % 2 else 0.5 * (known[mid - 1] + known[mid])
+    out = []
+    for (lo, hi), m in zip(OCTAVES_HZ, moves, strict=True):
+        if m is not None and abs(m - offset) >= TONAL_STEP_DB:
+            out.append((lo, hi, m - offset))
     return out
 
 

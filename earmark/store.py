@@ -125,7 +125,12 @@ LOG_COLUMNS: tuple[str, ...] = (
 
 
 class StoreError(Exception):
-    """The database cannot be opened, read or written. ``str()`` is one line naming the file."""
+    """The database cannot be opened, read or written. ``str()`` is one line naming the file;
+    ``cause`` is the reason alone ("the disk is full")."""
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause or message
 
 
 class SnapshotPendingError(StoreError):
@@ -280,7 +285,8 @@ def connect(path: str | os.PathLike[str], *, migrate_to: int | None = None) -> s
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"{path}: cannot create its folder: {exc.strerror or exc}") from exc
+        cause = f"cannot create its folder: {exc.strerror or exc}"
+        raise StoreError(f"{path}: {cause}", cause) from exc
     conn = None
     try:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), so
@@ -300,7 +306,8 @@ def connect(path: str | os.PathLike[str], *, migrate_to: int | None = None) -> s
     except sqlite3.Error as exc:
         if conn is not None:
             conn.close()
-        raise StoreError(f"{path}: {describe_error(exc)}") from exc
+        cause = _folder_cause(path) or describe_error(exc)
+        raise StoreError(f"{path}: {cause}", cause) from exc
     except StoreError:
         if conn is not None:
             conn.close()
@@ -336,6 +343,19 @@ def _migrate(conn: sqlite3.Connection, path: Path, target: int) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _folder_cause(path: Path) -> str | None:
+    """Why the database's folder cannot take writes, when that is the cause."""
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"the file system holding {folder} is mounted read-only"
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return f"the folder {folder} is read-only (no write permission)"
+    return None
 
 
 def _statements(sql: str) -> list[str]:
@@ -674,7 +694,10 @@ class StoreWriter:
         and is written as soon as possible, it is not lost.
         """
         future: Future = Future()
-        self._put(_Job("snapshot", (doc, clip), future, time.time()), urgent=True)
+        # Frozen now, as plain JSON values: the caller may reuse or change its dict, and a
+        # value JSON cannot hold fails here, in the caller, not later in the writer.
+        frozen = json.loads(dumps({k: v for k, v in doc.items() if k != "id"}))
+        self._put(_Job("snapshot", (frozen, clip), future, time.time()), urgent=True)
         if self._thread is None:  # not started: write here
             self._write_pending()
         try:
@@ -875,7 +898,7 @@ class StoreWriter:
         return results
 
     def _failed(self, exc: BaseException) -> None:
-        cause = describe_error(exc)
+        cause = exc.cause if isinstance(exc, StoreError) else describe_error(exc)
         if self._conn is not None:
             # A connection that hit a full disk or I/O error is reopened on the next try.
             with contextlib.suppress(sqlite3.Error):
@@ -1029,7 +1052,6 @@ def _insert_snapshot(
     clip: tuple[str, bytes, int, float] | None,
 ) -> int:
     audio = doc.get("audio") or {}
-    body = {k: v for k, v in doc.items() if k not in ("id",)}
     snapshot_id = conn.execute(
         "INSERT INTO snapshots (session_id, time, label, note, data, sample_rate, block_size) "
         "VALUES (?,?,?,?,?,?,?)",
@@ -1038,7 +1060,7 @@ def _insert_snapshot(
             float(doc.get("time") or time.time()),
             doc.get("label"),
             doc.get("note"),
-            dumps(body),
+            dumps(doc),
             audio.get("sample_rate"),
             audio.get("block_size"),
         ),

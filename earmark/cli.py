@@ -115,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     from earmark import cli_snapshots
 
     cli_snapshots.register(sub)
+    from earmark import cli_midi
+
+    cli_midi.register(sub)
     return parser
 
 

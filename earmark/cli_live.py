@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from earmark.cli_midi import CONTROLLER_HELP, load_surfaces
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INPUT = 3
@@ -36,6 +38,9 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     demo.add_argument("--samplerate", type=int, default=48000)
     demo.add_argument("--blocksize", type=int, default=64)
     demo.add_argument("--output", default=None, metavar="DEV", help="output device (name or index)")
+    demo.add_argument(
+        "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
+    )
     demo.add_argument("--no-ui", action="store_true", help="terminal view instead of the dashboard")
     demo.add_argument(
         "--offline",
@@ -69,7 +74,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "--profile", default=None, metavar="NAME|FILE", help="reserved: arrives with the detectors"
     )
     run.add_argument(
-        "--controller", default=None, metavar="MAP", help="reserved: arrives with the MIDI surface"
+        "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
     )
     run.add_argument(
         "--session", default=None, metavar="NAME", help="reserved: arrives with the session log"
@@ -95,6 +100,9 @@ def _device(text: str | None):
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
 
+    controllers = load_surfaces(args.controller, _say)
+    if controllers is None:
+        return EXIT_USAGE
     _say(f"earmark: rendering the demo material at {args.samplerate} Hz ...")
     try:
         engine = live.demo_engine(args.samplerate, args.chain, blocksize=args.blocksize)
@@ -107,6 +115,8 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.no_ui:
         _say("earmark: the dashboard is not built yet; showing the terminal view")
     session = live.LiveSession(engine, driver, say=_say)
+    for surface in controllers:
+        session.add_service(surface, name="midi")
     live.stream_with_view(session, args.seconds, "earmark demo")
     _summary(engine)
     return EXIT_OK
@@ -116,7 +126,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
     from earmark.engine.files import AudioFileError
 
-    for flag in ("profile", "controller", "session"):
+    for flag in ("profile", "session"):
         if getattr(args, flag):
             parser.error(f"--{flag} arrives with a later milestone")
     try:
@@ -125,6 +135,9 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise ValueError
     except ValueError:
         parser.error(f"--channels: expected 1-based numbers like 1,2, got {args.channels!r}")
+    controllers = load_surfaces(args.controller, _say)
+    if controllers is None:
+        return EXIT_USAGE
     try:
         engine = live.run_engine(
             args.samplerate, args.chain, args.reference, channels, blocksize=args.blocksize
@@ -142,6 +155,8 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         engine, device=device, blocksize=args.blocksize, input_channels=max(channels) + 1, say=_say
     )
     session = live.LiveSession(engine, driver, say=_say)
+    for surface in controllers:
+        session.add_service(surface, name="midi")
     live.stream_with_view(session, args.seconds, "earmark run")
     _summary(engine)
     return EXIT_OK

@@ -456,7 +456,7 @@ def _parse_control(
         fields["text"] = table["text"]
     if continuous:
         fields.update(_continuous(table, action, error))
-    led = _led(table.get("led"), kind, number, channel, error) if "led" in table else None
+    led = _led(table.get("led"), kind, num, channel, error) if "led" in table else None
     return Binding(
         name=name or f"control {number}",
         kind=kind,

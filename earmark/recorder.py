@@ -24,6 +24,7 @@ from earmark.store import StoreWriter, dumps, flag_key
 __all__ = ["SessionRecorder", "attach", "record_live"]
 
 SNAPSHOT_TIMEOUT_S = 3.0
+END_LABEL = "session end"
 
 
 class SessionRecorder:
@@ -34,6 +35,8 @@ class SessionRecorder:
         kind: what streams ("run", "demo"), recorded with the session and each snapshot.
         snapshot_timeout_s: how long a snapshot waits for its commit before it is
             reported as pending (kept in memory, written when possible).
+        end_snapshot: take a snapshot labelled "session end" when the session stops
+            (what ``earmark history`` follows when no snapshot is labelled "final").
     """
 
     tick_hz = 10.0
@@ -44,9 +47,11 @@ class SessionRecorder:
         *,
         kind: str = "run",
         snapshot_timeout_s: float = SNAPSHOT_TIMEOUT_S,
+        end_snapshot: bool = True,
     ) -> None:
         self.writer = writer or StoreWriter()
         self.kind = kind
+        self.end_snapshot = end_snapshot
         self.snapshot_timeout_s = float(snapshot_timeout_s)
         self._last_state: Any = None
         self._markers_seen = 0
@@ -117,8 +122,15 @@ class SessionRecorder:
                 self.writer.flag(flag)
 
     def stop(self, session: Any) -> None:
-        """Log what is left, close the session row, write everything and stop the writer."""
+        """Log what is left, snapshot the end, close the session row, write everything and
+        stop the writer."""
         self.tick(session, None)
+        if self.end_snapshot and session.state().callbacks > 0:
+            doc = snapshots.from_session(session, label=END_LABEL, kind=self.kind)
+            try:
+                self.writer.take_snapshot(doc, timeout=self.snapshot_timeout_s)
+            except Exception as exc:  # kept by the writer (rescued at stop if need be)
+                session.note("store", f"the end-of-session snapshot is not stored yet: {exc}")
         self.writer.end_session()
         left = self.writer.stop()
         if left:

@@ -521,6 +521,7 @@ def test_audio_keeps_streaming_and_logging_while_the_database_is_locked(tmp_path
         rows = store.snapshots()
         (s,) = store.sessions(name="streaming")
         log = store.log(s["id"], path=0)
-    assert [r["label"] for r in rows] == ["before", "during"] and rows[0]["id"] == first
+    assert [r["label"] for r in rows] == ["before", "during", "session end"]
+    assert rows[0]["id"] == first
     assert any(locked_at < r["time"] < released_at for r in log)  # kept, then written
     assert sum(m.startswith("cannot write") for m in messages) == 1

@@ -26,6 +26,7 @@ __all__ = [
     "store_file",
     "user_chains_dir",
     "user_controllers_dir",
+    "user_profiles_dir",
 ]
 
 HOME_ENV = "EARMARK_HOME"
@@ -56,6 +57,12 @@ def plugin_cache_file() -> Path:
 def user_chains_dir() -> Path:
     """The folder searched for chain presets by name after the shipped ones."""
     return home() / "chains"
+
+
+def user_profiles_dir() -> Path:
+    """The folder searched for profiles by name after the shipped ones
+    (``earmark profile build`` writes there)."""
+    return home() / "profiles"
 
 
 def store_file() -> Path:

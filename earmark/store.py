@@ -675,9 +675,15 @@ class StoreWriter:
         sample_rate: int | None = None,
         block_size: int | None = None,
         meta: dict | None = None,
+        started: float | None = None,
     ) -> None:
-        """Open a session row; everything handed over after this belongs to it."""
-        self._put(_Job("session", (name, kind, time.time(), sample_rate, block_size, meta or {})))
+        """Open a session row; everything handed over after this belongs to it.
+
+        ``started`` (seconds since the epoch) defaults to now; an import gives the
+        original time.
+        """
+        started = time.time() if started is None else float(started)
+        self._put(_Job("session", (name, kind, started, sample_rate, block_size, meta or {})))
 
     def end_session(self) -> None:
         """Close the current session row (its end time)."""

@@ -1,0 +1,277 @@
+"""`earmark snapshots list|show|diff|export` and `earmark history` on a real database.
+
+The snapshots hold the readings of real engine runs through real pedalboard
+chains the tests set themselves (+6 dB gain, compressor ratio 2 -> 6, a +6 dB
+high shelf), so each difference the commands report has a known answer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import snapdocs
+from snapdocs import compressor, doc_for, gain, shelf, state_for
+
+from earmark import snapshots
+from earmark.cli import main
+from earmark.store import Store, StoreWriter
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "h"
+    monkeypatch.setenv("EARMARK_HOME", str(folder))
+    return folder
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def store_docs(*sessions: tuple[str, str, list[dict]]) -> list[int]:
+    """Write sessions (name, ISO start, documents) through the real writer; return the ids."""
+    writer = StoreWriter()
+    writer.start()
+    ids = []
+    for name, started, docs in sessions:
+        writer.begin_session(name, "test", sample_rate=48000, started=at(started))
+        for doc in docs:
+            ids.append(writer.take_snapshot(doc))
+        writer.end_session()
+    writer.stop()
+    return ids
+
+
+def timed(doc: dict, when: str) -> dict:
+    doc["time"] = at(when)
+    return doc
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def test_exported_json_reads_back_to_the_same_values(home, tmp_path):
+    (sid,) = store_docs(("export", "2025-03-01 10:00", [doc_for(compressor(4.0), label="v2")]))
+    out = tmp_path / "v2.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "earmark", "snapshots", "export", str(sid), "--format", "json",
+         "--out", str(out)],
+        capture_output=True, text=True, env=dict(os.environ), timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    back = snapshots.read_json(out.read_text(), str(out))
+    with Store() as store:
+        stored = store.snapshot(sid)
+    assert back == stored  # every value, every path, the history, flags and chains
+    state = state_for(compressor(4.0))
+    for i, p in enumerate(state.paths):
+        assert snapshots.readings_from_dict(back["paths"][i]["readings"]) == p.readings
+    assert back["paths"][1]["chain"]["plugins"][0]["parameters"]["ratio"] == 4.0
+    # And it can be stored again as it is (an import), identical once more.
+    (again,) = store_docs(("import", "2025-03-02 10:00", [back]))
+    with Store() as store:
+        copy = store.snapshot(again)
+    assert {k: v for k, v in copy.items() if k not in ("id", "session")} == {
+        k: v for k, v in stored.items() if k not in ("id", "session")
+    }
+
+
+def test_exported_csv_has_one_row_per_path_with_exact_readings(home, capsys):
+    (sid,) = store_docs(("csv", "2025-03-01 10:00", [doc_for(gain(6.0), label="plus six")]))
+    code, out, _ = run(capsys, "snapshots", "export", str(sid), "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    state = state_for(gain(6.0))
+    assert [r["name"] for r in rows] == ["dry", "chain"] and [r["role"] for r in rows] == ["B", "A"]
+    for row, path in zip(rows, state.paths, strict=True):
+        assert float(row["integrated_lufs"]) == path.readings.integrated_lufs
+        assert float(row["true_peak_dbtp"]) == path.readings.true_peak_dbtp
+        bands = [k for k in row if k.startswith("spectrum_long_db_")]
+        assert len(bands) == len(path.readings.band_hz)
+        assert float(row["spectrum_long_db_1k"]) == path.readings.spectrum_long_db[17]
+
+
+def test_exported_png_and_html_hold_the_plots(home, tmp_path, capsys):
+    (sid,) = store_docs(("pictures", "2025-03-01 10:00", [doc_for(shelf(6.0), label="air")]))
+    png, page = tmp_path / "s.png", tmp_path / "s.html"
+    assert (
+        run(capsys, "snapshots", "export", str(sid), "--format", "png", "--out", str(png))[0] == 0
+    )
+    assert (
+        run(capsys, "snapshots", "export", str(sid), "--format", "html", "--out", str(page))[0] == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = page.read_text()
+    assert "data:image/png;base64," in text and "HighShelfFilter" in text
+    integrated = state_for(shelf(6.0)).paths[1].readings.integrated_lufs
+    assert f"{integrated:.2f}" in text
+
+
+# -- diff -----------------------------------------------------------------------------------
+
+
+def test_diff_of_a_6_db_gain_says_b_is_6_lu_louder(home, capsys):
+    a, b = store_docs(
+        ("gain", "2025-03-01 10:00", [doc_for(gain(0.0), label="flat"), doc_for(gain(6.0))])
+    )
+    code, out, _ = run(capsys, "snapshots", "diff", str(a), str(b))
+    assert code == 0
+    assert "B is 6.0 LU louder" in out and "Gain gain_db 0 -> 6" in out
+    assert "dB at" not in out  # a gain is no tonal change
+    code, out, _ = run(capsys, "snapshots", "diff", str(a), str(b), "--json")
+    data = json.loads(out)
+    measured = {m["key"]: m for m in data["measures"]}
+    assert measured["integrated_lufs"]["delta"] == pytest.approx(6.0, abs=0.01)
+    assert measured["psr_median_db"]["delta"] == pytest.approx(0.0, abs=0.05)  # gain keeps PSR
+    assert data["tonal"] == [] and data["chain_changes"] == ["Gain gain_db 0 -> 6"]
+
+
+def test_diff_of_a_compressor_ratio_2_to_6_reports_lower_psr_and_the_parameter(home, capsys):
+    a, b = store_docs(
+        ("comp", "2025-03-01 10:00", [doc_for(compressor(2)), doc_for(compressor(6))])
+    )
+    code, out, _ = run(capsys, "snapshots", "diff", str(a), str(b), "--json")
+    assert code == 0
+    data = json.loads(out)
+    ra = state_for(compressor(2)).paths[1].readings
+    rb = state_for(compressor(6)).paths[1].readings
+    psr = rb.psr_median_db - ra.psr_median_db
+    loud = rb.integrated_lufs - ra.integrated_lufs
+    assert psr < 0 and loud < 0  # more compression: peaks closer to the loudness, less level
+    assert data["summary"].startswith(
+        f"B is {abs(loud):.1f} LU quieter, PSR {abs(psr):.1f} dB lower"
+    )
+    assert "Compressor ratio 2 -> 6" in data["chain_changes"]
+    assert "Compressor ratio 2 -> 6" in data["summary"]
+
+
+def test_diff_of_a_high_shelf_names_the_octaves_it_lifted(home, capsys):
+    a, b = store_docs(("shelf", "2025-03-01 10:00", [doc_for(shelf(0.0)), doc_for(shelf(6.0))]))
+    code, out, _ = run(capsys, "snapshots", "diff", str(a), str(b), "--json")
+    data = json.loads(out)
+    tonal = {(t["low_hz"], t["high_hz"]): t["change_db"] for t in data["tonal"]}
+    # A +6 dB shelf at 4 kHz: above the corner the lift approaches its full 6 dB, at the
+    # corner it is half of it; nothing below 2 kHz moves.
+    assert 3.0 <= tonal[(4000, 8000)] < tonal[(8000, 16000)] <= 6.0 + 0.2
+    assert all(low >= 4000 for low, _ in tonal)
+    assert f"+{tonal[(8000, 16000)]:.1f} dB at 8-16 kHz" in data["summary"]
+    code, out, _ = run(capsys, "snapshots", "diff", str(a), str(b))
+    assert code == 0 and "HighShelfFilter gain_db 0 -> 6" in out
+
+
+def test_diff_can_compare_two_paths_of_one_snapshot(home, capsys):
+    (sid,) = store_docs(("paths", "2025-03-01 10:00", [doc_for(gain(6.0))]))
+    code, out, _ = run(capsys, "snapshots", "diff", str(sid), str(sid), "--path", "dry",
+                       "--path-b", "chain", "--json")  # fmt: skip
+    assert json.loads(out)["summary"].startswith("B is 6.0 LU louder")
+    code, _, err = run(capsys, "snapshots", "diff", str(sid), str(sid), "--path", "nope")
+    assert code == 2 and "matches no path" in err
+
+
+# -- list, show ---------------------------------------------------------------------------------
+
+
+def test_list_filters_by_session_label_and_date(home, capsys):
+    store_docs(
+        ("album", "2025-03-01 09:00", [timed(doc_for(gain(0.0), label="rough"), "2025-03-01 10:00"),
+                                       timed(doc_for(gain(3.0), label="final v1"), "2025-03-02 10:00")]),
+        ("single", "2025-03-05 09:00", [timed(doc_for(gain(6.0), label="final"), "2025-03-05 10:00")]),
+    )  # fmt: skip
+
+    def labels(*args: str) -> list[str]:
+        code, out, _ = run(capsys, "snapshots", "list", "--json", *args)
+        assert code == 0
+        return [r["label"] for r in json.loads(out)]
+
+    assert labels() == ["rough", "final v1", "final"]
+    assert labels("--session", "album") == ["rough", "final v1"]
+    assert labels("--label", "FINAL") == ["final v1", "final"]
+    assert labels("--since", "2025-03-02") == ["final v1", "final"]
+    assert labels("--until", "2025-03-02") == ["rough"]
+    assert labels("--since", "2025-03-02", "--until", "2025-03-03 00:00") == ["final v1"]
+    code, out, _ = run(capsys, "snapshots", "list")
+    assert code == 0 and "final v1" in out and "chain" in out
+    listed = json.loads(run(capsys, "snapshots", "list", "--json", "--session", "single")[1])
+    assert listed[0]["integrated_lufs"] == state_for(gain(6.0)).paths[1].readings.integrated_lufs
+
+
+def test_show_prints_readings_flags_and_the_chain(home, capsys):
+    doc = doc_for(compressor(6.0), label="squashed")
+    tp = doc["paths"][1]["readings"]["true_peak_dbtp"]
+    doc["flags"] = [{"code": "true_peak_over", "severity": "problem", "start_s": 1.0,
+                     "end_s": 4.0, "value": tp, "threshold": tp - 1.0, "unit": "dBTP",
+                     "band_hz": None, "path": 1, "message": f"true peak {tp:.1f} dBTP"}]  # fmt: skip
+    (sid,) = store_docs(("show", "2025-03-01 10:00", [doc]))
+    code, out, _ = run(capsys, "snapshots", "show", str(sid))
+    assert code == 0
+    assert "[problem] true_peak_over on chain 1.0-4.0 s" in out
+    assert "Compressor: threshold_db -30, ratio 6, attack_ms 0.1, release_ms 200" in out
+    integrated = state_for(compressor(6.0)).paths[1].readings.integrated_lufs
+    assert f"{integrated:.1f}" in out and "A: chain" in out and "B: dry" in out
+    code, out, _ = run(capsys, "snapshots", "show", str(sid), "--json")
+    assert json.loads(out)["flags"][0]["message"] == f"true peak {tp:.1f} dBTP"
+
+
+def test_missing_database_snapshot_and_bad_dates_are_one_line_errors(home, capsys):
+    code, _, err = run(capsys, "snapshots", "list")
+    assert code == 3 and "no snapshots or session logs yet" in err and err.count("\n") == 1
+    store_docs(("one", "2025-03-01 10:00", [doc_for(gain(0.0))]))
+    code, _, err = run(capsys, "snapshots", "show", "999")
+    assert code == 3 and "no snapshot 999" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["snapshots", "list", "--since", "last tuesday"])
+    assert exc.value.code == 2
+    assert "not a date or time: 'last tuesday'" in capsys.readouterr().err
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def test_history_follows_each_sessions_final_snapshot_and_its_drift(home, capsys):
+    store_docs(
+        ("jan", "2025-01-10 10:00", [timed(doc_for(gain(0.0), label="final"), "2025-01-10 11:00"),
+                                     timed(doc_for(gain(6.0), label="alt"), "2025-01-10 12:00")]),
+        ("feb", "2025-02-10 10:00", [timed(doc_for(gain(3.0)), "2025-02-10 11:00")]),
+        ("mar", "2025-03-10 10:00", [timed(doc_for(gain(6.0), label="Final master"),
+                                           "2025-03-10 11:00")]),
+    )  # fmt: skip
+    code, out, _ = run(capsys, "history", "--json")
+    assert code == 0
+    data = json.loads(out)
+    rows = data["sessions"]
+    assert [r["session"] for r in rows] == ["jan", "feb", "mar"]
+    assert [r["label"] for r in rows] == ["final", None, "Final master"]  # 'final' wins in jan
+    base = state_for(gain(0.0)).paths[1].readings.integrated_lufs
+    assert [r["integrated_lufs"] - base for r in rows] == pytest.approx([0.0, 3.0, 6.0], abs=0.01)
+    assert data["drift"]["integrated_lufs"] == pytest.approx(6.0, abs=0.01)
+    assert data["drift"]["psr_db"] == pytest.approx(0.0, abs=0.05)
+    code, out, _ = run(capsys, "history")
+    assert "Drift over 3 sessions (2025-01-10 -> 2025-03-10): I +6.0 LU" in out
+    code, out, _ = run(capsys, "history", "--json", "--since", "2025-02-01")
+    assert [r["session"] for r in json.loads(out)["sessions"]] == ["feb", "mar"]
+    code, out, _ = run(capsys, "history", "--json", "--session", "feb")
+    assert [r["session"] for r in json.loads(out)["sessions"]] == ["feb"]
+
+
+def test_snapdocs_material_is_what_the_engine_metered():
+    # The documents above come from real renders: the dry path reads the material itself.
+    from earmark.meters import MeterBank
+
+    bank = MeterBank(2, snapdocs.FS)
+    bank.process(snapdocs.material())
+    dry = state_for(gain(0.0)).paths[0].readings
+    assert dry.integrated_lufs == pytest.approx(bank.readings().integrated_lufs, abs=1e-9)

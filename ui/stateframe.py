@@ -1,0 +1,687 @@
+"""The state frame: what the audio process shows the dashboard, in shared memory.
+
+One writer (the session's dashboard service, in the audio process) and any
+number of readers (dashboard processes) share one ``multiprocessing.shared_memory``
+segment laid out as:
+
+``header``
+    magic, layout version, the sequence counter, the JSON area's version and
+    length, the layout's sizes, then float64 values named by :data:`HEADER_FIELDS`
+    (writer pid and heartbeat time, rate, block, latency, xruns, A/B, match
+    offsets, monitor flags ...).
+``paths``
+    ``max_paths`` fixed-size records (``Layout.path_dtype``): float64 values
+    named by :data:`PATH_FIELDS` (every reading the screen shows, NaN for
+    None), the 1/3-octave spectra long and short, a ring of the last
+    ``history_points`` rows of the 10 Hz curves (momentary, short-term, PSR,
+    true peak over 3 s; row r in slot r % history_points, so the writer adds
+    only new rows) and a goniometer point cloud (L, R pairs).
+``json``
+    UTF-8 JSON of what is not numeric (path names, chains, flags, markers,
+    status lines, MIDI status, profile targets), rewritten only when it changes.
+
+The sequence-counter protocol (a seqlock, as in DESIGN.md): the writer makes
+the counter odd, writes, and makes it even again; a reader copies the frame
+and keeps the copy only if the counter was even and unchanged across the
+copy, else it retries. A reader never blocks the writer, which in turn never
+waits for anyone. Both sides are plain numpy copies over the mapped buffer; the
+counter is one aligned 8-byte word, and x86-64 keeps stores and loads in
+program order, so a copy bracketed by two equal even counters is whole.
+
+A reader calls a frame *stale* when the counter has not moved for longer than
+``stale_after_s`` (0.5 s), when the writer's heartbeat time is older than that,
+when the writer's process is gone, or when the writer closed the frame; the
+dashboard then says so instead of showing old values as live.
+
+Commands go the other way on a separate channel (STYLE.md item 12: real-time
+state and commands never share a queue): JSON datagrams on a Unix socket the
+session binds (mode 0600, inside a 0700 folder, so only the same user on the
+same machine can send). :class:`CommandInbox` is the session side,
+:class:`CommandSender` the dashboard side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing import shared_memory
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "HEADER_FIELDS",
+    "HISTORY_CURVES",
+    "LAYOUT_VERSION",
+    "PATH_FIELDS",
+    "CommandInbox",
+    "CommandSender",
+    "Frame",
+    "Layout",
+    "PathFrame",
+    "StateFrameError",
+    "StateFrameReader",
+    "StateFrameWriter",
+]
+
+MAGIC = int.from_bytes(b"EARMARK\x00", "little")
+LAYOUT_VERSION = 1
+STALE_AFTER_S = 0.5
+
+HEADER_FIELDS: tuple[str, ...] = (
+    "writer_pid",
+    "wall_time_s",  # time.time() of the last write: the writer's heartbeat
+    "closed",  # 1 once the writer has closed the frame (session ended)
+    "sample_rate",
+    "block_size",
+    "latency_ms",  # the stream's input + output latency
+    "xruns",
+    "callbacks",
+    "callback_p99_us",
+    "callback_max_us",
+    "position_s",
+    "audible",  # 0 = A, 1 = B
+    "a",
+    "b",
+    "loudness_match",
+    "match_a_db",
+    "match_b_db",
+    "dim",
+    "mono",
+    "mute",
+    "trim_db",
+    "solo",  # 0 none, 1 L, 2 R, 3 M, 4 S
+    "n_paths",
+    "dropped_commands",
+    "tick_cost_us",  # the writer's own cost per tick (median of the last second)
+)
+SOLO_CODES = {None: 0, "L": 1, "R": 2, "M": 3, "S": 4}
+
+PATH_FIELDS: tuple[str, ...] = (
+    "duration_s",
+    "momentary_lufs",
+    "short_term_lufs",
+    "integrated_lufs",
+    "loudness_range_lu",
+    "max_momentary_lufs",
+    "max_short_term_lufs",
+    "true_peak_dbtp",
+    "recent_true_peak_dbtp",
+    "true_peak_hold_dbtp",  # highest true peak since the last hold reset
+    "overs",  # excursions above the true-peak ceiling since the last hold reset
+    "true_peak_left_dbtp",
+    "true_peak_right_dbtp",
+    "sample_peak_dbfs",
+    "rms_dbfs",
+    "crest_db",
+    "plr_db",
+    "psr_db",
+    "psr_min_db",
+    "psr_median_db",
+    "dr_db",
+    "spectral_tilt_db_per_oct",
+    "correlation",
+    "correlation_min",
+    "correlation_programme",
+    "side_to_mid_db",
+    "latency_samples",
+    "delay_samples",
+    "muted_blocks",
+    "non_finite_samples",
+    "n_bands",
+    "history_rows",  # 10 Hz rows written since the meters started (row r in slot r % points)
+    "history_row_s",  # seconds per row; row r ends at (r + 1) * history_row_s
+    "history_end_s",  # end time of the newest row (the path's programme time)
+    "gonio_points",  # valid (L, R) pairs in the goniometer cloud, 0 if none
+)
+HISTORY_CURVES: tuple[str, ...] = (
+    "momentary_lufs",
+    "short_term_lufs",
+    "psr_db",
+    "true_peak_3s_dbtp",
+)
+HISTORY_HZ = 10.0
+
+_H = {name: i for i, name in enumerate(HEADER_FIELDS)}
+_P = {name: i for i, name in enumerate(PATH_FIELDS)}
+
+
+class StateFrameError(RuntimeError):
+    """The frame cannot be attached or written (missing, foreign, wrong version, too small)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The sizes that fix the frame's layout; a reader takes them from the header."""
+
+    max_paths: int = 8
+    history_points: int = 6000  # 10 minutes at 10 Hz
+    n_bands: int = 31  # 1/3 octaves 20 Hz - 20 kHz
+    gonio_points: int = 2048
+    json_capacity: int = 1 << 18
+
+    def header_dtype(self) -> np.dtype:
+        return np.dtype(
+            [
+                ("magic", "<u8"),
+                ("version", "<u8"),
+                ("seq", "<u8"),
+                ("json_version", "<u8"),
+                ("json_len", "<u8"),
+                ("sizes", "<u8", (5,)),
+                ("v", "<f8", (len(HEADER_FIELDS),)),
+            ]
+        )
+
+    def path_dtype(self) -> np.dtype:
+        nb = self.n_bands
+        return np.dtype(
+            [
+                ("v", "<f8", (len(PATH_FIELDS),)),
+                ("band_hz", "<f4", (nb,)),
+                ("spectrum_long_db", "<f4", (nb,)),
+                ("spectrum_short_db", "<f4", (nb,)),
+                ("history", "<f4", (len(HISTORY_CURVES), self.history_points)),
+                ("gonio", "<f4", (self.gonio_points, 2)),
+            ]
+        )
+
+    @property
+    def paths_offset(self) -> int:
+        return _align(self.header_dtype().itemsize)
+
+    @property
+    def json_offset(self) -> int:
+        return _align(self.paths_offset + self.max_paths * self.path_dtype().itemsize)
+
+    @property
+    def size(self) -> int:
+        return self.json_offset + self.json_capacity
+
+    def sizes(self) -> tuple[int, ...]:
+        return (
+            self.max_paths,
+            self.history_points,
+            self.n_bands,
+            self.gonio_points,
+            self.json_capacity,
+        )
+
+
+def _align(n: int, to: int = 64) -> int:
+    return (n + to - 1) // to * to
+
+
+class _Views:
+    """numpy views of one frame laid out in ``buf`` (the segment or a private copy)."""
+
+    def __init__(self, layout: Layout, buf: Any) -> None:
+        self.layout = layout
+        hd = layout.header_dtype()
+        self.head = np.ndarray((), dtype=hd, buffer=buf, offset=0)
+        self.seq = np.ndarray((1,), dtype="<u8", buffer=buf, offset=hd.fields["seq"][1])
+        self.hv = self.head["v"]
+        self.paths = np.ndarray(
+            (layout.max_paths,), dtype=layout.path_dtype(), buffer=buf, offset=layout.paths_offset
+        )
+        self.numeric = np.ndarray((layout.json_offset,), dtype=np.uint8, buffer=buf, offset=0)
+        self.json = np.ndarray(
+            (layout.json_capacity,), dtype=np.uint8, buffer=buf, offset=layout.json_offset
+        )
+
+
+# -- writer ---------------------------------------------------------------------------------
+
+
+class StateFrameWriter:
+    """Creates the shared frame and writes it under the sequence counter.
+
+    Write inside :meth:`writing`::
+
+        with writer.writing():
+            writer.header["xruns"] = 3
+            writer.path_values(0)[...] = values        # or the named helpers below
+            writer.set_json(b"{...}")                  # only when it changed
+
+    Everything is a numpy copy into the mapped buffer; nothing here loops per
+    sample or allocates per path.
+    """
+
+    def __init__(self, layout: Layout | None = None, name: str | None = None) -> None:
+        self.layout = layout or Layout()
+        self._shm = shared_memory.SharedMemory(name=name, create=True, size=self.layout.size)
+        self._views = _Views(self.layout, self._shm.buf)
+        self._views.numeric[:] = 0
+        v = self._views
+        v.hv[:] = np.nan
+        v.paths["v"][:] = np.nan
+        v.head["magic"] = MAGIC
+        v.head["version"] = LAYOUT_VERSION
+        v.head["sizes"] = self.layout.sizes()
+        v.hv[_H["writer_pid"]] = os.getpid()
+        v.hv[_H["closed"]] = 0.0
+        v.hv[_H["n_paths"]] = 0.0
+        self.header = _Named(v.hv, _H)
+        self._json_version = 0
+        self._depth = 0
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        """The shared-memory name a reader attaches to."""
+        return self._shm.name
+
+    @property
+    def paths(self) -> np.ndarray:
+        """The per-path records (structured array, one row per path)."""
+        return self._views.paths
+
+    def path_values(self, index: int) -> np.ndarray:
+        """The float64 values of path ``index`` (see :data:`PATH_FIELDS`)."""
+        return self._views.paths["v"][index]
+
+    @property
+    def seq(self) -> int:
+        return int(self._views.seq[0])
+
+    def begin(self) -> None:
+        """Make the counter odd: readers now retry until :meth:`end`."""
+        if self._depth == 0:
+            self._views.seq[0] += 1
+        self._depth += 1
+
+    def end(self) -> None:
+        """Stamp the heartbeat and make the counter even: the frame is whole again."""
+        self._depth -= 1
+        if self._depth == 0:
+            self._views.hv[_H["wall_time_s"]] = time.time()
+            self._views.seq[0] += 1
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[StateFrameWriter]:
+        """Bracket one update with :meth:`begin` and :meth:`end`."""
+        self.begin()
+        try:
+            yield self
+        finally:
+            self.end()
+
+    def set_json(self, data: bytes) -> None:
+        """Replace the JSON area (call inside :meth:`writing`); readers decode it once."""
+        if len(data) > self.layout.json_capacity:
+            raise StateFrameError(
+                f"state frame JSON is {len(data)} bytes, more than its "
+                f"{self.layout.json_capacity}-byte area"
+            )
+        self._views.json[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+        self._json_version += 1
+        self._views.head["json_len"] = len(data)
+        self._views.head["json_version"] = self._json_version
+
+    def heartbeat(self) -> None:
+        """An update with nothing new: tells readers the writer is alive."""
+        with self.writing():
+            pass
+
+    def close(self, unlink: bool = True) -> None:
+        """Mark the frame closed (readers show "session ended"), unmap it and remove it."""
+        if self._closed:
+            return
+        self._closed = True
+        with self.writing():
+            self._views.hv[_H["closed"]] = 1.0
+        del self.header
+        self._views = None  # type: ignore[assignment]  # drop the views before unmapping
+        self._shm.close()
+        if unlink:
+            with contextlib.suppress(FileNotFoundError):
+                self._shm.unlink()
+
+
+class _Named:
+    """``obj["name"] = value`` over a float64 vector with named slots (None -> NaN)."""
+
+    __slots__ = ("_index", "_v")
+
+    def __init__(self, v: np.ndarray, index: dict[str, int]) -> None:
+        self._v = v
+        self._index = index
+
+    def __setitem__(self, name: str, value: float | None) -> None:
+        self._v[self._index[name]] = math.nan if value is None else value
+
+    def __getitem__(self, name: str) -> float:
+        return float(self._v[self._index[name]])
+
+
+def path_index(name: str) -> int:
+    """Position of ``name`` in a path's float64 values."""
+    return _P[name]
+
+
+def header_index(name: str) -> int:
+    """Position of ``name`` in the header's float64 values."""
+    return _H[name]
+
+
+# -- reader ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PathFrame:
+    """One path as the reader copied it. Arrays are views into the reader's copy,
+    valid until its next :meth:`StateFrameReader.read`."""
+
+    index: int
+    values: dict[str, float | None]
+    band_hz: np.ndarray
+    spectrum_long_db: np.ndarray  # NaN where a band has no energy
+    spectrum_short_db: np.ndarray
+    history_t_s: np.ndarray
+    history: dict[str, np.ndarray]  # HISTORY_CURVES -> curve (NaN where undefined)
+    gonio: np.ndarray  # (points, 2): L, R
+
+    def __getitem__(self, name: str) -> float | None:
+        return self.values[name]
+
+
+@dataclass
+class Frame:
+    """A consistent copy of the state frame, plus the reader's verdict on its freshness."""
+
+    seq: int
+    header: dict[str, float | None]
+    paths: list[PathFrame]
+    info: dict[str, Any]  # the decoded JSON area
+    json_version: int
+    stale: bool = False
+    stale_reason: str = ""
+    age_s: float = 0.0  # time since the writer's heartbeat
+    retries: int = 0  # copies thrown away because the writer was writing
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def h(self, name: str) -> float | None:
+        """A header value (None where the writer had none)."""
+        return self.header[name]
+
+
+class StateFrameReader:
+    """Attaches to a writer's frame by name and takes consistent copies of it.
+
+    Args:
+        name: the shared-memory name (``StateFrameWriter.name``).
+        stale_after_s: how long without a new frame or heartbeat counts as stale.
+
+    Raises:
+        StateFrameError: no such frame, or not an earmark frame of this version.
+    """
+
+    def __init__(self, name: str, stale_after_s: float = STALE_AFTER_S) -> None:
+        self.name = name
+        self.stale_after_s = float(stale_after_s)
+        try:
+            self._shm = _attach(name)
+        except FileNotFoundError:
+            raise StateFrameError(
+                f"no state frame named {name!r} (is the session running?)"
+            ) from None
+        head_probe = np.ndarray((), dtype=Layout().header_dtype(), buffer=self._shm.buf, offset=0)
+        if int(head_probe["magic"]) != MAGIC:
+            self._shm.close()
+            raise StateFrameError(f"shared memory {name!r} is not an earmark state frame")
+        version = int(head_probe["version"])
+        if version != LAYOUT_VERSION:
+            self._shm.close()
+            raise StateFrameError(
+                f"state frame {name!r} has layout version {version}; this earmark reads "
+                f"version {LAYOUT_VERSION} (run the same earmark for session and dashboard)"
+            )
+        self.layout = Layout(*(int(s) for s in head_probe["sizes"]))
+        del head_probe
+        self._live = _Views(self.layout, self._shm.buf)
+        self._copy_buf = np.zeros(self.layout.size, dtype=np.uint8)
+        self._copy = _Views(self.layout, self._copy_buf)
+        self._path_size = self.layout.path_dtype().itemsize
+        self._json_version = -1
+        self._info: dict[str, Any] = {}
+        self._last_seq = -1
+        self._last_change = time.monotonic()
+        self._last: Frame | None = None
+        self.retries = 0  # total copies thrown away
+        self.reads = 0
+
+    def _consistent_copy(self, tries: int) -> tuple[int, int]:
+        """Copy the frame into the private buffer; (seq, retries), seq -1 if none was whole."""
+        live, copy = self._live, self._copy
+        for attempt in range(tries):
+            s1 = int(live.seq[0])
+            if s1 & 1:
+                if attempt > 8:
+                    time.sleep(0.0002)
+                continue
+            n = float(live.hv[_H["n_paths"]])
+            n_paths = min(max(int(n), 0), self.layout.max_paths) if n == n else 0
+            end = self.layout.paths_offset + n_paths * self._path_size
+            np.copyto(copy.numeric[:end], live.numeric[:end])
+            jv = int(copy.head["json_version"])
+            if jv != self._json_version:
+                n = min(int(copy.head["json_len"]), self.layout.json_capacity)
+                np.copyto(copy.json[:n], live.json[:n])
+            if int(live.seq[0]) == s1:
+                return s1, attempt
+        return -1, tries
+
+    def read(self, tries: int = 200) -> Frame | None:
+        """A consistent copy of the latest frame, judged fresh or stale.
+
+        Returns the previous frame marked stale if the writer stays mid-write
+        (it died while writing), None if no whole frame was ever seen.
+        """
+        seq, retries = self._consistent_copy(tries)
+        self.retries += retries
+        now = time.monotonic()
+        if seq < 0:
+            if self._last is None:
+                return None
+            self._last.stale = True
+            self._last.stale_reason = "the session stopped in the middle of an update"
+            return self._last
+        self.reads += 1
+        if seq != self._last_seq:
+            self._last_seq = seq
+            self._last_change = now
+        copy = self._copy
+        hv = copy.hv
+        header = {name: _opt(hv[i]) for i, name in enumerate(HEADER_FIELDS)}
+        jv = int(copy.head["json_version"])
+        if jv != self._json_version:
+            n = min(int(copy.head["json_len"]), self.layout.json_capacity)
+            try:
+                self._info = json.loads(copy.json[:n].tobytes()) if n else {}
+            except ValueError:
+                self._info = {}
+            self._json_version = jv
+        n_paths = int(header["n_paths"] or 0)
+        paths = [self._path(i) for i in range(min(n_paths, self.layout.max_paths))]
+        frame = Frame(seq, header, paths, self._info, jv, retries=retries)
+        wall = header["wall_time_s"]
+        frame.age_s = time.time() - wall if wall is not None else math.inf
+        frame.stale, frame.stale_reason = self._verdict(frame, now)
+        self._last = frame
+        return frame
+
+    def _verdict(self, frame: Frame, now: float) -> tuple[bool, str]:
+        if frame.header["closed"]:
+            return True, "the session has ended"
+        pid = frame.header["writer_pid"]
+        if pid is not None and not _alive(int(pid)):
+            return True, "the session's process is gone"
+        quiet = now - self._last_change
+        if quiet > self.stale_after_s:
+            return True, f"no update for {quiet:.1f} s"
+        if frame.age_s > self.stale_after_s:
+            return True, f"last update {frame.age_s:.1f} s ago"
+        return False, ""
+
+    def _path(self, i: int) -> PathFrame:
+        rec = self._copy.paths[i]
+        v = rec["v"]
+        values = {name: _opt(v[k]) for k, name in enumerate(PATH_FIELDS)}
+        nb = int(values["n_bands"] or 0)
+        size = self.layout.history_points
+        rows = int(values["history_rows"] or 0)
+        kept = min(rows, size)
+        slots = np.arange(rows - kept, rows) % size
+        hist = rec["history"][:, slots]
+        t = (np.arange(rows - kept, rows) + 1) * (values["history_row_s"] or 1.0 / HISTORY_HZ)
+        gp = int(values["gonio_points"] or 0)
+        return PathFrame(
+            index=i,
+            values=values,
+            band_hz=rec["band_hz"][:nb],
+            spectrum_long_db=rec["spectrum_long_db"][:nb],
+            spectrum_short_db=rec["spectrum_short_db"][:nb],
+            history_t_s=t,
+            history={name: hist[k] for k, name in enumerate(HISTORY_CURVES)},
+            gonio=rec["gonio"][:gp],
+        )
+
+    def close(self) -> None:
+        """Unmap the frame (the writer owns and removes it)."""
+        self._live = self._copy = None  # type: ignore[assignment]
+        self._shm.close()
+
+
+def _opt(x: float) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _attach(name: str) -> shared_memory.SharedMemory:
+    """Attach without handing the segment to this process's resource tracker.
+
+    Before Python 3.13, attaching registers the segment with the attaching
+    process's tracker, which then *removes* it when that process exits: a
+    dashboard closing would delete the session's frame under the next one.
+    """
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, track=False)  # type: ignore[call-arg]
+    from multiprocessing import resource_tracker
+
+    register = resource_tracker.register
+
+    def skip_shared_memory(rname: str, rtype: str) -> None:
+        if rtype != "shared_memory":
+            register(rname, rtype)
+
+    resource_tracker.register = skip_shared_memory  # type: ignore[assignment]
+    try:
+        return shared_memory.SharedMemory(name=name)
+    finally:
+        resource_tracker.register = register  # type: ignore[assignment]
+
+
+# -- commands -----------------------------------------------------------------------------
+
+_MAX_DATAGRAM = 8192
+
+
+class CommandInbox:
+    """The session's end of the command channel: a Unix datagram socket, drained without waiting.
+
+    Args:
+        path: where to bind; its folder should be private (0700). The socket
+            itself is made 0600, so only this user can send.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        self._sock.setblocking(False)
+        self.rejected = 0
+
+    def drain(self, limit: int = 64) -> list[tuple]:
+        """The commands waiting (at most ``limit``), oldest first; malformed ones are counted."""
+        out: list[tuple] = []
+        for _ in range(limit):
+            try:
+                data = self._sock.recv(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            try:
+                command = json.loads(data)
+            except ValueError:
+                self.rejected += 1
+                continue
+            if isinstance(command, list) and command and isinstance(command[0], str):
+                out.append(tuple(command))
+            else:
+                self.rejected += 1
+        return out
+
+    def close(self) -> None:
+        """Close and remove the socket."""
+        self._sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class CommandSender:
+    """The dashboard's end: sends one command per datagram, never blocks."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = None if path is None else str(path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self.sent = 0
+        self.failed = 0
+        self.last_error = ""
+
+    def send(self, *command: Any) -> bool:
+        """Send ``command`` (JSON-serialisable); False if there is no session to take it."""
+        if self.path is None:
+            self.failed += 1
+            self.last_error = "no command channel"
+            return False
+        try:
+            self._sock.sendto(json.dumps(list(command)).encode(), self.path)
+        except OSError as exc:
+            self.failed += 1
+            self.last_error = f"{type(exc).__name__}: {exc.strerror or exc}"
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def nan_array(values: Sequence[float | None]) -> np.ndarray:
+    """float64 array of ``values`` with None as NaN."""
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)

@@ -10,6 +10,7 @@ from earmark.cli_midi import CONTROLLER_HELP, load_surfaces
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INPUT = 3
+_SESSION_HELP = "name the session in the session log and its snapshots (default: date and time)"
 
 
 def register(sub: argparse._SubParsersAction, offline_demo) -> None:
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     demo.add_argument("--samplerate", type=int, default=48000)
     demo.add_argument("--blocksize", type=int, default=64)
     demo.add_argument("--output", default=None, metavar="DEV", help="output device (name or index)")
+    demo.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
     demo.add_argument(
         "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
     )
@@ -76,9 +78,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     run.add_argument(
         "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
     )
-    run.add_argument(
-        "--session", default=None, metavar="NAME", help="reserved: arrives with the session log"
-    )
+    run.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
     run.add_argument("--seconds", type=float, default=None, metavar="N")
     run.add_argument("--no-ui", action="store_true")
     run.set_defaults(handler=_cmd_run, subparser=run)
@@ -99,6 +99,7 @@ def _device(text: str | None):
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
+    from earmark.recorder import record_live
 
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
@@ -114,7 +115,8 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     if not args.no_ui:
         _say("earmark: the dashboard is not built yet; showing the terminal view")
-    session = live.LiveSession(engine, driver, say=_say)
+    session = live.LiveSession(engine, driver, name=args.session, say=_say)
+    record_live(session, "demo")
     for surface in controllers:
         session.add_service(surface, name="midi")
     live.stream_with_view(session, args.seconds, "earmark demo")
@@ -125,8 +127,9 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
     from earmark.engine.files import AudioFileError
+    from earmark.recorder import record_live
 
-    for flag in ("profile", "session"):
+    for flag in ("profile",):
         if getattr(args, flag):
             parser.error(f"--{flag} arrives with a later milestone")
     try:
@@ -154,7 +157,8 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     driver = live.open_driver(
         engine, device=device, blocksize=args.blocksize, input_channels=max(channels) + 1, say=_say
     )
-    session = live.LiveSession(engine, driver, say=_say)
+    session = live.LiveSession(engine, driver, name=args.session, say=_say)
+    record_live(session, "run")
     for surface in controllers:
         session.add_service(surface, name="midi")
     live.stream_with_view(session, args.seconds, "earmark run")

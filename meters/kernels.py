@@ -74,9 +74,10 @@ H_CLIPPED = 6  # samples in full-scale runs in this sub-block, all channels
 H_ROWS = 7
 
 # Clipping: a run of CLIP_RUN or more consecutive samples at or beyond full scale on
-# one channel. 32767/32768 is the largest positive 16-bit code; digital peak meters
-# count "overs" as three consecutive full-scale samples (the Sony PCM-1630 convention
-# that RME DIGICheck and others keep as their default).
+# one channel, all of one sign (a flat top). 32767/32768 is the largest positive
+# 16-bit code. Three consecutive full-scale samples is the usual "over" of digital
+# peak meters (a convention, not a standard; not in REFERENCE.md): one or two can be
+# a legitimate peak landing on full scale, three in a row are a flat top.
 CLIP_LEVEL = 32767.0 / 32768.0
 CLIP_RUN = 3
 
@@ -171,10 +172,12 @@ def _channel_segment(
         if ax > pk:
             pk = ax
         if ax >= CLIP_LEVEL:
-            run += 1
-            if run == CLIP_RUN:
+            # A flat top: same-sign full-scale samples (signed run length).
+            run = (run + 1 if run > 0 else 1) if x > 0.0 else (run - 1 if run < 0 else -1)
+            length = abs(run)
+            if length == CLIP_RUN:
                 clipped += CLIP_RUN
-            elif run > CLIP_RUN:
+            elif length > CLIP_RUN:
                 clipped += 1
         else:
             run = 0

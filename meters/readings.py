@@ -83,7 +83,8 @@ class History:
     # Per row (this 100 ms only), max over channels.
     true_peak_dbtp: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sample_peak_dbfs: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    clipped_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # samples in full-scale runs (>= 3), all channels
+    # Samples in full-scale runs (>= 3 of one sign), all channels.
+    clipped_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # Per row and channel, linear: mean of x**2 and max |x| over the row.
     channel_mean_square: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     channel_peak: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))

@@ -1,0 +1,1228 @@
+"""Explained flags: what is wrong with a master, where, and against which expectation.
+
+One :class:`Detector` runs on the MeterBank's 10 Hz history rows
+(:class:`~earmark.meters.History`), one row at a time in order, so it gives the
+same flags whether it is fed live as the audio streams (a few rows every tick) or
+offline with a whole file's rows at once::
+
+    det = Detector(profile, sample_rate=48000, channels=2)
+    for block in blocks:
+        bank.process(block)
+        det.update(bank.history(since=det.next_row))   # new/changed flags
+    flags = det.finish()                               # every flag, open ones closed
+
+A flag (:class:`Flag`) is data: a code, a severity, where (start/end seconds and,
+for spectral flags, the band), the measured value against the threshold, and one
+sentence saying what was measured, against what, for how long and where.
+
+Codes and what raises them (thresholds come from the :class:`Profile`):
+
+``over_compression``
+    PSR (true peak over 3 s minus short-term loudness) below the profile's floor,
+    with the short-term crest factor collapsed too, for ``dynamics.sustain_s``,
+    in windows at least ``dynamics.judge_above_lufs`` loud. Quiet passages are not
+    judged: a held note or a drone has a low PSR by nature, not by limiting.
+``collapsed_dynamics``
+    The programme's LRA, PLR or DR below the profile's range, judged once
+    ``dynamics.min_programme_s`` of programme has played (LRA needs a programme).
+    For a dynamic genre the message names the mismatch ("typical of a loud pop master").
+``crushed_transients``
+    Onset peaks (the loudest 100 ms within +-200 ms) stand too little above the
+    short-term loudness (median over 5 s); with a BEFORE version, the same onsets
+    stand less far above it than they did before the processing.
+``harsh_highs``
+    Loudness-normalised 2-5 kHz (or 5-10 kHz) above the profile's tonal target,
+    sustained. Without a BEFORE version only 2-5 kHz is judged, and only while the
+    body (250 Hz-1.6 kHz) is there: a passage of cymbals alone is bright by
+    nature, and brightness above 5 kHz is a style until a BEFORE version shows
+    that the processing added it.
+``resonance``
+    A narrow 1/3-octave band standing ``resonance.prominence_db`` above its
+    neighbourhood (2/3 to 4/3 octave either side) and above both adjacent bands,
+    in most 3 s spectra over ``resonance.sustain_s``; reports its frequency.
+``true_peak_over``
+    True peak above the profile's ceiling (a problem above 0 dBTP).
+``clipping``
+    Runs of three or more full-scale samples, samples above full scale, and
+    inter-sample peaks above 0 dBTP (which a DAC or lossy encoder will clip).
+``loudness_target``
+    Integrated loudness off the delivery target by more than its tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .kernels import CLIP_RUN, HIST_MIN_LUFS, LOUDNESS_OFFSET
+from .profile import Profile
+from .readings import History
+from .tonal import AIR_HZ, BODY_HZ, PRESENCE_HZ, band_sum_db, k_weighting_gain_db, relative_levels
+
+__all__ = ["CODES", "Detector", "Flag", "detect"]
+
+CODES = (
+    "over_compression",
+    "collapsed_dynamics",
+    "crushed_transients",
+    "harsh_highs",
+    "resonance",
+    "true_peak_over",
+    "clipping",
+    "loudness_target",
+)
+SEVERITIES = ("warning", "problem")
+
+_ROW_S = 0.1
+_SHORT_TERM_ROWS = 30  # 3 s
+_EVAL_EVERY_ROWS = 10  # programme measures (LRA, PLR, DR, integrated) once a second
+_EVENT_GAP_ROWS = 30  # overs/clips closer than 3 s belong to one flag
+_RELEASE_ROWS = 10  # a sustained condition must be gone for 1 s to close its flag
+_ONSET_HALF_ROWS = 2  # an onset is the loudest 100 ms within +-200 ms
+_ONSET_WINDOW_ROWS = 50  # transient crest: median of the onsets in the last 5 s
+_ONSET_MIN_COUNT = 4
+_SILENCE_LUFS = -50.0  # spectra and onsets of quieter windows are not judged
+_RELATIVE_GATE_LU = -20.0  # EBU Tech 3342's gate, against the programme so far
+_HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its flag
+_RESONANCE_AUDIBLE_DB = 40.0  # bands further below the row's loudest are not judged
+_RESONANCE_NEAR = (2, 3, 4)  # neighbourhood: 2/3 to 4/3 octave either side
+# Lund (AES 2012): the most popular tracks of 2006-08 averaged a PLR just over 9 dB;
+# Anderton: rock/EDM LRA about 5-6 LU, hip-hop <= 5 LU. Dynamics at or below these
+# are called "typical of a loud pop master" when a dynamic genre's profile rejects them.
+_LOUD_MASTER_PLR_DB = 10.0
+_LOUD_MASTER_LRA_LU = 5.0
+_LOUD_GENRE_PSR_DB = 8.0  # a profile whose PSR floor is at most this is a loud genre
+# The unweighted crest of a stereo programme reads about 3 dB above its PSR (a stereo
+# sine: PSR 0 dB, crest 3 dB), so the crest evidence uses the PSR floor + 3 dB.
+_CREST_OVER_PSR_DB = 3.0
+# Loudness histograms for the programme measures (as the MeterBank keeps them).
+_HIST_BINS_PER_LU = 100
+_HIST_BINS = 100 * _HIST_BINS_PER_LU
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One explained problem (DESIGN.md "Detectors and profiles").
+
+    ``band_hz`` is a frequency for a resonance, a ``(low, high)`` range for
+    harsh highs, else None. ``value`` is what was measured (the worst or the
+    typical value over the flag, as the message says), ``threshold`` what the
+    profile expects, both in ``unit``.
+    """
+
+    code: str
+    severity: str  # "warning" | "problem"
+    start_s: float
+    end_s: float
+    value: float | None
+    threshold: float | None
+    unit: str | None
+    band_hz: float | tuple[float, float] | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flag as a JSON-ready dict (DESIGN.md's keys, in order)."""
+        band = list(self.band_hz) if isinstance(self.band_hz, tuple) else self.band_hz
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "value": None if self.value is None else round(float(self.value), 2),
+            "threshold": None if self.threshold is None else round(float(self.threshold), 2),
+            "unit": self.unit,
+            "band_hz": band,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Flag:
+        """The inverse of :meth:`to_dict` (extra keys such as ``path`` are ignored)."""
+        band = data.get("band_hz")
+        return cls(
+            code=str(data["code"]),
+            severity=str(data["severity"]),
+            start_s=float(data["start_s"]),
+            end_s=float(data["end_s"]),
+            value=data.get("value"),
+            threshold=data.get("threshold"),
+            unit=data.get("unit"),
+            band_hz=tuple(band) if isinstance(band, list | tuple) else band,
+            message=str(data.get("message", "")),
+        )
+
+
+class _Record:
+    """A flag while it is being built (mutable); ``snapshot`` freezes it."""
+
+    __slots__ = (
+        "_last",
+        "band_hz",
+        "code",
+        "end_s",
+        "message",
+        "open",
+        "seq",
+        "severity",
+        "start_s",
+        "threshold",
+        "unit",
+        "value",
+    )  # fmt: skip
+
+    def __init__(self, code: str, seq: int, start_s: float, unit: str | None) -> None:
+        self.code = code
+        self.seq = seq
+        self.severity = "warning"
+        self.start_s = max(0.0, start_s)
+        self.end_s = self.start_s
+        self.value: float | None = None
+        self.threshold: float | None = None
+        self.unit = unit
+        self.band_hz: float | tuple[float, float] | None = None
+        self.message = ""
+        self.open = True
+        self._last: Flag | None = None
+
+    def snapshot(self) -> Flag:
+        return Flag(
+            self.code,
+            self.severity,
+            round(self.start_s, 3),
+            round(max(self.end_s, self.start_s), 3),
+            None if self.value is None else float(self.value),
+            None if self.threshold is None else float(self.threshold),
+            self.unit,
+            self.band_hz,
+            self.message,
+        )
+
+    def changed(self) -> Flag | None:
+        """The snapshot if it differs from the last one taken here, else None."""
+        snap = self.snapshot()
+        if snap == self._last:
+            return None
+        self._last = snap
+        return snap
+
+
+class _Sustained:
+    """A condition that must hold for ``need`` rows in a row to open a flag and be
+    absent for ``release`` rows to close it (its end is the last row it held).
+
+    ``values`` and ``extras`` collect what each row where it held brought, from the
+    first row of the run that opened the flag.
+    """
+
+    def __init__(self, need: int, release: int = _RELEASE_ROWS) -> None:
+        self.need = max(1, need)
+        self.release = max(1, release)
+        self.run: list[tuple[float, float, Any]] = []  # (t, value, extra) of the current run
+        self.absent = 0
+        self.record: _Record | None = None
+        self.values: list[float] = []
+        self.extras: list[Any] = []
+        self.problem_run = 0
+
+    def step(self, cond: bool, t: float, value: float, extra: Any = None) -> str | None:
+        """Feed one row; returns "open", "extend", "close" or None."""
+        if cond:
+            self.absent = 0
+            if self.record is not None:
+                self.values.append(value)
+                self.extras.append(extra)
+                return "extend"
+            self.run.append((t, value, extra))
+            if len(self.run) >= self.need:
+                self.values = [v for _, v, _ in self.run]
+                self.extras = [e for _, _, e in self.run]
+                return "open"
+            return None
+        self.run.clear()
+        self.problem_run = 0
+        if self.record is not None:
+            self.absent += 1
+            if self.absent >= self.release:
+                return "close"
+        return None
+
+
+class _Events:
+    """Sparse events (overs, clips) grouped into one flag until ``gap`` rows pass without one."""
+
+    def __init__(self, gap: int = _EVENT_GAP_ROWS) -> None:
+        self.gap = gap
+        self.record: _Record | None = None
+        self.last_row = -(10**9)
+        self.rows = 0
+        self.worst = -math.inf
+        self.total = 0.0
+
+    def event(self, row: int) -> bool:
+        """An event on ``row``; True when it starts a new flag."""
+        new = self.record is None
+        if new:
+            self.rows = 0
+            self.worst = -math.inf
+            self.total = 0.0
+        self.last_row = row
+        self.rows += 1
+        return new
+
+    def quiet(self, row: int) -> bool:
+        """No event on ``row``; True when the open flag closes now."""
+        return self.record is not None and row - self.last_row >= self.gap
+
+
+class _ResonanceBand:
+    """The last ``n`` judged rows of one band: was a narrow peak at or next to it, was it
+    the peak itself, and the cluster's strongest candidate (prominence, frequency, t)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.hits: deque[bool] = deque()
+        self.own: deque[bool] = deque()
+        self.best: deque[tuple[float, float, float] | None] = deque()
+        self.hit_count = 0
+        self.own_count = 0
+        self.record: _Record | None = None
+        self.values: list[tuple[float, float, float]] = []
+
+    @property
+    def full(self) -> bool:
+        return len(self.hits) == self.n
+
+    def push(self, best: tuple[float, float, float] | None, own: bool) -> None:
+        if len(self.hits) == self.n:
+            self.hit_count -= self.hits.popleft()
+            self.own_count -= self.own.popleft()
+            self.best.popleft()
+        self.hits.append(best is not None)
+        self.own.append(own)
+        self.best.append(best)
+        self.hit_count += best is not None
+        self.own_count += own
+
+
+class _LoudnessHistogram:
+    """Gated loudness statistics over 10 Hz values, as the MeterBank computes them."""
+
+    def __init__(self) -> None:
+        self.count = np.zeros(_HIST_BINS)
+        self.energy = np.zeros(_HIST_BINS)
+        self.n = 0
+
+    def add(self, lufs: float) -> None:
+        if not lufs >= HIST_MIN_LUFS:  # also NaN
+            return
+        b = min(int(math.floor((lufs - HIST_MIN_LUFS) * _HIST_BINS_PER_LU)), _HIST_BINS - 1)
+        self.count[b] += 1.0
+        self.energy[b] += 10.0 ** ((lufs - LOUDNESS_OFFSET) / 10.0)
+        self.n += 1
+
+    def _gate(self, relative_lu: float) -> float:
+        n = self.count.sum()
+        if n == 0.0:
+            return math.nan
+        return LOUDNESS_OFFSET + 10.0 * math.log10(self.energy.sum() / n) + relative_lu
+
+    def integrated(self) -> float | None:
+        """BS.1770-4 gated integrated loudness of the momentary values added."""
+        gate = self._gate(-10.0)
+        if math.isnan(gate):
+            return None
+        first = max(0, int(math.floor((gate - HIST_MIN_LUFS) * _HIST_BINS_PER_LU)))
+        n, e = self.count[first:].sum(), self.energy[first:].sum()
+        if n == 0.0:
+            return None
+        return LOUDNESS_OFFSET + 10.0 * math.log10(e / n)
+
+    def lra(self) -> float | None:
+        """EBU Tech 3342 loudness range of the short-term values added."""
+        gate = self._gate(_RELATIVE_GATE_LU)
+        if math.isnan(gate):
+            return None
+        first = max(0, int(math.floor((gate - HIST_MIN_LUFS) * _HIST_BINS_PER_LU)))
+        counts = self.count[first:]
+        total = counts.sum()
+        if total == 0.0:
+            return None
+        cum = np.cumsum(counts)
+        lo = int(np.searchsorted(cum, math.floor((total - 1.0) * 0.10 + 0.5) + 1))
+        hi = int(np.searchsorted(cum, math.floor((total - 1.0) * 0.95 + 0.5) + 1))
+        return (hi - lo) / _HIST_BINS_PER_LU
+
+
+class Detector:
+    """Every flag of one programme, from its 10 Hz history rows, fed in order.
+
+    Args:
+        profile: what the genre or delivery expects (``earmark.profiles.load_profile``).
+        sample_rate: the programme's rate (for the loudness-normalised spectrum).
+        channels: its channel count.
+        before: the whole history of a BEFORE version (the unmastered mix), aligned
+            row for row (row n of both covers the same audio). For a live BEFORE,
+            leave it None and feed its rows with :meth:`add_before` as they come.
+
+    Feed rows with :meth:`update` (any number at a time; rows already seen are
+    skipped, so ``update(bank.history())`` every tick also works). Flags open a
+    few seconds after a problem starts and close when it ends; :meth:`finish`
+    closes what is still open at the end of the programme.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        sample_rate: int,
+        channels: int,
+        before: History | None = None,
+    ) -> None:
+        if not isinstance(profile, Profile):
+            raise TypeError(f"profile must be a Profile, got {type(profile).__name__}")
+        self.profile = profile
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self._records: list[_Record] = []
+        self._seq = 0
+        self._next_row: int | None = None  # next absolute row to accept
+        self._first_t: float | None = None
+        self._last_t = 0.0
+        self._finished = False
+        # Rows accepted but not yet judged (waiting for look-ahead or BEFORE rows).
+        self._pending: deque[dict[str, Any]] = deque()
+        self._band_hz: tuple[float, ...] | None = None
+        self._k_gain: np.ndarray | None = None
+        self._targets: dict[str, float] = {}
+        # BEFORE rows by absolute row number.
+        self._before: dict[int, dict[str, Any]] = {}
+        self._before_raw: deque[dict[str, Any]] = deque()
+        self._before_live = before is None
+        self._before_end = -1  # last BEFORE row known (for a complete one, its length)
+        self._has_before = before is not None
+        # Programme state.
+        self._m_hist = _LoudnessHistogram()
+        self._s_hist = _LoudnessHistogram()
+        self._integrated: float | None = None
+        self._max_tp = -math.inf
+        self._gated_st_rows = 0
+        self._dr_acc: np.ndarray | None = None
+        self._dr_blocks: list[np.ndarray] = []  # (channels, 2): ms2, peak per 3 s block
+        self._crest_ring: deque[tuple[float, float]] = deque(maxlen=_SHORT_TERM_ROWS)
+        # The last rows, for onsets (the loudest 100 ms within +-200 ms).
+        self._look: deque[dict[str, Any]] = deque(maxlen=2 * _ONSET_HALF_ROWS + 1)
+        self._look_total = 0
+        self._last_row_index = -1
+        self._onsets: deque[tuple[int, float]] = deque()
+        self._before_onsets: deque[tuple[int, float]] = deque()
+        self._programme_records: dict[str, _Record] = {}
+        self._make_trackers()
+        if before is not None:
+            self._add_before_rows(before)
+            self._before_end = max(self._before) if self._before else -1
+            self._before_live = False
+
+    # -- public ------------------------------------------------------------------------
+
+    @property
+    def next_row(self) -> int:
+        """The first history row not yet fed (pass it to ``MeterBank.history(since=)``)."""
+        return 0 if self._next_row is None else self._next_row
+
+    def add_before(self, rows: History) -> None:
+        """Feed the BEFORE version's rows as they stream (live A/B against the dry path)."""
+        self._has_before = True
+        self._add_before_rows(rows)
+
+    def update(self, rows: History) -> list[Flag]:
+        """Feed the next history rows; returns the flags opened or changed by them."""
+        if self._finished:
+            raise RuntimeError("this Detector has finished; make a new one")
+        self._accept(rows)
+        self._drain(final=False)
+        return self._changes()
+
+    def finish(self, duration_s: float | None = None) -> list[Flag]:
+        """End of programme: judge what is pending, close open flags, return every flag.
+
+        ``duration_s`` is accepted for symmetry with the live side and only used
+        when no row was ever fed.
+        """
+        if not self._finished:
+            self._finished = True
+            self._drain(final=True)
+            if self._next_row is not None:
+                self._programme(self._last_row_index, self._last_t, final=True)
+            for rec in self._records:
+                rec.open = False
+            self._close_trackers()
+            if self._first_t is None and duration_s is not None:
+                self._last_t = float(duration_s)
+        return self.flags()
+
+    def flags(self) -> list[Flag]:
+        """Every flag so far (closed and open), in order of start."""
+        return [r.snapshot() for r in sorted(self._records, key=lambda r: (r.start_s, r.seq))]
+
+    def open_flags(self) -> list[Flag]:
+        """The flags whose problem is still going on."""
+        return [
+            r.snapshot() for r in sorted(self._records, key=lambda r: (r.start_s, r.seq)) if r.open
+        ]
+
+    # -- feeding -----------------------------------------------------------------------
+
+    def _accept(self, rows: History) -> None:
+        n = len(rows)
+        if n == 0:
+            return
+        first = int(rows.first_row)
+        start = 0
+        if self._next_row is not None:
+            start = max(0, self._next_row - first)
+            if start >= n:
+                return
+        if self._band_hz is None and rows.band_hz:
+            self._setup_spectrum(rows.band_hz)
+        feats = self._row_features(rows, start)
+        for i in range(start, n):
+            row = {k: v[i - start] for k, v in feats.items()}
+            row["row"] = first + i
+            row["t"] = float(rows.t_s[i])
+            self._pending.append(row)
+        self._next_row = first + n
+        if self._first_t is None:
+            self._first_t = float(rows.t_s[start]) - _ROW_S
+
+    def _row_features(self, rows: History, start: int) -> dict[str, np.ndarray]:
+        """Everything row-local, vectorised over the batch."""
+        sl = slice(start, len(rows))
+        ms = np.asarray(rows.channel_mean_square)[sl]
+        pk = np.asarray(rows.channel_peak)[sl]
+        out: dict[str, np.ndarray] = {
+            "m": np.asarray(rows.momentary_lufs)[sl],
+            "s": np.asarray(rows.short_term_lufs)[sl],
+            "psr": np.asarray(rows.psr_db)[sl],
+            "tp": np.asarray(rows.true_peak_dbtp)[sl],
+            "sp": np.asarray(rows.sample_peak_dbfs)[sl],
+            "clip": np.asarray(rows.clipped_samples)[sl],
+            "ms": ms,
+            "pk": pk,
+        }
+        spec = np.asarray(rows.spectrum_db)[sl]
+        if self._k_gain is not None and spec.shape[1:] == self._k_gain.shape:
+            out.update(self._spectral_features(spec))
+        return out
+
+    def _setup_spectrum(self, band_hz: tuple[float, ...]) -> None:
+        self._band_hz = tuple(band_hz)
+        self._k_gain = k_weighting_gain_db(band_hz, self.sample_rate)
+        tonal = self.profile.tonal
+        if tonal is not None:
+            levels, _ = tonal.at(band_hz)
+            target = np.array(levels, dtype=np.float64)
+            for name, (lo, hi) in (("presence", PRESENCE_HZ), ("air", AIR_HZ), ("body", BODY_HZ)):
+                v = float(band_sum_db(target, band_hz, lo, hi))
+                if math.isfinite(v):
+                    self._targets[name] = v
+        res = self.profile.resonance
+        hz = np.asarray(band_hz)
+        nb = len(hz)
+        far = max(_RESONANCE_NEAR)
+        self._res_bands = np.array(
+            [
+                b
+                for b in range(far, nb - far)
+                if res is not None and res.min_hz <= hz[b] <= res.max_hz
+            ],
+            dtype=np.int64,
+        )
+        # Exact base-ten 1/3-octave centres (IEC 61260) of the nominal bands.
+        self._exact_hz = 1000.0 * 10.0 ** (np.round(10.0 * np.log10(hz / 1000.0)) / 10.0)
+
+    def _spectral_features(self, spec: np.ndarray) -> dict[str, np.ndarray]:
+        assert self._band_hz is not None and self._k_gain is not None
+        rel = relative_levels(spec, self._k_gain)
+        out = {
+            "presence": band_sum_db(rel, self._band_hz, *PRESENCE_HZ),
+            "air": band_sum_db(rel, self._band_hz, *AIR_HZ),
+            "body": band_sum_db(rel, self._band_hz, *BODY_HZ),
+        }
+        bands = self._res_bands
+        rows = spec.shape[0]
+        prom = np.full((rows, len(bands)), np.nan)
+        cand = np.zeros((rows, len(bands)), dtype=bool)
+        freq = np.full((rows, len(bands)), np.nan)
+        if len(bands) and self.profile.resonance is not None:
+            res = self.profile.resonance
+            level = spec[:, bands]
+            near = np.stack(
+                [spec[:, bands + s * d] for d in _RESONANCE_NEAR for s in (-1, 1)], axis=-1
+            )
+            with np.errstate(invalid="ignore"):
+                prom = level - np.median(near, axis=-1)
+                left, right = spec[:, bands - 1], spec[:, bands + 1]
+                narrow = level - np.minimum(left, right)
+                loudest = np.nanmax(np.where(np.isnan(spec), -np.inf, spec), axis=1)
+                audible = level >= (loudest[:, None] - _RESONANCE_AUDIBLE_DB)
+                cand = (
+                    (level >= left)
+                    & (level >= right)
+                    & (prom >= res.prominence_db)
+                    & (narrow >= res.narrow_db)
+                    & audible
+                )
+                # Parabolic peak position between the adjacent bands, in bands.
+                denom = left - 2.0 * level + right
+                delta = np.where(denom < 0.0, 0.5 * (left - right) / denom, 0.0)
+                delta = np.clip(np.nan_to_num(delta), -0.5, 0.5)
+                freq = self._exact_hz[bands][None, :] * 2.0 ** (delta / 3.0)
+        out["res_prom"] = prom
+        out["res_cand"] = cand
+        out["res_freq"] = freq
+        return out
+
+    def _add_before_rows(self, rows: History) -> None:
+        n = len(rows)
+        if n == 0:
+            return
+        first = int(rows.first_row)
+        if self._band_hz is None and rows.band_hz:
+            self._setup_spectrum(rows.band_hz)
+        spec = np.asarray(rows.spectrum_db)
+        have_spec = self._k_gain is not None and spec.shape[1:] == self._k_gain.shape
+        if have_spec:
+            assert self._band_hz is not None and self._k_gain is not None
+            rel = relative_levels(spec, self._k_gain)
+            presence = band_sum_db(rel, self._band_hz, *PRESENCE_HZ)
+            air = band_sum_db(rel, self._band_hz, *AIR_HZ)
+        for i in range(n):
+            r = first + i
+            if r in self._before:
+                continue
+            self._before[r] = {
+                "tp": float(rows.true_peak_dbtp[i]),
+                "s": float(rows.short_term_lufs[i]),
+                "presence": float(presence[i]) if have_spec else math.nan,
+                "air": float(air[i]) if have_spec else math.nan,
+            }
+            self._before_end = max(self._before_end, r)
+
+    def _drain(self, final: bool) -> None:
+        while self._pending:
+            row = self._pending[0]
+            # A live BEFORE: wait for its row (and its onset look-ahead) to arrive.
+            waiting = row["row"] + _ONSET_HALF_ROWS > self._before_end
+            if self._has_before and self._before_live and not final and waiting:
+                return
+            self._pending.popleft()
+            self._judge(row)
+        if final:
+            self._onset_step(final=True)
+
+    # -- one row -----------------------------------------------------------------------
+
+    def _judge(self, row: dict[str, Any]) -> None:
+        r, t = row["row"], row["t"]
+        self._last_row_index = r
+        self._last_t = t
+        self._m_hist.add(row["m"])
+        s = row["s"]
+        if s >= HIST_MIN_LUFS:
+            self._s_hist.add(s)
+        tp = row["tp"]
+        if tp > self._max_tp:
+            self._max_tp = tp
+        self._dr_row(r, row["ms"], row["pk"])
+        gate = _SILENCE_LUFS
+        if self._integrated is not None:
+            gate = max(gate, self._integrated + _RELATIVE_GATE_LU)
+        row["gated"] = bool(s >= gate)
+        if row["gated"]:
+            self._gated_st_rows += 1
+        ms_mean = float(np.mean(row["ms"]))
+        self._crest_ring.append((float(np.max(row["pk"])), ms_mean))
+        self._peaks_and_clips(row)
+        self._over_compression(row)
+        self._harsh(row)
+        self._resonance(row)
+        self._look.append(row)
+        self._look_total += 1
+        self._onset_step(final=False)
+        if r % _EVAL_EVERY_ROWS == _EVAL_EVERY_ROWS - 1:
+            self._programme(r, t, final=False)
+
+    # -- peaks and clipping ------------------------------------------------------------
+
+    def _make_trackers(self) -> None:
+        p = self.profile
+        self._tp_events = _Events()
+        self._clip_events = _Events()
+        self._isp_events = _Events()
+        dyn = p.dynamics
+        self._oc = _Sustained(int(round((dyn.sustain_s if dyn else 5.0) / _ROW_S)))
+        tr = p.transients
+        self._ct = _Sustained(int(round((tr.sustain_s if tr else 3.0) / _ROW_S)))
+        ha = p.harshness
+        need = int(round((ha.sustain_s if ha else 5.0) / _ROW_S))
+        self._harsh_tracks = {"presence": _Sustained(need), "air": _Sustained(need)}
+        self._res_state: dict[int, _ResonanceBand] = {}
+
+    def _new(self, code: str, start_s: float, unit: str | None) -> _Record:
+        rec = _Record(code, self._seq, start_s, unit)
+        self._seq += 1
+        self._records.append(rec)
+        return rec
+
+    def _peaks_and_clips(self, row: dict[str, Any]) -> None:
+        r, t = row["row"], row["t"]
+        tp, sp, clipped = row["tp"], row["sp"], int(row["clip"])
+        title = self.profile.title
+        ceiling = self.profile.true_peak.ceiling_dbtp if self.profile.true_peak else None
+        # true_peak_over
+        ev = self._tp_events
+        if ceiling is not None and tp > ceiling:
+            if ev.event(r):
+                ev.record = self._new("true_peak_over", t - _ROW_S, "dBTP")
+            rec = ev.record
+            assert rec is not None
+            ev.worst = max(ev.worst, tp)
+            rec.end_s = t
+            rec.value = ev.worst
+            rec.threshold = ceiling
+            rec.severity = "problem" if ev.worst > 0.0 else "warning"
+            tail = (
+                ": above 0 dBTP a DAC or a lossy encoder will clip them" if ev.worst > 0.0 else ""
+            )
+            rec.message = (
+                f"true peak reached {ev.worst:+.1f} dBTP, above the {title}'s "
+                f"{ceiling:+.1f} dBTP ceiling, in {ev.rows} of the 100 ms blocks between "
+                f"{rec.start_s:.1f} and {rec.end_s:.1f} s{tail}"
+            )
+        elif ev.quiet(r):
+            self._close(ev)
+        # clipping: full-scale runs, or samples beyond full scale
+        ev = self._clip_events
+        if clipped > 0 or sp > 0.0:
+            if ev.event(r):
+                ev.record = self._new("clipping", t - _ROW_S, "samples")
+            rec = ev.record
+            assert rec is not None
+            ev.total += clipped
+            ev.worst = max(ev.worst, sp)
+            rec.end_s = t
+            rec.value = ev.total
+            rec.threshold = float(CLIP_RUN)
+            rec.severity = "problem"
+            parts = []
+            if ev.total:
+                parts.append(
+                    f"{int(ev.total)} samples sat at full scale in runs of {CLIP_RUN} or more"
+                )
+            if ev.worst > 0.0:
+                parts.append(f"sample peaks reached {ev.worst:+.2f} dBFS, beyond full scale")
+            rec.message = (
+                " and ".join(parts)
+                + f" in {ev.rows} of the 100 ms blocks between {rec.start_s:.1f} and "
+                f"{rec.end_s:.1f} s: the waveform is clipped"
+            )
+        elif ev.quiet(r):
+            self._close(ev)
+        # clipping: inter-sample overs
+        ev = self._isp_events
+        if tp > 0.0 and not sp > 0.0:
+            if ev.event(r):
+                ev.record = self._new("clipping", t - _ROW_S, "dBTP")
+            rec = ev.record
+            assert rec is not None
+            ev.worst = max(ev.worst, tp)
+            ev.total = max(ev.total, sp) if ev.rows > 1 else sp
+            rec.end_s = t
+            rec.value = ev.worst
+            rec.threshold = 0.0
+            rec.severity = "problem"
+            rec.message = (
+                f"inter-sample peaks reached {ev.worst:+.1f} dBTP while the samples stay at or "
+                f"below full scale (up to {ev.total:+.1f} dBFS), in {ev.rows} of the 100 ms "
+                f"blocks between {rec.start_s:.1f} and {rec.end_s:.1f} s: D/A conversion and "
+                "lossy encoding will clip them"
+            )
+        elif ev.quiet(r):
+            self._close(ev)
+
+    def _close(self, tracker: _Events | _Sustained) -> None:
+        if tracker.record is not None:
+            tracker.record.open = False
+            tracker.record = None
+
+    # -- over-compression --------------------------------------------------------------
+
+    def _over_compression(self, row: dict[str, Any]) -> None:
+        dyn = self.profile.dynamics
+        if dyn is None or dyn.psr_min_db is None:
+            return
+        t, psr, s = row["t"], row["psr"], row["s"]
+        peak, ms = max(p for p, _ in self._crest_ring), np.mean([m for _, m in self._crest_ring])
+        crest = 20.0 * math.log10(peak) - 10.0 * math.log10(ms) if peak > 0 and ms > 0 else math.nan
+        judged = (
+            len(self._crest_ring) == _SHORT_TERM_ROWS
+            and s >= dyn.judge_above_lufs
+            and row["gated"]
+            and math.isfinite(psr)
+        )
+        floor = dyn.psr_min_db
+        cond = judged and psr < floor and crest < floor + _CREST_OVER_PSR_DB
+        tr = self._oc
+        event = tr.step(cond, t, psr, crest)
+        if event is None:
+            return
+        if event == "close":
+            self._close(tr)
+            return
+        if event == "open":
+            first_t = tr.run[0][0]
+            tr.record = self._new("over_compression", first_t - 3.0, "dB")
+            tr.run.clear()
+        rec = tr.record
+        assert rec is not None
+        problem = dyn.psr_problem_db
+        if problem is not None and psr < problem:
+            tr.problem_run += 1
+            if tr.problem_run >= tr.need:
+                rec.severity = "problem"
+        else:
+            tr.problem_run = 0
+        rec.end_s = t
+        low = min(tr.values)
+        rec.value = low
+        thr = problem if rec.severity == "problem" and problem is not None else floor
+        rec.threshold = thr
+        crest_now = float(np.nanmin(tr.extras))
+        rec.message = (
+            f"PSR stayed below {thr:g} dB for {rec.end_s - rec.start_s:.1f} s "
+            f"({rec.start_s:.1f}-{rec.end_s:.1f} s; lowest {low:.1f} dB, short-term crest "
+            f"down to {crest_now:.1f} dB): the peaks are held down to the loudness, the mark "
+            f"of heavy compression and limiting; the {self.profile.title} expects PSR >= "
+            f"{floor:g} dB"
+        )
+
+    # -- transients --------------------------------------------------------------------
+
+    def _onset_step(self, final: bool) -> None:
+        """Judge the rows whose +-200 ms neighbourhood is known (all of them at the end)."""
+        look, half = self._look, _ONSET_HALF_ROWS
+        if not final:
+            if self._look_total > half:
+                self._transients(look[-1 - half], list(look))
+            return
+        rows = list(look)
+        for m in range(min(half, len(rows)), 0, -1):
+            i = len(rows) - m
+            self._transients(rows[i], rows[max(0, i - half) :])
+        look.clear()
+
+    def _transients(self, row: dict[str, Any], window: list[dict[str, Any]]) -> None:
+        tr_p = self.profile.transients
+        if tr_p is None:
+            return
+        r, t = row["row"], row["t"]
+        tp, s = row["tp"], row["s"]
+        is_onset = (
+            row["gated"]
+            and s >= _SILENCE_LUFS
+            and math.isfinite(tp)
+            and all(tp >= w["tp"] or not math.isfinite(w["tp"]) for w in window)
+        )
+        if is_onset:
+            self._onsets.append((r, tp - s))
+        while self._onsets and self._onsets[0][0] <= r - _ONSET_WINDOW_ROWS:
+            self._onsets.popleft()
+        before = self._before.get(r) if self._has_before else None
+        before_window = [self._before.get(w["row"]) for w in window] if before else []
+        if before is not None and all(b is not None for b in before_window):
+            btp, bs = before["tp"], before["s"]
+            if (
+                math.isfinite(btp)
+                and bs >= _SILENCE_LUFS
+                and math.isfinite(s)
+                and math.isfinite(tp)
+                and all(btp >= b["tp"] or not math.isfinite(b["tp"]) for b in before_window)
+            ):
+                self._before_onsets.append((r, (btp - bs, tp - s)))  # type: ignore[arg-type]
+        while self._before_onsets and self._before_onsets[0][0] <= r - _ONSET_WINDOW_ROWS:
+            self._before_onsets.popleft()
+
+        cond, value, detail = False, math.nan, None
+        with_before = self._has_before and (before is not None or not self._before_live)
+        if with_before and before is not None and tr_p.drop_db is not None:
+            pairs = [v for _, v in self._before_onsets]
+            if len(pairs) >= _ONSET_MIN_COUNT:
+                drops = [b - a for b, a in pairs]  # type: ignore[misc]
+                value = float(np.median(drops))
+                cond = value >= tr_p.drop_db
+                detail = (
+                    float(np.median([b for b, _ in pairs])),  # type: ignore[misc]
+                    float(np.median([a for _, a in pairs])),  # type: ignore[misc]
+                )
+        elif tr_p.crest_min_db is not None:
+            dyn = self.profile.dynamics
+            loud_enough = dyn is None or s >= dyn.judge_above_lufs
+            crests = [c for _, c in self._onsets]
+            if len(crests) >= _ONSET_MIN_COUNT and loud_enough:
+                value = float(np.median(crests))
+                cond = value < tr_p.crest_min_db
+        tr = self._ct
+        event = tr.step(cond, t, value, detail)
+        if event is None:
+            return
+        if event == "close":
+            self._close(tr)
+            return
+        if event == "open":
+            tr.record = self._new(
+                "crushed_transients", tr.run[0][0] - _ONSET_WINDOW_ROWS * _ROW_S, "dB"
+            )
+            tr.run.clear()
+        rec = tr.record
+        assert rec is not None
+        rec.end_s = t
+        details = [d for d in tr.extras if d is not None]
+        if details:
+            drop = float(np.median(tr.values))
+            b_med = float(np.median([d[0] for d in details]))
+            a_med = float(np.median([d[1] for d in details]))
+            problem = tr_p.drop_problem_db
+            if problem is not None and drop >= problem:
+                rec.severity = "problem"
+            rec.value = drop
+            rec.threshold = tr_p.drop_db
+            rec.message = (
+                f"onset peaks lost a median {drop:.1f} dB against the BEFORE version (from "
+                f"{b_med:.1f} to {a_med:.1f} dB above the short-term loudness) for "
+                f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s): the "
+                f"transients were crushed; the {self.profile.title} flags a loss of "
+                f"{tr_p.drop_db:g} dB or more"
+            )
+        else:
+            med = float(np.median(tr.values))
+            rec.value = med
+            rec.threshold = tr_p.crest_min_db
+            rec.message = (
+                f"onset peaks stood a median {med:.1f} dB above the short-term loudness for "
+                f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s), below "
+                f"the {tr_p.crest_min_db:g} dB the {self.profile.title} expects: the attacks are "
+                "flattened into the body of the sound"
+            )
+
+    # -- harsh highs -------------------------------------------------------------------
+
+    def _harsh(self, row: dict[str, Any]) -> None:
+        ha = self.profile.harshness
+        if ha is None or "presence" not in row or not self._targets:
+            return
+        r, t = row["row"], row["t"]
+        before = self._before.get(r) if self._has_before else None
+        body_target = self._targets.get("body")
+        body_ok = (
+            body_target is not None
+            and math.isfinite(row["body"])
+            and body_target - row["body"] <= ha.body_deficit_db
+        )
+        for band, limit, lo_hi in (
+            ("presence", ha.presence_excess_db, PRESENCE_HZ),
+            ("air", ha.air_excess_db, AIR_HZ),
+        ):
+            target = self._targets.get(band)
+            if limit is None or target is None:
+                continue
+            excess = row[band] - target
+            rise = math.nan
+            if before is not None and math.isfinite(before[band]):
+                rise = row[band] - before[band]
+            over = row["gated"] and math.isfinite(excess) and excess >= limit
+            with_evidence = over and math.isfinite(rise) and rise >= ha.rise_db
+            if before is not None:
+                cond = with_evidence or (
+                    over and band == "presence" and body_ok and not ha.require_before
+                )
+            else:
+                cond = over and band == "presence" and body_ok and not ha.require_before
+            tr = self._harsh_tracks[band]
+            event = tr.step(cond, t, excess, rise if with_evidence else math.nan)
+            if event is None:
+                continue
+            if event == "close":
+                self._close(tr)
+                continue
+            if event == "open":
+                tr.record = self._new("harsh_highs", tr.run[0][0] - 3.0, "dB")
+                tr.record.band_hz = lo_hi
+            tr.run.clear()
+            rec = tr.record
+            assert rec is not None
+            rec.end_s = t
+            med = float(np.median(tr.values))
+            rec.value = med
+            rec.threshold = limit
+            name = f"{lo_hi[0] / 1000:g}-{lo_hi[1] / 1000:g} kHz"
+            rises = [x for x in tr.extras if math.isfinite(x)]
+            evidence = ""
+            if rises and len(rises) * 2 >= len(tr.extras):
+                rec.severity = "problem"
+                evidence = (
+                    f", {float(np.median(rises)):.1f} dB more than in the BEFORE version: the "
+                    "processing made it harsh"
+                )
+            rec.message = (
+                f"{name} sat a median {med:.1f} dB (up to {max(tr.values):.1f} dB) above the "
+                f"{self.profile.title}'s tonal target, loudness-normalised, for "
+                f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s)"
+                f"{evidence}; the profile allows {limit:g} dB"
+            )
+
+    # -- resonance ---------------------------------------------------------------------
+
+    def _resonance(self, row: dict[str, Any]) -> None:
+        res = self.profile.resonance
+        if res is None or "res_cand" not in row or not len(self._res_bands) or not row["gated"]:
+            return
+        t = row["t"]
+        cand, prom, freq = row["res_cand"], row["res_prom"], row["res_freq"]
+        n = int(round(res.sustain_s / _ROW_S))
+        nb = len(self._res_bands)
+        states = self._res_state
+        if not states:
+            for j in range(nb):
+                # hits: a candidate at j or next to it (a narrow peak on a band edge
+                # alternates between two bands); own: at j itself; best: the cluster's
+                # strongest candidate (prominence, frequency, t) or None.
+                states[j] = _ResonanceBand(n)
+        for j in range(nb):
+            best = None
+            for k in (j - 1, j, j + 1):
+                if 0 <= k < nb and cand[k] and (best is None or prom[k] > best[0]):
+                    best = (float(prom[k]), float(freq[k]), t)
+            st = states[j]
+            st.push(best, bool(cand[j]))
+            rec = st.record
+            if rec is None:
+                continue
+            if best is not None:
+                st.values.append(best)
+            if st.hit_count < 0.5 * n:  # no longer persistent: closed at its last sight
+                rec.open = False
+                st.record = None
+                continue
+            self._resonance_message(rec, st, res, n)
+        # Open at most one flag per cluster: the band that was itself the peak most often.
+        need = math.ceil(res.persistence * n)
+        ready = [
+            j
+            for j, st in states.items()
+            if st.record is None and st.full and st.hit_count >= need and st.own_count > 0
+        ]
+        for j in sorted(ready, key=lambda j: (-states[j].own_count, j)):
+            if any(states[k].record is not None for k in range(max(0, j - 2), min(nb, j + 3))):
+                continue
+            st = states[j]
+            st.values = [b for b in st.best if b is not None]
+            st.record = self._new("resonance", st.values[0][2] - 3.0, "dB")
+            self._resonance_message(st.record, st, res, n)
+
+    def _resonance_message(self, rec: _Record, st: _ResonanceBand, res: Any, n: int) -> None:
+        values = st.values
+        prom_med = float(np.median([v[0] for v in values]))
+        f_med = float(2.0 ** np.median([math.log2(v[1]) for v in values]))
+        rec.end_s = values[-1][2]
+        rec.value = prom_med
+        rec.threshold = res.prominence_db
+        rec.band_hz = round(f_med, 1)
+        share = 100.0 * st.hit_count / n
+        rec.message = (
+            f"a narrow peak near {_hz(f_med)} stood a median {prom_med:.1f} dB above its "
+            f"neighbourhood (2/3 to 4/3 octave either side) in {share:.0f} % of the 3 s "
+            f"spectra of the last {res.sustain_s:g} s, for {rec.end_s - rec.start_s:.1f} s "
+            f"({rec.start_s:.1f}-{rec.end_s:.1f} s): a resonance; the {self.profile.title} "
+            f"flags narrow peaks of {res.prominence_db:g} dB or more"
+        )
+
+    # -- programme measures ------------------------------------------------------------
+
+    def _dr_row(self, r: int, ms: np.ndarray, pk: np.ndarray) -> None:
+        if self._dr_acc is None or self._dr_acc.shape[0] != len(ms):
+            self._dr_acc = np.zeros((len(ms), 2))
+            self._dr_rows = 0
+        acc = self._dr_acc
+        acc[:, 0] += np.nan_to_num(ms)
+        acc[:, 1] = np.maximum(acc[:, 1], np.nan_to_num(pk))
+        self._dr_rows += 1
+        if r % _SHORT_TERM_ROWS == _SHORT_TERM_ROWS - 1:
+            if self._dr_rows == _SHORT_TERM_ROWS:
+                # TT DR meter: RMS scaled by sqrt(2), per 3 s block and channel.
+                self._dr_blocks.append(np.stack([2.0 * acc[:, 0] / self._dr_rows, acc[:, 1]], 1))
+            acc[:] = 0.0
+            self._dr_rows = 0
+
+    def _dr(self) -> float | None:
+        blocks = self._dr_blocks
+        if not blocks:
+            return None
+        data = np.stack(blocks)  # (blocks, channels, 2)
+        top = max(1, int(round(0.2 * len(blocks))))
+        values = []
+        for c in range(data.shape[1]):
+            ms2 = np.sort(data[:, c, 0])[::-1][:top]
+            peaks = np.sort(data[:, c, 1])[::-1]
+            peak2 = peaks[1] if len(peaks) >= 2 else peaks[0]
+            mean = float(np.mean(ms2))
+            if mean > 0.0 and peak2 > 0.0:
+                values.append(20.0 * math.log10(peak2) - 10.0 * math.log10(mean))
+        return float(np.mean(values)) if values else None
+
+    def _programme(self, r: int, t: float, final: bool) -> None:
+        self._integrated = self._m_hist.integrated()
+        if self._first_t is None:
+            return
+        played = t - self._first_t
+        self._loudness_target(t, played)
+        self._collapsed(t, played)
+
+    def _programme_flag(self, code: str, cond: bool, recover: bool, t: float) -> _Record | None:
+        rec = self._programme_records.get(code)
+        if rec is not None and recover:
+            rec.open = False
+            del self._programme_records[code]
+            return None
+        if rec is None and cond:
+            rec = self._new(code, self._first_t or 0.0, None)
+            self._programme_records[code] = rec
+        if rec is not None:
+            rec.end_s = t
+        return rec
+
+    def _loudness_target(self, t: float, played: float) -> None:
+        lt = self.profile.loudness
+        if lt is None or self._integrated is None or played < lt.min_programme_s:
+            return
+        i = self._integrated
+        off = i - lt.target_lufs
+        cond = abs(off) > lt.tolerance_lu
+        recover = abs(off) <= lt.tolerance_lu - min(_HYSTERESIS, 0.5 * lt.tolerance_lu)
+        rec = self._programme_flag("loudness_target", cond, recover, t)
+        if rec is None:
+            return
+        rec.unit = "LUFS"
+        rec.value = i
+        rec.threshold = lt.target_lufs
+        rec.severity = lt.severity
+        where = lt.platform or self.profile.name
+        way = "above" if off > 0 else "below"
+        if lt.severity == "problem":
+            tail = "the delivery specification is not met"
+        elif off > 0:
+            tail = (
+                f"normalisation will turn it down {off:.1f} dB, so the extra loudness only "
+                "costs dynamics"
+            )
+        else:
+            tail = (
+                f"it will play {-off:.1f} dB quieter than normalised tracks unless the "
+                "platform turns it up, which needs headroom below the true-peak ceiling"
+            )
+        rec.message = (
+            f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {abs(off):.1f} LU {way} "
+            f"the {where} target of {lt.target_lufs:g} LUFS (±{lt.tolerance_lu:g} LU): {tail}"
+        )
+
+    def _collapsed(self, t: float, played: float) -> None:
+        dyn = self.profile.dynamics
+        if dyn is None or self._gated_st_rows * _ROW_S < dyn.min_programme_s:
+            return
+        if dyn.lra_min_lu is None and dyn.plr_min_db is None and dyn.dr_min is None:
+            return
+        lra = self._s_hist.lra()
+        plr = None
+        if self._integrated is not None and math.isfinite(self._max_tp):
+            plr = self._max_tp - self._integrated
+        dr_db = self._dr() if dyn.dr_min is not None else None
+        dr = None if dr_db is None else int(round(dr_db))
+        checks = []  # (name, value, floor, problem floor, unit, text)
+        if dyn.lra_min_lu is not None and lra is not None:
+            checks.append(("LRA", lra, dyn.lra_min_lu, dyn.lra_problem_lu, "LU"))
+        if dyn.plr_min_db is not None and plr is not None:
+            checks.append(("PLR", plr, dyn.plr_min_db, dyn.plr_problem_db, "dB"))
+        if dyn.dr_min is not None and dr is not None:
+            checks.append(("DR", float(dr), float(dyn.dr_min), None, ""))
+        below = [c for c in checks if c[1] < c[2]]
+        recover = bool(checks) and all(c[1] >= c[2] + _HYSTERESIS for c in checks)
+        rec = self._programme_flag("collapsed_dynamics", bool(below), recover, t)
+        if rec is None or not below:
+            return
+        _, value, floor, _, unit = below[0]
+        rec.unit = unit or None
+        rec.value = value
+        rec.threshold = floor
+        problem = any(c[3] is not None and c[1] < c[3] for c in below)
+        rec.severity = "problem" if problem else "warning"
+        measured = _join([_measure(n, v, u) for n, v, _, _, u in checks])
+        expects = _join([f"{n} >= {f:g}{' ' + u if u else ''}" for n, _, f, _, u in below])
+        loud_genre = dyn.psr_min_db is not None and dyn.psr_min_db <= _LOUD_GENRE_PSR_DB
+        loud_master = (lra is not None and lra <= _LOUD_MASTER_LRA_LU) or (
+            plr is not None and plr <= _LOUD_MASTER_PLR_DB
+        )
+        if loud_master and not loud_genre:
+            verdict = "dynamics typical of a loud pop master"
+        else:
+            verdict = "dynamics narrower than the genre's"
+        rec.message = (
+            f"over {played:.0f} s of programme {measured}: {verdict}; the "
+            f"{self.profile.title} expects {expects}"
+        )
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def _close_trackers(self) -> None:
+        for tr in (self._tp_events, self._clip_events, self._isp_events, self._oc, self._ct):
+            tr.record = None
+        for tr in self._harsh_tracks.values():
+            tr.record = None
+        for st in self._res_state.values():
+            st.record = None
+        self._programme_records.clear()
+
+    def _changes(self) -> list[Flag]:
+        out = []
+        for rec in self._records:
+            snap = rec.changed()
+            if snap is not None:
+                out.append(snap)
+        return out
+
+
+def detect(
+    rows: History, profile: Profile, sample_rate: int, channels: int, before: History | None = None
+) -> list[Flag]:
+    """All flags of a whole programme's rows (offline convenience around :class:`Detector`)."""
+    det = Detector(profile, sample_rate, channels, before=before)
+    det.update(rows)
+    return det.finish()
+
+
+def _hz(f: float) -> str:
+    return f"{f / 1000:.2g} kHz" if f >= 1000 else f"{f:.0f} Hz"
+
+
+def _measure(name: str, value: float, unit: str) -> str:
+    if name == "DR":
+        return f"DR {int(value)}"
+    return f"{name} {value:.1f} {unit}"
+
+
+def _join(parts: list[str]) -> str:
+    if not parts:
+        return ""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

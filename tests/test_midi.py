@@ -24,7 +24,7 @@ from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
 from earmark.session import LiveSession
 from earmark.ui.controller_map import Binding, ControllerMap, load_map, map_names, parse_map
-from earmark.ui.midi import ControllerSurface, current_value
+from earmark.ui.midi import ControllerSurface, Decoder, current_value, relative_delta
 
 from synth import sine
 
@@ -80,8 +80,9 @@ class Controller:
 
     def close(self) -> None:
         for obj in (self.out, self.leds_in):
-            obj.close_port()
-            obj.delete()
+            if not obj.is_deleted:
+                obj.close_port()
+                obj.delete()
 
 
 # -- playing a binding's messages ---------------------------------------------------------------
@@ -147,7 +148,11 @@ def make_engine() -> Engine:
     mix = sine(-20, 4, dtype=np.float32)
     paths = [
         Path("mix (dry)", Player(mix, "mix")),
-        Path("mix -> gentle-master", Player(mix, "mix"), build_chain(load_chain("gentle-master"), FS, 2)),
+        Path(
+            "mix -> gentle-master",
+            Player(mix, "mix"),
+            build_chain(load_chain("gentle-master"), FS, 2),
+        ),
         Path("reference 1", Player(sine(-12, 4, freq_hz=500, dtype=np.float32), "ref 1")),
         Path("reference 2", Player(sine(-16, 4, freq_hz=2000, dtype=np.float32), "ref 2")),
     ]
@@ -179,7 +184,9 @@ def live(cmap: ControllerMap, port: str, *, surface_port: str | None = None, **k
     session = LiveSession(engine, driver, say=None)
     surface = ControllerSurface(cmap, port=surface_port, **kw)
     rig = Rig(session, surface, ctl)
-    session.handle("snapshot", lambda s, label=None: rig.snapshots.append(label) or len(rig.snapshots))
+    session.handle(
+        "snapshot", lambda s, label=None: rig.snapshots.append(label) or len(rig.snapshots)
+    )
     session.add_service(surface)
     session.start()
     try:
@@ -187,7 +194,7 @@ def live(cmap: ControllerMap, port: str, *, surface_port: str | None = None, **k
         yield rig
     finally:
         session.stop()
-        ctl.close()
+        rig.ctl.close()
 
 
 # -- every control of every shipped map -------------------------------------------------------
@@ -200,7 +207,9 @@ def _check_button(rig: Rig, b: Binding) -> None:
     if act == "ab_toggle":
         press(ctl, b)
         want = "A" if before.audible == "B" else "B"
-        assert wait_for(lambda: rig.state().audible == want), f"{b.name}: audible stayed {before.audible}"
+        assert wait_for(lambda: rig.state().audible == want), (
+            f"{b.name}: audible stayed {before.audible}"
+        )
     elif act in ("select_a", "select_b"):
         engine.post("select", "B" if act == "select_a" else "A")
         wait_for(lambda: rig.state().audible == ("B" if act == "select_a" else "A"))
@@ -210,7 +219,9 @@ def _check_button(rig: Rig, b: Binding) -> None:
     elif act in ("dim", "mono", "mute"):
         was = bool(before.monitor[act])
         press(ctl, b)
-        assert wait_for(lambda: bool(rig.state().monitor[act]) != was), f"{b.name}: {act} stayed {was}"
+        assert wait_for(lambda: bool(rig.state().monitor[act]) != was), (
+            f"{b.name}: {act} stayed {was}"
+        )
     elif act == "match":
         was = before.loudness_match
         press(ctl, b)
@@ -229,7 +240,9 @@ def _check_button(rig: Rig, b: Binding) -> None:
         step = 1 if act == "next_reference" else -1
         want = others[(others.index(before.b) + step) % len(others)]
         press(ctl, b)
-        assert wait_for(lambda: rig.state().b == want), f"{b.name}: B is {rig.state().b}, not {want}"
+        assert wait_for(lambda: rig.state().b == want), (
+            f"{b.name}: B is {rig.state().b}, not {want}"
+        )
         assert rig.state().a == before.a
     elif act == "reset_meters":
         a = before.a
@@ -277,8 +290,12 @@ def _check_led(rig: Rig, b: Binding, on: bool | None = None) -> None:
         return
     if b.action in ("snapshot", "marker"):
         # "Taken": the LED blinks (on, then off again).
-        assert wait_for(lambda: rig.ctl.led(led.kind, led.channel, led.number) == led.on, 1.0), b.name
-        assert wait_for(lambda: rig.ctl.led(led.kind, led.channel, led.number) == led.off, 2.0), b.name
+        assert wait_for(lambda: rig.ctl.led(led.kind, led.channel, led.number) == led.on, 1.0), (
+            b.name
+        )
+        assert wait_for(lambda: rig.ctl.led(led.kind, led.channel, led.number) == led.off, 2.0), (
+            b.name
+        )
         return
     if on is None:
         on = _led_state(rig, b)
@@ -286,7 +303,9 @@ def _check_led(rig: Rig, b: Binding, on: bool | None = None) -> None:
         return
     want = led.on if on else led.off
     got = wait_for(lambda: rig.ctl.led(led.kind, led.channel, led.number) == want, 2.0)
-    assert got, f"{b.name}: LED {led} shows {rig.ctl.led(led.kind, led.channel, led.number)}, want {want}"
+    assert got, (
+        f"{b.name}: LED {led} shows {rig.ctl.led(led.kind, led.channel, led.number)}, want {want}"
+    )
 
 
 def _check_continuous(rig: Rig, b: Binding) -> None:
@@ -347,3 +366,346 @@ def test_every_control_of_a_shipped_map_drives_the_engine_and_its_led(jack_serve
 
 def test_the_shipped_maps_are_the_ones_tested():
     assert sorted(map_names(user_dir="/nonexistent")) == sorted(SHIPPED)
+
+
+# -- parsing: known bytes, known events ------------------------------------------------------
+
+
+def test_the_decoder_reads_running_status_realtime_bytes_and_counts_junk():
+    d = Decoder()
+    # Two CCs in one buffer, the second by running status, a clock byte in between.
+    assert d.feed([0xB0, 7, 100, 0xF8, 8, 50]) == [("cc", 0, 7, 100), ("cc", 0, 8, 50)]
+    assert d.counters.system == 1
+    # Note off both ways; pitch bend LSB first.
+    assert d.feed([0x91, 60, 0]) == [("note", 1, 60, 0)]
+    assert d.feed([0x81, 60, 64]) == [("note", 1, 60, 0)]
+    assert d.feed([0xE8, 0x7F, 0x7F]) == [("pitchbend", 8, 0, 16383)]
+    # Junk: truncated, data with no status, a status where data belongs, a byte > 255.
+    assert d.feed([0x90, 60]) == []
+    assert d.feed([0x40, 0x40]) == []
+    assert d.feed([0xB0, 0x85, 0x10]) == []
+    assert d.feed([0xB0, 7, 300]) == []
+    assert d.counters.junk == 1 + 2 + 1 + 1
+    # SysEx is skipped whole, and what follows it in the buffer still decodes.
+    assert d.feed([0xF0, 0x42, 0x40, 0x00, 0xF7, 0xB2, 1, 2]) == [("cc", 2, 1, 2)]
+    assert d.counters.sysex == 1
+    assert d.feed([]) == []
+
+
+def test_14_bit_pairs_and_nrpn_decode_to_known_values():
+    d = Decoder(cc14=[(0, 20)], nrpn_channels=[3])
+    # MSB alone scales the 7-bit value exactly onto 14 bits; the LSB refines it.
+    assert d.feed([0xB0, 20, 127]) == [("cc14", 0, 20, 16383)]
+    assert d.feed([0xB0, 20, 96, 0xB0, 52, 57]) == [
+        ("cc14", 0, 20, 96 * 129),
+        ("cc14", 0, 20, 12345),
+    ]
+    # CC 20 on another channel is a plain CC.
+    assert d.feed([0xB1, 20, 5]) == [("cc", 1, 20, 5)]
+    # NRPN 300 (MSB 2, LSB 44) = 9000 (70 << 7 | 40); then data increment/decrement.
+    events = d.feed([0xB3, 99, 2, 0xB3, 98, 44, 0xB3, 6, 70, 0xB3, 38, 40])
+    assert events[-1] == ("nrpn", 3, 300, 9000)
+    assert d.feed([0xB3, 96, 0, 0xB3, 97, 0]) == [
+        ("nrpn_step", 3, 300, 1),
+        ("nrpn_step", 3, 300, -1),
+    ]
+    # An RPN selection deselects the NRPN: the next data entry goes nowhere.
+    assert d.feed([0xB3, 101, 0, 0xB3, 100, 0, 0xB3, 6, 2]) == []
+    # NRPN data CCs on a channel without NRPN bindings stay plain CCs (a knob on CC 6).
+    assert d.feed([0xB0, 6, 64]) == [("cc", 0, 6, 64)]
+
+
+@pytest.mark.parametrize(
+    "mode, sent, detents",
+    [
+        ("relative-twos", [1, 3, 127, 125], [1, 3, -1, -3]),
+        ("relative-binary-offset", [65, 67, 63, 61], [1, 3, -1, -3]),
+        ("relative-sign-magnitude", [1, 3, 65, 67], [1, 3, -1, -3]),
+    ],
+)
+def test_relative_encoder_encodings(mode, sent, detents):
+    assert [relative_delta(mode, v) for v in sent] == detents
+    assert [encode_detents(mode, d) for d in detents] == sent
+
+
+# -- 14-bit, NRPN, pitch bend and relative encoders through real ports ----------------------------
+
+TEST_MAP = """
+name = "Test surface"
+version = 1
+[port]
+input = "Test Surface"
+output = "Test Surface"
+
+[[control]]
+name = "14-bit fader"
+cc14 = 1
+action = "parameter"
+plugin = 1
+key = "threshold_db"
+min = -60.0
+max = 0.0
+takeover = "jump"
+
+[[control]]
+name = "NRPN knob"
+nrpn = 300
+channel = 4
+action = "parameter"
+plugin = 2
+key = "gain_db"
+min = -12.0
+max = 12.0
+takeover = "jump"
+
+[[control]]
+name = "Pitch-bend fader"
+pitchbend = true
+channel = 9
+action = "trim"
+min = -30.0
+max = 10.0
+takeover = "jump"
+
+[[control]]
+name = "NRPN encoder"
+nrpn = 301
+channel = 4
+mode = "relative-binary-offset"
+action = "parameter"
+plugin = 3
+key = "gain_db"
+min = 0.0
+max = 12.0
+step = 0.01
+
+[[control]]
+name = "Hold for B"
+note = 1
+action = "ab_toggle"
+button = "momentary"
+led = true
+
+[[control]]
+name = "Hold to dim"
+note = 2
+action = "dim"
+button = "momentary"
+led = true
+
+[[control]]
+name = "Bypass 2 while held"
+cc = 3
+action = "plugin_bypass"
+plugin = 2
+button = "momentary"
+"""
+
+
+def test_14_bit_nrpn_and_pitch_bend_controls_set_known_values(jack_server):
+    cmap = parse_map(TEST_MAP, "test.toml")
+    with live(cmap, "Test Surface") as rig:
+        chain = rig.chain
+        # CC 1 MSB 96 + CC 33 LSB 57 = 12345 of 16383.
+        rig.ctl.send([0xB0, 1, 12345 >> 7], [0xB0, 33, 12345 & 0x7F])
+        want = -60.0 + 60.0 * 12345 / 16383
+        assert wait_for(
+            lambda: current_value(chain, 0, "threshold_db") == pytest.approx(want, abs=1e-9)
+        )
+        # NRPN 300 on channel 4 = 9000.
+        rig.ctl.send([0xB3, 99, 2], [0xB3, 98, 44], [0xB3, 6, 9000 >> 7], [0xB3, 38, 9000 & 0x7F])
+        want = -12.0 + 24.0 * 9000 / 16383
+        assert wait_for(lambda: current_value(chain, 1, "gain_db") == pytest.approx(want, abs=1e-9))
+        # Pitch bend 4096 on channel 9 (LSB first).
+        rig.ctl.send([0xE8, 4096 & 0x7F, 4096 >> 7])
+        want = -30.0 + 40.0 * 4096 / 16383
+        assert wait_for(lambda: rig.state().monitor.get("trim_db") == pytest.approx(want, abs=1e-9))
+        # A relative NRPN encoder: data increments (CC 96) and offset-coded data entry (65 = +1).
+        start = current_value(chain, 2, "gain_db")  # gentle-master's drive: 6.5 dB
+        rig.ctl.send([0xB3, 99, 2], [0xB3, 98, 45], [0xB3, 96, 0], [0xB3, 96, 0], [0xB3, 6, 67])
+        want = start + 5 * 0.01 * 12.0  # 2 increments + 3 detents
+        assert wait_for(lambda: current_value(chain, 2, "gain_db") == pytest.approx(want, abs=1e-9))
+        assert rig.surface.counters.errors == 0 and rig.surface.counters.junk == 0
+
+
+def test_momentary_buttons_act_while_held(jack_server):
+    cmap = parse_map(TEST_MAP, "test.toml")
+    with live(cmap, "Test Surface") as rig:
+        assert rig.state().audible == "A"
+        rig.ctl.send([0x90, 1, 127])
+        assert wait_for(lambda: rig.state().audible == "B")
+        assert wait_for(lambda: rig.ctl.led("note", 0, 1) == 127)
+        rig.ctl.send([0x80, 1, 0])
+        assert wait_for(lambda: rig.state().audible == "A")
+        assert wait_for(lambda: rig.ctl.led("note", 0, 1) == 0)
+        rig.ctl.send([0x90, 2, 100])
+        assert wait_for(lambda: rig.state().monitor["dim"])
+        rig.ctl.send([0x90, 2, 0])  # note on, velocity 0: a release
+        assert wait_for(lambda: not rig.state().monitor["dim"])
+        chain = rig.chain
+        rig.ctl.send([0xB0, 3, 127])
+        assert wait_for(lambda: chain.bypassed[1])
+        rig.ctl.send([0xB0, 3, 0])
+        assert wait_for(lambda: not chain.bypassed[1])
+
+
+# -- soft takeover, and LEDs that follow changes made elsewhere -------------------------------------
+
+
+def test_soft_takeover_holds_a_parameter_until_the_fader_reaches_it(jack_server):
+    cmap = load_map("korg-nanokontrol2")
+    fader = next(b for b in cmap.controls if b.name == "Slider 1")  # threshold_db, -40..0 dB
+    with live(cmap, HARDWARE_PORT["korg-nanokontrol2"]) as rig:
+        chain = rig.chain
+        threshold = lambda: current_value(chain, 0, "threshold_db")  # noqa: E731
+        assert threshold() == -20.0  # the preset's value: the fader's middle
+        for value in (0, 20, 40, 60):  # below the value: nothing moves
+            rig.ctl.send([0xB0, 0, value])
+            time.sleep(0.1)
+            assert threshold() == -20.0, f"jumped at fader {value}"
+        assert rig.surface.counters.pickup_waiting >= 4
+        rig.ctl.send([0xB0, 0, 70])  # crossed 63.5: picked up, follows from here
+        assert wait_for(lambda: threshold() == pytest.approx(fader.to_value(70 / 127), abs=1e-9))
+        rig.ctl.send([0xB0, 0, 90])
+        assert wait_for(lambda: threshold() == pytest.approx(fader.to_value(90 / 127), abs=1e-9))
+        # The dashboard sets -30 dB: the fader (at 90) must reach it again before it acts.
+        chain.set_parameter(0, "threshold_db", -30.0)
+        rig.ctl.send([0xB0, 0, 80])
+        time.sleep(0.15)
+        assert threshold() == -30.0
+        rig.ctl.send([0xB0, 0, 33])  # within 2/127 of -30 dB (31.75): picked up
+        assert wait_for(lambda: threshold() == pytest.approx(fader.to_value(33 / 127), abs=1e-9))
+
+
+def test_leds_follow_changes_made_from_the_keys_and_the_dashboard(jack_server):
+    cmap = load_map("korg-nanokontrol2")
+    with live(cmap, HARDWARE_PORT["korg-nanokontrol2"]) as rig:
+        ctl = rig.ctl
+        assert wait_for(lambda: ctl.led("cc", 0, 46) == 0)  # Cycle: A is heard
+        rig.session.post("monitor", {"dim": True})  # what the d key does
+        assert wait_for(lambda: ctl.led("cc", 0, 32) == 127)
+        rig.session.post("select", "toggle")  # space
+        assert wait_for(lambda: ctl.led("cc", 0, 46) == 127)
+        rig.chain.set_bypass(0, True)  # the dashboard's bypass button
+        assert wait_for(lambda: ctl.led("cc", 0, 49) == 127)
+        rig.session.call("snapshot", "from the CLI")
+        assert wait_for(lambda: ctl.led("cc", 0, 45) == 127, 1.0)  # Rec blinks ...
+        time.sleep(0.8)
+        assert ctl.led("cc", 0, 45) == 0  # ... and goes dark again
+        sent = rig.surface.counters.led_sent
+        time.sleep(0.5)  # nothing changes: nothing is sent
+        assert rig.surface.counters.led_sent == sent
+
+
+# -- floods and junk ------------------------------------------------------------------------------
+
+
+def test_a_10000_message_per_second_flood_with_sysex_and_junk_is_bounded_and_survived(jack_server):
+    cmap = load_map("korg-nanokontrol2")
+    fader = next(b for b in cmap.controls if b.name == "Slider 1")
+    with live(cmap, HARDWARE_PORT["korg-nanokontrol2"]) as rig:
+        ctl, surface, engine = rig.ctl, rig.surface, rig.engine
+        sysex = [0xF0, 0x42, 0x40, 0x00, 0x01, 0x13, 0x00, 0x1F, 0x12, 0xF7]
+        batch: list[list[int]] = []
+        for k in range(40):  # slider 1 sweeping (crosses the parameter's value every batch)
+            batch.append([0xB0, 0, (k * 13) % 128])
+        for k in range(20):  # Cycle pressed and released ten times: 1000 A/B toggles a second
+            batch.append([0xB0, 46, 127 if k % 2 == 0 else 0])
+        batch += [sysex] * 10
+        batch += [[0x90, 60]] * 5  # truncated
+        batch += [[0x40, 0x40]] * 5  # data with no status
+        batch += [[0xB5, 99, 1]] * 10  # well-formed, bound to nothing
+        batch += [[0xF8]] * 10  # MIDI clock: rtmidi filters it before the surface
+        assert len(batch) == 100
+        blocks_before, t_before = engine.callbacks, time.monotonic()
+        start = time.monotonic()
+        batches = 200  # 100 messages every 10 ms for 2 s: 10,000 a second
+        for n in range(batches):
+            for m in batch:
+                ctl.out.send_message(m)
+            delay = start + (n + 1) * 0.01 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        sent_s = time.monotonic() - start
+        reaching = batches * 90  # all but the clocks
+        assert wait_for(lambda: surface.counters.messages >= reaching, 5.0)
+        c = surface.counters
+        blocks = engine.callbacks - blocks_before
+        real_time_blocks = (time.monotonic() - t_before) * FS / 64
+        jack_server.note(
+            f"MIDI flood: {batches * 100} messages in {sent_s:.2f} s; surface saw {c.messages}, "
+            f"posted {c.posted} commands, rate-limited {c.rate_limited}, parameter sets "
+            f"{c.param_sets}; engine ran {blocks / real_time_blocks:.1%} of real-time blocks"
+        )
+        assert c.errors == 0, surface.last_error
+        assert c.messages == reaching
+        assert c.sysex == batches * 10
+        assert c.junk == batches * 10
+        assert c.unmapped == batches * 10
+        assert c.system == 0
+        # A/B presses: 2000 of them; at most 100 a second (+ a burst of 20) reach the engine.
+        presses = batches * 10
+        assert c.posted + c.rate_limited == presses
+        assert c.posted <= 100 * (sent_s + 0.5) + 20
+        assert engine.dropped_commands == 0
+        # The sweeps crossed the threshold's value between ticks: picked up, then coalesced
+        # to at most one set per tick (the latest position).
+        assert 1 <= c.param_sets <= surface.tick_hz * (sent_s + 1.0)
+        # The audio kept its pace (the null sink renders in real time).
+        assert blocks >= 0.9 * real_time_blocks
+        # And the surface still works: A/B switches, the fader sets its value.
+        time.sleep(0.3)  # let the token bucket refill
+        before = rig.state().audible
+        ctl.send([0xB0, 46, 127], [0xB0, 46, 0])
+        assert wait_for(lambda: rig.state().audible != before)
+        ctl.send([0xB0, 0, 64])
+        time.sleep(0.1)
+        ctl.send([0xB0, 0, 100])
+        want = fader.to_value(100 / 127)
+        assert wait_for(
+            lambda: current_value(rig.chain, 0, "threshold_db") == pytest.approx(want, abs=1e-9)
+        )
+
+
+# -- hot-plug and missing back-ends ---------------------------------------------------------------
+
+
+def test_a_controller_that_disappears_and_returns_is_reopened(jack_server):
+    cmap = load_map("korg-nanokontrol2")
+    port = HARDWARE_PORT["korg-nanokontrol2"]
+    with live(cmap, port) as rig:
+        surface = rig.surface
+        rig.ctl.send([0xB0, 46, 127], [0xB0, 46, 0])
+        assert wait_for(lambda: rig.state().audible == "B")
+        rig.ctl.close()  # unplugged
+        assert wait_for(lambda: not surface.connected, 3.0)
+        assert "lost" in surface.status and port in surface.status
+        assert any("lost" in s.text for s in rig.session.status)
+        rig.ctl = Controller(port)  # plugged in again, same name
+        assert wait_for(lambda: surface.connected and surface.output_port is not None, 3.0)
+        assert surface.counters.reconnects == 1
+        assert "reconnected" in surface.status
+        # Every LED is sent again to the returning controller: Cycle lit (B is heard).
+        assert wait_for(lambda: rig.ctl.led("cc", 0, 46) == 127)
+        rig.ctl.send([0xB0, 46, 127], [0xB0, 46, 0])
+        assert wait_for(lambda: rig.state().audible == "A")
+        assert surface.counters.errors == 0
+
+
+def test_no_controller_and_no_midi_back_end_leave_a_status_and_the_session_running(
+    jack_server, monkeypatch
+):
+    cmap = parse_map(TEST_MAP, "test.toml")
+    engine = make_engine()
+    with LiveSession(engine, NullDriver(engine, 64), say=None) as session:
+        session.driver.start()
+        waiting = ControllerSurface(cmap, port="No Such Controller")
+        session.add_service(waiting, name="midi")
+        assert wait_for(lambda: "no MIDI input matching 'No Such Controller'" in waiting.status)
+        monkeypatch.setenv("EARMARK_MIDI_API", "winmm")  # not built into rtmidi on Linux
+        without = ControllerSurface(cmap, client="earmark-midi-2")
+        session.add_service(without, name="midi 2")
+        assert "python-rtmidi has no MIDI back-end" in without.status
+        assert any("no MIDI back-end" in s.text for s in session.status)
+        assert session.post("select", "B")
+        assert wait_for(lambda: engine.state().audible == "B")

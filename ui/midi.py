@@ -61,6 +61,12 @@ _MAX_LED_PER_TICK = 64
 _MAX_CHAIN_OPS = 256
 _MAX_PARAM_SETS_PER_TICK = 32
 _EXPECT_S = 0.5  # how long a posted monitor change outranks an older state snapshot
+# Delivery "poll": rtmidi queues input in C++ (no Python, no GIL in the MIDI back-end's
+# thread, which with JACK is part of the audio graph); a reader thread drains it.
+_READ_QUEUE = 16384
+_READ_BATCH = 64  # messages handled per wake before the reader sleeps again
+_READ_SLEEP_S = 0.001
+DELIVERIES = ("poll", "callback")
 
 
 # -- back-ends and ports ---------------------------------------------------------------
@@ -98,7 +104,7 @@ def _api_order() -> list[tuple[str, int]]:
     return [(names[api], api) for api in order if api in compiled]
 
 
-def open_client(direction: str, client: str) -> tuple[Any, str]:
+def open_client(direction: str, client: str, queue_size: int = 1024) -> tuple[Any, str]:
     """An rtmidi ``MidiIn`` (direction "in") or ``MidiOut`` ("out") on the first back-end
     that opens, and the back-end's name.
 
@@ -114,13 +120,15 @@ def open_client(direction: str, client: str) -> tuple[Any, str]:
         raise MidiUnavailableError("python-rtmidi has no MIDI back-end for this platform")
     for name, api in order:
         try:
+            if direction == "in":
+                return cls(api, name=client, queue_size_limit=queue_size), name
             return cls(api, name=client), name
         except Exception as exc:  # rtmidi.SystemError and friends
             reasons.append(f"{name}: {_one_line(exc)}")
     raise MidiUnavailableError("no MIDI back-end could be opened (" + "; ".join(reasons) + ")")
 
 
-def _own(name: str) -> bool:
+def is_own_port(name: str) -> bool:
     """A port of earmark's own MIDI clients (never a controller)."""
     return name.split(":", 1)[0].startswith(CLIENT_PREFIX)
 
@@ -137,8 +145,8 @@ def list_ports() -> dict[str, Any]:
         midi_out, _ = open_client("out", f"{CLIENT_PREFIX}-list")
         return {
             "api": api,
-            "inputs": [p for p in midi_in.get_ports() if not _own(p)],
-            "outputs": [p for p in midi_out.get_ports() if not _own(p)],
+            "inputs": [p for p in midi_in.get_ports() if not is_own_port(p)],
+            "outputs": [p for p in midi_out.get_ports() if not is_own_port(p)],
         }
     finally:
         for obj in (midi_in, midi_out):
@@ -153,7 +161,7 @@ def find_port(names: Sequence[str], pattern: str) -> int | None:
     expression searched in each name (an invalid one is taken as plain text).
     earmark's own ports never match.
     """
-    candidates = [(i, n) for i, n in enumerate(names) if not _own(n)]
+    candidates = [(i, n) for i, n in enumerate(names) if not is_own_port(n)]
     for i, n in candidates:
         if n == pattern:
             return i
@@ -270,17 +278,17 @@ class Decoder:
                 status = b
                 i += 1
             elif status == 0:
-                c.junk += 1  # a data byte with no status before it
-                i += 1
+                c.junk += 1  # data bytes with no status before them: one piece of junk
+                while i < n and _is_data(data[i]):
+                    i += 1
                 continue
             need = _DATA_BYTES[status & 0xF0]
             body = data[i : i + need]
-            if len(body) < need or any((not isinstance(d, int)) or d < 0 or d > 0x7F for d in body):
-                c.junk += 1  # truncated, or a status byte where data belongs
-                while i < n and isinstance(data[i], int) and 0 <= data[i] <= 0x7F:
+            if len(body) < need or not all(_is_data(d) for d in body):
+                c.junk += 1  # truncated, or a status byte (or worse) where data belongs
+                while i < n and _is_data(data[i]):
                     i += 1
                 if i < n and not (isinstance(data[i], int) and 0 <= data[i] <= 0xFF):
-                    c.junk += 1
                     return out
                 status = 0
                 continue
@@ -339,6 +347,10 @@ class Decoder:
             out.append(("nrpn", ch, self._param[ch], (self._data_msb[ch] << 7) | value))
         else:  # 96 increment, 97 decrement
             out.append(("nrpn_step", ch, self._param[ch], 1 if num == 96 else -1))
+
+
+def _is_data(b: object) -> bool:
+    return isinstance(b, int) and 0 <= b <= 0x7F
 
 
 def relative_delta(mode: str, value: int) -> int:
@@ -409,13 +421,17 @@ class _Slot:
         "applied_detents",
         "binding",
         "detents",
+        "hi",
         "last_set",
+        "lo",
         "picked",
         "pos",
         "pressed",
         "prev_pos",
         "seen_seq",
         "seq",
+        "span_epoch",
+        "tick_epoch",
     )
 
     def __init__(self, binding: Binding) -> None:
@@ -424,6 +440,11 @@ class _Slot:
         self.pos = 0.0  # latest absolute position, 0..1
         self.seq = 0  # bumped by every absolute move
         self.seen_seq = 0
+        # The span of positions since the last tick (MIDI thread), so a fast sweep through
+        # the parameter's value between two ticks still picks it up.
+        self.lo = self.hi = 0.0
+        self.span_epoch = -1
+        self.tick_epoch = 0  # bumped by the tick when it has read the span
         self.prev_pos: float | None = None  # the position the last tick acted on
         self.detents = 0  # relative: running sum written by the MIDI thread
         self.applied_detents = 0
@@ -440,6 +461,10 @@ class ControllerSurface:
         client: the MIDI client name prefix (earmark's own ports never match a pattern).
         commands_per_s, burst: the token bucket for commands to the engine/session.
         poll_s: how often the port list is read for hot-plug.
+        delivery: "poll" (default): rtmidi queues the input and a reader thread of the
+            surface drains it every millisecond; "callback": python-rtmidi calls the
+            surface from the back-end's own thread (with JACK, inside the audio graph's
+            cycle, where every message must take the GIL; see bench/midi.py).
     """
 
     tick_hz = 30.0
@@ -453,10 +478,16 @@ class ControllerSurface:
         commands_per_s: float = 100.0,
         burst: int = 20,
         poll_s: float = _POLL_S,
+        delivery: str = "poll",
     ) -> None:
+        if delivery not in DELIVERIES:
+            raise ValueError(f"delivery must be one of {DELIVERIES}, got {delivery!r}")
         if not client.startswith(CLIENT_PREFIX):
             raise ValueError(f"client names start with {CLIENT_PREFIX!r}, got {client!r}")
         self.map = cmap
+        self.delivery = delivery
+        self._reader: threading.Thread | None = None
+        self._reading = False
         self.input_pattern = port or cmap.input
         self.output_pattern = port or cmap.output
         self.client = client
@@ -526,6 +557,10 @@ class ControllerSurface:
 
     def stop(self, session: Any = None) -> None:
         """Turn the LEDs off and close the ports."""
+        self._reading = False
+        if self._reader is not None:
+            self._reader.join(timeout=2.0)
+            self._reader = None
         with self._lock:
             if self._out is not None and self.output_port is not None:
                 for (kind, ch, num), value in list(self._led_sent.items()):
@@ -536,7 +571,7 @@ class ControllerSurface:
                 if obj is None:
                     continue
                 try:
-                    if obj is self._in:
+                    if obj is self._in and self.delivery == "callback":
                         obj.cancel_callback()
                     obj.close_port()
                     obj.delete()
@@ -552,7 +587,7 @@ class ControllerSurface:
         if self._in is not None:
             return
         try:
-            self._in, self.api = open_client("in", f"{self.client}-in")
+            self._in, self.api = open_client("in", f"{self.client}-in", _READ_QUEUE)
             if self.output_pattern:
                 self._out, _ = open_client("out", f"{self.client}-out")
         except MidiUnavailableError as exc:
@@ -561,7 +596,33 @@ class ControllerSurface:
             self._say(f"controller {self.map.name}: {exc}; trying again every {_RETRY_API_S:.0f} s")
             return
         self._in.ignore_types(sysex=False, timing=True, active_sense=True)
-        self._in.set_callback(self._on_midi)
+        if self.delivery == "callback":
+            self._in.set_callback(self._on_midi)
+        else:
+            self._reading = True
+            self._reader = threading.Thread(
+                target=self._read_loop, args=(self._in,), name="earmark-midi-in", daemon=True
+            )
+            self._reader.start()
+
+    def _read_loop(self, midi_in: Any) -> None:
+        """Drain rtmidi's queue: a bounded batch per wake, then a 1 ms sleep (GIL free)."""
+        get = midi_in.get_message
+        handle = self._on_midi
+        while self._reading:
+            handled = 0
+            try:
+                while handled < _READ_BATCH:
+                    message = get()
+                    if message is None:
+                        break
+                    handle(message)
+                    handled += 1
+            except Exception as exc:  # the port went away under us: keep reading
+                self.counters.errors += 1
+                self.last_error = _one_line(exc)
+            if handled < _READ_BATCH:
+                time.sleep(_READ_SLEEP_S)
 
     def _poll(self, force: bool = False) -> None:
         with self._lock:
@@ -670,7 +731,15 @@ class ControllerSurface:
                 slot.detents += relative_delta(b.mode, value >> 7 if kind == "nrpn" else value)
             else:
                 full = 127.0 if kind == "cc" else 16383.0
-                slot.pos = value / full
+                pos = value / full
+                if slot.span_epoch != slot.tick_epoch:
+                    slot.lo = slot.hi = pos
+                    slot.span_epoch = slot.tick_epoch
+                elif pos < slot.lo:
+                    slot.lo = pos
+                elif pos > slot.hi:
+                    slot.hi = pos
+                slot.pos = pos
                 slot.seq += 1
             return
         pressed = value > 0
@@ -836,6 +905,8 @@ class ControllerSurface:
             slot.seen_seq = slot.seq
             slot.applied_detents += detents
             pos = slot.pos
+            swept = (slot.lo, slot.hi)
+            slot.tick_epoch += 1
             if b.action == "trim":
                 current = float(state.monitor.get("trim_db", 0.0))
                 expected = self._expect.get("trim")
@@ -852,7 +923,7 @@ class ControllerSurface:
                 start = b.to_position(current) if current is not None else 0.5
                 value = b.to_value(start + detents * b.step)
             else:
-                value = self._takeover(slot, pos, current)
+                value = self._takeover(slot, pos, current, swept)
                 if value is None:
                     continue
             if current is not None and value == current:
@@ -870,7 +941,9 @@ class ControllerSurface:
                 self.counters.param_errors += 1
                 self.last_error = _one_line(exc)
 
-    def _takeover(self, slot: _Slot, pos: float, current: float | None) -> float | None:
+    def _takeover(
+        self, slot: _Slot, pos: float, current: float | None, swept: tuple[float, float]
+    ) -> float | None:
         """Soft takeover: the value for control position ``pos``, or None while waiting."""
         b = slot.binding
         prev, slot.prev_pos = slot.prev_pos, pos
@@ -884,7 +957,9 @@ class ControllerSurface:
             # Changed from the dashboard or another control since we set it: pick up again.
             slot.picked = False
         if not slot.picked:
-            crossed = prev is not None and (prev - here) * (pos - here) <= 0
+            crossed = (prev is not None and (prev - here) * (pos - here) <= 0) or (
+                swept[0] <= here <= swept[1]
+            )
             if abs(pos - here) <= b.tolerance or crossed:
                 slot.picked = True
             else:

@@ -6,14 +6,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from earmark.analysis import Analysis, analyze
+    from earmark.transform import Transformation, diff
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["Analysis", "Transformation", "analyze", "diff"]
+_HOMES = {
+    "Analysis": "analysis",
+    "analyze": "analysis",
+    "Transformation": "transform",
+    "diff": "transform",
+}
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that `earmark --help` and light imports do not load numba.
-    if name in __all__:
-        from earmark import analysis
+    if name in _HOMES:
+        import importlib
 
-        return getattr(analysis, name)
+        return getattr(importlib.import_module(f"earmark.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'earmark' has no attribute {name!r}")

@@ -50,7 +50,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
@@ -447,22 +447,30 @@ class StateFrameReader:
         self.layout = Layout(*(int(s) for s in head_probe["sizes"]))
         del head_probe
         self._live = _Views(self.layout, self._shm.buf)
-        self._copy_buf = np.zeros(self.layout.size, dtype=np.uint8)
-        self._copy = _Views(self.layout, self._copy_buf)
+        # Two private copies: attempts go into the back one, a whole copy becomes the
+        # front. The last good frame's arrays stay intact while later attempts fail.
+        self._bufs = [np.zeros(self.layout.size, dtype=np.uint8) for _ in range(2)]
+        self._views = [_Views(self.layout, buf) for buf in self._bufs]
+        self._front = 0
         self._path_size = self.layout.path_dtype().itemsize
         self._json_version = -1
         self._info: dict[str, Any] = {}
-        self._last_seq = -1
+        self._raw_seq = -1
         self._last_change = time.monotonic()
         self._last: Frame | None = None
         self.retries = 0  # total copies thrown away
         self.reads = 0
 
+    @property
+    def _copy(self) -> _Views:
+        return self._views[self._front]
+
     def _consistent_copy(self, tries: int) -> tuple[int, int]:
-        """Copy the frame into the private buffer; (seq, retries), seq -1 if none was whole."""
-        live, copy = self._live, self._copy
+        """Copy the frame into the back buffer; (seq, retries), seq -1 if none was whole."""
+        live, back = self._live, self._views[1 - self._front]
         for attempt in range(tries):
             s1 = int(live.seq[0])
+            self._watch(s1)
             if s1 & 1:
                 if attempt > 8:
                     time.sleep(0.0002)
@@ -470,20 +478,28 @@ class StateFrameReader:
             n = float(live.hv[_H["n_paths"]])
             n_paths = min(max(int(n), 0), self.layout.max_paths) if n == n else 0
             end = self.layout.paths_offset + n_paths * self._path_size
-            np.copyto(copy.numeric[:end], live.numeric[:end])
-            jv = int(copy.head["json_version"])
+            np.copyto(back.numeric[:end], live.numeric[:end])
+            jv = int(back.head["json_version"])
             if jv != self._json_version:
-                n = min(int(copy.head["json_len"]), self.layout.json_capacity)
-                np.copyto(copy.json[:n], live.json[:n])
+                n = min(int(back.head["json_len"]), self.layout.json_capacity)
+                np.copyto(back.json[:n], live.json[:n])
             if int(live.seq[0]) == s1:
+                self._front = 1 - self._front
                 return s1, attempt
         return -1, tries
+
+    def _watch(self, raw_seq: int) -> None:
+        """Note when the counter last moved (odd or even): the writer is alive while it moves."""
+        if raw_seq != self._raw_seq:
+            self._raw_seq = raw_seq
+            self._last_change = time.monotonic()
 
     def read(self, tries: int = 200) -> Frame | None:
         """A consistent copy of the latest frame, judged fresh or stale.
 
-        Returns the previous frame marked stale if the writer stays mid-write
-        (it died while writing), None if no whole frame was ever seen.
+        Arrays in the result are views valid until the next read. If no whole copy
+        can be taken (the writer is mid-update every time), the previous frame comes
+        back, judged again; None only if no whole frame was ever seen.
         """
         seq, retries = self._consistent_copy(tries)
         self.retries += retries
@@ -491,13 +507,9 @@ class StateFrameReader:
         if seq < 0:
             if self._last is None:
                 return None
-            self._last.stale = True
-            self._last.stale_reason = "the session stopped in the middle of an update"
-            return self._last
+            stale, reason = self._verdict(self._last, now)
+            return replace(self._last, stale=stale, stale_reason=reason, retries=retries)
         self.reads += 1
-        if seq != self._last_seq:
-            self._last_seq = seq
-            self._last_change = now
         copy = self._copy
         hv = copy.hv
         header = {name: _opt(hv[i]) for i, name in enumerate(HEADER_FIELDS)}
@@ -526,6 +538,8 @@ class StateFrameReader:
             return True, "the session's process is gone"
         quiet = now - self._last_change
         if quiet > self.stale_after_s:
+            if self._raw_seq & 1:
+                return True, "the session stopped in the middle of an update"
             return True, f"no update for {quiet:.1f} s"
         if frame.age_s > self.stale_after_s:
             return True, f"last update {frame.age_s:.1f} s ago"
@@ -556,7 +570,8 @@ class StateFrameReader:
 
     def close(self) -> None:
         """Unmap the frame (the writer owns and removes it)."""
-        self._live = self._copy = None  # type: ignore[assignment]
+        self._live = None  # type: ignore[assignment]
+        self._views = []
         self._shm.close()
 
 

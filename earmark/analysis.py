@@ -19,6 +19,8 @@ import numpy as np
 
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.meters import MeterBank, Readings
+from earmark.meters.detectors import Detector
+from earmark.meters.profile import Profile
 
 __all__ = ["Analysis", "analyze"]
 
@@ -73,8 +75,8 @@ class Analysis:
     dr: int | None
     spectral_tilt_db_per_oct: float | None
     correlation_min: float | None
-    # Explained flags (DESIGN.md "Detectors and profiles"); always empty until
-    # the detectors land.
+    # Explained flags (DESIGN.md "Detectors and profiles"): Flag.to_dict() dicts,
+    # in order of start.
     flags: tuple[Mapping[str, Any], ...] = ()
 
     # -- extras ---------------------------------------------------------------
@@ -90,6 +92,7 @@ class Analysis:
     band_hz: tuple[float, ...] = ()  # 1/3-octave centres
     spectrum_long_db: tuple[float | None, ...] = ()  # long-term band level, dB re full-scale sine
     warnings: tuple[str, ...] = ()  # readable, but worth knowing (one line each)
+    profile: str | None = None  # name of the profile the flags were judged against
     readings: Readings | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -121,6 +124,7 @@ class Analysis:
             "non_finite_samples",
             "format",
             "subtype",
+            "profile",
         ):
             out[key] = _round(key, getattr(self, key))
         out["spectrum"] = {
@@ -134,7 +138,7 @@ class Analysis:
 def analyze(
     source: str | os.PathLike[str] | np.ndarray,
     sample_rate: int | None = None,
-    profile: None = None,
+    profile: Profile | str | os.PathLike[str] | None = None,
 ) -> Analysis:
     """Measure a whole file or array with every earmark meter.
 
@@ -147,9 +151,10 @@ def analyze(
             excluded from loudness).
         sample_rate: required for an array (8000-384000 Hz); for a file, leave
             it None or give the file's own rate (earmark does not resample).
-        profile: must be None for now. Profiles (a genre's or a delivery's
-            expectations) arrive with the detectors that use them, and with
-            them ``flags``.
+        profile: what the flags are judged against: a
+            :class:`~earmark.meters.profile.Profile`, a profile name ("jazz",
+            "pop+spotify") or a profile file; None uses the default profile
+            (only unambiguous problems: overs, clipping, strong over-compression).
 
     Returns:
         An :class:`Analysis`. NaN/Inf samples are metered as 0 and counted in
@@ -160,18 +165,28 @@ def analyze(
             not audio, truncated, unsupported rate...); a ``ValueError``.
         ValueError: a bad array shape, a missing or unsupported sample rate.
         TypeError: an array that does not hold audio samples.
-        NotImplementedError: a profile was given.
+        earmark.profiles.ProfileError: the profile is missing or malformed (a
+            ``ValueError`` naming the file, line and key).
     """
-    if profile is not None:
-        raise NotImplementedError(
-            "profiles arrive with the detectors and are not available yet; pass profile=None"
-        )
+    from earmark.profiles import resolve_profile
+
+    prof = resolve_profile(profile)
     if isinstance(source, str | os.PathLike):
-        return _analyze_file(os.fspath(source), sample_rate)
-    return _analyze_array(source, sample_rate)
+        return _analyze_file(os.fspath(source), sample_rate, prof)
+    return _analyze_array(source, sample_rate, prof)
 
 
-def _analyze_file(path: str, sample_rate: int | None) -> Analysis:
+def _metered(bank: MeterBank, blocks: Iterator[np.ndarray], profile: Profile) -> tuple[Any, ...]:
+    """Meter the blocks and run the detectors on the history rows as they come, as live."""
+    det = Detector(profile, bank.sample_rate, bank.channels)
+    for block in blocks:
+        bank.process(block)
+        det.update(bank.history(since=det.next_row))
+    flags = det.finish()
+    return tuple(f.to_dict() for f in flags)
+
+
+def _analyze_file(path: str, sample_rate: int | None, profile: Profile) -> Analysis:
     info = open_audio(path)
     if sample_rate is not None and sample_rate != info.sample_rate:
         raise ValueError(
@@ -179,12 +194,13 @@ def _analyze_file(path: str, sample_rate: int | None) -> Analysis:
             " (earmark does not resample; leave sample_rate=None for files)"
         )
     bank = MeterBank(info.channels, info.sample_rate)
-    for block in iter_blocks(path, DEFAULT_BLOCK_FRAMES, dtype="float32"):
-        bank.process(block)
-    return _result(bank.readings(), path, info.format, info.subtype, info.warnings)
+    flags = _metered(bank, iter_blocks(path, DEFAULT_BLOCK_FRAMES, dtype="float32"), profile)
+    return _result(
+        bank.readings(), path, info.format, info.subtype, info.warnings, flags, profile.name
+    )
 
 
-def _analyze_array(source: Any, sample_rate: int | None) -> Analysis:
+def _analyze_array(source: Any, sample_rate: int | None, profile: Profile) -> Analysis:
     audio = np.asarray(source)
     if sample_rate is None:
         raise ValueError("sample_rate is required when analysing an array")
@@ -206,9 +222,8 @@ def _analyze_array(source: Any, sample_rate: int | None) -> Analysis:
     if not (np.issubdtype(audio.dtype, np.floating) or np.issubdtype(audio.dtype, np.integer)):
         raise TypeError(f"audio samples must be float or integer PCM, got dtype {audio.dtype}")
     bank = MeterBank(int(audio.shape[1]), int(sample_rate))
-    for block in _array_blocks(audio):
-        bank.process(block)
-    return _result(bank.readings(), None, None, None, ())
+    flags = _metered(bank, _array_blocks(audio), profile)
+    return _result(bank.readings(), None, None, None, (), flags, profile.name)
 
 
 def _array_blocks(audio: np.ndarray) -> Iterator[np.ndarray]:
@@ -235,6 +250,8 @@ def _result(
     fmt: str | None,
     subtype: str | None,
     file_warnings: tuple[str, ...],
+    flags: tuple[Mapping[str, Any], ...] = (),
+    profile: str | None = None,
 ) -> Analysis:
     return Analysis(
         file=file,
@@ -253,7 +270,7 @@ def _result(
         dr=r.dr,
         spectral_tilt_db_per_oct=r.spectral_tilt_db_per_oct,
         correlation_min=r.correlation_min,
-        flags=(),
+        flags=flags,
         rms_dbfs=r.rms_dbfs,
         psr_median_db=r.psr_median_db,
         correlation_programme=r.correlation_programme,
@@ -266,6 +283,7 @@ def _result(
         band_hz=r.band_hz,
         spectrum_long_db=r.spectrum_long_db,
         warnings=(*file_warnings, *_warnings(r)),
+        profile=profile,
         readings=r,
     )
 

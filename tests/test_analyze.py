@@ -263,12 +263,12 @@ def test_cli_table_bad_files_exit_3_and_the_table_shows_the_good_ones(bad_and_go
     assert "missing.wav" not in proc.stdout
 
 
-def test_cli_profile_is_a_usage_error_until_the_detectors_land(tmp_path):
+def test_cli_unknown_profile_is_a_usage_error_naming_the_choices(tmp_path):
     path = tmp_path / "tone.wav"
     sf.write(path, layout(1.0, 2, (0, 1)), SR)
-    proc = run_cli("analyze", "--profile", "pop", str(path))
+    proc = run_cli("analyze", "--profile", "nosuch", str(path))
     assert proc.returncode == 2
-    assert "profiles arrive with the detectors" in proc.stderr
+    assert "no profile named 'nosuch'" in proc.stderr and "jazz" in proc.stderr
     assert proc.stdout == ""
 
 
@@ -386,8 +386,8 @@ def test_api_errors_say_what_is_wrong(tmp_path):
         earmark.analyze(np.zeros((100, 2)), sample_rate=4000)
     with pytest.raises(ValueError, match=r"looks like \(channels, frames\)"):
         earmark.analyze(np.zeros((2, 48000)), sample_rate=SR)
-    with pytest.raises(NotImplementedError, match="profiles arrive with the detectors"):
-        earmark.analyze(np.zeros((100, 2)), sample_rate=SR, profile="pop")
+    with pytest.raises(ValueError, match="no profile named 'nosuch'"):
+        earmark.analyze(np.zeros((100, 2)), sample_rate=SR, profile="nosuch")
     with pytest.raises(AudioFileError, match="no such file") as caught:
         earmark.analyze(tmp_path / "gone.wav")
     assert isinstance(caught.value, ValueError)

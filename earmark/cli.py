@@ -2,15 +2,15 @@
 
 Implemented so far:
 
-``earmark analyze FILE... [--json] [--strict]``
+``earmark analyze FILE... [--json] [--strict] [--profile NAME|FILE]``
     Measure each file. Default output is a table with the measures as rows
     and one column per readable file. ``--json`` prints exactly one JSON
     array on stdout, one object per FILE in argument order; a file that could
     not be read is the object ``{"file": FILE, "error": CAUSE}`` in its place,
     so positions always match the arguments. Warnings and errors go to stderr,
     one line each: ``earmark: FILE: cause`` (``earmark: FILE: warning: ...``).
-    ``--profile`` is reserved: profiles arrive with the detectors, and giving
-    it now is a usage error (exit 2).
+    ``--profile NAME|FILE`` judges the flags against a genre or delivery profile
+    (default: the generic one); a bad profile is a usage error (exit 2).
 
 ``earmark demo [--seconds N] [--no-ui]``
     Render the built-in demo mix and an aggressive master of it, and print
@@ -47,9 +47,6 @@ EXIT_UNREADABLE = 3
 
 _PROG = "earmark"
 _PIPE_WIDTH = 160
-_PROFILES_LATER = (
-    "--profile: profiles arrive with the detectors and are not available yet; run without --profile"
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,19 +96,24 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--strict",
         action="store_true",
-        help="exit 1 if a problem flag is raised (the detectors that raise flags arrive later)",
+        help="exit 1 if any flag of severity 'problem' is raised",
     )
     analyze.add_argument(
         "--profile",
         metavar="NAME|FILE",
-        help="genre or delivery profile (reserved: arrives with the detectors)",
+        help="genre or delivery profile the flags are judged against (earmark profile list; "
+        "combine with +, e.g. jazz+spotify); default: generic",
     )
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
 
-    from earmark import cli_live, cli_plugins
+    from earmark import cli_diff, cli_live, cli_plugins
 
     cli_live.register(sub, offline_demo=_cmd_demo)
     cli_plugins.register(sub)
+    cli_diff.register(sub)
+    from earmark import cli_profile
+
+    cli_profile.register(sub)
     from earmark import cli_snapshots
 
     cli_snapshots.register(sub)
@@ -151,11 +153,14 @@ class _Outcome:
 
 
 def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.profile is not None:
-        parser.error(_PROFILES_LATER)
     from earmark.analysis import analyze
+    from earmark.profiles import ProfileError, resolve_profile
 
-    outcomes = [_analyze_one(path, analyze) for path in args.files]
+    try:
+        profile = resolve_profile(args.profile)
+    except ProfileError as exc:
+        parser.error(f"--profile: {exc}")
+    outcomes = [_analyze_one(path, analyze, profile) for path in args.files]
     if args.json:
         objects = [
             o.analysis.to_json_dict()
@@ -170,6 +175,7 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         done = [o.analysis for o in outcomes if o.analysis is not None]
         if done:
             _print_table(list(zip(_column_labels([a.file or "" for a in done]), done, strict=True)))
+            _print_flags(done)
     if any(o.analysis is None for o in outcomes):
         return EXIT_UNREADABLE
     if args.strict and any(o.analysis.problems for o in outcomes if o.analysis is not None):
@@ -177,13 +183,13 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return EXIT_OK
 
 
-def _analyze_one(path: str, analyze: Callable[..., Analysis]) -> _Outcome:
+def _analyze_one(path: str, analyze: Callable[..., Analysis], profile: Any = None) -> _Outcome:
     from earmark.engine.files import AudioFileError
 
     debug = _debug()
     with _captured_native_stderr(enabled=not debug) as captured:
         try:
-            result = analyze(path)
+            result = analyze(path, profile=profile)
         except AudioFileError as exc:
             error = exc.cause
         except Exception as exc:
@@ -444,4 +450,18 @@ def _fmt_duration(seconds: float) -> str:
 def _fmt_flags(analysis: Analysis) -> str:
     if not analysis.flags:
         return "none"
-    return ", ".join(str(f.get("code", "?")) for f in analysis.flags)
+    return ", ".join(dict.fromkeys(str(f.get("code", "?")) for f in analysis.flags))
+
+
+def _print_flags(analyses: list[Analysis]) -> None:
+    """Each file's flags, one explained line each, problems first (the human readout)."""
+    from earmark.flags_text import flag_lines
+
+    console = _console()
+    for a in analyses:
+        if not a.flags:
+            continue
+        name = os.path.basename(a.file or "") or "audio"
+        console.print(f"\n{name} ({a.profile or 'default'} profile):", markup=False)
+        for line in flag_lines(a.flags):
+            console.print("  " + line, soft_wrap=True, markup=False)

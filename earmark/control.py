@@ -28,6 +28,7 @@ import contextlib
 import errno
 import json
 import os
+import select
 import socket
 import stat
 import struct
@@ -108,6 +109,7 @@ class ControlServer:
         self._stop = threading.Event()
         self._session: Any = None
         self._inode: int | None = None
+        self._wake: tuple[int, int] = (-1, -1)
 
     def attach(self, session: Any) -> ControlServer:
         """Add this service to ``session``."""
@@ -123,6 +125,7 @@ class ControlServer:
             session.note("control", f"{exc}; `earmark snapshot take` cannot reach this session")
             return
         self.serving = True
+        self._wake = os.pipe()
         self._thread = threading.Thread(target=self._serve, name="earmark-control", daemon=True)
         self._thread.start()
 
@@ -142,7 +145,6 @@ class ControlServer:
             sock.bind(os.fspath(path))
             os.chmod(path, 0o600)
             sock.listen(8)
-            sock.settimeout(0.5)
         except OSError as exc:
             sock.close()
             raise ControlError(f"{path}: cannot listen: {exc.strerror or exc}") from exc
@@ -155,6 +157,8 @@ class ControlServer:
     def stop(self, session: Any) -> None:
         """Stop answering and remove the socket file (if it is still ours)."""
         self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake[1], b"x")
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
@@ -164,18 +168,24 @@ class ControlServer:
             with contextlib.suppress(OSError):
                 if self.path.stat().st_ino == self._inode:
                     self.path.unlink()
+        for fd in self._wake:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake = (-1, -1)
         self.serving = False
 
     def _serve(self) -> None:
         assert self._sock is not None
+        wake_r = self._wake[0]
         while not self._stop.is_set():
+            # Wait for a client or for stop() (the wake pipe): stopping never waits out a
+            # timeout, so the session (and its audio) stops at once.
+            ready, _, _ = select.select([self._sock, wake_r], [], [])
+            if wake_r in ready or self._stop.is_set():
+                return
             try:
                 conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
             except OSError:
-                if self._stop.is_set():
-                    return
                 continue
             with conn:
                 try:

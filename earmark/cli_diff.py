@@ -1,0 +1,343 @@
+"""``earmark diff BEFORE AFTER [--json] [--report OUT.html] [--profile P] [--mix MIX]``.
+
+Explains what turned BEFORE into AFTER (see :func:`earmark.diff`): loudness and
+gain, the EQ as moves, compression and limiting, PSR/LRA/crest/transient and
+width changes, and the flags AFTER gained or lost. With ``--mix MIX``, BEFORE and
+AFTER are two masters of MIX: each is diffed against MIX and the two are shown
+side by side, so each version's choices are described.
+
+Output: a short readable report (default), one JSON object (``--json``; with
+``--mix`` an object ``{"mix": ..., "versions": [...]}``), and optionally a
+self-contained HTML page with plots (``--report``).
+
+Exit codes: 0 ok; 2 usage error (bad option, unknown profile, report path not
+writable); 3 an input cannot be read or the two cannot be compared (one line on
+stderr per cause, naming the file). No traceback unless ``EARMARK_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from earmark.transform import Transformation
+
+__all__ = ["register"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_UNREADABLE = 3
+_PROG = "earmark"
+_PIPE_WIDTH = 160
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``diff`` to the ``earmark`` command's subparsers."""
+    p = subparsers.add_parser(
+        "diff",
+        help="explain what turned BEFORE into AFTER (gain, EQ moves, compression, limiting, "
+        "width, flags)",
+        description="Align AFTER to BEFORE (offset, sample rate, polarity) and explain the "
+        "transformation: loudness and gain, the EQ curve as shelves/bells/cuts, compression "
+        "threshold and ratio from the level transfer, limiting, PSR/LRA/crest/transient and "
+        "stereo width changes, and the flags AFTER introduced or removed.",
+        epilog="Exit codes: 0 ok, 2 usage error, 3 unreadable input (or nothing to compare).",
+    )
+    p.add_argument("before", metavar="BEFORE", help="the earlier version (e.g. the mix)")
+    p.add_argument("after", metavar="AFTER", help="the later version (e.g. the master)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", metavar="OUT.html", help="write an HTML report with plots")
+    p.add_argument("--profile", metavar="NAME|FILE", help="genre or delivery profile for flags")
+    p.add_argument(
+        "--mix",
+        metavar="MIX",
+        help="BEFORE and AFTER are two masters of MIX: diff each against MIX, side by side",
+    )
+    p.set_defaults(handler=_cmd_diff, subparser=p)
+    return p
+
+
+def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.report is not None:
+        problem = _unwritable(args.report)
+        if problem is not None:
+            _say(args.report, problem)
+            return EXIT_USAGE
+    profile = None
+    if args.profile is not None:
+        try:
+            from earmark.transform import _resolve_profile
+
+            profile, _ = _resolve_profile(args.profile)
+        except (ValueError, OSError) as exc:
+            _say("--profile", str(exc))
+            return EXIT_USAGE
+    inputs = [args.mix, args.before, args.after] if args.mix else [args.before, args.after]
+    bad = _unreadable(inputs)
+    if bad:
+        return EXIT_UNREADABLE
+    if args.mix:
+        return _run_mix(args, profile)
+    try:
+        t = _diff(args.before, args.after, profile)
+    except _DiffFailedError:
+        return EXIT_UNREADABLE
+    labels = ("BEFORE", "AFTER")
+    if args.report:
+        from earmark.report import diff_report, write_report
+
+        write_report(args.report, diff_report(t))
+    if args.json:
+        _print_json(t.to_dict())
+    else:
+        _print_human(t, labels)
+        if args.report:
+            print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_mix(args: argparse.Namespace, profile: Any) -> int:
+    try:
+        ta = _diff(args.mix, args.before, profile)
+        tb = _diff(args.mix, args.after, profile)
+    except _DiffFailedError:
+        return EXIT_UNREADABLE
+    label_a, label_b = _labels(args.before, args.after)
+    mix_label = os.path.basename(args.mix) or args.mix
+    if args.report:
+        from earmark.report import mix_report, write_report
+
+        write_report(args.report, mix_report(mix_label, [(label_a, ta), (label_b, tb)]))
+    if args.json:
+        _print_json(
+            {
+                "mix": args.mix,
+                "versions": [
+                    {"file": args.before, **ta.to_dict()},
+                    {"file": args.after, **tb.to_dict()},
+                ],
+            }
+        )
+    else:
+        _print_mix(mix_label, [(label_a, ta), (label_b, tb)])
+        if args.report:
+            print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
+    return EXIT_OK
+
+
+class _DiffFailedError(Exception):
+    """A diff could not be made; its cause is already on stderr."""
+
+
+def _diff(before: str, after: str, profile: Any) -> Transformation:
+    from earmark.engine.files import AudioFileError
+    from earmark.transform import diff
+
+    try:
+        return diff(before, after, profile=profile)
+    except AudioFileError as exc:
+        _say(exc.path, exc.cause)
+    except ValueError as exc:
+        _say(f"{before}, {after}", str(exc))
+    except Exception as exc:
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        if _debug():
+            traceback.print_exc()
+        else:
+            message += " (EARMARK_DEBUG=1 shows the traceback)"
+        _say(f"{before}, {after}", message)
+    raise _DiffFailedError
+
+
+def _unreadable(paths: list[str]) -> list[str]:
+    """Paths that cannot be opened as audio; each gets one line on stderr."""
+    from earmark.engine.files import AudioFileError, open_audio
+
+    bad = []
+    for path in dict.fromkeys(paths):
+        try:
+            open_audio(path)
+        except AudioFileError as exc:
+            _say(exc.path, exc.cause)
+            bad.append(path)
+    return bad
+
+
+def _unwritable(path: str) -> str | None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "is a directory; give a file name for the report"
+    if not os.path.isdir(folder):
+        return f"cannot write the report: no such folder {folder}"
+    if not os.access(folder, os.W_OK):
+        return f"cannot write the report: permission denied in {folder}"
+    return None
+
+
+def _labels(a: str, b: str) -> tuple[str, str]:
+    na, nb = os.path.basename(a) or a, os.path.basename(b) or b
+    return (na, nb) if na != nb else (a, b)
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _console(file: TextIO | None = None) -> Any:
+    from rich.console import Console
+
+    out = file or sys.stdout
+    width = None if out.isatty() else _PIPE_WIDTH
+    return Console(file=out, width=width, highlight=False, soft_wrap=False)
+
+
+# (label, unit, attribute, decimals)
+_ROWS: tuple[tuple[str, str, str, int | None], ...] = (
+    ("Integrated", "LUFS", "integrated_lufs", 1),
+    ("Loudness range", "LU", "loudness_range_lu", 1),
+    ("True peak", "dBTP", "true_peak_dbtp", 1),
+    ("Sample peak", "dBFS", "sample_peak_dbfs", 1),
+    ("PLR", "dB", "plr_db", 1),
+    ("PSR median", "dB", "psr_median_db", 1),
+    ("Crest factor", "dB", "crest_db", 1),
+    ("DR", "", "dr", None),
+    ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
+    ("Correlation", "", "correlation_programme", 2),
+    ("Side/mid", "dB", "side_to_mid_db", 1),
+)
+
+
+def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
+    from rich.table import Table
+
+    con = _console()
+    r = t.result
+    con.print(
+        f"[bold]earmark diff[/bold] · {t.before.file} → {t.after.file}  "
+        f"[dim](offset {r.alignment.offset_ms:+.2f} ms, {r.sample_rate} Hz,"
+        f" {r.duration_s:.1f} s compared)[/dim]"
+    )
+    con.print()
+    con.print(t.summary + ".")
+    con.print()
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("Measure")
+    table.add_column("Unit", style="dim")
+    table.add_column(labels[0], justify="right")
+    table.add_column(labels[1], justify="right")
+    table.add_column("Change", justify="right")
+    for name, unit, attr, dec in _ROWS:
+        b, a = getattr(t.before, attr), getattr(t.after, attr)
+        change = "-" if b is None or a is None else _fmt_signed(a - b, dec)
+        table.add_row(name, unit, _fmt(b, dec), _fmt(a, dec), change)
+    con.print(table)
+    _print_details(con, t)
+
+
+def _print_details(con: Any, t: Transformation) -> None:
+    r = t.result
+    lines = ["[bold]EQ[/bold]"]
+    lines += [f"  {m.describe()}" for m in r.moves] or ["  no EQ move of 1 dB or more"]
+    lines.append("[bold]Dynamics[/bold]")
+    dyn = t.dynamics()
+    if r.compressed:
+        lines.append(
+            f"  compression about {dyn['ratio']:.1f}:1 above {dyn['threshold_db']:.1f} dBFS,"
+            f" up to {dyn['gain_reduction_db']:.1f} dB of gain reduction"
+        )
+    else:
+        lines.append("  no compression")
+    if r.limiting.limited:
+        lines.append(
+            f"  limited: {r.limiting.pinned_fraction * 100:.0f} % of 20 ms windows peak at"
+            f" {r.limiting.ceiling_dbfs:.2f} dBFS; true peak {_fmt(t.after.true_peak_dbtp, 1)} dBTP"
+        )
+    else:
+        lines.append("  no limiting")
+    lines.append(f"  broadband gain on the quiet passages {t.gain_db:+.2f} dB")
+    if dyn["transient_crest_change_db"] is not None:
+        lines.append(f"  transient crest {dyn['transient_crest_change_db']:+.1f} dB")
+    s = t.stereo()
+    if s["width_change_pct"] is not None:
+        lines.append("[bold]Stereo[/bold]")
+        lines.append(
+            f"  width {s['width_change_pct']:+.0f} % (side-to-mid {s['side_to_mid_before_db']:.1f}"
+            f" -> {s['side_to_mid_after_db']:.1f} dB)"
+        )
+    lines.append("[bold]Flags[/bold]")
+    for title, flags in (
+        ("introduced", t.flags_introduced),
+        ("removed", t.flags_removed),
+    ):
+        if flags:
+            lines.append(f"  {title}:")
+            lines += [f"    {f.get('severity')}: {f.get('message')}" for f in flags]
+    if not t.flags_introduced and not t.flags_removed:
+        kept = len(t.flags_kept)
+        lines.append(f"  none introduced or removed ({kept} unchanged)")
+    for w in t.warnings:
+        lines.append(f"[yellow]warning:[/yellow] {w}")
+    for line in lines:
+        con.print(line, markup=True)
+
+
+def _print_mix(mix_label: str, versions: list[tuple[str, Transformation]]) -> None:
+    from rich.table import Table
+
+    con = _console()
+    con.print(
+        f"[bold]earmark diff[/bold] · two masters of {mix_label}: "
+        + ", ".join(label for label, _ in versions)
+    )
+    con.print()
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("Measure")
+    table.add_column("Unit", style="dim")
+    table.add_column(mix_label, justify="right")
+    for label, _ in versions:
+        table.add_column(label, justify="right")
+    mix = versions[0][1].before
+    for name, unit, attr, dec in _ROWS:
+        table.add_row(
+            name,
+            unit,
+            _fmt(getattr(mix, attr), dec),
+            *[_fmt(getattr(t.after, attr), dec) for _, t in versions],
+        )
+    con.print(table)
+    for label, t in versions:
+        con.print()
+        con.print(f"[bold]{mix_label} → {label}[/bold]")
+        con.print(t.summary.replace("AFTER", label) + ".")
+
+
+def _fmt(value: Any, decimals: int | None) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if decimals is None:
+        return str(int(value))
+    text = f"{float(value):.{decimals}f}"
+    return text.lstrip("-") if float(text) == 0.0 else text
+
+
+def _fmt_signed(value: float, decimals: int | None) -> str:
+    text = f"{value:+.{decimals or 0}f}"
+    return "0" + text[2:] if float(text) == 0.0 else text
+
+
+def _say(what: str, message: str) -> None:
+    one_line = " ".join(str(message).split())
+    print(f"{_PROG}: {what}: {one_line}", file=sys.stderr, flush=True)
+
+
+def _debug() -> bool:
+    return os.environ.get("EARMARK_DEBUG", "") not in ("", "0")

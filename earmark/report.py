@@ -1,0 +1,815 @@
+"""Self-contained HTML reports with plots: ``analyze --report`` and ``diff --report``.
+
+A report is one HTML file with its plots embedded as PNG (base64 ``data:``
+URLs) and no external resource, so it can be mailed, archived or opened
+offline. The plotting functions draw on a matplotlib ``Axes`` the caller owns
+and are reused by anything that shows the same curves:
+
+    fig = new_figure(10, 3.5)
+    ax = fig.subplots()
+    plot_loudness_history(ax, history, flags)
+    png = figure_png(fig)
+    page = render_html("Title", [Section("Loudness", images=(png,))])
+
+matplotlib runs on its Agg backend (no display needed) and is imported only
+when a report is made.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from earmark.analysis import Analysis
+    from earmark.meters import History
+    from earmark.transform import Transformation
+
+__all__ = [
+    "Section",
+    "analysis_report",
+    "diff_report",
+    "figure_png",
+    "mix_report",
+    "new_figure",
+    "plot_eq_curve",
+    "plot_level_transfer",
+    "plot_loudness_history",
+    "plot_psr",
+    "plot_spectrum",
+    "render_html",
+    "write_report",
+]
+
+BEFORE_COLOR = "#4c72b0"
+AFTER_COLOR = "#dd8452"
+EXTRA_COLORS = ("#55a868", "#c44e52", "#8172b3", "#937860")
+_SEVERITY_COLOR = {"warning": "#f0ad4e", "problem": "#d9534f"}
+_MAX_SCATTER = 5000
+
+
+# -- figures ---------------------------------------------------------------------------------
+
+
+def new_figure(width_in: float = 10.0, height_in: float = 3.6) -> Figure:
+    """A matplotlib Figure on the Agg canvas (no display), constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _style(ax: Axes) -> None:
+    ax.grid(True, which="both", alpha=0.25)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _nan(values: Any) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+
+def plot_loudness_history(
+    ax: Axes,
+    history: History,
+    flags: Iterable[Mapping[str, Any] | Any] = (),
+    *,
+    label: str | None = None,
+    color: str | None = None,
+    momentary: bool = True,
+) -> None:
+    """Short-term (solid) and momentary (thin) loudness over time; flags shaded by severity.
+
+    ``flags`` are flag dicts or objects with ``start_s``, ``end_s``, ``code``
+    and ``severity``; each is a band across the plot, labelled with its code.
+    """
+    t = np.asarray(history.t_s, dtype=np.float64)
+    name = f"{label} " if label else ""
+    if momentary:
+        ax.plot(t, history.momentary_lufs, lw=0.6, alpha=0.45, color=color, label=f"{name}M")
+    ax.plot(t, history.short_term_lufs, lw=1.6, color=color, label=f"{name}S")
+    _shade_flags(ax, flags)
+    ax.set_ylabel("loudness, LUFS")
+    ax.set_xlabel("time, s")
+    # Every loudness curve on these axes (several versions share them) stays in view;
+    # silence at -70 LUFS does not stretch the scale.
+    values = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    finite = np.concatenate(values) if values else np.zeros(0)
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        top = float(finite.max()) + 2.0
+        lo = max(float(np.percentile(finite, 1)) - 3.0, top - 42.0)
+        # Room above the curves for the flag lanes.
+        ax.set_ylim(lo, lo + (top - lo) / max(1.0 - _LANE * _flag_lanes(ax), 0.5))
+    _style(ax)
+
+
+_LANE = 0.055  # height of one flag lane, in axes fraction
+
+
+def _flag_lanes(ax: Axes) -> int:
+    return int(getattr(ax, "_earmark_flag_lanes", 0))
+
+
+def _shade_flags(ax: Axes, flags: Iterable[Mapping[str, Any] | Any]) -> None:
+    """Each flag code gets a lane at the top (a bar over the flagged time, labelled
+    with the code) and a faint shade over the whole height."""
+    lanes: dict[str, int] = {}
+    for f in flags:
+        d = _flag_dict(f)
+        start, end = d.get("start_s"), d.get("end_s")
+        if start is None or end is None:
+            continue
+        start, end = float(start), max(float(end), float(start) + 0.1)
+        color = _SEVERITY_COLOR.get(str(d.get("severity")), "#999999")
+        code = str(d.get("code", ""))
+        new = code not in lanes
+        lane = lanes.setdefault(code, len(lanes))
+        top = 1.0 - lane * _LANE
+        ax.axvspan(start, end, color=color, alpha=0.035, lw=0)
+        ax.axvspan(start, end, ymin=top - _LANE * 0.8, ymax=top, color=color, alpha=0.8, lw=0)
+        if new:
+            ax.text(
+                start,
+                top - _LANE * 0.4,
+                f" {code.replace('_', ' ')}",
+                transform=ax.get_xaxis_transform(),
+                fontsize=7,
+                va="center",
+                ha="left",
+                color="white",
+                fontweight="bold",
+                clip_on=True,
+            )
+    ax._earmark_flag_lanes = max(_flag_lanes(ax), len(lanes))  # type: ignore[attr-defined]
+
+
+def plot_psr(
+    ax: Axes,
+    history: History,
+    *,
+    label: str | None = None,
+    color: str | None = None,
+    floor_db: float | None = None,
+) -> None:
+    """PSR (true peak over 3 s minus short-term loudness) over time, with an optional floor."""
+    ax.plot(history.t_s, history.psr_db, lw=1.4, color=color, label=label)
+    if floor_db is not None:
+        ax.axhline(floor_db, color="#d9534f", lw=1, ls="--", label=f"floor {floor_db:g} dB")
+    ax.set_ylabel("PSR, dB")
+    ax.set_xlabel("time, s")
+    _style(ax)
+
+
+def plot_spectrum(
+    ax: Axes,
+    band_hz: Sequence[float],
+    levels: Sequence[float | None],
+    target: tuple[Sequence[float], Sequence[float], Sequence[float]] | None = None,
+    *,
+    label: str | None = None,
+    color: str | None = None,
+    style: str = "-",
+) -> None:
+    """Band levels over frequency (log axis); ``target`` = (Hz, low dB, high dB) is shaded."""
+    hz = np.asarray(band_hz, dtype=np.float64)
+    ax.semilogx(hz, _nan(levels), style, color=color, marker="o", ms=2.5, lw=1.4, label=label)
+    if target is not None:
+        t_hz, lo, hi = (np.asarray(v, dtype=np.float64) for v in target)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():
+            ax.fill_between(
+                t_hz[ok], lo[ok], hi[ok], color="#55a868", alpha=0.2, lw=0, label="profile target"
+            )
+    ax.set_xlabel("frequency, Hz")
+    _hz_axis(ax)
+    _style(ax)
+
+
+def _hz_axis(ax: Axes) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ticks = [20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}")
+    )
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(18, 22000)
+
+
+def plot_eq_curve(
+    ax: Axes,
+    curve_hz: Sequence[float],
+    curve_db: Sequence[float],
+    fitted_hz: Sequence[float] | None = None,
+    fitted_db: Sequence[float] | None = None,
+    moves: Sequence[Any] = (),
+    *,
+    label: str | None = "measured",
+    color: str | None = AFTER_COLOR,
+) -> None:
+    """The EQ difference curve, the fitted moves' response (dashed) and each move named."""
+    hz = np.asarray(curve_hz, dtype=np.float64)
+    db = np.asarray(curve_db, dtype=np.float64)
+    ax.axhline(0.0, color="#777777", lw=0.8)
+    ax.semilogx(hz, db, "-", color=color, marker="o", ms=2.5, lw=1.6, label=label)
+    if fitted_hz is not None and fitted_db is not None:
+        ax.semilogx(fitted_hz, fitted_db, "--", color="#333333", lw=1.1, label="fitted moves")
+    for i, move in enumerate(moves):
+        f = float(getattr(move, "freq_hz", 0.0))
+        text = move.describe() if hasattr(move, "describe") else str(move)
+        y = float(np.interp(math.log(f), np.log(hz), np.nan_to_num(db))) if hz.size else 0.0
+        ax.annotate(
+            text,
+            xy=(f, y),
+            xytext=(0, 14 + 12 * (i % 3)) if y >= 0 else (0, -18 - 12 * (i % 3)),
+            textcoords="offset points",
+            fontsize=8,
+            ha="center",
+            arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6},
+        )
+    finite = db[np.isfinite(db)]
+    span = max(3.0, float(np.max(np.abs(finite))) + 2.5) if finite.size else 3.0
+    ax.set_ylim(-span, span)
+    ax.set_ylabel("AFTER / BEFORE, dB")
+    ax.set_xlabel("frequency, Hz")
+    _hz_axis(ax)
+    _style(ax)
+
+
+def plot_level_transfer(
+    ax: Axes,
+    in_db: Sequence[float],
+    out_db: Sequence[float],
+    fit: Any = None,
+    *,
+    weight: Sequence[float] | None = None,
+    label: str | None = None,
+    color: str | None = AFTER_COLOR,
+) -> None:
+    """Scatter of input level vs output level per window, with the fitted compressor curve.
+
+    ``fit`` is a :class:`earmark.meters.diff.CompressorFit` (anything with
+    ``gain_at(levels)``, ``threshold_db`` and ``ratio``); the dotted line is
+    the same gain with no compression.
+    """
+    x = np.asarray(in_db, dtype=np.float64)
+    y = np.asarray(out_db, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if weight is not None:
+        keep &= np.asarray(weight) > 0
+    x, y = x[keep], y[keep]
+    if x.size > _MAX_SCATTER:
+        pick = np.random.default_rng(0).choice(x.size, _MAX_SCATTER, replace=False)
+        x, y = x[pick], y[pick]
+    ax.scatter(x, y, s=3, alpha=0.25, color=color, lw=0, label=label)
+    if fit is not None and x.size:
+        grid = np.linspace(float(x.min()), float(x.max()), 200)
+        ax.plot(grid, grid + fit.gain_at(grid), color="#222222", lw=1.6, label="fitted curve")
+        ax.plot(grid, grid + fit.gain_db, ":", color="#777777", lw=1.0, label="no compression")
+        if getattr(fit, "ratio", 1.0) > 1.05:
+            ax.axvline(fit.threshold_db, color="#999999", lw=0.8, ls="--")
+    ax.set_xlabel("BEFORE through the EQ: peak-envelope level, dBFS")
+    ax.set_ylabel("AFTER level, dBFS")
+    _style(ax)
+
+
+# -- HTML ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of a report: a heading, paragraphs or bullet points, tables, images."""
+
+    heading: str
+    paragraphs: Sequence[str] = ()
+    bullets: Sequence[str] = ()
+    table: Sequence[Sequence[Any]] | None = None  # first row is the header
+    images: Sequence[bytes] = ()  # PNG
+    captions: Sequence[str] = ()
+    html_body: str = ""  # trusted extra markup
+    columns: Sequence[Section] = field(default_factory=tuple)  # side by side
+
+
+_CSS = """
+body{font:15px/1.45 -apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#222;
+margin:0;background:#f6f6f4}
+main{max-width:1120px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;border-bottom:1px solid #ddd;
+padding-bottom:4px}h3{font-size:16px;margin:16px 0 6px}
+.sub{color:#666;font-size:13px;margin-bottom:12px}
+table{border-collapse:collapse;margin:8px 0 12px;font-size:14px}
+th,td{padding:4px 12px;border-bottom:1px solid #e5e5e5;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}th{background:#f2f2f0}
+figure{margin:10px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#666;font-size:13px}
+ul{margin:6px 0 10px;padding-left:22px}li{margin:2px 0}
+.cols{display:flex;gap:24px;flex-wrap:wrap}.cols>div{flex:1 1 300px;min-width:0}
+.flag-problem{color:#b52b27}.flag-warning{color:#a86d00}
+footer{color:#888;font-size:12px;margin-top:32px}
+"""
+
+
+def render_html(title: str, sections: Sequence[Section], *, subtitle: str | None = None) -> str:
+    """A complete, self-contained HTML page (inline CSS, images as data: URLs)."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if subtitle:
+        parts.append(f'<div class="sub">{html.escape(subtitle)}</div>')
+    for s in sections:
+        parts.append(_section_html(s, level=2))
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    parts.append(f"<footer>earmark · {html.escape(stamp)}</footer></main></body></html>")
+    return "\n".join(parts)
+
+
+def _section_html(s: Section, level: int) -> str:
+    out = [f"<h{level}>{html.escape(s.heading)}</h{level}>"] if s.heading else []
+    out += [f"<p>{html.escape(p)}</p>" for p in s.paragraphs]
+    if s.bullets:
+        out.append("<ul>" + "".join(f"<li>{_li(b)}</li>" for b in s.bullets) + "</ul>")
+    if s.table:
+        head, *rows = s.table
+        out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in head))
+        out.append("</tr></thead><tbody>")
+        for row in rows:
+            out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+        out.append("</tbody></table>")
+    if s.html_body:
+        out.append(s.html_body)
+    for i, png in enumerate(s.images):
+        data = base64.b64encode(png).decode("ascii")
+        cap = s.captions[i] if i < len(s.captions) else ""
+        alt = html.escape(cap or s.heading)
+        out.append(f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">')
+        if cap:
+            out.append(f"<figcaption>{html.escape(cap)}</figcaption>")
+        out.append("</figure>")
+    if s.columns:
+        out.append('<div class="cols">')
+        for col in s.columns:
+            out.append("<div>" + _section_html(col, level + 1) + "</div>")
+        out.append("</div>")
+    return "\n".join(out)
+
+
+def _li(text: str) -> str:
+    """A bullet; ``problem:``/``warning:`` prefixes are coloured by severity."""
+    for sev in ("problem", "warning"):
+        if text.startswith(f"{sev}:"):
+            return f'<span class="flag-{sev}">{html.escape(text)}</span>'
+    return html.escape(text)
+
+
+def write_report(path: str | os.PathLike[str], page: str) -> None:
+    """Write ``page`` to ``path`` (UTF-8), replacing it atomically."""
+    target = os.fspath(path)
+    tmp = f"{target}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    os.replace(tmp, target)
+
+
+# -- analyze --report --------------------------------------------------------------------------
+
+# (label, unit, attribute, decimals)
+_MEASURES: tuple[tuple[str, str, str, int | None], ...] = (
+    ("Integrated", "LUFS", "integrated_lufs", 1),
+    ("Loudness range", "LU", "loudness_range_lu", 1),
+    ("Max short-term", "LUFS", "max_short_term_lufs", 1),
+    ("True peak", "dBTP", "true_peak_dbtp", 1),
+    ("Sample peak", "dBFS", "sample_peak_dbfs", 1),
+    ("PLR", "dB", "plr_db", 1),
+    ("PSR median", "dB", "psr_median_db", 1),
+    ("PSR min", "dB", "psr_min_db", 1),
+    ("Crest factor", "dB", "crest_db", 1),
+    ("DR", "", "dr", None),
+    ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
+    ("Correlation", "", "correlation_programme", 2),
+    ("Side/mid", "dB", "side_to_mid_db", 1),
+)
+
+
+def analysis_report(
+    items: Sequence[tuple[str, Analysis, History | None]], profile: Any = None
+) -> str:
+    """The ``analyze --report`` page: per file, loudness history (M/S) with its flags
+    shaded, PSR over time and the long-term spectrum (against the profile's tonal
+    target band when the profile has one), plus the measures and flag messages.
+
+    ``items`` are (label, analysis, 10 Hz history or None to meter the file again).
+    """
+    sections: list[Section] = []
+    if len(items) > 1:
+        table = [["Measure", "Unit", *[label for label, _, _ in items]]]
+        for name, unit, attr, dec in _MEASURES:
+            table.append([name, unit, *[_fmt(getattr(a, attr), dec) for _, a, _ in items]])
+        sections.append(Section("Measures", table=table))
+    for label, analysis, history in items:
+        if history is None:
+            history = history_of(analysis)
+        sections.append(
+            _analysis_section(label, analysis, history, profile, single=len(items) == 1)
+        )
+    names = ", ".join(label for label, _, _ in items)
+    prof = getattr(profile, "name", None)
+    sub = f"{names}" + (f" · {prof} profile" if prof else "")
+    return render_html("earmark analysis", sections, subtitle=sub)
+
+
+def history_of(analysis: Analysis) -> History | None:
+    """The 10 Hz history of an analysed file (metered again; None for an array)."""
+    existing = getattr(analysis, "history", None)
+    if existing is not None:
+        return existing
+    if not analysis.file:
+        return None
+    from earmark.engine.files import iter_blocks
+    from earmark.meters import MeterBank
+
+    bank = MeterBank(analysis.channels, analysis.sample_rate, history_s=analysis.duration_s + 10)
+    for block in iter_blocks(analysis.file):
+        bank.process(block)
+    return bank.history()
+
+
+def _analysis_section(
+    label: str, a: Analysis, history: History | None, profile: Any, single: bool
+) -> Section:
+    flags = [_flag_dict(f) for f in a.flags]
+    images, captions = [], []
+    if history is not None and len(history.t_s):
+        fig = new_figure(10, 5.2)
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1.2))
+        plot_loudness_history(top, history, flags, color=BEFORE_COLOR)
+        top.legend(loc="lower left", fontsize=8)
+        top.set_xlabel("")
+        floor = _psr_floor(profile)
+        plot_psr(bottom, history, color=BEFORE_COLOR, floor_db=floor)
+        if floor is not None:
+            bottom.legend(loc="lower left", fontsize=8)
+        images.append(figure_png(fig))
+        captions.append(
+            "Momentary (thin) and short-term (thick) loudness; flags shaded"
+            " (orange warning, red problem). Below: PSR, true peak over 3 s minus short-term."
+        )
+    if a.band_hz:
+        fig = new_figure(10, 3.6)
+        ax = fig.subplots()
+        levels, target, relative = _spectrum_against_profile(a, profile)
+        plot_spectrum(ax, a.band_hz, levels, target, color=BEFORE_COLOR, label=label)
+        ax.set_ylabel("dB re K-weighted total" if relative else "dB re full-scale sine")
+        if target is not None:
+            ax.legend(loc="lower left", fontsize=8)
+        images.append(figure_png(fig))
+        captions.append(
+            "Long-term 1/3-octave spectrum"
+            + (", loudness-normalised, against the profile's tonal target band" if relative else "")
+            + "."
+        )
+    table = None
+    if single:
+        table = [["Measure", "Unit", "Value"]]
+        table += [[n, u, _fmt(getattr(a, attr), d)] for n, u, attr, d in _MEASURES]
+    bullets = [f"{f.get('severity')}: {f.get('message')}" for f in flags] or ["no flags"]
+    details = f"{a.sample_rate} Hz · {a.channels} ch · {a.duration_s:.1f} s"
+    if a.format:
+        details += f" · {a.format} {a.subtype or ''}".rstrip()
+    return Section(
+        label,
+        paragraphs=(details, *a.warnings),
+        bullets=bullets,
+        table=table,
+        images=tuple(images),
+        captions=tuple(captions),
+    )
+
+
+def _psr_floor(profile: Any) -> float | None:
+    dyn = getattr(profile, "dynamics", None)
+    return getattr(dyn, "psr_min_db", None) if dyn is not None else None
+
+
+def _spectrum_against_profile(
+    a: Analysis, profile: Any
+) -> tuple[list[float | None], tuple | None, bool]:
+    """Band levels, and the target band when the profile has a tonal target.
+
+    Profiles state their target relative to the K-weighted total of the bands
+    (:mod:`earmark.meters.tonal`), so with a target the spectrum is shown the
+    same way: a louder master does not sit higher.
+    """
+    tonal = getattr(profile, "tonal", None)
+    if tonal is None:
+        return list(a.spectrum_long_db), None, False
+    try:
+        from earmark.meters.tonal import k_weighting_gain_db, relative_levels
+    except ImportError:
+        return list(a.spectrum_long_db), None, False
+    rel = relative_levels(_nan(a.spectrum_long_db), k_weighting_gain_db(a.band_hz, a.sample_rate))
+    level, spread = tonal.at(a.band_hz)
+    lv, sp = np.asarray(level, dtype=np.float64), np.asarray(spread, dtype=np.float64)
+    return (
+        [None if not np.isfinite(v) else float(v) for v in rel],
+        (a.band_hz, lv - sp, lv + sp),
+        True,
+    )
+
+
+# -- diff --report -----------------------------------------------------------------------------
+
+
+def diff_report(
+    t: Transformation, *, before_label: str = "BEFORE", after_label: str = "AFTER"
+) -> str:
+    """The ``diff --report`` page for one transformation."""
+    title = f"earmark diff: {before_label} → {after_label}"
+    sub = f"{t.before.file or before_label} → {t.after.file or after_label}"
+    return render_html(title, _diff_sections(t, before_label, after_label), subtitle=sub)
+
+
+def mix_report(mix_label: str, versions: Sequence[tuple[str, Transformation]]) -> str:
+    """Two (or more) masters of one mix, each diffed against the mix, side by side."""
+    sections: list[Section] = []
+    sections.append(
+        Section(
+            "What each version did",
+            columns=tuple(
+                Section(label, bullets=t.narrative, table=_change_table(t, mix_label, label))
+                for label, t in versions
+            ),
+        )
+    )
+    fig = new_figure(10, 3.8)
+    ax = fig.subplots()
+    for i, (label, t) in enumerate(versions):
+        color = (AFTER_COLOR, *EXTRA_COLORS)[i % (1 + len(EXTRA_COLORS))]
+        r = t.result
+        plot_eq_curve(ax, r.curve_hz, r.curve_db, label=label, color=color)
+    ax.legend(loc="lower left", fontsize=8)
+    fig2 = new_figure(10, 4.2)
+    axes = fig2.subplots(1, len(versions), sharey=True, squeeze=False)[0]
+    for i, (label, t) in enumerate(versions):
+        color = (AFTER_COLOR, *EXTRA_COLORS)[i % (1 + len(EXTRA_COLORS))]
+        tr = t.result.transfer
+        plot_level_transfer(axes[i], tr.in_db, tr.out_db, tr.fit, weight=tr.weight, color=color)
+        axes[i].set_title(label, fontsize=10)
+    fig3 = new_figure(10, 4.6)
+    top, bottom = fig3.subplots(2, 1, sharex=True, height_ratios=(2, 1.2))
+    first = versions[0][1]
+    plot_loudness_history(
+        top, first.before_history, momentary=False, label=mix_label, color=BEFORE_COLOR
+    )
+    plot_psr(bottom, first.before_history, label=mix_label, color=BEFORE_COLOR)
+    for i, (label, t) in enumerate(versions):
+        color = (AFTER_COLOR, *EXTRA_COLORS)[i % (1 + len(EXTRA_COLORS))]
+        plot_loudness_history(top, t.after_history, momentary=False, label=label, color=color)
+        plot_psr(bottom, t.after_history, label=label, color=color)
+    top.legend(loc="lower left", fontsize=8)
+    top.set_xlabel("")
+    sections.append(
+        Section(
+            "Side by side",
+            images=(figure_png(fig), figure_png(fig2), figure_png(fig3)),
+            captions=(
+                f"EQ of each version against {mix_label} (loudness-independent transfer,"
+                " 1/6 octave, mids at 0 dB).",
+                "Level transfer of each version: window levels and the fitted compressor curve.",
+                "Short-term loudness and PSR over time (each version on its own timeline).",
+            ),
+        )
+    )
+    for label, t in versions:
+        sections.append(Section(f"{mix_label} → {label}", columns=()))
+        sections.extend(_diff_sections(t, mix_label, label, headline=False))
+    title = f"earmark diff: two masters of {mix_label}"
+    sub = " · ".join(f"{label}: {t.after.file or label}" for label, t in versions)
+    return render_html(title, sections, subtitle=sub)
+
+
+def _change_table(t: Transformation, before_label: str, after_label: str) -> list[list[str]]:
+    rows: list[list[str]] = [["Measure", before_label, after_label, "Change"]]
+    for name, unit, attr, dec in _MEASURES:
+        b, a = getattr(t.before, attr), getattr(t.after, attr)
+        change = "-" if b is None or a is None else _fmt_signed(a - b, dec)
+        u = f" {unit}" if unit else ""
+        rows.append([f"{name}{u}", _fmt(b, dec), _fmt(a, dec), change])
+    return rows
+
+
+def _diff_sections(
+    t: Transformation, before_label: str, after_label: str, *, headline: bool = True
+) -> list[Section]:
+    r = t.result
+    sections: list[Section] = []
+    if headline:
+        sections.append(Section("What changed", bullets=t.narrative))
+    sections.append(Section("Measures", table=_change_table(t, before_label, after_label)))
+
+    # Spectra and EQ.
+    fig = new_figure(10, 7.4)
+    top, bottom = fig.subplots(2, 1, height_ratios=(1, 1.1))
+    plot_spectrum(top, r.curve_hz, r.before_spectrum_db, label=before_label, color=BEFORE_COLOR)
+    plot_spectrum(top, r.curve_hz, r.after_spectrum_db, label=after_label, color=AFTER_COLOR)
+    shift = t.loudness_change_lu
+    if shift is not None:
+        matched = np.asarray(r.after_spectrum_db) - shift
+        plot_spectrum(
+            top, r.curve_hz, matched, label=f"{after_label}, loudness-matched",
+            color=AFTER_COLOR, style=":",
+        )  # fmt: skip
+    top.set_ylabel("dB re full-scale sine (1/6 oct)")
+    top.legend(loc="lower left", fontsize=8)
+    plot_eq_curve(bottom, r.curve_hz, r.curve_db, r.fit_hz, r.fitted_db, r.moves)
+    bottom.legend(loc="lower left", fontsize=8)
+    moves = [m.describe() for m in r.moves] or ["no EQ move of 1 dB or more"]
+    sections.append(
+        Section(
+            "EQ",
+            bullets=moves,
+            images=(figure_png(fig),),
+            captions=(
+                "Top: long-term spectra. Bottom: the EQ difference curve, measured as the"
+                " transfer function AFTER/BEFORE with compression divided out (so level-"
+                "dependent gain does not read as EQ), 1/6-octave smoothed, mids at 0 dB;"
+                " dashed: the fitted shelves, bells and cuts.",
+            ),
+        )
+    )
+
+    # Dynamics.
+    tr = r.transfer
+    fig = new_figure(10, 4.6)
+    ax = fig.subplots()
+    plot_level_transfer(ax, tr.in_db, tr.out_db, tr.fit, weight=tr.weight)
+    ax.legend(loc="upper left", fontsize=8)
+    dyn = t.dynamics()
+    bullets = []
+    if r.compressed:
+        bullets.append(
+            f"compression about {dyn['ratio']:.1f}:1 above {dyn['threshold_db']:.1f} dBFS"
+            f" (knee {dyn['knee_db']:.0f} dB, detector attack {dyn['attack_ms']:.1f} ms,"
+            f" release {dyn['release_ms']:.0f} ms), up to {dyn['gain_reduction_db']:.1f} dB"
+            " of gain reduction"
+        )
+    else:
+        bullets.append("no compression: the gain does not depend on the level")
+    lim = r.limiting
+    if lim.limited:
+        bullets.append(
+            f"limited: {lim.pinned_fraction * 100:.0f} % of the 20 ms windows peak within 0.2 dB"
+            f" of {lim.ceiling_dbfs:.2f} dBFS (BEFORE: {lim.before_pinned_fraction * 100:.1f} %);"
+            f" true peak {_fmt(t.after.true_peak_dbtp, 1)} dBTP"
+        )
+    else:
+        bullets.append("no limiting: peaks do not pile up at a ceiling")
+    bullets.append(f"broadband gain on the quiet passages {r.gain_db:+.2f} dB")
+    for key, name, unit in (
+        ("psr_change_db", "PSR (median)", "dB"),
+        ("plr_change_db", "PLR", "dB"),
+        ("lra_change_lu", "LRA", "LU"),
+        ("crest_change_db", "crest factor", "dB"),
+        ("transient_crest_change_db", "transient crest", "dB"),
+    ):
+        if dyn.get(key) is not None:
+            bullets.append(f"{name} {dyn[key]:+.1f} {unit}")
+    sections.append(
+        Section(
+            "Dynamics",
+            bullets=bullets,
+            images=(figure_png(fig),),
+            captions=(
+                "Level transfer: each point is 20 ms of programme; x is BEFORE (through the"
+                " measured EQ) as a compressor's peak detector would see it, y is AFTER."
+                " Solid: the fitted compressor curve; dotted: the same gain without compression.",
+            ),
+        )
+    )
+
+    # Loudness and PSR over time.
+    fig = new_figure(10, 5.4)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1.2))
+    flags_after = list(t.flags_after)
+    plot_loudness_history(top, t.before_history, label=before_label, color=BEFORE_COLOR)
+    plot_loudness_history(top, t.after_history, flags_after, label=after_label, color=AFTER_COLOR)
+    top.legend(loc="lower left", fontsize=8, ncols=2)
+    top.set_xlabel("")
+    plot_psr(bottom, t.before_history, label=before_label, color=BEFORE_COLOR)
+    plot_psr(bottom, t.after_history, label=after_label, color=AFTER_COLOR)
+    bottom.legend(loc="lower left", fontsize=8)
+    sections.append(
+        Section(
+            "Loudness and PSR over time",
+            images=(figure_png(fig),),
+            captions=(
+                f"Momentary (thin) and short-term (thick) loudness on {after_label}'s timeline,"
+                f" {after_label}'s flags shaded; below, PSR of both.",
+            ),
+        )
+    )
+
+    # Stereo.
+    s = t.stereo()
+    st_bullets = []
+    if s["width_change_pct"] is not None:
+        st_bullets.append(
+            f"width {s['width_change_pct']:+.0f} % (side-to-mid {s['side_to_mid_before_db']:.1f}"
+            f" -> {s['side_to_mid_after_db']:.1f} dB)"
+        )
+        for band in s["bands"]:
+            if band["side_to_mid_change_db"] is not None:
+                st_bullets.append(
+                    f"{band['low_hz']:g}-{band['high_hz']:g} Hz: side-to-mid"
+                    f" {band['side_to_mid_change_db']:+.1f} dB"
+                )
+        if s["correlation_before"] is not None and s["correlation_after"] is not None:
+            st_bullets.append(
+                f"correlation {s['correlation_before']:.2f} -> {s['correlation_after']:.2f}"
+            )
+    else:
+        st_bullets.append("mono (or different channel counts): no stereo comparison")
+    sections.append(Section("Stereo", bullets=st_bullets))
+
+    # Flags.
+    def lines(flags: Sequence[Mapping[str, Any]]) -> list[str]:
+        return [f"{f.get('severity')}: {f.get('message')}" for f in flags]
+
+    sections.append(
+        Section(
+            "Flags",
+            columns=(
+                Section("Introduced", bullets=lines(t.flags_introduced) or ["none"]),
+                Section("Removed", bullets=lines(t.flags_removed) or ["none"]),
+                Section("Still there", bullets=lines(t.flags_kept) or ["none"]),
+            ),
+        )
+    )
+    al = r.alignment
+    if abs(al.offset_ms) < 0.005:
+        where = "offset 0.00 ms"
+    else:
+        way = "later" if al.offset_ms > 0 else "earlier"
+        where = f"{after_label} starts {abs(al.offset_ms):.2f} ms {way}"
+    notes = [
+        f"{where}, polarity {'inverted' if al.polarity < 0 else 'same'},"
+        f" correlation {al.correlation:.2f}; compared {r.duration_s:.1f} s at {r.sample_rate} Hz",
+        *t.warnings,
+    ]
+    sections.append(Section("Alignment", bullets=notes))
+    return sections
+
+
+# -- small helpers ------------------------------------------------------------------------------
+
+
+def _flag_dict(flag: Any) -> dict[str, Any]:
+    if isinstance(flag, Mapping):
+        return dict(flag)
+    to_dict = getattr(flag, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    return dict(vars(flag))
+
+
+def _fmt(value: Any, decimals: int | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if decimals is None:
+        return str(int(value))
+    text = f"{float(value):.{decimals}f}"
+    return text.lstrip("-") if float(text) == 0.0 else text
+
+
+def _fmt_signed(value: float, decimals: int | None) -> str:
+    text = f"{value:+.{decimals or 0}f}"
+    return "0" + text[2:] if float(text) == 0.0 else text

@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 _PIPE_WIDTH = 160
 
-FORMATS = ("json", "csv", "html", "png")
+FORMATS = ("json", "csv", "html", "png", "flac")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     diff.add_argument("--json", action="store_true")
     diff.set_defaults(handler=_cmd_diff, subparser=diff)
 
-    export = verbs.add_parser("export", help="write a snapshot as JSON, CSV, HTML or PNG")
+    export = verbs.add_parser(
+        "export",
+        help="write a snapshot as JSON, CSV, HTML or PNG (or its audio clip as FLAC)",
+    )
     export.add_argument("id", type=int, metavar="ID")
     export.add_argument("--format", choices=FORMATS, default="json")
     export.add_argument("--out", metavar="FILE", help="output file (default: stdout for json/csv, "
@@ -407,6 +410,13 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 return EXIT_OK
             return _write(Path(args.out), text.encode())
         out = Path(args.out or f"snapshot-{args.id}.{args.format}")
+        if args.format == "flac":
+            with _open_store() as store:
+                clip = store.clip(args.id)
+            if clip is None:
+                _say(f"snapshot {args.id} has no audio clip (clips are off by default)")
+                return EXIT_UNAVAILABLE
+            return _write(out, clip[1])
         try:
             from earmark import snapshot_report
 

@@ -48,6 +48,7 @@ __all__ = [
     "build",
     "chain_state",
     "compare",
+    "encode_clip",
     "from_engine",
     "from_session",
     "harshness_db",
@@ -320,6 +321,19 @@ def from_engine(
         kind=kind,
         driver=driver,
     )
+
+
+def encode_clip(audio: Any, sample_rate: int) -> tuple[str, bytes, int, float]:
+    """A short audio clip as 24-bit FLAC, ready for ``StoreWriter.take_snapshot(clip=...)``.
+
+    ``audio`` is (frames, channels) float in [-1, 1]. Returns (format, bytes,
+    sample_rate, seconds).
+    """
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio, int(sample_rate), format="FLAC", subtype="PCM_24")
+    return "flac", buf.getvalue(), int(sample_rate), len(audio) / float(sample_rate)
 
 
 # -- export -----------------------------------------------------------------------------

@@ -275,3 +275,28 @@ def test_snapdocs_material_is_what_the_engine_metered():
     bank.process(snapdocs.material())
     dry = state_for(gain(0.0)).paths[0].readings
     assert dry.integrated_lufs == pytest.approx(bank.readings().integrated_lufs, abs=1e-9)
+
+
+def test_an_audio_clip_is_stored_as_flac_and_exported_bit_exact(home, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    clip_audio = snapdocs.material()[: 2 * snapdocs.FS]
+    writer = StoreWriter()
+    writer.start()
+    writer.begin_session("clip")
+    with_clip = writer.take_snapshot(
+        doc_for(gain(0.0), label="with clip"), clip=snapshots.encode_clip(clip_audio, snapdocs.FS)
+    )
+    without = writer.take_snapshot(doc_for(gain(0.0), label="no clip"))
+    writer.stop()
+    out = tmp_path / "clip.flac"
+    code, _, _ = run(capsys, "snapshots", "export", str(with_clip), "--format", "flac",
+                     "--out", str(out))  # fmt: skip
+    assert code == 0
+    back, rate = sf.read(out, dtype="float64")
+    assert rate == snapdocs.FS and back.shape == clip_audio.shape
+    # 24-bit FLAC is lossless at 24 bits: the error is the quantisation step at most.
+    assert np.abs(back - clip_audio).max() <= 2.0**-23
+    code, _, err = run(capsys, "snapshots", "export", str(without), "--format", "flac")
+    assert code == 3 and "has no audio clip" in err

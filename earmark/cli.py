@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
         help="genre or delivery profile the flags are judged against (earmark profile list; "
         "combine with +, e.g. jazz+spotify); default: generic",
     )
+    analyze.add_argument(
+        "--report", metavar="OUT.html", help="also write an HTML report with plots (earmark.report)"
+    )
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
 
     from earmark import cli_diff, cli_live, cli_plugins
@@ -114,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     from earmark import cli_profile
 
     cli_profile.register(sub)
+    from earmark import cli_dashboard
+
+    cli_dashboard.register(sub)
     from earmark import cli_snapshots
 
     cli_snapshots.register(sub)
@@ -160,7 +166,15 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         profile = resolve_profile(args.profile)
     except ProfileError as exc:
         parser.error(f"--profile: {exc}")
+    if args.report:
+        from earmark import report
+
+        if (problem := report.unwritable(args.report)) is not None:
+            parser.error(f"--report: {problem}")
     outcomes = [_analyze_one(path, analyze, profile) for path in args.files]
+    if args.report and any(o.analysis is not None for o in outcomes):
+        done = [o.analysis for o in outcomes if o.analysis is not None]
+        report.write_analysis_report(args.report, done, profile)
     if args.json:
         objects = [
             o.analysis.to_json_dict()

@@ -64,9 +64,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.report is not None:
-        problem = _unwritable(args.report)
+        from earmark.report import unwritable
+
+        problem = unwritable(args.report)
         if problem is not None:
-            _say(args.report, problem)
+            _say("--report", problem)
             return EXIT_USAGE
     profile = None
     if args.profile is not None:
@@ -166,17 +168,6 @@ def _unreadable(paths: list[str]) -> list[str]:
             _say(exc.path, exc.cause)
             bad.append(path)
     return bad
-
-
-def _unwritable(path: str) -> str | None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        return "is a directory; give a file name for the report"
-    if not os.path.isdir(folder):
-        return f"cannot write the report: no such folder {folder}"
-    if not os.access(folder, os.W_OK):
-        return f"cannot write the report: permission denied in {folder}"
-    return None
 
 
 def _labels(a: str, b: str) -> tuple[str, str]:

@@ -50,6 +50,8 @@ __all__ = [
     "plot_psr",
     "plot_spectrum",
     "render_html",
+    "unwritable",
+    "write_analysis_report",
     "write_report",
 ]
 
@@ -389,6 +391,31 @@ def _li(text: str) -> str:
         if text.startswith(f"{sev}:"):
             return f'<span class="flag-{sev}">{html.escape(text)}</span>'
     return html.escape(text)
+
+
+def unwritable(path: str | os.PathLike[str]) -> str | None:
+    """Why a report cannot be written to ``path`` (checked before the work), or None."""
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(target):
+        return f"{target} is a directory; give a file name for the report"
+    if not os.path.isdir(folder):
+        return f"cannot write {target}: no such folder {folder}"
+    if not os.access(folder, os.W_OK):
+        return f"cannot write {target}: permission denied in {folder}"
+    return None
+
+
+def write_analysis_report(
+    path: str | os.PathLike[str], analyses: Sequence[Analysis], profile: Any = None
+) -> None:
+    """Write the ``analyze --report`` page for ``analyses`` (files are metered again for
+    their loudness history)."""
+    files = [a.file or f"array {i + 1}" for i, a in enumerate(analyses)]
+    names = [os.path.basename(f) or f for f in files]
+    labels = names if len(set(names)) == len(names) else files
+    items = [(label, a, None) for label, a in zip(labels, analyses, strict=True)]
+    write_report(path, analysis_report(items, profile))
 
 
 def write_report(path: str | os.PathLike[str], page: str) -> None:

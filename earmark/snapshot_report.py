@@ -1,135 +1,163 @@
-"""A snapshot as a picture (PNG) or a self-contained page (HTML), with matplotlib.
+"""A snapshot as a picture (PNG) or a self-contained page (HTML).
 
-Two plots per snapshot: the last 30 s of short-term loudness and PSR of every
-path (the history window the snapshot holds), and each path's long-term
-1/3-octave spectrum. The HTML page adds the readings side by side, the flags
-with their explanations and every chain's plugins and parameters.
+The plots are the analyze/diff report's own (:mod:`earmark.report`): the last
+30 s of loudness of every path with the flags shaded, PSR over the same
+window, and each path's long-term 1/3-octave spectrum. The page adds the
+readings side by side, the flags with their explanations, and every chain's
+plugins and parameters.
 """
 
 from __future__ import annotations
 
-import base64
-import html as _html
-import io
 import time
+from types import SimpleNamespace
 from typing import Any
+
+import numpy as np
+
+from earmark import report
 
 __all__ = ["figure", "html", "png"]
 
-_ROLE_STYLE = {"A": "-", "B": "--", None: ":"}
+_STYLE = {"A": "-", "B": "--", None: ":"}
+
+
+def _color(i: int) -> str:
+    colors = (report.AFTER_COLOR, report.BEFORE_COLOR, *report.EXTRA_COLORS)
+    return colors[i % len(colors)]
+
+
+def _history(p: dict) -> Any:
+    """A stored history window as the object the report's plots take (NaN for None)."""
+    h = p.get("history") or {}
+
+    def arr(key: str) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in h.get(key) or []], np.float64)
+
+    t = arr("t_s")
+    if not t.size:
+        return None
+    return SimpleNamespace(
+        t_s=t,
+        momentary_lufs=arr("momentary_lufs"),
+        short_term_lufs=arr("short_term_lufs"),
+        psr_db=arr("psr_db"),
+    )
+
+
+def _name(p: dict) -> str:
+    return f"{p['role']}: {p['name']}" if p.get("role") else p["name"]
+
+
+def _paths(doc: dict) -> list[dict]:
+    # The compared pair first (A, B), then the other paths.
+    paths = list(doc.get("paths") or [])
+    return sorted(paths, key=lambda p: {"A": 0, "B": 1}.get(p.get("role"), 2))
 
 
 def figure(doc: dict) -> Any:
-    """A matplotlib Figure with the history and spectrum plots of a snapshot."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 8), layout="constrained")
-    loud, psr, spec = fig.subplots(3, 1, height_ratios=(2, 1.2, 2))
-    for p in doc.get("paths") or []:
-        name = f"{p['role']}: {p['name']}" if p.get("role") else p["name"]
-        style = _ROLE_STYLE.get(p.get("role"), ":")
-        h = p.get("history") or {}
-        t = h.get("t_s") or []
-        if t:
-            loud.plot(t, _nan(h.get("short_term_lufs")), style, label=name)
-            psr.plot(t, _nan(h.get("psr_db")), style, label=name)
+    """A matplotlib Figure: loudness (flags shaded) and PSR over the history window, and
+    the long-term spectrum, for every path."""
+    fig = report.new_figure(10.0, 9.0)
+    loud, psr, spec = fig.subplots(3, 1, height_ratios=(2.2, 1.3, 2.0))
+    for i, p in enumerate(_paths(doc)):
+        color, label = _color(i), _name(p)
+        h = _history(p)
+        if h is not None:
+            flags = [f for f in doc.get("flags") or [] if f.get("path") in (None, p["index"])]
+            report.plot_loudness_history(loud, h, flags, label=label, color=color)
+            report.plot_psr(psr, h, label=label, color=color)
         r = p.get("readings") or {}
-        hz, db = r.get("band_hz") or [], _nan(r.get("spectrum_long_db"))
-        if hz:
-            spec.semilogx(hz, db, style, marker="o", markersize=3, label=name)
-    loud.set_ylabel("short-term LUFS")
-    psr.set_ylabel("PSR dB")
-    psr.set_xlabel("time, s")
-    spec.set_xlabel("frequency, Hz (1/3-octave bands)")
-    spec.set_ylabel("dB re full-scale sine")
-    for ax in (loud, psr, spec):
-        ax.grid(True, alpha=0.3)
-    loud.legend(loc="lower left", fontsize="small")
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(doc.get("time") or 0))
-    label = f" · {doc['label']}" if doc.get("label") else ""
-    loud.set_title(f"Snapshot {doc.get('id', '')} · {doc.get('session')} · {when}{label}")
+        if r.get("band_hz"):
+            report.plot_spectrum(
+                spec,
+                r["band_hz"],
+                r.get("spectrum_long_db") or [],
+                label=label,
+                color=color,
+                style=_STYLE.get(p.get("role"), ":"),
+            )
+    spec.set_ylabel("long-term level, dB")
+    loud.legend(loc="lower left", fontsize="small", ncols=2)
+    spec.legend(loc="lower left", fontsize="small")
+    loud.set_title(_title(doc))
     return fig
-
-
-def _nan(values: Any) -> list[float]:
-    return [float("nan") if v is None else float(v) for v in (values or [])]
 
 
 def png(doc: dict, dpi: int = 110) -> bytes:
     """The plots as PNG bytes."""
-    buf = io.BytesIO()
-    figure(doc).savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    return report.figure_png(figure(doc), dpi=dpi)
 
 
 _ROWS = (
-    ("Integrated", "integrated_lufs", "LUFS"),
-    ("Short-term", "short_term_lufs", "LUFS"),
-    ("Loudness range", "loudness_range_lu", "LU"),
-    ("True peak", "true_peak_dbtp", "dBTP"),
-    ("PLR", "plr_db", "dB"),
-    ("PSR", "psr_db", "dB"),
-    ("PSR median", "psr_median_db", "dB"),
-    ("Crest factor", "crest_db", "dB"),
-    ("DR", "dr", ""),
-    ("Spectral tilt", "spectral_tilt_db_per_oct", "dB/oct"),
-    ("Harshness 2-5 kHz", "harshness_db", "dB"),
-    ("Correlation", "correlation_programme", ""),
+    ("Integrated", "integrated_lufs", "LUFS", 1),
+    ("Short-term", "short_term_lufs", "LUFS", 1),
+    ("Loudness range", "loudness_range_lu", "LU", 1),
+    ("True peak", "true_peak_dbtp", "dBTP", 1),
+    ("PLR", "plr_db", "dB", 1),
+    ("PSR", "psr_db", "dB", 1),
+    ("PSR median", "psr_median_db", "dB", 1),
+    ("Crest factor", "crest_db", "dB", 1),
+    ("DR", "dr", "", 0),
+    ("Spectral tilt", "spectral_tilt_db_per_oct", "dB/oct", 2),
+    ("Harshness 2-5 kHz", "harshness_db", "dB", 1),
+    ("Correlation", "correlation_programme", "", 2),
+    ("Side/mid", "side_to_mid_db", "dB", 1),
 )
 
 
+def _title(doc: dict) -> str:
+    label = f" · {doc['label']}" if doc.get("label") else ""
+    return f"Snapshot {doc.get('id', '')} · {doc.get('session')}{label}"
+
+
+def _param(key: str, value: Any) -> str:
+    return f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+
+
+def _fmt(value: Any, decimals: int) -> str:
+    if value is None:
+        return "-"
+    return str(int(round(value))) if decimals == 0 else f"{value:.{decimals}f}"
+
+
 def html(doc: dict) -> str:
-    """A self-contained HTML page: the plots (inline PNG), readings, flags and chains."""
-    e = _html.escape
-    paths = doc.get("paths") or []
-    image = base64.b64encode(png(doc)).decode()
-    head = "".join(f"<th>{e(p.get('role') or '')} {e(p['name'])}</th>" for p in paths)
-    rows = []
-    for label, key, unit in _ROWS:
-        cells = "".join(f"<td>{_fmt(p.get(key, p['readings'].get(key)))}</td>" for p in paths)
-        rows.append(f"<tr><th>{e(label)}</th><td>{e(unit)}</td>{cells}</tr>")
-    flags = "".join(
-        f"<li><b>{e(str(f.get('severity')))}</b> {e(str(f.get('code')))}: "
-        f"{e(str(f.get('message')))}</li>"
+    """A self-contained HTML page: plots, readings, flags and chains."""
+    paths = _paths(doc)
+    table: list[list[str]] = [["measure", "unit", *(_name(p) for p in paths)]]
+    for label, key, unit, d in _ROWS:
+        table.append([label, unit, *(_fmt(p.get(key, p["readings"].get(key)), d) for p in paths)])
+    flags = [
+        f"{f.get('severity')}: {f.get('code')} on "
+        f"{doc['paths'][f['path']]['name'] if isinstance(f.get('path'), int) else 'all'}: "
+        f"{f.get('message')}"
         for f in doc.get("flags") or []
-    )
+    ]
     chains = []
     for p in paths:
         chain = p.get("chain")
         if not chain:
             continue
-        items = "".join(
-            f"<li>{e(pl['title'])}{' (bypassed)' if pl.get('bypass') else ''}: "
-            + e(", ".join(f"{k} {v}" for k, v in pl["parameters"].items()))
-            + "</li>"
+        bullets = [
+            f"{pl['title']}{' (bypassed)' if pl.get('bypass') else ''}: "
+            + (", ".join(_param(k, v) for k, v in pl["parameters"].items()) or "defaults")
             for pl in chain.get("plugins") or []
+        ]
+        chains.append(
+            report.Section(f"{_name(p)}: {chain.get('name')}", bullets=bullets or ["(no plugins)"])
         )
-        chains.append(f"<h3>{e(p['name'])}: {e(str(chain.get('name')))}</h3><ol>{items}</ol>")
-    title = f"earmark snapshot {doc.get('id', '')}"
+    src, audio = doc.get("source") or {}, doc.get("audio") or {}
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc.get("time") or 0))
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}"
-        "th:first-child{text-align:left}</style></head><body>"
-        f"<h1>{e(title)}</h1><p>{e(when)} · session {e(str(doc.get('session')))} · "
-        f"label {e(str(doc.get('label') or '-'))} · note {e(str(doc.get('note') or '-'))}</p>"
-        f"<img alt='history and spectrum' src='data:image/png;base64,{image}'>"
-        f"<h2>Readings</h2><table><tr><th>measure</th><th>unit</th>{head}</tr>"
-        + "".join(rows)
-        + "</table>"
-        + f"<h2>Flags</h2><ul>{flags or '<li>none</li>'}</ul>"
-        + "<h2>Chains</h2>"
-        + "".join(chains)
-        + "</body></html>\n"
+    subtitle = (
+        f"{when} · session {doc.get('session')} · {src.get('kind')} at "
+        f"{_fmt(src.get('position_s'), 1)} s · {audio.get('sample_rate')} Hz"
+        + (f" · note: {doc['note']}" if doc.get("note") else "")
     )
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
+    sections = [
+        report.Section("Meters", images=(png(doc),), captions=("last 30 s and spectrum",)),
+        report.Section("Readings", table=table),
+        report.Section("Flags", bullets=flags or ["none"]),
+        report.Section("Chains", columns=tuple(chains)) if chains else None,
+    ]
+    return report.render_html(_title(doc), [s for s in sections if s is not None],
+                              subtitle=subtitle)  # fmt: skip

@@ -118,7 +118,7 @@ def test_exported_png_and_html_hold_the_plots(home, tmp_path, capsys):
     text = page.read_text()
     assert "data:image/png;base64," in text and "HighShelfFilter" in text
     integrated = state_for(shelf(6.0)).paths[1].readings.integrated_lufs
-    assert f"{integrated:.2f}" in text
+    assert f"<td>{integrated:.1f}</td>" in text
 
 
 # -- diff -----------------------------------------------------------------------------------

@@ -11,6 +11,12 @@ parameters.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -709,3 +715,169 @@ def test_no_controller_and_no_midi_back_end_leave_a_status_and_the_session_runni
         assert any("no MIDI back-end" in s.text for s in session.status)
         assert session.post("select", "B")
         assert wait_for(lambda: engine.state().audible == "B")
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+class Lines:
+    """A child's stderr, line by line, readable with a timeout."""
+
+    def __init__(self, stream) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def until(self, text: str, timeout: float = 20.0) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                line = self.lines.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} never said; got {self.seen}")
+
+
+def earmark(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "earmark", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        **kw,
+    )
+
+
+def test_midi_ports_lists_the_controller_and_its_led_port(jack_server):
+    ctl = Controller("Port Lister MIDI 1")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "earmark", "midi", "ports", "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        ctl.close()
+    assert proc.returncode == 0, proc.stderr
+    ports = json.loads(proc.stdout)
+    assert ports["api"] == "jack"
+    assert "fake-ctl:Port Lister MIDI 1" in ports["inputs"]
+    assert "fake-ctl-leds:Port Lister MIDI 1" in ports["outputs"]
+    assert not any(p.startswith("earmark-midi") for p in ports["inputs"] + ports["outputs"])
+
+
+def test_midi_learn_binds_each_control_moved_and_the_map_drives_a_session(
+    jack_server, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("EARMARK_HOME", str(tmp_path))
+    ctl = Controller("My Desk MIDI 1")
+    try:
+        proc = earmark(
+            "midi", "learn", "--port", "My Desk", "--out", "desk", "--timeout", "30",
+            "--bind", "ab_toggle:led=true",
+            "--bind", "parameter:plugin=1,key=threshold_db,min=-40,max=0",
+            "--bind", "parameter:plugin=3,key=gain_db,min=0,max=12,step=0.02",
+            "--bind", "dim:button=momentary",
+            env=dict(os.environ),
+        )  # fmt: skip
+        err = Lines(proc.stderr)
+        err.until("move the control for ab_toggle")
+        ctl.send([0x99, 36, 100])  # a pad: note 36 on channel 10
+        time.sleep(0.05)
+        ctl.send([0x89, 36, 0])
+        err.until("note 36 ch 10 (button) -> ab_toggle")
+        err.until("move the control for parameter")
+        for v in range(40, 60, 2):  # a fader: absolute values, each once
+            ctl.send([0xB0, 7, v])
+            time.sleep(0.01)
+        err.until("CC 7 ch 1 (absolute) -> parameter")
+        err.until("move the control for parameter")
+        for v in (1, 1, 2, 1, 127, 127):  # an encoder, both ways: two's complement
+            ctl.send([0xB0, 21, v])
+            time.sleep(0.02)
+        err.until("CC 21 ch 1 (relative-twos) -> parameter")
+        err.until("move the control for dim")
+        ctl.send([0xB0, 64, 127], [0xB0, 64, 0])  # a CC button
+        err.until("CC 64 ch 1 (button) -> dim")
+        out, rest = proc.communicate(timeout=30)
+        assert proc.returncode == 0, rest
+        written = tmp_path / "controllers" / "desk.toml"
+        assert f"wrote {written} (4 controls)" in out
+    finally:
+        ctl.close()
+    cmap = load_map("desk")
+    pad, fader, encoder, button = cmap.controls
+    assert (pad.kind, pad.channel, pad.number, pad.action) == ("note", 9, 36, "ab_toggle")
+    assert pad.led is not None and (pad.led.kind, pad.led.channel, pad.led.number) == (
+        "note",
+        9,
+        36,
+    )
+    assert (fader.kind, fader.number, fader.mode, fader.key, fader.low, fader.high) == (
+        "cc", 7, "absolute", "threshold_db", -40.0, 0.0)  # fmt: skip
+    assert (encoder.number, encoder.mode, encoder.plugin, encoder.step) == (
+        21,
+        "relative-twos",
+        2,
+        0.02,
+    )
+    assert (button.kind, button.number, button.action, button.button) == (
+        "cc",
+        64,
+        "dim",
+        "momentary",
+    )
+    # The learned map drives a live session, LED included.
+    with live(cmap, "My Desk MIDI 1") as rig:
+        rig.ctl.send([0x99, 36, 100], [0x89, 36, 0])
+        assert wait_for(lambda: rig.state().audible == "B")
+        assert wait_for(lambda: rig.ctl.led("note", 9, 36) == 127)
+        turn(rig.ctl, encoder, 3)
+        assert wait_for(
+            lambda: current_value(rig.chain, 2, "gain_db") == pytest.approx(6.5 + 3 * 0.02 * 12)
+        )
+    # An existing map is never overwritten without --force.
+    again = earmark("midi", "learn", "--out", "desk", "--bind", "dim", env=dict(os.environ))
+    _, said = again.communicate(timeout=30)
+    assert again.returncode == 2 and "desk.toml: exists; give --force" in said
+
+
+def test_demo_with_a_controller_answers_its_buttons_and_lights_its_leds(jack_server):
+    ctl = Controller(HARDWARE_PORT["korg-nanokontrol2"])
+    try:
+        proc = earmark("demo", "--controller", "korg-nanokontrol2", "--seconds", "12", "--no-ui")
+        err = Lines(proc.stderr)
+        err.until("controller Korg nanoKONTROL2: listening to 'fake-ctl:nanoKONTROL2 MIDI 1'", 60)
+        assert wait_for(lambda: ctl.led("cc", 0, 46) == 0, 5.0)  # Cycle dark: A is heard
+        ctl.send([0xB0, 46, 127], [0xB0, 46, 0])
+        assert wait_for(lambda: ctl.led("cc", 0, 46) == 127, 3.0)  # B heard now
+        ctl.send([0xB0, 32, 127], [0xB0, 32, 0])  # S1: dim
+        assert wait_for(lambda: ctl.led("cc", 0, 32) == 127, 3.0)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    finally:
+        ctl.close()
+    # On the way out the surface turns its LEDs off.
+    assert ctl.led("cc", 0, 46) == 0 and ctl.led("cc", 0, 32) == 0
+
+
+def test_a_broken_controller_map_stops_run_before_streaming_with_file_line_and_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[control]]\ncc = 1\naction = "dimm"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "earmark", "demo", "--controller", str(bad), "--seconds", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"earmark: --controller: {bad}:4: control 1 'action': unknown action \"dimm\" "
+        "(did you mean 'dim'?)"
+    )

@@ -62,9 +62,6 @@ __all__ = [
 FORMAT = "earmark-snapshot"
 VERSION = 1
 HISTORY_WINDOW_S = 30.0
-# The band whose loudness-normalised energy DESIGN.md calls harshness (ear most
-# sensitive near 3-4 kHz, ISO 226): energy in 2-5 kHz relative to the whole spectrum.
-HARSH_BAND_HZ = (2000.0, 5000.0)
 
 
 # -- building ---------------------------------------------------------------------------
@@ -119,24 +116,25 @@ def history_window(history: Any, seconds: float = HISTORY_WINDOW_S) -> dict:
     return out
 
 
-def harshness_db(band_hz: Sequence[float], spectrum_db: Sequence[float | None]) -> float | None:
-    """Energy in 2-5 kHz relative to the whole spectrum, dB (loudness-normalised harshness).
+def harshness_db(
+    band_hz: Sequence[float], spectrum_db: Sequence[float | None], sample_rate: int
+) -> float | None:
+    """Loudness-normalised energy in 2-5 kHz, dB: the detectors' harshness measure.
 
-    0 dB would mean all the energy is in that band; music typically sits 12-25 dB
-    below. A rise between versions of a master means it got harsher. None
-    without a spectrum.
+    The bands' power relative to their K-weighted total (``meters.tonal``), so a
+    gain change leaves it alone and a presence boost raises it; music typically
+    sits 10-20 dB below 0. None without a spectrum.
     """
-    total = band = 0.0
-    for hz, db in zip(band_hz, spectrum_db, strict=False):
-        if db is None:
-            continue
-        power = 10.0 ** (db / 10.0)
-        total += power
-        if HARSH_BAND_HZ[0] <= hz < HARSH_BAND_HZ[1]:
-            band += power
-    if total <= 0.0 or band <= 0.0:
+    import numpy as np
+
+    from earmark.meters.tonal import PRESENCE_HZ, band_sum_db, k_weighting_gain_db, relative_levels
+
+    levels = np.array([np.nan if v is None else v for v in spectrum_db], dtype=np.float64)
+    if not np.isfinite(levels).any():
         return None
-    return 10.0 * math.log10(band / total)
+    rel = relative_levels(levels, k_weighting_gain_db(band_hz, sample_rate))
+    value = float(band_sum_db(rel, band_hz, *PRESENCE_HZ))
+    return value if math.isfinite(value) else None
 
 
 def chain_state(chain: Any) -> dict | None:
@@ -228,7 +226,9 @@ def build(
                 "name": p.name,
                 "role": role,
                 "readings": readings,
-                "harshness_db": harshness_db(readings["band_hz"], readings["spectrum_long_db"]),
+                "harshness_db": harshness_db(
+                    readings["band_hz"], readings["spectrum_long_db"], int(state.sample_rate)
+                ),
                 "history": history_window(histories[i]) if i < len(histories) else None,
                 "chain": chain_state(chains[i]) if i < len(chains) else None,
                 "latency_samples": int(p.latency_samples),

@@ -169,6 +169,9 @@ def test_diff_of_a_high_shelf_names_the_octaves_it_lifted(home, capsys):
     assert 3.0 <= tonal[(4000, 8000)] < tonal[(8000, 16000)] <= 6.0 + 0.2
     assert all(low >= 4000 for low, _ in tonal)
     assert f"+{tonal[(8000, 16000)]:.1f} dB at 8-16 kHz" in data["summary"]
+    # The shelf reaches into 2-5 kHz (half its gain at 4 kHz): the harshness measure rises.
+    harsh = {m["key"]: m for m in data["measures"]}["harshness_db"]["delta"]
+    assert 0.5 < harsh < 6.0
     code, out, _ = run(capsys, "snapshots", "diff", str(a), str(b))
     assert code == 0 and "HighShelfFilter gain_db 0 -> 6" in out
 
@@ -259,6 +262,7 @@ def test_history_follows_each_sessions_final_snapshot_and_its_drift(home, capsys
     assert [r["integrated_lufs"] - base for r in rows] == pytest.approx([0.0, 3.0, 6.0], abs=0.01)
     assert data["drift"]["integrated_lufs"] == pytest.approx(6.0, abs=0.01)
     assert data["drift"]["psr_db"] == pytest.approx(0.0, abs=0.05)
+    assert data["drift"]["harshness_db"] == pytest.approx(0.0, abs=0.05)  # loudness-normalised
     code, out, _ = run(capsys, "history")
     assert "Drift over 3 sessions (2025-01-10 -> 2025-03-10): I +6.0 LU" in out
     code, out, _ = run(capsys, "history", "--json", "--since", "2025-02-01")

@@ -115,7 +115,7 @@ class SessionRecorder:
         while self._markers_seen < len(markers):
             self.writer.marker(markers[self._markers_seen])
             self._markers_seen += 1
-        for flag in list(session.flags):
+        for flag in map(snapshots.flag_dict, list(session.flags)):
             key, text = flag_key(flag), dumps(flag)
             if self._flags_seen.get(key) != text:
                 self._flags_seen[key] = text

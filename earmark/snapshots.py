@@ -177,6 +177,15 @@ def chain_state(chain: Any) -> dict | None:
     }
 
 
+def flag_dict(flag: Any) -> dict:
+    """A flag as DESIGN.md's dict: a dict as it is, a detector ``Flag`` through ``to_dict``."""
+    if isinstance(flag, dict):
+        return dict(flag)
+    if hasattr(flag, "to_dict"):
+        return dict(flag.to_dict())
+    return dict(dataclasses.asdict(flag))
+
+
 def profile_state(profile: Any) -> Any:
     """A profile as JSON values (a dataclass's fields, a dict, or its name)."""
     if profile is None:
@@ -268,7 +277,7 @@ def build(
             "callback_max_us": _clean(state.callback_max_us),
         },
         "paths": paths,
-        "flags": [dict(f) for f in flags],
+        "flags": [flag_dict(f) for f in flags],
         "markers": [dict(m) for m in markers],
         "profile": profile_state(profile),
     }
@@ -549,7 +558,8 @@ def tonal_changes(pa: dict, pb: dict) -> list[tuple[float, float, float]]:
 
 
 def _flag_id(f: dict) -> tuple:
-    return (f.get("code"), f.get("band_hz"))
+    band = f.get("band_hz")
+    return (f.get("code"), tuple(band) if isinstance(band, list | tuple) else band)
 
 
 def _compare_flags(cmp: Comparison) -> None:

@@ -525,3 +525,29 @@ def test_audio_keeps_streaming_and_logging_while_the_database_is_locked(tmp_path
     assert rows[0]["id"] == first
     assert any(locked_at < r["time"] < released_at for r in log)  # kept, then written
     assert sum(m.startswith("cannot write") for m in messages) == 1
+
+
+def test_detector_flags_and_the_profile_travel_with_the_log_and_the_snapshot(tmp_path):
+    from earmark.meters.detectors import detect
+    from earmark.profiles import load_profile
+
+    engine = snapdocs.chain_engine(gain(30.0))  # +30 dB: true peaks far above 0 dBTP
+    profile = load_profile("pop")
+    flags = detect(engine.paths[1].bank.history(), profile, snapdocs.FS, 2)
+    assert "true_peak_over" in {f.code for f in flags}
+    db = tmp_path / "earmark.sqlite"
+    session = LiveSession(engine, name="flagged", profile=profile)
+    SessionRecorder(StoreWriter(db, batch_s=0.05), end_snapshot=False).attach(session)
+    with session:
+        session.flags.extend(flags)  # detector Flag objects, as a detector service adds them
+        time.sleep(0.3)
+        snapshot_id = session.call("snapshot", "hot")
+    want = [f.to_dict() for f in flags]
+    with Store(db) as store:
+        (row,) = store.sessions(name="flagged")
+        logged = store.flags(row["id"])
+        doc = store.snapshot(snapshot_id)
+    assert sorted(logged, key=json.dumps) == sorted(want, key=json.dumps)
+    assert doc["flags"] == want
+    assert doc["profile"]["name"] == profile.name == "pop"
+    assert json.loads(row["meta"])["profile"]["name"] == "pop"

@@ -9,7 +9,7 @@ them passes its own profile and a master that departs from them is flagged:
 - true peak: the references' highest true peak, but never a ceiling below -1 dBTP;
 - dynamics: PSR (the 5th percentile of the judged 3 s windows), LRA, PLR and DR,
   each the lowest any reference has, less a margin;
-- transients: the lowest median onset crest over 5 s any reference has, less a margin;
+- transients: the lowest median onset crest over 10 s any reference has, less a margin;
 - tonal: the mean long-term 1/3-octave level (relative to the K-weighted total) over
   the references, with the spread of their 3 s spectra; harshness thresholds never
   tighter than REFERENCE.md's inference (3 dB in 2-5 kHz, 5 dB in 5-10 kHz) and
@@ -29,6 +29,7 @@ import numpy as np
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.meters import History, MeterBank
 from earmark.meters.bands import NOMINAL_HZ
+from earmark.meters.detectors import ONSET_MIN_COUNT, ONSET_WINDOW_ROWS, onset_mask
 from earmark.meters.tonal import (
     AIR_HZ,
     BODY_HZ,
@@ -52,8 +53,6 @@ PROBLEM_BELOW_DB = 2.0  # problem thresholds sit this far under the warnings, as
 PSR_PERCENTILE = 5.0
 JUDGE_ABOVE_LUFS = -20.0  # as the shipped profiles (K-20 reference level)
 MIN_SPREAD_DB = 1.5
-_ONSET_WINDOW_ROWS = 50
-_ONSET_HALF = 2
 
 
 @dataclass
@@ -67,7 +66,7 @@ class Measured:
     plr_db: float | None
     dr: int | None
     psr_low_db: float | None  # PSR_PERCENTILE of the judged 3 s windows
-    onset_crest_low_db: float | None  # lowest 5 s median of onset crests
+    onset_crest_low_db: float | None  # lowest 10 s median of onset crests
     band_hz: tuple[float, ...] = ()
     long_rel_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
     window_rel_db: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
@@ -108,7 +107,7 @@ def measure_reference(path: str) -> Measured:
         plr_db=r.plr_db,
         dr=r.dr,
         psr_low_db=psr_low,
-        onset_crest_low_db=_onset_crest_low(tp, s, loud),
+        onset_crest_low_db=_onset_crest_low(cat["power"], tp, s, loud),
         band_hz=band_hz,
         long_rel_db=long_rel,
         window_rel_db=window_rel,
@@ -194,7 +193,7 @@ def learn_profile_text(name: str, refs: Sequence[Measured], description: str = "
     if crest:
         lines.append(
             f"crest_min_db = {max(0.0, _down(min(crest) - CREST_MARGIN_DB)):.1f}        # lowest"
-            f" 5 s median onset crest: {span(crest, 'dB')}, less {CREST_MARGIN_DB:g} dB"
+            f" 10 s median onset crest: {span(crest, 'dB')}, less {CREST_MARGIN_DB:g} dB"
         )
     else:
         lines.append(
@@ -285,8 +284,10 @@ def _tonal_lines(refs: Sequence[Measured]) -> list[str]:
 
 def _concat(parts: list[History]) -> dict[str, np.ndarray]:
     if not parts:
-        return {"s": np.zeros(0), "psr": np.zeros(0), "tp": np.zeros(0), "spec": np.zeros((0, 0))}
+        empty = np.zeros(0)
+        return {"s": empty, "psr": empty, "tp": empty, "power": empty, "spec": np.zeros((0, 0))}
     return {
+        "power": np.concatenate([_power(p.channel_mean_square) for p in parts]),
         "s": np.concatenate([p.short_term_lufs for p in parts]),
         "psr": np.concatenate([p.psr_db for p in parts]),
         "tp": np.concatenate([p.true_peak_dbtp for p in parts]),
@@ -294,27 +295,26 @@ def _concat(parts: list[History]) -> dict[str, np.ndarray]:
     }
 
 
-def _onset_crest_low(tp: np.ndarray, s: np.ndarray, loud: np.ndarray) -> float | None:
-    """The lowest median, over the 5 s before any judged row, of onset peaks above the
-    short-term loudness (onsets: the loudest 100 ms within +-200 ms), as the detector
-    computes it for ``transients.crest_min_db``."""
-    n = len(tp)
-    onset_rows, onset_vals = [], []
-    for i in range(n):
-        window = tp[max(0, i - _ONSET_HALF) : i + _ONSET_HALF + 1]
-        if loud[i] and np.isfinite(tp[i]) and tp[i] >= np.nanmax(window):
-            onset_rows.append(i)
-            onset_vals.append(tp[i] - s[i])
-    if len(onset_rows) < 4:
-        return None
-    rows, vals = np.array(onset_rows), np.array(onset_vals)
+def _onset_crest_low(
+    power_db: np.ndarray, tp: np.ndarray, s: np.ndarray, loud: np.ndarray
+) -> float | None:
+    """The lowest median, over the 10 s before any judged row, of the onsets' true peaks
+    above the short-term loudness, as the detector computes it for ``crest_min_db``."""
+    onsets = onset_mask(power_db) & loud & np.isfinite(tp)
+    rows = np.nonzero(onsets)[0]
+    vals = (tp - s)[rows]
     lows = []
     for i in np.nonzero(s >= JUDGE_ABOVE_LUFS)[0]:
-        lo = np.searchsorted(rows, i - _ONSET_WINDOW_ROWS, side="right")
+        lo = np.searchsorted(rows, i - ONSET_WINDOW_ROWS, side="right")
         hi = np.searchsorted(rows, i, side="right")
-        if hi - lo >= 4:
+        if hi - lo >= ONSET_MIN_COUNT:
             lows.append(float(np.median(vals[lo:hi])))
     return min(lows) if lows else None
+
+
+def _power(mean_square: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(np.asarray(mean_square).mean(axis=1))
 
 
 def _down(x: float) -> float:

@@ -27,9 +27,10 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
     ``dynamics.min_programme_s`` of programme has played (LRA needs a programme).
     For a dynamic genre the message names the mismatch ("typical of a loud pop master").
 ``crushed_transients``
-    Onset peaks (the loudest 100 ms within +-200 ms) stand too little above the
-    short-term loudness (median over 5 s); with a BEFORE version, the same onsets
-    stand less far above it than they did before the processing.
+    Onsets (100 ms blocks with twice the power of the two before them) whose true
+    peaks stand too little above the short-term loudness (median over 10 s); with a
+    BEFORE version, the BEFORE's onsets compared with the same moments after the
+    processing: how much of their rise above the loudness was lost.
 ``harsh_highs``
     Loudness-normalised 2-5 kHz (or 5-10 kHz) above the profile's tonal target,
     sustained. Without a BEFORE version only 2-5 kHz is judged, and only while the
@@ -64,7 +65,15 @@ from .profile import Profile
 from .readings import History
 from .tonal import AIR_HZ, BODY_HZ, PRESENCE_HZ, band_sum_db, k_weighting_gain_db, relative_levels
 
-__all__ = ["CODES", "Detector", "Flag", "detect"]
+__all__ = [
+    "CODES",
+    "ONSET_RISE_DB",
+    "ONSET_WINDOW_ROWS",
+    "Detector",
+    "Flag",
+    "detect",
+    "onset_mask",
+]
 
 CODES = (
     "over_compression",
@@ -83,9 +92,13 @@ _SHORT_TERM_ROWS = 30  # 3 s
 _EVAL_EVERY_ROWS = 10  # programme measures (LRA, PLR, DR, integrated) once a second
 _EVENT_GAP_ROWS = 30  # overs/clips closer than 3 s belong to one flag
 _RELEASE_ROWS = 10  # a sustained condition must be gone for 1 s to close its flag
-_ONSET_HALF_ROWS = 2  # an onset is the loudest 100 ms within +-200 ms
-_ONSET_WINDOW_ROWS = 50  # transient crest: median of the onsets in the last 5 s
-_ONSET_MIN_COUNT = 4
+# Onsets (inference): a 100 ms block with at least twice the power (+3 dB) of each of
+# the two blocks before it. A crescendo or a sustained texture has none; a drum hit,
+# a pluck or a struck chord has one. The transient crest is the onset's true peak
+# above the short-term loudness, median over the onsets of the last 10 s.
+ONSET_RISE_DB = 3.0
+ONSET_WINDOW_ROWS = 100
+ONSET_MIN_COUNT = 4  # onsets needed in the window for a median
 _SILENCE_LUFS = -50.0  # spectra and onsets of quieter windows are not judged
 _RELATIVE_GATE_LU = -20.0  # EBU Tech 3342's gate, against the programme so far
 _HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its flag
@@ -292,6 +305,8 @@ class _ResonanceBand:
         self.own_count = 0
         self.record: _Record | None = None
         self.values: list[tuple[float, float, float]] = []
+        self.flag_rows = 0  # judged rows since the window that opened the flag began
+        self.flag_hits = 0
 
     @property
     def full(self) -> bool:
@@ -413,13 +428,13 @@ class Detector:
         self._dr_acc: np.ndarray | None = None
         self._dr_blocks: list[np.ndarray] = []  # (channels, 2): ms2, peak per 3 s block
         self._crest_ring: deque[tuple[float, float]] = deque(maxlen=_SHORT_TERM_ROWS)
-        # The last rows, for onsets (the loudest 100 ms within +-200 ms).
-        self._look: deque[dict[str, Any]] = deque(maxlen=2 * _ONSET_HALF_ROWS + 1)
-        self._look_total = 0
+        self._energy: deque[float] = deque(maxlen=3)  # row power (dB), for onsets
         self._last_row_index = -1
         self._onsets: deque[tuple[int, float]] = deque()
-        self._before_onsets: deque[tuple[int, float]] = deque()
+        self._before_onsets: deque[tuple[int, tuple[float, float]]] = deque()
+        self._before_energy: deque[float] = deque(maxlen=3)
         self._programme_records: dict[str, _Record] = {}
+        self._final = False
         self._make_trackers()
         if before is not None:
             self._add_before_rows(before)
@@ -512,6 +527,7 @@ class Detector:
             "clip": np.asarray(rows.clipped_samples)[sl],
             "ms": ms,
             "pk": pk,
+            "e": _power_db(ms),
         }
         spec = np.asarray(rows.spectrum_db)[sl]
         if self._k_gain is not None and spec.shape[1:] == self._k_gain.shape:
@@ -560,13 +576,16 @@ class Detector:
         if len(bands) and self.profile.resonance is not None:
             res = self.profile.resonance
             level = spec[:, bands]
-            near = np.stack(
-                [spec[:, bands + s * d] for d in _RESONANCE_NEAR for s in (-1, 1)], axis=-1
-            )
+            below = np.stack([spec[:, bands - d] for d in _RESONANCE_NEAR], axis=-1)
+            above = np.stack([spec[:, bands + d] for d in _RESONANCE_NEAR], axis=-1)
             with np.errstate(invalid="ignore"):
-                prom = level - np.median(near, axis=-1)
+                side_lo, side_hi = np.median(below, axis=-1), np.median(above, axis=-1)
+                # Against the mean of the two sides (a sloped spectrum cancels), and above
+                # each side on its own: a peak, not the cliff at a band-limited edge.
+                prom = level - 0.5 * (side_lo + side_hi)
+                clear = level - np.maximum(side_lo, side_hi)
                 left, right = spec[:, bands - 1], spec[:, bands + 1]
-                narrow = level - np.minimum(left, right)
+                narrow = np.minimum(level - np.minimum(left, right), clear)
                 loudest = np.nanmax(np.where(np.isnan(spec), -np.inf, spec), axis=1)
                 audible = level >= (loudest[:, None] - _RESONANCE_AUDIBLE_DB)
                 cand = (
@@ -600,29 +619,34 @@ class Detector:
             rel = relative_levels(spec, self._k_gain)
             presence = band_sum_db(rel, self._band_hz, *PRESENCE_HZ)
             air = band_sum_db(rel, self._band_hz, *AIR_HZ)
+        energy = _power_db(np.asarray(rows.channel_mean_square))
         for i in range(n):
             r = first + i
-            if r in self._before:
+            if r in self._before or r <= self._before_end:
                 continue
+            s_b, tp_b = float(rows.short_term_lufs[i]), float(rows.true_peak_dbtp[i])
+            prev = list(self._before_energy)
+            self._before_energy.append(float(energy[i]))
             self._before[r] = {
-                "tp": float(rows.true_peak_dbtp[i]),
-                "s": float(rows.short_term_lufs[i]),
+                "tp": tp_b,
+                "s": s_b,
+                "onset": bool(
+                    s_b >= _SILENCE_LUFS and math.isfinite(tp_b) and _is_onset(energy[i], prev)
+                ),
                 "presence": float(presence[i]) if have_spec else math.nan,
                 "air": float(air[i]) if have_spec else math.nan,
             }
-            self._before_end = max(self._before_end, r)
+            self._before_end = r
 
     def _drain(self, final: bool) -> None:
         while self._pending:
             row = self._pending[0]
-            # A live BEFORE: wait for its row (and its onset look-ahead) to arrive.
-            waiting = row["row"] + _ONSET_HALF_ROWS > self._before_end
+            # A live BEFORE: wait for its row to arrive.
+            waiting = row["row"] > self._before_end
             if self._has_before and self._before_live and not final and waiting:
                 return
             self._pending.popleft()
             self._judge(row)
-        if final:
-            self._onset_step(final=True)
 
     # -- one row -----------------------------------------------------------------------
 
@@ -650,9 +674,7 @@ class Detector:
         self._over_compression(row)
         self._harsh(row)
         self._resonance(row)
-        self._look.append(row)
-        self._look_total += 1
-        self._onset_step(final=False)
+        self._transients(row)
         if r % _EVAL_EVERY_ROWS == _EVAL_EVERY_ROWS - 1:
             self._programme(r, t, final=False)
 
@@ -812,55 +834,30 @@ class Detector:
 
     # -- transients --------------------------------------------------------------------
 
-    def _onset_step(self, final: bool) -> None:
-        """Judge the rows whose +-200 ms neighbourhood is known (all of them at the end)."""
-        look, half = self._look, _ONSET_HALF_ROWS
-        if not final:
-            if self._look_total > half:
-                self._transients(look[-1 - half], list(look))
-            return
-        rows = list(look)
-        for m in range(min(half, len(rows)), 0, -1):
-            i = len(rows) - m
-            self._transients(rows[i], rows[max(0, i - half) :])
-        look.clear()
-
-    def _transients(self, row: dict[str, Any], window: list[dict[str, Any]]) -> None:
+    def _transients(self, row: dict[str, Any]) -> None:
         tr_p = self.profile.transients
+        energy = row["e"]
+        prev = list(self._energy)
+        self._energy.append(energy)
         if tr_p is None:
             return
         r, t = row["row"], row["t"]
         tp, s = row["tp"], row["s"]
-        is_onset = (
-            row["gated"]
-            and s >= _SILENCE_LUFS
-            and math.isfinite(tp)
-            and all(tp >= w["tp"] or not math.isfinite(w["tp"]) for w in window)
-        )
-        if is_onset:
+        if row["gated"] and math.isfinite(tp) and _is_onset(energy, prev):
             self._onsets.append((r, tp - s))
-        while self._onsets and self._onsets[0][0] <= r - _ONSET_WINDOW_ROWS:
+        while self._onsets and self._onsets[0][0] <= r - ONSET_WINDOW_ROWS:
             self._onsets.popleft()
         before = self._before.get(r) if self._has_before else None
-        before_window = [self._before.get(w["row"]) for w in window] if before else []
-        if before is not None and all(b is not None for b in before_window):
-            btp, bs = before["tp"], before["s"]
-            if (
-                math.isfinite(btp)
-                and bs >= _SILENCE_LUFS
-                and math.isfinite(s)
-                and math.isfinite(tp)
-                and all(btp >= b["tp"] or not math.isfinite(b["tp"]) for b in before_window)
-            ):
-                self._before_onsets.append((r, (btp - bs, tp - s)))  # type: ignore[arg-type]
-        while self._before_onsets and self._before_onsets[0][0] <= r - _ONSET_WINDOW_ROWS:
+        if before is not None and before["onset"] and math.isfinite(tp) and math.isfinite(s):
+            self._before_onsets.append((r, (before["tp"] - before["s"], tp - s)))
+        while self._before_onsets and self._before_onsets[0][0] <= r - ONSET_WINDOW_ROWS:
             self._before_onsets.popleft()
 
         cond, value, detail = False, math.nan, None
         with_before = self._has_before and (before is not None or not self._before_live)
         if with_before and before is not None and tr_p.drop_db is not None:
             pairs = [v for _, v in self._before_onsets]
-            if len(pairs) >= _ONSET_MIN_COUNT:
+            if len(pairs) >= ONSET_MIN_COUNT:
                 drops = [b - a for b, a in pairs]  # type: ignore[misc]
                 value = float(np.median(drops))
                 cond = value >= tr_p.drop_db
@@ -872,7 +869,7 @@ class Detector:
             dyn = self.profile.dynamics
             loud_enough = dyn is None or s >= dyn.judge_above_lufs
             crests = [c for _, c in self._onsets]
-            if len(crests) >= _ONSET_MIN_COUNT and loud_enough:
+            if len(crests) >= ONSET_MIN_COUNT and loud_enough:
                 value = float(np.median(crests))
                 cond = value < tr_p.crest_min_db
         tr = self._ct
@@ -884,7 +881,7 @@ class Detector:
             return
         if event == "open":
             tr.record = self._new(
-                "crushed_transients", tr.run[0][0] - _ONSET_WINDOW_ROWS * _ROW_S, "dB"
+                "crushed_transients", tr.run[0][0] - ONSET_WINDOW_ROWS * _ROW_S, "dB"
             )
             tr.run.clear()
         rec = tr.record
@@ -1013,6 +1010,8 @@ class Detector:
                 continue
             if best is not None:
                 st.values.append(best)
+            st.flag_rows += 1
+            st.flag_hits += best is not None
             if st.hit_count < 0.5 * n:  # no longer persistent: closed at its last sight
                 rec.open = False
                 st.record = None
@@ -1030,6 +1029,7 @@ class Detector:
                 continue
             st = states[j]
             st.values = [b for b in st.best if b is not None]
+            st.flag_rows, st.flag_hits = len(st.hits), st.hit_count
             st.record = self._new("resonance", st.values[0][2] - 3.0, "dB")
             self._resonance_message(st.record, st, res, n)
 
@@ -1041,13 +1041,13 @@ class Detector:
         rec.value = prom_med
         rec.threshold = res.prominence_db
         rec.band_hz = round(f_med, 1)
-        share = 100.0 * st.hit_count / n
+        share = 100.0 * st.flag_hits / max(1, st.flag_rows)
         rec.message = (
             f"a narrow peak near {_hz(f_med)} stood a median {prom_med:.1f} dB above its "
             f"neighbourhood (2/3 to 4/3 octave either side) in {share:.0f} % of the 3 s "
-            f"spectra of the last {res.sustain_s:g} s, for {rec.end_s - rec.start_s:.1f} s "
-            f"({rec.start_s:.1f}-{rec.end_s:.1f} s): a resonance; the {self.profile.title} "
-            f"flags narrow peaks of {res.prominence_db:g} dB or more"
+            f"spectra over {rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-"
+            f"{rec.end_s:.1f} s): a resonance; the {self.profile.title} flags narrow peaks "
+            f"of {res.prominence_db:g} dB or more that last {res.sustain_s:g} s"
         )
 
     # -- programme measures ------------------------------------------------------------
@@ -1084,9 +1084,21 @@ class Detector:
         return float(np.mean(values)) if values else None
 
     def _programme(self, r: int, t: float, final: bool) -> None:
+        """Programme measures (integrated loudness, LRA, PLR, DR) and their flags.
+
+        While the programme plays these flags are provisional: judged on the
+        programme so far, withdrawn when it recovers (a crescendo after a quiet
+        start). At the end they are judged once more on the whole programme, and
+        only that verdict stays: one flag per code spanning the programme, or none.
+        """
         self._integrated = self._m_hist.integrated()
         if self._first_t is None:
             return
+        if final:
+            for code, rec in list(self._programme_records.items()):
+                self._records.remove(rec)
+                del self._programme_records[code]
+        self._final = final
         played = t - self._first_t
         self._loudness_target(t, played)
         self._collapsed(t, played)
@@ -1094,7 +1106,7 @@ class Detector:
     def _programme_flag(self, code: str, cond: bool, recover: bool, t: float) -> _Record | None:
         rec = self._programme_records.get(code)
         if rec is not None and recover:
-            rec.open = False
+            self._records.remove(rec)  # provisional, and the programme recovered: withdrawn
             del self._programme_records[code]
             return None
         if rec is None and cond:
@@ -1112,6 +1124,7 @@ class Detector:
         off = i - lt.target_lufs
         cond = abs(off) > lt.tolerance_lu
         recover = abs(off) <= lt.tolerance_lu - min(_HYSTERESIS, 0.5 * lt.tolerance_lu)
+        recover = recover or (self._final and not cond)
         rec = self._programme_flag("loudness_target", cond, recover, t)
         if rec is None:
             return
@@ -1159,6 +1172,7 @@ class Detector:
             checks.append(("DR", float(dr), float(dyn.dr_min), None, ""))
         below = [c for c in checks if c[1] < c[2]]
         recover = bool(checks) and all(c[1] >= c[2] + _HYSTERESIS for c in checks)
+        recover = recover or (self._final and not below)
         rec = self._programme_flag("collapsed_dynamics", bool(below), recover, t)
         if rec is None or not below:
             return
@@ -1210,6 +1224,32 @@ def detect(
     det = Detector(profile, sample_rate, channels, before=before)
     det.update(rows)
     return det.finish()
+
+
+def _power_db(mean_square: np.ndarray) -> np.ndarray:
+    """Row power in dB (mean square over channels); -inf for silence."""
+    ms = np.asarray(mean_square, dtype=np.float64)
+    power = ms.mean(axis=-1) if ms.ndim == 2 and ms.shape[-1] else np.zeros(len(ms))
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(power)
+
+
+def onset_mask(power_db: np.ndarray) -> np.ndarray:
+    """Which rows are onsets (vectorised :func:`_is_onset`, for whole histories)."""
+    p = np.asarray(power_db, dtype=np.float64)
+    out = np.zeros(len(p), dtype=bool)
+    if len(p) > 2:
+        with np.errstate(invalid="ignore"):
+            rise = p[2:] - np.maximum(p[1:-1], p[:-2])
+        out[2:] = np.isfinite(p[2:]) & (rise >= ONSET_RISE_DB)
+    return out
+
+
+def _is_onset(energy_db: float, previous_db: list[float]) -> bool:
+    """At least ONSET_RISE_DB above each of the two rows before it."""
+    if len(previous_db) < 2 or not math.isfinite(energy_db):
+        return False
+    return all(energy_db - p >= ONSET_RISE_DB for p in previous_db[-2:])
 
 
 def _hz(f: float) -> str:

@@ -32,7 +32,7 @@ that one check off (useful with ``extends``)::
     min_programme_s = 20.0         # LRA/PLR/DR are judged after this much programme
 
     [transients]                   # crushed_transients
-    crest_min_db = 8.0             # onset peak above short-term loudness (median, 5 s)
+    crest_min_db = 8.0             # onset peak above short-term loudness (median, 10 s)
     drop_db = 3.0                  # with a BEFORE version: onsets lost this much
     drop_problem_db = 6.0
     sustain_s = 3.0

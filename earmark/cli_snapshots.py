@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     hist = sub.add_parser(
         "history",
-        help="trends across sessions: loudness, PSR, LRA, harshness of each session's final",
+        help="trends across sessions: loudness, PSR, LRA, harshness of each final snapshot",
         description="For each session, its final snapshot (the last one labelled 'final', "
         "else the last one) measured on its A path, oldest first, and how the measures "
         "drifted from the first to the last.",

@@ -108,7 +108,7 @@ def history_window(history: Any, seconds: float = HISTORY_WINDOW_S) -> dict:
     keep = 0
     if t:
         end = float(t[-1])
-        keep = next((i for i, v in enumerate(t) if v > end - seconds - 1e-9), len(t))
+        keep = next((i for i, v in enumerate(t) if v > end - seconds + 1e-9), len(t))
     out = {"t_s": [round(float(v), 3) for v in t[keep:]]}
     for name in ("short_term_lufs", "psr_db", "momentary_lufs", "true_peak_3s_dbtp"):
         curve = getattr(history, name)[keep:]
@@ -284,15 +284,26 @@ def build(
     return json.loads(dumps(doc))  # plain JSON values only, exactly what is stored
 
 
+def recent_history(bank: Any, seconds: float = HISTORY_WINDOW_S) -> Any:
+    """The last ``seconds`` of a MeterBank's 10 Hz rows, without copying the whole ring."""
+    rows = getattr(bank, "history_rows", None)
+    if callable(rows):
+        rows = rows()
+    if not isinstance(rows, int):
+        return bank.history()
+    return bank.history(since=max(0, rows - int(round(seconds * 10)) - 1))
+
+
 def from_session(
     session: Any, label: str | None = None, note: str | None = None, kind: str = "live"
 ) -> dict:
     """A snapshot of a running ``LiveSession`` (call on the session thread)."""
     state = session.state()
     n = len(state.paths)
+    paths = session.engine.paths
     return build(
         state,
-        [session.history(i) for i in range(n)],
+        [recent_history(paths[i].bank) if paths[i].bank else session.history(i) for i in range(n)],
         session.chains(),
         session=session.name,
         label=label,
@@ -320,7 +331,7 @@ def from_engine(
     state = engine.state()
     return build(
         state,
-        [p.bank.history() for p in engine.paths],
+        [recent_history(p.bank) for p in engine.paths],
         [p.chain for p in engine.paths],
         session=session,
         label=label,

@@ -1,0 +1,688 @@
+"""The dashboard's side of a live session: publish the state frame, take commands back.
+
+:class:`DashboardService` is a :class:`~earmark.session.LiveSession` service
+(30 Hz, on the session thread, in the audio process). Each tick it
+
+- drains the commands dashboards sent on the session's command socket and
+  posts them with ``session.post`` (an allow-list; anything else is reported);
+- writes the state frame (``earmark.ui.stateframe``): the engine header every
+  tick, every path's readings, spectra and 10 Hz history when the session's
+  state is new (10 Hz), the goniometer cloud from the engine's A/B tap, and
+  the JSON area (names, chains, flags, markers, status, MIDI, profile) only
+  when its text changed;
+- notices a spawned dashboard that closed or crashed and says so once. The
+  audio never waits for, or stops with, a dashboard.
+
+The frame's name and the socket's path go into a small file under
+``config.home()/run`` (folder 0700, file and socket 0600), which `earmark
+dashboard` reads to attach another dashboard to the running session.
+
+The service also owns two session commands: ``reset_holds`` (true-peak hold
+and overs counters, which live here so the dashboard, the keyboard and a
+controller share them) and, unless another service already handles it,
+``bypass`` (path, plugin index or None for the whole chain, on/off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earmark import config
+from earmark.meters import Readings
+from earmark.ui.stateframe import (
+    HISTORY_CURVES,
+    PATH_FIELDS,
+    SOLO_CODES,
+    CommandInbox,
+    Layout,
+    StateFrameWriter,
+)
+from earmark.ui.xdisplay import display_available
+
+__all__ = [
+    "DEFAULT_CEILING_DBTP",
+    "DashboardService",
+    "display_available",
+    "find_sessions",
+    "profile_info",
+    "run_dir",
+]
+
+DEFAULT_CEILING_DBTP = -1.0
+_ENGINE_COMMANDS = {"select", "compare", "match", "monitor", "seek", "play", "reset_meters"}
+_MONITOR_KEYS = {"dim", "mono", "mute", "solo", "trim_db"}
+_JSON_FLAGS = 200
+_JSON_MARKERS = 100
+_JSON_STATUS = 8
+_COST_RING = 64
+_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
+_READING_NAMES = {f.name for f in fields(Readings)}
+_CURVE_ATTR = {
+    "momentary_lufs": "momentary_lufs",
+    "short_term_lufs": "short_term_lufs",
+    "psr_db": "psr_db",
+    "true_peak_3s_dbtp": "true_peak_3s_dbtp",
+}
+
+
+def run_dir() -> Path:
+    """Where running sessions leave their dashboard address (``config.home()/run``)."""
+    return config.home() / "run"
+
+
+def find_sessions(folder: Path | None = None) -> list[dict]:
+    """Running sessions' dashboard addresses, newest first; files of dead sessions are removed."""
+    folder = folder or run_dir()
+    found = []
+    for path in folder.glob("session-*.json"):
+        try:
+            info = json.loads(path.read_text())
+            pid = int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not _alive(pid):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        info["file"] = str(path)
+        found.append(info)
+    found.sort(key=lambda i: i.get("started", 0.0), reverse=True)
+    return found
+
+
+def profile_info(profile: Any) -> dict | None:
+    """The profile's targets as the dashboard draws them (None without a profile).
+
+    Accepts a mapping or an object with attributes. Keys (all optional):
+    ``name``, ``target_lufs``, ``tolerance_lu``, ``ceiling_dbtp``, ``psr_min_db``,
+    ``plr_min_db``, ``lra_min_lu``, ``tonal`` ([[hz, low_db, high_db], ...]:
+    the tonal-balance band, relative to the programme's integrated loudness) and
+    ``harsh`` ([[low_hz, high_hz, max_db], ...]).
+    """
+    if profile is None:
+        return None
+    if hasattr(profile, "dashboard_targets"):
+        return dict(profile.dashboard_targets())
+
+    def get(*names: str) -> Any:
+        for name in names:
+            value = profile.get(name) if isinstance(profile, dict) else getattr(profile, name, None)
+            if value is not None:
+                return value
+        return None
+
+    out = {
+        "name": get("name"),
+        "target_lufs": get("target_lufs", "loudness_target_lufs", "integrated_lufs"),
+        "tolerance_lu": get("tolerance_lu", "loudness_tolerance_lu"),
+        "ceiling_dbtp": get("ceiling_dbtp", "true_peak_ceiling_dbtp", "true_peak_max_dbtp"),
+        "psr_min_db": get("psr_min_db"),
+        "plr_min_db": get("plr_min_db"),
+        "lra_min_lu": get("lra_min_lu", "loudness_range_min_lu"),
+        "tonal": get("tonal", "tonal_band"),
+        "harsh": get("harsh", "harsh_bands"),
+    }
+    return json.loads(json.dumps(out, default=_jsonable))
+
+
+class DashboardService:
+    """Publishes the state frame and takes the dashboards' commands (see the module docstring).
+
+    Args:
+        spawn: start a dashboard window (``python -m earmark.ui.dashboard``) with the session.
+        layout: the frame's sizes (defaults: 8 paths, 10 minutes of history).
+        folder: where to leave the session's address (default ``run_dir()``).
+        dashboard_args: extra arguments for the spawned dashboard.
+    """
+
+    tick_hz = 30.0
+
+    def __init__(
+        self,
+        *,
+        spawn: bool = False,
+        layout: Layout | None = None,
+        folder: Path | None = None,
+        dashboard_args: tuple[str, ...] = (),
+    ) -> None:
+        self.spawn = spawn
+        self.layout = layout or Layout()
+        self.folder = folder
+        self.dashboard_args = tuple(dashboard_args)
+        self.writer: StateFrameWriter | None = None
+        self.inbox: CommandInbox | None = None
+        self.run_file: Path | None = None
+        self.child: subprocess.Popen | None = None
+        self.child_status = ""  # "", "running", or how it ended
+        self.tick_costs_us = np.zeros(_COST_RING)
+        self.ticks = 0
+        self.commands_taken = 0
+        self._last_state: Any = None
+        self._json_text = ""
+        self._chain_cache: dict[int, tuple[Any, dict]] = {}
+        n = self.layout.max_paths
+        self._hold = np.full(n, math.nan)
+        self._overs = np.zeros(n)
+        self._over_now = np.zeros(n, dtype=bool)
+        self._last_duration = np.zeros(n)
+        self._rows_seen = np.zeros(n, dtype=np.int64)
+        self._tap = np.zeros((4 * self.layout.gonio_points, 4), dtype=np.float32)
+        self._socket_dir: str | None = None
+
+    # -- service protocol ------------------------------------------------------------------
+
+    def start(self, session: Any) -> None:
+        """Create the frame and the command socket, leave the address, maybe spawn a window."""
+        self.writer = StateFrameWriter(self.layout)
+        folder = self.folder or run_dir()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+        sock = folder / f"session-{os.getpid()}.sock"
+        if len(str(sock)) > _SOCKET_PATH_MAX:
+            self._socket_dir = tempfile.mkdtemp(prefix="earmark-")
+            sock = Path(self._socket_dir) / "commands.sock"
+        self.inbox = CommandInbox(sock)
+        self.run_file = folder / f"session-{os.getpid()}.json"
+        _write_private(
+            self.run_file,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "session": session.name,
+                    "frame": self.writer.name,
+                    "commands": str(sock),
+                    "started": time.time(),
+                }
+            ),
+        )
+        session.handle("reset_holds", self._reset_holds)
+        if not _handles(session, "bypass"):
+            session.handle("bypass", _bypass)
+        self._publish(session, session.state())
+        if self.spawn:
+            self.open_window(session)
+
+    def tick(self, session: Any, state: Any) -> None:
+        """Take commands, write the frame, watch the window; cost recorded per tick."""
+        t0 = time.perf_counter()
+        if self.inbox is not None:
+            for command in self.inbox.drain():
+                self._dispatch(session, command)
+        self._publish(session, state)
+        self._watch_child(session)
+        self.tick_costs_us[self.ticks % _COST_RING] = (time.perf_counter() - t0) * 1e6
+        self.ticks += 1
+
+    def stop(self, session: Any) -> None:
+        """Close the window we opened, close the frame (readers see "ended"), remove files."""
+        self.close_window()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.inbox is not None:
+            self.inbox.close()
+            self.inbox = None
+        if self._socket_dir is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._socket_dir)
+        if self.run_file is not None:
+            with contextlib.suppress(OSError):
+                self.run_file.unlink()
+
+    # -- the window ------------------------------------------------------------------------
+
+    def open_window(self, session: Any) -> None:
+        """Start a dashboard process on this session's frame (its own process group)."""
+        assert self.writer is not None and self.inbox is not None
+        argv = [
+            sys.executable,
+            "-m",
+            "earmark.ui.dashboard",
+            "--frame",
+            self.writer.name,
+            "--commands",
+            str(self.inbox.path),
+            *self.dashboard_args,
+        ]
+        self.child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+        self.child_status = "running"
+        session.note("dashboard", f"dashboard opened (pid {self.child.pid})")
+
+    def close_window(self, timeout_s: float = 3.0) -> None:
+        """Stop the dashboard this service opened (SIGTERM, then SIGKILL)."""
+        child, self.child = self.child, None
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout_s)
+
+    def _watch_child(self, session: Any) -> None:
+        child = self.child
+        if child is None or self.child_status != "running":
+            return
+        rc = child.poll()
+        if rc is None:
+            return
+        if rc == 0:
+            self.child_status = "closed"
+            text = "dashboard closed; the audio goes on (`earmark dashboard` reopens it)"
+        else:
+            self.child_status = f"ended ({_exit_text(rc)})"
+            text = (
+                f"dashboard ended ({_exit_text(rc)}); the audio goes on "
+                "(`earmark dashboard` reopens it)"
+            )
+        session.note("dashboard", text)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _dispatch(self, session: Any, command: tuple) -> None:
+        kind = command[0]
+        args = command[1:]
+        self.commands_taken += 1
+        if kind == "monitor":
+            if len(args) != 1 or not isinstance(args[0], dict):
+                session.note("dashboard", f"ignored a malformed monitor command {command!r}")
+                return
+            change = {k: v for k, v in args[0].items() if k in _MONITOR_KEYS}
+            args = (change,)
+        elif kind not in _ENGINE_COMMANDS and not _handles(session, kind):
+            session.note("dashboard", f"'{kind}' is not available in this session")
+            return
+        if not session.post(kind, *args):
+            session.note("dashboard", f"'{kind}' dropped: too many commands pending")
+
+    def _reset_holds(self, session: Any, *_: object) -> None:
+        self._hold[:] = math.nan
+        self._overs[:] = 0
+        self._over_now[:] = False
+
+    # -- the frame -------------------------------------------------------------------------
+
+    def _publish(self, session: Any, state: Any) -> None:
+        writer = self.writer
+        if writer is None:
+            return
+        engine = session.engine
+        fresh = state is not self._last_state
+        n_paths = min(len(state.paths), self.layout.max_paths)
+        info = self._info(session, state) if fresh else None
+        ceiling = DEFAULT_CEILING_DBTP
+        if info is not None and info.get("profile") and info["profile"].get("ceiling_dbtp"):
+            ceiling = float(info["profile"]["ceiling_dbtp"])
+        text = None
+        if info is not None:
+            text = json.dumps(info, default=_jsonable, allow_nan=False, separators=(",", ":"))
+            if text == self._json_text:
+                text = None
+        histories = [self._new_rows(engine, i) for i in range(n_paths)] if fresh else []
+        taps = engine.read_tap(self._tap)
+        with writer.writing():
+            self._header(writer, session, state, n_paths)
+            if fresh:
+                for i in range(n_paths):
+                    self._path(writer, i, state.paths[i], histories[i], ceiling)
+            self._gonio(writer, state, taps)
+            if text is not None:
+                writer.set_json(text.encode())
+                self._json_text = text
+        self._last_state = state
+
+    def _header(self, writer: StateFrameWriter, session: Any, state: Any, n_paths: int) -> None:
+        h = writer.header
+        engine = session.engine
+        driver = session.driver
+        h["sample_rate"] = engine.sample_rate
+        if driver is not None:
+            h["block_size"] = driver.blocksize
+            lat_in, lat_out = driver.latency_s
+            h["latency_ms"] = 1e3 * (lat_in + lat_out)
+        h["xruns"] = engine.xruns
+        h["callbacks"] = engine.callbacks
+        h["callback_p99_us"] = state.callback_p99_us
+        h["callback_max_us"] = state.callback_max_us
+        h["position_s"] = session.position_s
+        h["audible"] = 1.0 if state.audible == "B" else 0.0
+        h["a"] = state.a
+        h["b"] = state.b
+        h["loudness_match"] = 1.0 if state.loudness_match else 0.0
+        h["match_a_db"] = state.match_a_db if math.isfinite(state.match_a_db) else None
+        h["match_b_db"] = state.match_b_db if math.isfinite(state.match_b_db) else None
+        mon = state.monitor
+        h["dim"] = 1.0 if mon.get("dim") else 0.0
+        h["mono"] = 1.0 if mon.get("mono") else 0.0
+        h["mute"] = 1.0 if mon.get("mute") else 0.0
+        h["trim_db"] = float(mon.get("trim_db", 0.0))
+        h["solo"] = SOLO_CODES.get(mon.get("solo"), 0)
+        h["n_paths"] = n_paths
+        h["dropped_commands"] = state.dropped_commands + getattr(session, "dropped_commands", 0)
+        if self.ticks and self.ticks % _COST_RING == 0:  # once per ring: a median is not free
+            h["tick_cost_us"] = float(np.median(self.tick_costs_us))
+
+    def _path(self, writer: StateFrameWriter, i: int, ps: Any, hist: Any, ceiling: float) -> None:
+        r = ps.readings
+        if r.duration_s < self._last_duration[i]:  # the meters were reset: so are the holds
+            self._hold[i] = math.nan
+            self._overs[i] = 0
+            self._over_now[i] = False
+        self._last_duration[i] = r.duration_s
+        recent = r.recent_true_peak_dbtp
+        if recent is not None:
+            if not recent <= self._hold[i]:  # NaN-safe max
+                self._hold[i] = recent
+            over = recent > ceiling
+            if over and not self._over_now[i]:
+                self._overs[i] += 1
+            self._over_now[i] = over
+        v = writer.path_values(i)
+        for k, name in enumerate(PATH_FIELDS):
+            if name in _READING_NAMES:
+                value = getattr(r, name)
+                v[k] = math.nan if value is None else value
+        tp = r.true_peak_channels_dbtp
+        n_bands = len(r.band_hz)
+        extra = {
+            "true_peak_hold_dbtp": self._hold[i],
+            "overs": self._overs[i],
+            "true_peak_left_dbtp": tp[0] if tp else None,
+            "true_peak_right_dbtp": tp[1] if len(tp) > 1 else None,
+            "latency_samples": ps.latency_samples,
+            "delay_samples": ps.delay_samples,
+            "muted_blocks": ps.nonfinite_blocks,
+            "n_bands": n_bands,
+        }
+        for name, value in extra.items():
+            v[_PI[name]] = math.nan if value is None else value
+        rec = writer.paths[i]
+        nb = min(n_bands, self.layout.n_bands)
+        rec["band_hz"][:nb] = r.band_hz[:nb]
+        rec["spectrum_long_db"][:nb] = _floats(r.spectrum_long_db[:nb])
+        rec["spectrum_short_db"][:nb] = _floats(r.spectrum_short_db[:nb])
+        first, rows = hist
+        n = 0 if rows is None else len(rows.t_s)
+        if n:
+            slots = (first + np.arange(n)) % self.layout.history_points
+            curves = rec["history"]
+            for k, name in enumerate(HISTORY_CURVES):
+                curves[k, slots] = getattr(rows, _CURVE_ATTR[name])
+            v[_PI["history_end_s"]] = rows.t_s[-1]
+            v[_PI["history_row_s"]] = rows.t_s[-1] / (first + n)
+        v[_PI["history_rows"]] = self._rows_seen[i]
+
+    def _new_rows(self, engine: Any, i: int) -> tuple[int, Any]:
+        """(number of the first row, History of the rows not yet in the frame or None).
+
+        Only rows the frame has not seen are read (``MeterBank.history(since=)``),
+        so a tick costs a row or two, not ten minutes of curves.
+        """
+        bank = engine.paths[i].bank
+        total = getattr(bank, "history_rows", None)
+        if total is None:  # a bank without row numbers: the whole history each time
+            rows = bank.history()
+            self._rows_seen[i] = len(rows.t_s)
+            return 0, rows
+        seen = int(self._rows_seen[i])
+        if total < seen:  # the meters were reset
+            seen = 0
+        self._rows_seen[i] = seen
+        if total == seen:
+            return seen, None
+        rows = bank.history(since=max(seen, total - self.layout.history_points))
+        first = int(rows.first_row)
+        self._rows_seen[i] = first + len(rows.t_s)
+        return first, rows
+
+    def _gonio(self, writer: StateFrameWriter, state: Any, taps: int) -> None:
+        g = self.layout.gonio_points
+        step = self._tap.shape[0] // g
+        points = min(g, taps // step)
+        for i in range(min(len(state.paths), self.layout.max_paths)):
+            writer.path_values(i)[_PI["gonio_points"]] = 0
+        if not points:
+            return
+        for index, cols in ((state.a, slice(0, 2)), (state.b, slice(2, 4))):
+            if index < self.layout.max_paths:
+                writer.paths[index]["gonio"][g - points :] = self._tap[
+                    self._tap.shape[0] - points * step :: step, cols
+                ]
+                writer.paths[index]["gonio"][: g - points] = 0.0
+                writer.path_values(index)[_PI["gonio_points"]] = g
+
+    def _info(self, session: Any, state: Any) -> dict:
+        chains = session.chains()
+        paths = []
+        for i, ps in enumerate(state.paths[: self.layout.max_paths]):
+            paths.append({"name": ps.name, "chain": self._chain_info(i, chains[i])})
+        status = [
+            {"time": s.time, "source": s.source, "text": s.text}
+            for s in list(session.status)[-_JSON_STATUS:]
+        ]
+        return {
+            "session": session.name,
+            "paths": paths,
+            "flags": list(session.flags[-_JSON_FLAGS:]),
+            "markers": list(session.markers[-_JSON_MARKERS:]),
+            "status": status,
+            "midi": _midi_status(session),
+            "profile": profile_info(session.profile),
+            "commands": {
+                kind: _handles(session, kind) for kind in ("snapshot", "marker", "bypass")
+            },
+            "dashboard_pid": self.child.pid if self.child is not None else None,
+        }
+
+    def _chain_info(self, i: int, chain: Any) -> dict | None:
+        if chain is None:
+            return None
+        spec = getattr(chain, "spec", None)
+        cached = self._chain_cache.get(i)
+        if spec is not None and cached is not None and cached[0] is spec:
+            return cached[1]
+        info = chain_info(chain)
+        if spec is not None:
+            self._chain_cache[i] = (spec, info)
+        return info
+
+
+_PI = {name: k for k, name in enumerate(PATH_FIELDS)}
+
+_UNIT_SUFFIXES = (
+    ("_percent", "%"),
+    ("_khz", "kHz"),
+    ("_hz", "Hz"),
+    ("_db", "dB"),
+    ("_ms", "ms"),
+    ("_s", "s"),
+    ("_lufs", "LUFS"),
+    ("_dbtp", "dBTP"),
+)
+
+
+def param_unit(key: str) -> tuple[str, str]:
+    """A preset key split into (name, unit word): ``threshold_db`` -> (``threshold``, ``dB``)."""
+    for suffix, word in _UNIT_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)], word
+    return key, ""
+
+
+def chain_info(chain: Any) -> dict:
+    """A chain as the dashboard lists it: name, plugins, parameters with units, bypass."""
+    spec = getattr(chain, "spec", None)
+    bypassed = tuple(getattr(chain, "bypassed", ()))
+    latencies = tuple(getattr(chain, "plugin_latencies", ()))
+    plugins = []
+    for k, p in enumerate(getattr(spec, "plugins", ())):
+        params = []
+        for key, value in p.params:
+            name, unit = param_unit(key)
+            params.append([name, value, unit])
+        plugins.append(
+            {
+                "title": p.title,
+                "kind": p.kind,
+                "bypass": bool(bypassed[k]) if k < len(bypassed) else bool(p.bypass),
+                "params": params,
+                "latency_samples": latencies[k] if k < len(latencies) else None,
+            }
+        )
+    return {
+        "name": getattr(spec, "name", type(chain).__name__),
+        "plugins": plugins,
+        "latency_samples": getattr(chain, "latency_samples", 0),
+        "bypassed": bool(plugins) and all(p["bypass"] for p in plugins),
+    }
+
+
+_saved_bypass: dict[int, tuple[bool, ...]] = {}
+
+
+def _bypass(session: Any, path: int, plugin: int | None = None, on: bool = True, *_: object):
+    """The ``bypass`` session command: one plugin, or (plugin None) the whole chain of a path.
+
+    Bypassing the whole chain remembers which plugins were bypassed, and
+    restoring it brings exactly those back.
+    """
+    chains = session.chains()
+    if not isinstance(path, int) or not 0 <= path < len(chains):
+        raise ValueError(f"bypass: no path {path!r} (0..{len(chains) - 1})")
+    chain = chains[path]
+    if chain is None or not hasattr(chain, "set_bypass"):
+        raise ValueError(f"bypass: path {path} has no chain")
+    if plugin is not None:
+        chain.set_bypass(int(plugin), bool(on))
+        return list(chain.bypassed)
+    key = id(chain)
+    if on:
+        if not all(chain.bypassed):
+            _saved_bypass[key] = tuple(chain.bypassed)
+        for k in range(len(chain)):
+            chain.set_bypass(k, True)
+    else:
+        saved = _saved_bypass.pop(key, (False,) * len(chain))
+        for k in range(len(chain)):
+            chain.set_bypass(k, bool(saved[k]) if k < len(saved) else False)
+    return list(chain.bypassed)
+
+
+def _handles(session: Any, kind: str) -> bool:
+    handles = getattr(session, "handles", None)
+    if callable(handles):
+        return bool(handles(kind))
+    return kind in getattr(session, "_handlers", {})
+
+
+def _midi_status(session: Any) -> str | None:
+    text = getattr(session, "midi_status", None)
+    if callable(text):
+        text = text()
+    if isinstance(text, str):
+        return text
+    for s in reversed(list(session.status)):
+        if "midi" in s.source.lower() or "controller" in s.source.lower():
+            return s.text
+    return None
+
+
+def _floats(values: Any) -> np.ndarray:
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float32)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple | set):
+        return list(value)
+    return str(value)
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _exit_text(rc: int) -> str:
+    if rc < 0:
+        try:
+            return signal.Signals(-rc).name
+        except ValueError:
+            return f"signal {-rc}"
+    return f"exit code {rc}"
+
+
+def publish_only(session: Any) -> DashboardService:
+    """Add a publishing service (no window) so that `earmark dashboard` can attach later."""
+    service = DashboardService(spawn=False)
+    session.add_service(service, name="dashboard")
+    return service
+
+
+def with_dashboard(
+    session: Any, *, no_ui: bool, say: Callable[[str], None]
+) -> DashboardService | None:
+    """Add the dashboard service; open a window unless ``no_ui`` or there is no display.
+
+    Returns the service when a window is being opened, else None (the caller shows
+    the terminal view; the frame is still published for `earmark dashboard`).
+    """
+    ok, reason = (False, "--no-ui") if no_ui else display_available()
+    service = DashboardService(spawn=ok)
+    session.add_service(service, name="dashboard")
+    if not ok and not no_ui:
+        say(f"earmark: {reason}; showing the terminal view")
+    return service if ok else None
+
+
+def show_session(
+    session: Any, seconds: float | None, *, no_ui: bool, title: str, say: Callable[[str], None]
+) -> None:
+    """Run a live session with the dashboard window when a display is there, else the
+    terminal view; the state frame is published either way (`earmark dashboard`)."""
+    from earmark import live
+
+    window = with_dashboard(session, no_ui=no_ui, say=say)
+    if window is None:
+        live.stream_with_view(session, seconds, title)
+        return
+    say(
+        "earmark: dashboard window open; Ctrl-C stops the session "
+        "(closing the window does not: `earmark dashboard` reopens it)"
+    )
+    session.run(seconds)

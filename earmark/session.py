@@ -21,6 +21,7 @@ through :meth:`LiveSession.post`:
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -251,7 +252,12 @@ class LiveSession:
         self.stop()
 
     def run(self, seconds: float | None = None, view: Callable[[LiveSession], None] | None = None):
-        """Start, show ``view(session)`` (or just wait ``seconds``), stop on return or Ctrl-C."""
+        """Start, show ``view(session)`` (or just wait ``seconds``), stop on return or Ctrl-C.
+
+        SIGTERM ends it like Ctrl-C (a clean stop: the session log is flushed and the
+        services stop in order) when called from the main thread.
+        """
+        previous = _terminate_as_interrupt()
         self.start()
         try:
             if view is not None:
@@ -264,6 +270,8 @@ class LiveSession:
             pass
         finally:
             self.stop()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     def _loop(self) -> None:
         next_state = 0.0
@@ -313,6 +321,17 @@ class LiveSession:
                 continue
             if pending.future is not None:
                 pending.future.set_result(result)
+
+
+def _terminate_as_interrupt() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt; returns the previous handler (None off main)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _add_marker(session: LiveSession, label: str | None = None, *_: object) -> dict:

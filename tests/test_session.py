@@ -159,3 +159,41 @@ def test_stop_stops_the_driver():
     time.sleep(0.2)
     assert engine.callbacks == blocks
     assert blocks == pytest.approx(0.5 * FS / 64, rel=0.15)
+
+
+def test_sigterm_ends_a_session_cleanly_and_keeps_its_log(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, EARMARK_HOME=str(tmp_path))
+    env.pop("DISPLAY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "earmark", "demo", "--seconds", "60", "--no-ui", "--session", "t"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    for line in proc.stderr:  # wait until it streams (JACK or the null sink)
+        seen.append(line)
+        if "stream open" in line or "null sink" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    err = "".join(seen) + err
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped after" in err  # the summary of a clean stop
+    listing = subprocess.run(
+        [sys.executable, "-m", "earmark", "snapshots", "list", "--session", "t", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    labels = [s["label"] for s in json.loads(listing.stdout)]
+    assert labels == ["session end"]

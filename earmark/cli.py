@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     from earmark import cli_profile
 
     cli_profile.register(sub)
+    from earmark import cli_dashboard
+
+    cli_dashboard.register(sub)
     from earmark import cli_snapshots
 
     cli_snapshots.register(sub)

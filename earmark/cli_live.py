@@ -87,6 +87,13 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     devices.set_defaults(handler=_cmd_devices, subparser=devices)
 
 
+def show_session(session, seconds, **kw) -> None:
+    """The dashboard window, or the terminal view (earmark.dashboard_service)."""
+    from earmark.dashboard_service import show_session as show
+
+    show(session, seconds, **kw)
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -113,13 +120,11 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     driver = live.open_driver(
         engine, device=_device(args.output), blocksize=args.blocksize, input_channels=0, say=_say
     )
-    if not args.no_ui:
-        _say("earmark: the dashboard is not built yet; showing the terminal view")
     session = live.LiveSession(engine, driver, name=args.session, say=_say)
     record_live(session, "demo")
     for surface in controllers:
         session.add_service(surface, name="midi")
-    live.stream_with_view(session, args.seconds, "earmark demo")
+    show_session(session, args.seconds, no_ui=args.no_ui, title="earmark demo", say=_say)
     _summary(engine)
     return EXIT_OK
 
@@ -161,7 +166,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     record_live(session, "run")
     for surface in controllers:
         session.add_service(surface, name="midi")
-    live.stream_with_view(session, args.seconds, "earmark run")
+    show_session(session, args.seconds, no_ui=args.no_ui, title="earmark run", say=_say)
     _summary(engine)
     return EXIT_OK
 

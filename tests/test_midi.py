@@ -69,8 +69,8 @@ class Controller:
         self.out.open_virtual_port(port)
         self.leds_in = rtmidi.MidiIn(JACK, name=f"{client}-leds")
         self.leds_in.open_virtual_port(port)
+        self.leds_in.ignore_types(sysex=True, timing=True, active_sense=True)
         self.received: list[list[int]] = []
-        self.leds_in.set_callback(lambda event, data=None: self.received.append(event[0]))
 
     def send(self, *messages: list[int]) -> None:
         for m in messages:
@@ -78,6 +78,9 @@ class Controller:
 
     def led(self, kind: str, channel: int, number: int) -> int | None:
         """The last value sent to this LED."""
+        # Read from rtmidi's queue (no Python in JACK's process cycle, as the surface does).
+        while (message := self.leds_in.get_message()) is not None:
+            self.received.append(message[0])
         status = (0x90 if kind == "note" else 0xB0) | channel
         for m in reversed(self.received):
             if len(m) == 3 and m[0] == status and m[1] == number:
@@ -310,7 +313,8 @@ def _check_led(rig: Rig, b: Binding, on: bool | None = None) -> None:
     want = led.on if on else led.off
     got = wait_for(lambda: rig.ctl.led(led.kind, led.channel, led.number) == want, 2.0)
     assert got, (
-        f"{b.name}: LED {led} shows {rig.ctl.led(led.kind, led.channel, led.number)}, want {want}"
+        f"{b.name}: LED {led} shows {rig.ctl.led(led.kind, led.channel, led.number)}, want {want};"
+        f" session says {[s.text for s in rig.session.status]}; error {rig.surface.last_error}"
     )
 
 

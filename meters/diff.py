@@ -78,6 +78,7 @@ _CURVE_FRACTION = 6  # eq_curve: 1/6-octave smoothing and spacing
 _FIT_FRACTION = 12  # the curve the moves are fitted to: 1/12 octave
 _RELIABLE_RANGE_DB = 60.0  # bands this far below BEFORE's loudest band are not measured
 _MIN_COHERENCE = 0.3
+_VALLEY_DB = 12.0  # a band this far below its neighbourhood's median is not measured
 _MIN_PHASE = True
 _LINEAR_WEIGHT_DB = 1.5
 _WIDTH_BANDS_HZ = ((20.0, 200.0), (200.0, 4000.0), (4000.0, 20000.0))
@@ -341,9 +342,29 @@ def _shape(spec: _Spectra, centres: np.ndarray, fraction: int) -> _Shape:
         coherence = np.where(by > 0, bh / by, 0.0)
         db = 10.0 * np.log10(bh / bx)
     ok = (before_db > -_RELIABLE_RANGE_DB) & (coherence > _MIN_COHERENCE) & np.isfinite(db)
+    ok &= ~_valleys(before_db, fraction)
     db = np.where(ok, db, np.nan)
     offset = float(np.nanmedian(db)) if ok.any() else 0.0
     return _Shape(centres, db - offset, offset, before_db, np.clip(coherence, 0.0, 1.0))
+
+
+def _valleys(level_db: np.ndarray, fraction: int) -> np.ndarray:
+    """Bands far below their neighbourhood (half an octave either side).
+
+    Between the harmonics of sustained notes BEFORE has almost nothing, while
+    a compressor or limiter spreads the neighbouring peaks' energy into the gap
+    (the gain modulation's sidebands); the ratio measured there describes the
+    dynamics, not an EQ, and would show as narrow bells.
+    """
+    n = level_db.size
+    half = max(1, fraction // 2)
+    out = np.zeros(n, dtype=bool)
+    for i in range(n):
+        near = np.concatenate([level_db[max(0, i - half) : i], level_db[i + 1 : i + 1 + half]])
+        near = near[np.isfinite(near)]
+        if near.size and level_db[i] < float(np.median(near)) - _VALLEY_DB:
+            out[i] = True
+    return out
 
 
 # -- applying an EQ shape (zero-phase FIR, overlap-add) ---------------------------------
@@ -827,6 +848,7 @@ def fit_compressor(
     flat = _weighted_median(g, w0)
     flat_err = math.sqrt(float(np.sum(w0 * (g - flat) ** 2) / np.sum(w0)))
     lo, hi = np.percentile(x, 2), np.percentile(x, _MAX_THRESHOLD_PERCENTILE)
+    x_all, g_all, w_all = x, g, w0
     if _BINNED:
         x, g, w0 = _binned_medians(x, g, w0)
         if x.size < 3:
@@ -863,8 +885,10 @@ def fit_compressor(
         w = w0 * np.minimum(1.0, 1.0 / np.maximum(np.abs(r), 1e-9))  # Huber at 1 dB
     assert best is not None
     _, G, s, t, knee = best
-    r = g - (G - s * _knee(x - t, knee))
-    err = math.sqrt(float(np.sum(w0 * r * r) / np.sum(w0)))
+    # The error of the curve against every point (not the bin medians): it tells
+    # which detector time constants explain the gain trace.
+    r = g_all - (G - s * _knee(x_all - t, knee))
+    err = math.sqrt(float(np.sum(w_all * r * r) / np.sum(w_all)))
     ratio = 1.0 / (1.0 - s) if s < 0.999 else 1000.0
     return CompressorFit(G, t, ratio, knee, err, flat_err)
 
@@ -946,8 +970,10 @@ def level_transfer(x_eq: np.ndarray, y: np.ndarray, sample_rate: int) -> LevelTr
     active = (px > top * 10.0 ** (-_ACTIVE_RANGE_DB / 10.0)) & (py > 0)
     with np.errstate(divide="ignore"):
         gain = 10.0 * np.log10(np.where(active, py, 1.0) / np.where(active, px, 1.0))
-    a = np.abs(x_eq) if x_eq.ndim == 1 else np.max(np.abs(x_eq), axis=1)
-    p = _power(x_eq)
+    # The detector follows the mid too: it explains the gain of the mid best, and most
+    # programme level lives there (a linked detector on L/R reads about the same).
+    a = np.abs(_mono(x_eq))
+    p = a * a
     env = np.empty_like(a)
     best = None
     for att in _ATTACKS_S:

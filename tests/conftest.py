@@ -27,10 +27,13 @@ fixture ran are stale. Look the device up by host API:
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +50,12 @@ _TOOL_TIMEOUT_S = 10.0
 # The VST3s scripts/bootstrap unpacks on Debian 12 (the Makefile exports the same
 # path; this covers a bare `pytest`).
 os.environ.setdefault("EARMARK_PLUGIN_PATH", str(ROOT / ".cache/plugins/usr/lib/vst3"))
+
+# Nothing a test runs may write to the user's own earmark folders (the store,
+# the control socket, caches): one throwaway home for the whole run; tests that
+# need their own set EARMARK_HOME themselves.
+os.environ["EARMARK_HOME"] = tempfile.mkdtemp(prefix="earmark-test-home-")
+atexit.register(shutil.rmtree, os.environ["EARMARK_HOME"], True)
 
 JACK_SERVER_NAME = f"earmark-test-{os.getpid()}"
 os.environ["JACK_DEFAULT_SERVER"] = JACK_SERVER_NAME

@@ -33,7 +33,9 @@ def _place(out: np.ndarray, sound: np.ndarray, start: int) -> None:
         out[start:end] += sound[: end - start]
 
 
-def _hall(x: np.ndarray, fs: int, rng: np.random.Generator, rt60_s: float, wet: float) -> np.ndarray:
+def _hall(
+    x: np.ndarray, fs: int, rng: np.random.Generator, rt60_s: float, wet: float
+) -> np.ndarray:
     """Convolve with a decorrelated stereo exponential-noise tail (a synthetic hall)."""
     n_ir = int(rt60_s * fs)
     t = np.arange(n_ir) / fs
@@ -65,7 +67,7 @@ def _pluck(freq_hz: float, seconds: float, fs: int, rng: np.random.Generator) ->
         if f > 0.45 * fs:
             break
         amp = abs(np.sin(np.pi * k * position)) / k
-        decay = 1.2 + 0.35 * k * k ** 0.5
+        decay = 1.2 + 0.35 * k * k**0.5
         out += amp * np.exp(-decay * t) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     attack = np.minimum(1.0, t / 0.002)
     return out * attack
@@ -138,17 +140,25 @@ def orchestral_piece(seconds: float = 60.0, fs: int = FS, seed: int = 5) -> np.n
                     amp = 1.0 / k ** (1.4 if k * base < 2000 else 2.6)
                     voice += amp * np.sin(k * phase + rng.uniform(0, 6.3))
                 seg += _pan(voice, rng.uniform(-0.8, 0.8)) * 0.05
-        fade = np.minimum(1.0, np.minimum(np.arange(hi - lo), np.arange(hi - lo)[::-1]) / (0.3 * fs))
+        fade = np.minimum(
+            1.0, np.minimum(np.arange(hi - lo), np.arange(hi - lo)[::-1]) / (0.3 * fs)
+        )
         out[lo:hi] += seg * fade[:, None]
     # Bow noise: band-limited noise following the dynamics.
-    noise = np.fft.irfft(np.fft.rfft(rng.standard_normal((n, 2)), axis=0) * _band(n, fs, 300, 6000)[:, None], n, axis=0)
+    noise = np.fft.irfft(
+        np.fft.rfft(rng.standard_normal((n, 2)), axis=0) * _band(n, fs, 300, 6000)[:, None],
+        n,
+        axis=0,
+    )
     out += 0.004 * noise / noise.std()
     out *= shape[:, None]
     # Timpani at the climax: decaying low tones with a stick noise.
     for hit_s in np.arange(0.38, 0.62, 0.04) * seconds:
         m = int(1.5 * fs)
         tt = np.arange(m) / fs
-        tone = np.sin(2 * np.pi * 98.0 * tt) * np.exp(-3.0 * tt) + 0.5 * np.sin(2 * np.pi * 147 * tt) * np.exp(-4.0 * tt)
+        tone = np.sin(2 * np.pi * 98.0 * tt) * np.exp(-3.0 * tt) + 0.5 * np.sin(
+            2 * np.pi * 147 * tt
+        ) * np.exp(-4.0 * tt)
         stick = rng.standard_normal(m) * np.exp(-60.0 * tt) * 0.3
         _place(out, _pan((tone + stick) * 0.5, -0.2), int(hit_s * fs))
     # The woodwind line at the end: one voice with vibrato, pp.
@@ -174,9 +184,12 @@ def target_noise(
     fs: int = FS,
     seed: int = 1,
     beat_hz: float = 2.0,
+    section_s: float = 8.0,
+    section_db: float = 6.0,
 ) -> np.ndarray:
     """Noise whose 1/3-octave levels follow ``levels_db`` (per nominal band, NaN = empty),
-    under a steady 120 BPM envelope (a beat with transients, not a drone).
+    under a 120 BPM envelope (a beat with transients, not a drone), in sections of
+    ``section_s`` alternating ``section_db`` apart (verse and chorus: a loudness range).
 
     The levels are relative: only the shape matters; the result peaks near -6 dBFS.
     """
@@ -197,6 +210,8 @@ def target_noise(
     x = np.fft.irfft(spec, n, axis=0)
     t = np.arange(n) / fs
     env = 0.35 + 0.65 * np.exp(-((t * beat_hz) % 1.0) * 9.0)
+    quiet = (t // section_s) % 2 == 1
+    env = env * np.where(quiet, 10.0 ** (-section_db / 20.0), 1.0)
     x = x * env[:, None]
     return x * (10.0 ** (-6.0 / 20.0) / np.max(np.abs(x)))
 

@@ -1,0 +1,371 @@
+"""Explained flags on material whose answer is known by construction.
+
+Processing is applied here with pedalboard (limiters, compressors, EQ), so each
+flag is checked against what the test itself did; clean, dynamic material must
+raise nothing; live (incremental rows) and offline (analyze) give the same flags.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import material
+import numpy as np
+import pedalboard
+import pytest
+
+import earmark
+from earmark.engine.demo import aggressive_master, demo_mix
+from earmark.meters import MeterBank
+from earmark.meters.detectors import CODES, Detector, Flag, detect
+from earmark.profiles import load_profile
+
+FS = 48000
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def process(x: np.ndarray, plugins: list) -> np.ndarray:
+    """Run a pedalboard chain over (frames, channels) audio."""
+    board = pedalboard.Pedalboard(plugins)
+    return np.ascontiguousarray(board(np.ascontiguousarray(x.T, dtype=np.float32), FS).T)
+
+
+def flags_of(x: np.ndarray, profile: str = "default") -> list[dict]:
+    return list(earmark.analyze(np.ascontiguousarray(x), sample_rate=FS, profile=profile).flags)
+
+
+def codes(flags) -> set[str]:
+    return {f["code"] if isinstance(f, dict) else f.code for f in flags}
+
+
+def history(x: np.ndarray):
+    bank = MeterBank(x.shape[1], FS)
+    bank.process(np.ascontiguousarray(x, dtype=np.float32))
+    return bank.history(), bank.readings()
+
+
+def scaled_to(x: np.ndarray, lufs: float) -> np.ndarray:
+    """``x`` with its integrated loudness moved to ``lufs`` (measured, then a gain)."""
+    _, r = history(x)
+    return x * 10.0 ** ((lufs - r.integrated_lufs) / 20.0)
+
+
+@functools.cache
+def mix() -> np.ndarray:
+    return demo_mix(30.0, FS)
+
+
+@functools.cache
+def master() -> np.ndarray:
+    return aggressive_master(mix(), FS)
+
+
+@functools.cache
+def on_target(profile: str = "pop") -> np.ndarray:
+    """A beat whose long-term spectrum is the profile's tonal target, by construction."""
+    return material.target_noise(np.array(load_profile(profile).tonal.level_db), 30.0)
+
+
+# -- the flag type ------------------------------------------------------------------------
+
+
+def test_flag_is_data_with_the_designed_keys_and_round_trips():
+    flag = Flag("over_compression", "problem", 61.2, 74.9, 5.8, 8.0, "dB", None, "PSR ...")
+    d = flag.to_dict()
+    assert list(d) == [
+        "code", "severity", "start_s", "end_s", "value", "threshold", "unit", "band_hz", "message",
+    ]  # fmt: skip
+    assert Flag.from_dict({**d, "path": 2}) == flag
+    harsh = Flag("harsh_highs", "warning", 0.0, 1.0, 4.0, 3.0, "dB", (2000.0, 5000.0), "")
+    assert harsh.to_dict()["band_hz"] == [2000.0, 5000.0]
+    assert Flag.from_dict(harsh.to_dict()) == harsh
+
+
+# -- clean material raises nothing --------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["jazz", "acoustic"])
+def test_a_quiet_dynamic_acoustic_recording_raises_no_flag(profile):
+    x = material.acoustic_piece()
+    a = earmark.analyze(x, sample_rate=FS, profile=profile)
+    # Known by construction: unprocessed plucks, quiet, wide dynamics.
+    assert a.integrated_lufs < -20 and a.loudness_range_lu > 10
+    assert a.flags == ()
+
+
+def test_an_orchestral_piece_with_big_dynamics_raises_no_flag_under_classical():
+    x = material.orchestral_piece()
+    a = earmark.analyze(x, sample_rate=FS, profile="classical")
+    assert a.loudness_range_lu > 15  # pp strings to a tutti and back
+    assert a.flags == ()
+
+
+def test_a_bright_cymbal_passage_alone_is_not_called_harsh():
+    # Unprocessed cymbals, then the acoustic piece: highs without a body are a passage.
+    x = np.concatenate([material.cymbal_passage(12.0), material.acoustic_piece(30.0)])
+    for profile in ("jazz", "pop"):
+        assert "harsh_highs" not in codes(flags_of(x, profile)), profile
+    # Against itself as BEFORE (nothing was added) it is not harsh either.
+    h, _ = history(x)
+    assert "harsh_highs" not in codes(detect(h, load_profile("jazz"), FS, 2, before=h))
+
+
+def test_the_demo_mix_is_clean_and_its_aggressive_master_is_flagged():
+    for profile in ("default", "pop", "jazz"):
+        assert flags_of(mix(), profile) == [], profile
+    flagged = flags_of(master(), "default")
+    assert {"true_peak_over", "clipping"} <= codes(flagged)
+    assert all(f["severity"] == "problem" for f in flagged)
+    # Against the mix, the default profile also names what the processing did.
+    hm, _ = history(mix())
+    ha, _ = history(master())
+    against = detect(ha, load_profile("default"), FS, 2, before=hm)
+    assert {"crushed_transients", "harsh_highs"} <= codes(against)
+
+
+# -- over-compression and dynamics ---------------------------------------------------------
+
+
+def test_heavy_compression_and_limiting_is_over_compression():
+    clean = on_target("pop")
+    squashed = process(
+        clean,
+        [
+            pedalboard.Compressor(threshold_db=-30, ratio=8, attack_ms=1, release_ms=40),
+            pedalboard.Gain(gain_db=14),
+            pedalboard.Limiter(threshold_db=-8, release_ms=50),
+            pedalboard.Gain(gain_db=-1.5),  # the limiter's output below full scale
+        ],
+    )
+    assert "over_compression" not in codes(flags_of(clean, "pop"))
+    flags = [f for f in flags_of(squashed, "pop") if f["code"] == "over_compression"]
+    assert len(flags) == 1
+    f = flags[0]
+    h, r = history(squashed)
+    assert f["value"] == pytest.approx(r.psr_min_db, abs=0.05)  # the lowest PSR it saw
+    # Problem when PSR stayed below the 6 dB problem floor for 5 s (50 rows) in a row.
+    below = np.concatenate([[0], (h.psr_db < 6.0).astype(int), [0]])
+    edges = np.flatnonzero(np.diff(below))
+    longest = max((edges[1::2] - edges[::2]).tolist() or [0])
+    assert f["severity"] == ("problem" if longest >= 50 else "warning")
+    assert f["threshold"] == (6.0 if longest >= 50 else 8.0)
+    assert f["end_s"] - f["start_s"] > 20.0  # the whole programme, not a moment
+    assert "PSR stayed below" in f["message"] and "pop profile" in f["message"]
+
+
+def test_over_compression_opens_within_seconds_and_closes_when_it_ends():
+    # 20 s clean, 20 s limited hard, 20 s clean: the flag spans the middle.
+    clean = material.target_noise(np.array(load_profile("pop").tonal.level_db), 60.0, seed=4)
+    cut = slice(20 * FS, 40 * FS)
+    y = clean.copy()
+    y[cut] = (
+        process(clean[cut] * 4.0, [pedalboard.Limiter(threshold_db=-12, release_ms=50)])
+        * 10 ** (-1.5 / 20)
+        / 4.0
+    )
+    bank, det = MeterBank(2, FS), Detector(load_profile("pop"), FS, 2)
+    seen_at = None
+    for start in range(0, len(y), 4800):
+        bank.process(np.ascontiguousarray(y[start : start + 4800], dtype=np.float32))
+        new = det.update(bank.history(since=det.next_row))
+        if seen_at is None and "over_compression" in codes(new):
+            seen_at = (start + 4800) / FS
+    (f,) = [f for f in det.finish() if f.code == "over_compression"]
+    # Seen live within a few seconds of the onset at 20 s (3 s window + 5 s sustained).
+    assert seen_at is not None and 20.0 < seen_at <= 29.0
+    # Where: PSR is a 3 s measure, so the edges are known to within its window.
+    assert f.start_s == pytest.approx(20.0, abs=1.5)
+    assert 39.0 <= f.end_s <= 43.0
+
+
+def test_a_loud_pop_master_under_jazz_is_a_genre_mismatch():
+    (f,) = [f for f in flags_of(master(), "jazz") if f["code"] == "collapsed_dynamics"]
+    _, r = history(master())
+    assert f["severity"] == "problem"  # LRA below the 5 LU mismatch line
+    assert f["value"] == pytest.approx(r.loudness_range_lu, abs=0.05)
+    assert f["threshold"] == 6.0 and f["unit"] == "LU"
+    assert "typical of a loud pop master" in f["message"]
+    assert "jazz profile expects LRA >= 6 LU" in f["message"]
+    # The same master under pop is a (milder) pop master: no genre mismatch.
+    pop = [f for f in flags_of(master(), "pop") if f["code"] == "collapsed_dynamics"]
+    assert all("typical of a loud pop master" not in f["message"] for f in pop)
+
+
+def test_crushed_transients_against_the_unprocessed_version():
+    limited = process(
+        mix(), [pedalboard.Gain(gain_db=12), pedalboard.Limiter(threshold_db=-6, release_ms=60)]
+    ) * 10 ** (-1.5 / 20)
+    hm, _ = history(mix())
+    hl, _ = history(limited)
+    (f,) = [f for f in detect(hl, load_profile("pop"), FS, 2, before=hm)
+            if f.code == "crushed_transients"]  # fmt: skip
+    assert f.value >= 3.0 and f.threshold == 3.0
+    assert "against the BEFORE version" in f.message
+    # A pure gain change moves peaks and loudness together: nothing was crushed.
+    quieter, _ = history(mix() * 10 ** (-6 / 20))
+    assert "crushed_transients" not in codes(detect(quieter, load_profile("pop"), FS, 2, before=hm))
+
+
+# -- tonal -----------------------------------------------------------------------------------
+
+
+def test_a_peak_of_8_db_at_4_khz_is_harsh_in_2_to_5_khz():
+    clean = on_target("pop")
+    bright = process(clean, [pedalboard.PeakFilter(cutoff_frequency_hz=4000, gain_db=8.0)])
+    assert "harsh_highs" not in codes(flags_of(clean, "pop"))
+    harsh = [f for f in flags_of(bright, "pop") if f["code"] == "harsh_highs"]
+    assert len(harsh) == 1
+    f = harsh[0]
+    assert f["band_hz"] == [2000.0, 5000.0]
+    assert f["value"] >= 3.0 and f["threshold"] == 3.0 and f["unit"] == "dB"
+    assert f["severity"] == "warning"  # no BEFORE version: no evidence it was added
+    assert "2-5 kHz" in f["message"] and "pop profile" in f["message"]
+    # With the clean version as BEFORE the excess is shown to be the processing's.
+    hc, _ = history(clean)
+    hb, _ = history(bright)
+    (g,) = [g for g in detect(hb, load_profile("pop"), FS, 2, before=hc) if g.code == "harsh_highs"]
+    assert g.severity == "problem" and "more than in the BEFORE version" in g.message
+
+
+def test_a_high_shelf_is_harsh_above_5_khz_only_against_the_mix():
+    shelf = process(mix(), [pedalboard.HighShelfFilter(cutoff_frequency_hz=5000, gain_db=8.0)])
+    hm, _ = history(mix())
+    hs, _ = history(shelf)
+    pop = load_profile("pop")
+    # Alone, brightness above 5 kHz is a style (the mix's own hats are bright).
+    assert not [f for f in detect(hs, pop, FS, 2) if f.band_hz == (5000.0, 10000.0)]
+    air = [f for f in detect(hs, pop, FS, 2, before=hm) if f.band_hz == (5000.0, 10000.0)]
+    assert air and all(f.code == "harsh_highs" and f.severity == "problem" for f in air)
+
+
+@pytest.mark.parametrize(("freq_hz", "q", "gain_db"), [(2500.0, 8.0, 12.0), (630.0, 6.0, 10.0)])
+def test_a_steady_narrow_peak_is_a_resonance_at_its_frequency(freq_hz, q, gain_db):
+    rng = np.random.default_rng(2)
+    n = 30 * FS
+    spec = np.fft.rfft(rng.standard_normal((n, 2)), axis=0)
+    f = np.fft.rfftfreq(n, 1 / FS)
+    spec[1:] /= np.sqrt(f[1:, None])  # pink: flat in 1/3-octave bands
+    spec[0] = 0
+    pink = np.fft.irfft(spec, n, axis=0)
+    pink = 0.05 * pink / pink.std()
+    assert "resonance" not in codes(flags_of(pink, "pop"))
+    peaked = process(
+        pink, [pedalboard.PeakFilter(cutoff_frequency_hz=freq_hz, gain_db=gain_db, q=q)]
+    )
+    res = [f for f in flags_of(peaked, "pop") if f["code"] == "resonance"]
+    assert len(res) == 1
+    assert abs(math.log2(res[0]["band_hz"] / freq_hz)) <= 1 / 6  # within 1/6 octave
+    assert res[0]["value"] >= 6.0
+
+
+def test_a_steady_tone_over_noise_is_a_resonance_at_its_frequency():
+    rng = np.random.default_rng(3)
+    n = 30 * FS
+    noise = 0.05 * rng.standard_normal((n, 2))
+    t = np.arange(n) / FS
+    tone = 0.05 * np.sin(2 * np.pi * 1800.0 * t)
+    res = [f for f in flags_of(noise + tone[:, None], "pop") if f["code"] == "resonance"]
+    assert len(res) == 1 and abs(math.log2(res[0]["band_hz"] / 1800.0)) <= 1 / 6
+
+
+# -- peaks, clipping, loudness ------------------------------------------------------------------
+
+
+def test_hard_clipping_is_clipping_with_the_clipped_sample_count():
+    t = np.arange(10 * FS) / FS
+    x = np.clip(1.6 * np.sin(2 * np.pi * 110.0 * t) * np.where(t < 5, 0.5, 1.0), -1.0, 1.0)
+    stereo = np.stack([x, x], axis=1)
+    # Known answer: samples in runs of >= 3 at full scale of one sign, on both channels.
+    level = np.where(x >= 1.0, 1, np.where(x <= -1.0, -1, 0))
+    count, run, prev = 0, 0, 0
+    for v in level:
+        run = run + 1 if v != 0 and v == prev else (1 if v != 0 else 0)
+        prev = v
+        count += 3 if run == 3 else (1 if run > 3 else 0)
+    (f,) = [f for f in flags_of(stereo) if f["code"] == "clipping" and f["unit"] == "samples"]
+    assert f["value"] == 2 * count and f["severity"] == "problem"
+    assert f["start_s"] == pytest.approx(5.0, abs=0.11)  # the first half stays below full scale
+
+
+def test_true_peak_over_and_inter_sample_clipping():
+    # EBU Tech 3341 case 19 shape: fs/4 at 45 degrees reads 3 dB above its samples.
+    n = np.arange(20 * FS)
+    base = np.sin(np.pi / 2 * n + np.pi / 4) * math.sqrt(2)
+    fade = np.minimum(1.0, np.minimum(n, n[::-1]) / (0.05 * FS))
+    for sample_peak_db, severity in ((-0.5, "problem"), (-3.5, "warning")):
+        x = base * fade * 10 ** (sample_peak_db / 20)  # true peak 3 dB above the samples
+        a = earmark.analyze(np.stack([x, x], 1), sample_rate=FS, profile="default")
+        (tp,) = [f for f in a.flags if f["code"] == "true_peak_over"]
+        assert tp["severity"] == severity
+        assert tp["value"] == pytest.approx(a.true_peak_dbtp, abs=0.01)
+        assert tp["threshold"] == -1.0
+        isp = [f for f in a.flags if f["code"] == "clipping"]
+        if severity == "problem":  # above 0 dBTP: the DAC clips what the samples do not show
+            assert len(isp) == 1 and isp[0]["unit"] == "dBTP" and isp[0]["threshold"] == 0.0
+        else:
+            assert isp == []
+
+
+def test_loudness_target_of_a_delivery_profile():
+    x = on_target("pop")
+    loud = scaled_to(x, -9.0)
+    (f,) = [f for f in flags_of(loud, "spotify") if f["code"] == "loudness_target"]
+    assert f["value"] == pytest.approx(-9.0, abs=0.05) and f["threshold"] == -14.0
+    assert f["unit"] == "LUFS" and f["severity"] == "warning"
+    assert "5.0 LU above the Spotify target" in f["message"]
+    assert "loudness_target" not in codes(flags_of(scaled_to(x, -14.4), "spotify"))
+    # A broadcast delivery is binding: off by more than 0.5 LU is a problem.
+    (g,) = [g for g in flags_of(scaled_to(x, -21.0), "ebu-r128") if g["code"] == "loudness_target"]
+    assert g["severity"] == "problem" and g["threshold"] == -23.0
+
+
+# -- live == offline ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_live_incremental_flags_equal_offline_analyze(seed):
+    rng = np.random.default_rng(seed)
+    x = master()
+    profile = load_profile("jazz")
+    offline = earmark.analyze(x, sample_rate=FS, profile=profile).flags
+    assert len(offline) >= 4
+    bank, det = MeterBank(2, FS), Detector(profile, FS, 2)
+    i = 0
+    while i < len(x):
+        n = int(rng.integers(1, 20000))
+        bank.process(x[i : i + n])
+        i += n
+        if rng.random() < 0.5:  # the service polls at its own pace
+            det.update(bank.history(since=det.next_row))
+    det.update(bank.history(since=det.next_row))
+    live = [f.to_dict() for f in det.finish()]
+    assert live == list(offline)
+
+
+def test_a_live_before_gives_the_same_flags_as_a_whole_before():
+    hm, _ = history(mix())
+    profile = load_profile("pop")
+    whole = detect(history(master())[0], profile, FS, 2, before=hm)
+    a, b = MeterBank(2, FS), MeterBank(2, FS)
+    det = Detector(profile, FS, 2)
+    x, y = master(), mix()
+    for start in range(0, len(x), 3000):
+        a.process(x[start : start + 3000])
+        b.process(y[start : start + 3000])
+        det.add_before(b.history(since=det.next_row))
+        det.update(a.history(since=det.next_row))
+    assert det.finish() == whole
+    assert "crushed_transients" in codes(whole)
+
+
+def test_every_code_is_documented_and_flags_are_ordered():
+    import earmark.meters.detectors as d
+
+    for code in CODES:
+        assert f"``{code}``" in d.__doc__
+    flags = flags_of(master(), "jazz")
+    starts = [f["start_s"] for f in flags]
+    assert starts == sorted(starts)

@@ -79,15 +79,22 @@ class Controller:
     def led(self, kind: str, channel: int, number: int) -> int | None:
         """The last value sent to this LED."""
         # Read from rtmidi's queue (no Python in JACK's process cycle, as the surface does).
-        while (message := self.leds_in.get_message()) is not None:
-            self.received.append(message[0])
+        self._drain()
         status = (0x90 if kind == "note" else 0xB0) | channel
         for m in reversed(self.received):
             if len(m) == 3 and m[0] == status and m[1] == number:
                 return m[2]
         return None
 
+    def _drain(self) -> None:
+        if self.leds_in.is_deleted:
+            return
+        while (message := self.leds_in.get_message()) is not None:
+            self.received.append(message[0])
+
     def close(self) -> None:
+        time.sleep(0.05)  # the last LED messages still in flight
+        self._drain()
         for obj in (self.out, self.leds_in):
             if not obj.is_deleted:
                 obj.close_port()

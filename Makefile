@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 
-.PHONY: demo test bench lint bootstrap clean
+.PHONY: demo test bench lint bootstrap clean screenshot
 
 # Real VST3 plugins. The engine searches the standard VST3 folders
 # (/usr/lib/vst3, /usr/local/lib/vst3, ~/.vst3) plus EARMARK_PLUGIN_PATH
@@ -30,6 +30,10 @@ bench: bootstrap
 	scripts/bootstrap --extra bench
 	$(PY) bench/meters.py
 	$(PY) bench/realtime.py
+
+# docs/dashboard.png: the dashboard during the demo, on a private Xvfb (about 30 s).
+screenshot: bootstrap
+	scripts/screenshot docs/dashboard.png 20
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .

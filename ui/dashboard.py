@@ -477,7 +477,7 @@ class Dashboard:
 
     # Bar geometry inside the meter drawlist (x ranges), made for a 372-px-wide list.
     # 5 px per LU, ticks every 30 px: every scale line falls on a whole pixel row.
-    METER_W, METER_H = 372, 262
+    METER_W, METER_H = 372, 256
     METER_TOP, METER_BOTTOM = 30, 240
     BARS: ClassVar[dict[tuple[str, str], tuple[int, int]]] = {
         ("A", "M"): (56, 88),

@@ -469,7 +469,7 @@ def _fmt_flags(analysis: Analysis) -> str:
 
 def _print_flags(analyses: list[Analysis]) -> None:
     """Each file's flags, one explained line each, problems first (the human readout)."""
-    from earmark.flags_text import flag_lines
+    from earmark.ui.flags_text import flag_lines
 
     console = _console()
     for a in analyses:

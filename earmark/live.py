@@ -128,7 +128,9 @@ def stream_with_view(session: LiveSession, seconds: float | None, title: str) ->
             f"{driver.blocksize} · latency {1e3 * (lat_in + lat_out):.1f} ms"
         )
 
-    session.run(view=lambda s: run_view(s.state, s.post, header, seconds=seconds))
+    session.run(
+        view=lambda s: run_view(s.state, s.post, header, seconds=seconds, flags=lambda: s.flags)
+    )
 
 
 def describe_devices() -> list[dict]:

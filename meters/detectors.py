@@ -448,6 +448,11 @@ class Detector:
         """The first history row not yet fed (pass it to ``MeterBank.history(since=)``)."""
         return 0 if self._next_row is None else self._next_row
 
+    @property
+    def next_before_row(self) -> int:
+        """The first BEFORE row not yet fed (for ``MeterBank.history(since=)``)."""
+        return self._before_end + 1
+
     def add_before(self, rows: History) -> None:
         """Feed the BEFORE version's rows as they stream (live A/B against the dry path)."""
         self._has_before = True
@@ -1036,11 +1041,14 @@ class Detector:
     def _resonance_message(self, rec: _Record, st: _ResonanceBand, res: Any, n: int) -> None:
         values = st.values
         prom_med = float(np.median([v[0] for v in values]))
-        f_med = float(2.0 ** np.median([math.log2(v[1]) for v in values]))
+        if rec.band_hz is None:
+            # Estimated once, over the window that opened the flag: the frequency is
+            # part of the flag's identity (a session log keys flags by it).
+            rec.band_hz = round(float(2.0 ** np.median([math.log2(v[1]) for v in values])), 1)
+        f_med = float(rec.band_hz)  # type: ignore[arg-type]
         rec.end_s = values[-1][2]
         rec.value = prom_med
         rec.threshold = res.prominence_db
-        rec.band_hz = round(f_med, 1)
         share = 100.0 * st.flag_hits / max(1, st.flag_rows)
         rec.message = (
             f"a narrow peak near {_hz(f_med)} stood a median {prom_med:.1f} dB above its "

@@ -96,6 +96,7 @@ __all__ = [
 ]
 
 KINDS = ("genre", "delivery", "generic", "learned")
+_K_TOTAL_OVER_LUFS = 0.691  # BS.1770-4 eq. 2: LUFS = -0.691 + 10 log10(K-weighted power)
 SEVERITIES = ("warning", "problem")
 TONAL_MODELS = ("popular-music",)
 
@@ -227,6 +228,30 @@ class Profile:
     def title(self) -> str:
         """How messages name it: ``jazz profile``."""
         return f"{self.name} profile"
+
+    def dashboard_targets(self) -> dict[str, Any]:
+        """What the dashboard draws: targets, floors, and the tonal band as
+        ``[[hz, low_db, high_db], ...]`` relative to a stereo programme's integrated
+        loudness (the K-weighted total reads 0.691 dB above it, BS.1770's offset)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.loudness is not None:
+            out["target_lufs"] = self.loudness.target_lufs
+            out["tolerance_lu"] = self.loudness.tolerance_lu
+        if self.true_peak is not None:
+            out["ceiling_dbtp"] = self.true_peak.ceiling_dbtp
+        if self.dynamics is not None:
+            out["psr_min_db"] = self.dynamics.psr_min_db
+            out["plr_min_db"] = self.dynamics.plr_min_db
+            out["lra_min_lu"] = self.dynamics.lra_min_lu
+        if self.tonal is not None:
+            out["tonal"] = [
+                [f, level + _K_TOTAL_OVER_LUFS - spread, level + _K_TOTAL_OVER_LUFS + spread]
+                for f, level, spread in zip(
+                    self.tonal.band_hz, self.tonal.level_db, self.tonal.spread_db, strict=True
+                )
+                if math.isfinite(level)
+            ]
+        return out
 
 
 # -- parsing ------------------------------------------------------------------------------

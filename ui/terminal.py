@@ -30,8 +30,8 @@ def _f(v: float | None, nd: int = 1) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
-def render_state(state, header: str) -> Group:
-    """One frame of the view for an ``EngineState``."""
+def render_state(state, header: str, session_flags: list | None = None) -> Group:
+    """One frame of the view for an ``EngineState`` (and the session's flags, if given)."""
     table = Table(expand=False, header_style="bold")
     table.add_column("path")
     for col in ("M", "S", "I LUFS", "LRA", "TP dBTP", "PSR", "PLR", "match dB", "delay"):
@@ -70,7 +70,28 @@ def render_state(state, header: str) -> Group:
         f"{header}  ·  {state.position_s:6.1f} s  ·  xruns {state.xruns}  ·  callback p99 "
         f"{_f(state.callback_p99_us, 0)} µs  ·  monitor {' '.join(flags) or 'normal'}"
     )
-    return Group(Text(status), table, Text(KEYS_HELP, style="dim"))
+    lines = _flag_lines(state, session_flags)
+    return Group(Text(status), table, *lines, Text(KEYS_HELP, style="dim"))
+
+
+_MAX_FLAG_LINES = 6
+
+
+def _flag_lines(state, flags: list | None) -> list[Text]:
+    """The open flags, problems first, one line each with the path's A/B role."""
+    from earmark.ui.flags_text import short_flag, sorted_flags
+
+    shown = sorted_flags(f for f in flags or () if f.get("open"))
+    lines = []
+    for f in shown[:_MAX_FLAG_LINES]:
+        path = f.get("path")
+        role = "A" if path == state.a else ("B" if path == state.b else "-")
+        name = state.paths[path].name if isinstance(path, int) and path < len(state.paths) else ""
+        style = "bold red" if f.get("severity") == "problem" else "yellow"
+        lines.append(Text(f"{role} {name}: {short_flag(f)}", style=style))
+    if len(shown) > _MAX_FLAG_LINES:
+        lines.append(Text(f"... {len(shown) - _MAX_FLAG_LINES} more open flags", style="dim"))
+    return lines
 
 
 @contextlib.contextmanager
@@ -105,18 +126,20 @@ def run_view(
     seconds: float | None = None,
     refresh_hz: float = 8.0,
     console: Console | None = None,
+    flags: Callable[[], list] | None = None,
 ) -> None:
-    """Show the view until q, Ctrl-C or ``seconds`` have passed."""
+    """Show the view until q, Ctrl-C or ``seconds`` have passed; ``flags`` returns the
+    session's flags (dicts with ``path`` and ``open``) to list the open ones."""
     console = console or Console()
     end = None if seconds is None else time.monotonic() + seconds
     period = 1.0 / refresh_hz
     if not console.is_terminal:
-        _plain(get_state, header, end, console)
+        _plain(get_state, header, end, console, flags)
         return
     with _cbreak() as keys, Live(console=console, auto_refresh=False, transient=False) as live:
         while end is None or time.monotonic() < end:
             state = get_state()
-            live.update(render_state(state, header()), refresh=True)
+            live.update(render_state(state, header(), flags() if flags else None), refresh=True)
             if keys:
                 key = _read_key(period)
                 if key == "q":
@@ -144,7 +167,11 @@ def _handle_key(key: str | None, state, post: Callable[..., None]) -> None:
 
 
 def _plain(
-    get_state: Callable[[], object], header: Callable[[], str], end: float | None, console: Console
+    get_state: Callable[[], object],
+    header: Callable[[], str],
+    end: float | None,
+    console: Console,
+    flags: Callable[[], list] | None = None,
 ) -> None:
     while end is None or time.monotonic() < end:
         time.sleep(min(2.0, max(0.0, (end or time.monotonic() + 2.0) - time.monotonic())))
@@ -157,7 +184,14 @@ def _plain(
                 f"[{tag}] {p.name}: S {_f(r.short_term_lufs)} I {_f(r.integrated_lufs)}"
                 f" TP {_f(r.true_peak_dbtp)}"
             )
+        open_flags = [f for f in (flags() if flags else ()) if f.get("open")]
+        if open_flags:
+            parts.append(
+                "open flags: "
+                + ", ".join(f"{f.get('code')} (path {f.get('path')})" for f in open_flags)
+            )
         console.print(
             f"{header()} | {s.position_s:.1f} s | xruns {s.xruns} | " + " | ".join(parts),
             soft_wrap=True,
+            markup=False,
         )

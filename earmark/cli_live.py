@@ -11,6 +11,10 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 _SESSION_HELP = "name the session in the session log and its snapshots (default: date and time)"
+_PROFILE_HELP = (
+    "genre or delivery profile the live flags are judged against (earmark profile list; "
+    "combine with +, e.g. jazz+spotify); default: generic"
+)
 
 
 def register(sub: argparse._SubParsersAction, offline_demo) -> None:
@@ -39,6 +43,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     demo.add_argument("--samplerate", type=int, default=48000)
     demo.add_argument("--blocksize", type=int, default=64)
     demo.add_argument("--output", default=None, metavar="DEV", help="output device (name or index)")
+    demo.add_argument("--profile", default=None, metavar="NAME|FILE", help=_PROFILE_HELP)
     demo.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
     demo.add_argument(
         "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
@@ -72,9 +77,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     )
     run.add_argument("--chain", default=None, metavar="PRESET|FILE")
     run.add_argument("--reference", action="append", default=[], metavar="FILE")
-    run.add_argument(
-        "--profile", default=None, metavar="NAME|FILE", help="reserved: arrives with the detectors"
-    )
+    run.add_argument("--profile", default=None, metavar="NAME|FILE", help=_PROFILE_HELP)
     run.add_argument(
         "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
     )
@@ -104,9 +107,27 @@ def _device(text: str | None):
     return int(text) if text.isdigit() else text
 
 
+def _profile(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    from earmark.profiles import ProfileError, resolve_profile
+
+    try:
+        return resolve_profile(args.profile)
+    except ProfileError as exc:
+        parser.error(f"--profile: {exc}")
+
+
+def _flags(session, befores: dict[int, int]) -> None:
+    """Live flags on every path; chains (and the demo's master) against the dry path."""
+    from earmark.flags_live import FlagService
+
+    session.add_service(FlagService(session.profile, befores=befores), name="flags")
+
+
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
     from earmark.recorder import record_live
+
+    profile = _profile(args, parser)
 
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
@@ -120,7 +141,9 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     driver = live.open_driver(
         engine, device=_device(args.output), blocksize=args.blocksize, input_channels=0, say=_say
     )
-    session = live.LiveSession(engine, driver, name=args.session, say=_say)
+    session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
+    # Paths: the dry mix, the mix through the chain, the master made from the mix.
+    _flags(session, befores={1: 0, 2: 0})
     record_live(session, "demo")
     for surface in controllers:
         session.add_service(surface, name="midi")
@@ -134,9 +157,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.engine.files import AudioFileError
     from earmark.recorder import record_live
 
-    for flag in ("profile",):
-        if getattr(args, flag):
-            parser.error(f"--{flag} arrives with a later milestone")
+    profile = _profile(args, parser)
     try:
         channels = [int(c) - 1 for c in args.channels.split(",") if c]
         if not channels or min(channels) < 0:
@@ -162,7 +183,9 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     driver = live.open_driver(
         engine, device=device, blocksize=args.blocksize, input_channels=max(channels) + 1, say=_say
     )
-    session = live.LiveSession(engine, driver, name=args.session, say=_say)
+    session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
+    # Paths: the dry input, the input through the chain (if any), the references.
+    _flags(session, befores={1: 0} if args.chain else {})
     record_live(session, "run")
     for surface in controllers:
         session.add_service(surface, name="midi")

@@ -725,8 +725,9 @@ class Detector:
             tail = (
                 ": above 0 dBTP a DAC or a lossy encoder will clip them" if ev.worst > 0.0 else ""
             )
+            worst = f"{ev.worst:+.2f}" if ev.worst - ceiling < 0.1 else f"{ev.worst:+.1f}"
             rec.message = (
-                f"true peak reached {ev.worst:+.1f} dBTP, above the {title}'s "
+                f"true peak reached {worst} dBTP, above the {title}'s "
                 f"{ceiling:+.1f} dBTP ceiling, in {ev.rows} of the 100 ms blocks between "
                 f"{rec.start_s:.1f} and {rec.end_s:.1f} s{tail}"
             )

@@ -149,6 +149,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         session.add_service(surface, name="midi")
     show_session(session, args.seconds, no_ui=args.no_ui, title="earmark demo", say=_say)
     _summary(engine)
+    _flag_summary(session)
     return EXIT_OK
 
 
@@ -191,6 +192,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         session.add_service(surface, name="midi")
     show_session(session, args.seconds, no_ui=args.no_ui, title="earmark run", say=_say)
     _summary(engine)
+    _flag_summary(session)
     return EXIT_OK
 
 
@@ -203,6 +205,20 @@ def _summary(engine) -> None:
         i_lufs = "-" if r.integrated_lufs is None else f"{r.integrated_lufs:.1f} LUFS"
         tp = "-" if r.true_peak_dbtp is None else f"{r.true_peak_dbtp:.1f} dBTP"
         _say(f"  {tag} {p.name}: {i_lufs}, {tp}")
+
+
+def _flag_summary(session) -> None:
+    """The session's final flags, one explained line each, under their path."""
+    from earmark.ui.flags_text import flag_lines
+
+    names = [p.name for p in session.engine.paths]
+    profile = getattr(session.profile, "name", "default")
+    for i, name in enumerate(names):
+        flags = [f for f in session.flags if f.get("path") == i]
+        if flags:
+            _say(f"earmark: {name} ({profile} profile):")
+            for line in flag_lines(flags):
+                _say(f"  {line}")
 
 
 def _cmd_devices(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -308,7 +308,7 @@ def _print_mix(mix_label: str, versions: list[tuple[str, Transformation]]) -> No
     for label, t in versions:
         con.print()
         con.print(f"[bold]{mix_label} → {label}[/bold]")
-        con.print(t.summary.replace("AFTER", label) + ".")
+        con.print(t.summary.replace("AFTER", label).replace("BEFORE", mix_label) + ".")
 
 
 def _fmt(value: Any, decimals: int | None) -> str:

@@ -444,7 +444,9 @@ def _narrative(t: Transformation) -> list[str]:
                 f"{a.integrated_lufs:.1f} LUFS)"
             )
     if abs(t.gain_db) >= _SAME_DB and (loud is None or abs(t.gain_db - loud) >= 0.3):
-        out.append(f"broadband gain {t.gain_db:+.1f} dB")
+        # Under compression the gain depends on the level: name where it was measured.
+        where = "quiet passages" if r.compressed else "broadband gain"
+        out.append(f"{where} {t.gain_db:+.1f} dB")
     if t.eq_moves:
         out.extend(m.describe() for m in t.eq_moves)
     else:

@@ -8,25 +8,30 @@ works on two arrays at one sample rate, shaped ``(frames, channels)``:
    the full-rate signal near the coarse lag, with sub-sample refinement.
 2. :func:`compare` explains AFTER as ``dynamics(gain * EQ(BEFORE))``:
 
-   - the EQ is the transfer function ``H = Sxy / Sxx`` (Welch, Hann frames)
-     measured after dividing AFTER by its broadband gain envelope. A
-     compressor multiplies the signal by a gain that follows the level; left
-     in, loud frames (kick-heavy, bass-heavy) would get less gain than quiet
-     ones and the ratio of long-term spectra would show a low cut that no EQ
-     made. So the estimate alternates: shape -> BEFORE through the shape ->
-     gain envelope (20 ms windows) -> AFTER / envelope -> shape, twice.
-     ``H1`` ignores what is uncorrelated with BEFORE (limiter distortion, noise).
+   - the EQ is the transfer function ``H = Sxy / Sxx`` of the mids (Welch,
+     Blackman-Harris frames) measured after dividing AFTER by its broadband
+     gain envelope. A compressor multiplies the signal by a gain that follows
+     the level; left in, loud frames (kick-heavy, bass-heavy) would get less
+     gain than quiet ones and the ratio of long-term spectra would show a low
+     cut that no EQ made. So the estimate alternates three times: shape ->
+     BEFORE through the shape (minimum-phase FIR) -> gain envelope (10 ms
+     windows) -> AFTER / envelope -> shape, with frames holding gain
+     reduction weighted down. ``H1`` ignores what is uncorrelated with BEFORE
+     (limiter distortion, noise), its chance correlation over K frames is
+     subtracted, and bands where BEFORE has next to nothing (below its
+     neighbourhood, or 60 dB below its loudest band) are not measured.
    - the EQ curve is that shape smoothed to 1/6 octave, with the median over
      log-frequency as 0 dB (the description "the mids were left alone"; a gain
      plus a shelf is otherwise indistinguishable from a shelf the other way);
      :func:`fit_eq_moves` summarises it as shelves, bells and cuts (RBJ
      cookbook biquads, the shapes pedalboard/JUCE and most EQs use).
-   - the level transfer is the window-by-window gain of AFTER over
+   - the level transfer is the window-by-window (20 ms) gain of AFTER over
      ``EQ(BEFORE)`` against the input level; a soft-knee compressor curve
-     fitted to it gives the static gain (the linear part: ``gain_db``), the
-     threshold and the ratio. The input level is the window's sample peak,
-     the quantity a compressor's peak detector follows, so the threshold reads
-     like the plugin's knob.
+     fitted to it gives the gain of the quiet passages (``gain_db``), the
+     threshold and the ratio. The input level is a peak envelope of the mid,
+     the quantity a compressor's detector follows, with the attack and release
+     that best explain the gain trace, so the threshold reads like the
+     plugin's knob.
    - limiting is a pile-up of window peaks at one ceiling in AFTER that
      BEFORE does not have; transient crest compares the peak of each onset
      found in BEFORE with the loudness around it, in both versions.
@@ -958,13 +963,16 @@ class LevelTransfer:
 
 
 def level_transfer(x_eq: np.ndarray, y: np.ndarray, sample_rate: int) -> LevelTransfer:
-    """Per-window detector level and gain, with a compressor curve fitted to them."""
+    """Per-window detector level and gain, with a compressor curve fitted to them.
+
+    Both signals are reduced to their mid (channel average): the EQ is measured
+    there too, and a width change or an unlinked compressor moving the side must
+    not read as broadband gain.
+    """
     hop = max(1, int(round(_LEVEL_WINDOW_S * sample_rate / 2)))
     win = 2 * hop
-    x_eq = np.asarray(x_eq, dtype=np.float64)
-    # Gain on the mid (the EQ is measured there too): a width change or an unlinked
-    # compressor moving the side must not read as broadband gain.
-    px = _window_power(_mono(x_eq), win, hop)
+    xm = _mono(x_eq)
+    px = _window_power(xm, win, hop)
     py = _window_power(_mono(y), win, hop)
     top = float(px.max()) if px.size else 0.0
     active = (px > top * 10.0 ** (-_ACTIVE_RANGE_DB / 10.0)) & (py > 0)
@@ -972,8 +980,8 @@ def level_transfer(x_eq: np.ndarray, y: np.ndarray, sample_rate: int) -> LevelTr
         gain = 10.0 * np.log10(np.where(active, py, 1.0) / np.where(active, px, 1.0))
     # The detector follows the mid too: it explains the gain of the mid best, and most
     # programme level lives there (a linked detector on L/R reads about the same).
-    a = np.abs(_mono(x_eq))
-    p = a * a
+    a = np.abs(xm)
+    p_hops = _hop_sums(a * a, hop, px.size + 1)
     env = np.empty_like(a)
     best = None
     for att in _ATTACKS_S:
@@ -983,7 +991,7 @@ def level_transfer(x_eq: np.ndarray, y: np.ndarray, sample_rate: int) -> LevelTr
             _peak_follower(
                 a, math.exp(-1.0 / (att * sample_rate)), math.exp(-1.0 / (rel * sample_rate)), env
             )
-            in_db = _weighted_window_db(env, p, win, hop, px.size)
+            in_db = _weighted_window_db(env, a, p_hops, hop, px.size)
             fit = fit_compressor(
                 in_db[active][::_COARSE_STRIDE], gain[active][::_COARSE_STRIDE], coarse=True
             )
@@ -995,16 +1003,25 @@ def level_transfer(x_eq: np.ndarray, y: np.ndarray, sample_rate: int) -> LevelTr
     return LevelTransfer(in_db, gain, active.astype(np.float64), fit, win / sample_rate, att, rel)
 
 
-def _weighted_window_db(env: np.ndarray, p: np.ndarray, win: int, hop: int, n: int) -> np.ndarray:
-    """Per window, the power-weighted mean of the envelope in dB."""
-    with np.errstate(divide="ignore"):
-        e_db = 20.0 * np.log10(np.maximum(env, 1e-10))
-    c_w = np.concatenate([[0.0], np.cumsum(p)])
-    c_e = np.concatenate([[0.0], np.cumsum(p * e_db)])
-    starts = np.arange(n) * hop
-    ends = np.minimum(starts + win, p.size)
-    w = c_w[ends] - c_w[starts]
-    return np.where(w > 0, (c_e[ends] - c_e[starts]) / np.where(w > 0, w, 1.0), -200.0)
+def _hop_sums(v: np.ndarray, hop: int, n_hops: int) -> np.ndarray:
+    """Sums of ``v`` over consecutive hops (zero-padded to ``n_hops`` of them)."""
+    out = np.zeros(n_hops * hop)
+    m = min(v.size, out.size)
+    out[:m] = v[:m]
+    return out.reshape(n_hops, hop).sum(axis=1)
+
+
+def _weighted_window_db(
+    env: np.ndarray, a: np.ndarray, p_hops: np.ndarray, hop: int, n: int
+) -> np.ndarray:
+    """Per window (two hops), the power-weighted mean of the envelope in dB."""
+    e_db = 20.0 * np.log10(np.maximum(env, 1e-10))
+    e_db *= a
+    e_db *= a
+    e_hops = _hop_sums(e_db, hop, n + 1)
+    w = p_hops[:n] + p_hops[1 : n + 1]
+    e = e_hops[:n] + e_hops[1 : n + 1]
+    return np.where(w > 0, e / np.where(w > 0, w, 1.0), -200.0)
 
 
 # -- limiting -------------------------------------------------------------------------------
@@ -1298,10 +1315,11 @@ def compare(
     plain = _cross_spectra(xm, ym, sample_rate)
     shape = _shape(plain, fit_grid, _FIT_FRACTION)
     spec = plain
-    gain = np.ones(x.shape[0])
+    # Everything level-related is measured on the mid (the EQ filter commutes with the
+    # channel average, so filtering the mid is filtering each channel and averaging).
     for _ in range(_ITERATIONS):
-        x_eq = _apply_shape(x, shape, sample_rate)
-        gain = _gain_envelope(x_eq, y, sample_rate)
+        xm_eq = _apply_shape(xm, shape, sample_rate)
+        gain = _gain_envelope(xm_eq, ym, sample_rate)
         spec = _cross_spectra(xm, ym / gain, sample_rate, 20.0 * np.log10(gain))
         shape = _shape(spec, fit_grid, _FIT_FRACTION)
     curve = _shape(spec, curve_grid, _CURVE_FRACTION)
@@ -1309,8 +1327,8 @@ def compare(
     curve_db = curve.db + (curve.offset_db - shape.offset_db)
     moves, fitted = fit_eq_moves(fit_grid, shape.db, sample_rate)
 
-    x_eq = _apply_shape(x, shape, sample_rate)
-    transfer = level_transfer(x_eq, y, sample_rate)
+    xm_eq = _apply_shape(xm, shape, sample_rate)
+    transfer = level_transfer(xm_eq, ym, sample_rate)
     fit = transfer.fit
     if fit.ratio > _MAX_RATIO:
         fit = replace(fit, ratio=_MAX_RATIO)
@@ -1328,7 +1346,7 @@ def compare(
         and reduction >= _MIN_GAIN_REDUCTION_DB
         and fit.rms_error_db <= 0.7 * fit.flat_error_db
     )
-    limiting = detect_limiting(x_eq * 10.0 ** (gain_db / 20.0), y, sample_rate)
+    limiting = detect_limiting(x, y, sample_rate)
     transients = transient_crest(x, y, sample_rate)
     stereo = stereo_change(x, y, sample_rate)
     if alignment.correlation < 0.3:

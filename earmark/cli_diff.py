@@ -73,9 +73,9 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     profile = None
     if args.profile is not None:
         try:
-            from earmark.transform import _resolve_profile
+            from earmark.transform import profile_and_name
 
-            profile, _ = _resolve_profile(args.profile)
+            profile, _ = profile_and_name(args.profile)
         except (ValueError, OSError) as exc:
             _say("--profile", str(exc))
             return EXIT_USAGE
@@ -308,7 +308,7 @@ def _print_mix(mix_label: str, versions: list[tuple[str, Transformation]]) -> No
     for label, t in versions:
         con.print()
         con.print(f"[bold]{mix_label} → {label}[/bold]")
-        con.print(t.summary.replace("AFTER", label).replace("BEFORE", mix_label) + ".")
+        con.print("; ".join(t.narrate(mix_label, label)) + ".")
 
 
 def _fmt(value: Any, decimals: int | None) -> str:

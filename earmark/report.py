@@ -592,7 +592,11 @@ def mix_report(mix_label: str, versions: Sequence[tuple[str, Transformation]]) -
         Section(
             "What each version did",
             columns=tuple(
-                Section(label, bullets=t.narrative, table=_change_table(t, mix_label, label))
+                Section(
+                    label,
+                    bullets=t.narrate(mix_label, label),
+                    table=_change_table(t, mix_label, label),
+                )
                 for label, t in versions
             ),
         )
@@ -659,9 +663,9 @@ def _diff_sections(
 ) -> list[Section]:
     r = t.result
     sections: list[Section] = []
-    if headline:
-        sections.append(Section("What changed", bullets=t.narrative))
-    sections.append(Section("Measures", table=_change_table(t, before_label, after_label)))
+    if headline:  # (two masters of a mix show these side by side instead)
+        sections.append(Section("What changed", bullets=t.narrate(before_label, after_label)))
+        sections.append(Section("Measures", table=_change_table(t, before_label, after_label)))
 
     # Spectra and EQ.
     fig = new_figure(10, 7.4)

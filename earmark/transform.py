@@ -178,7 +178,11 @@ class Transformation:
     @property
     def narrative(self) -> tuple[str, ...]:
         """What changed, one short clause each, in the order an engineer reads a master."""
-        return tuple(_narrative(self))
+        return self.narrate()
+
+    def narrate(self, before: str = "BEFORE", after: str = "AFTER") -> tuple[str, ...]:
+        """The narrative with the versions called ``before`` and ``after`` (e.g. file names)."""
+        return tuple(_narrative(self, before, after))
 
     @property
     def summary(self) -> str:
@@ -255,7 +259,7 @@ def diff(
             short to compare (under 1 s of overlap), or versions that do not
             overlap.
     """
-    prof, prof_name = _resolve_profile(profile)
+    prof, prof_name = profile_and_name(profile)
     vb = _load(before, sample_rate, "BEFORE")
     va = _load(after, sample_rate, "AFTER")
     rate = max(vb.rate, va.rate)
@@ -376,8 +380,12 @@ def _history(audio: np.ndarray, rate: int) -> History:
 # -- profiles and flags --------------------------------------------------------------------
 
 
-def _resolve_profile(profile: Any) -> tuple[Any, str | None]:
-    """(Profile or None when the detectors are not installed, its name)."""
+def profile_and_name(profile: Any) -> tuple[Any, str | None]:
+    """The :class:`Profile` for a name, file, Profile or None (the default), and its name.
+
+    Raises:
+        ValueError: an unknown or malformed profile (the message names file, line, key).
+    """
     try:
         from earmark.profiles import resolve_profile
     except ImportError:
@@ -429,7 +437,7 @@ def _flag_key(flag: Mapping[str, Any]) -> tuple[str, Any]:
 # -- narrative ---------------------------------------------------------------------------------
 
 
-def _narrative(t: Transformation) -> list[str]:
+def _narrative(t: Transformation, before: str, after: str) -> list[str]:
     out: list[str] = []
     r = t.result
     b, a = t.before, t.after
@@ -437,10 +445,10 @@ def _narrative(t: Transformation) -> list[str]:
     if loud is not None:
         way = "louder" if loud > 0 else "quieter"
         if abs(loud) < _SAME_DB:
-            out.append(f"AFTER is as loud as BEFORE ({a.integrated_lufs:.1f} LUFS)")
+            out.append(f"{after} is as loud as {before} ({a.integrated_lufs:.1f} LUFS)")
         else:
             out.append(
-                f"AFTER is {abs(loud):.1f} dB {way} ({b.integrated_lufs:.1f} -> "
+                f"{after} is {abs(loud):.1f} dB {way} ({b.integrated_lufs:.1f} -> "
                 f"{a.integrated_lufs:.1f} LUFS)"
             )
     if abs(t.gain_db) >= _SAME_DB and (loud is None or abs(t.gain_db - loud) >= 0.3):
@@ -488,7 +496,7 @@ def _narrative(t: Transformation) -> list[str]:
         out.append("polarity inverted")
     off = r.alignment.offset_ms
     if abs(off) >= 0.05:
-        out.append(f"AFTER starts {abs(off):.1f} ms {'later' if off > 0 else 'earlier'}")
+        out.append(f"{after} starts {abs(off):.1f} ms {'later' if off > 0 else 'earlier'}")
     intro = t.flags_introduced
     if intro:
         out.append("introduces " + _join(sorted({str(f.get("code")) for f in intro})))

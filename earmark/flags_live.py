@@ -21,6 +21,7 @@ detector afresh.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,6 +87,9 @@ class FlagService:
                     det.add_before(before_bank.history(since=det.next_before_row))
             if total > det.next_row:
                 changed |= bool(det.update(bank.history(since=det.next_row)))
+                # Let the audio callback's thread take the GIL between paths: a tick is
+                # a few hundred microseconds of Python per path.
+                time.sleep(0)
         if changed:
             session.flags = self._session_flags(final=False)
 

@@ -1,7 +1,10 @@
 """earmark.meters: numba-compiled streaming meters (BS.1770/R128 loudness, LRA, true peak,
-PSR/PLR, DR, 1/3-octave spectrum, stereo). Imports nothing of earmark's own but numpy/numba."""
+PSR/PLR, DR, 1/3-octave spectrum, stereo) and the detectors that explain what they read.
+Imports nothing of earmark's own but numpy/numba."""
 
 from .bank import MeterBank
+from .detectors import Detector, Flag
+from .profile import Profile, ProfileError
 from .readings import History, Readings
 
-__all__ = ["History", "MeterBank", "Readings"]
+__all__ = ["Detector", "Flag", "History", "MeterBank", "Profile", "ProfileError", "Readings"]

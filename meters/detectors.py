@@ -542,6 +542,12 @@ class Detector:
     def _setup_spectrum(self, band_hz: tuple[float, ...]) -> None:
         self._band_hz = tuple(band_hz)
         self._k_gain = k_weighting_gain_db(band_hz, self.sample_rate)
+        self._k_power = 10.0 ** (self._k_gain / 10.0)
+        hz_arr = np.asarray(band_hz)
+        self._sum_bands = {
+            name: (hz_arr >= lo) & (hz_arr <= hi)
+            for name, (lo, hi) in (("presence", PRESENCE_HZ), ("air", AIR_HZ), ("body", BODY_HZ))
+        }
         tonal = self.profile.tonal
         if tonal is not None:
             levels, _ = tonal.at(band_hz)
@@ -567,12 +573,16 @@ class Detector:
 
     def _spectral_features(self, spec: np.ndarray) -> dict[str, np.ndarray]:
         assert self._band_hz is not None and self._k_gain is not None
-        rel = relative_levels(spec, self._k_gain)
-        out = {
-            "presence": band_sum_db(rel, self._band_hz, *PRESENCE_HZ),
-            "air": band_sum_db(rel, self._band_hz, *AIR_HZ),
-            "body": band_sum_db(rel, self._band_hz, *BODY_HZ),
-        }
+        # Loudness-normalised band sums (meters.tonal's relative_levels and band_sum_db,
+        # written out on powers once for the batch).
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            power = 10.0 ** (spec / 10.0)
+            power[~np.isfinite(power)] = 0.0
+            total_db = 10.0 * np.log10((power * self._k_power).sum(axis=1))
+            out = {}
+            for name, sel in self._sum_bands.items():
+                out[name] = 10.0 * np.log10(power[:, sel].sum(axis=1)) - total_db
+                out[name][~np.isfinite(out[name])] = np.nan
         bands = self._res_bands
         rows = spec.shape[0]
         prom = np.full((rows, len(bands)), np.nan)
@@ -584,7 +594,7 @@ class Detector:
             below = np.stack([spec[:, bands - d] for d in _RESONANCE_NEAR], axis=-1)
             above = np.stack([spec[:, bands + d] for d in _RESONANCE_NEAR], axis=-1)
             with np.errstate(invalid="ignore"):
-                side_lo, side_hi = np.median(below, axis=-1), np.median(above, axis=-1)
+                side_lo, side_hi = _median3(below), _median3(above)
                 # Against the mean of the two sides (a sloped spectrum cancels), and above
                 # each side on its own: a peak, not the cliff at a band-limited edge.
                 prom = level - 0.5 * (side_lo + side_hi)
@@ -603,7 +613,7 @@ class Detector:
                 # Parabolic peak position between the adjacent bands, in bands.
                 denom = left - 2.0 * level + right
                 delta = np.where(denom < 0.0, 0.5 * (left - right) / denom, 0.0)
-                delta = np.clip(np.nan_to_num(delta), -0.5, 0.5)
+                delta = np.clip(np.where(np.isfinite(delta), delta, 0.0), -0.5, 0.5)
                 freq = self._exact_hz[bands][None, :] * 2.0 ** (delta / 3.0)
         out["res_prom"] = prom
         out["res_cand"] = cand
@@ -1233,6 +1243,11 @@ def detect(
     det = Detector(profile, sample_rate, channels, before=before)
     det.update(rows)
     return det.finish()
+
+
+def _median3(values: np.ndarray) -> np.ndarray:
+    """Median of the last axis of length 3 (NaN if any is NaN), without sorting."""
+    return values.sum(axis=-1) - values.max(axis=-1) - values.min(axis=-1)
 
 
 def _power_db(mean_square: np.ndarray) -> np.ndarray:

@@ -45,6 +45,7 @@ DYNAMICS_KEYS: tuple[str, ...] = (
     "limited",
 )
 
+_UNRELATED = 0.1  # alignment correlation below which two files are not versions of one programme
 _WIDTH_SAY_PCT = 3.0  # width changes smaller than this are "unchanged"
 _SAME_DB = 0.05
 
@@ -262,6 +263,9 @@ def diff(
     prof, prof_name = profile_and_name(profile)
     vb = _load(before, sample_rate, "BEFORE")
     va = _load(after, sample_rate, "AFTER")
+    for v in (vb, va):
+        if not np.any(v.audio):
+            raise ValueError(f"{v.file or v.label} is digital silence: there is nothing to compare")
     rate = max(vb.rate, va.rate)
     xb = _resample(vb.audio, vb.rate, rate)
     xa = _resample(va.audio, va.rate, rate)
@@ -272,6 +276,12 @@ def diff(
         raise ValueError(
             f"BEFORE and AFTER overlap for only {result.duration_s:.2f} s at the best offset"
             f" ({result.alignment.offset_ms:.0f} ms); they cannot be compared"
+        )
+    best = result.alignment
+    if best.correlation < _UNRELATED:
+        raise ValueError(
+            f"the two versions do not correlate at any offset (best {best.correlation:.2f}"
+            f" at {best.offset_ms:.0f} ms): they are not versions of the same audio"
         )
     warnings = list(result.warnings)
     if vb.rate != va.rate:

@@ -266,6 +266,13 @@ def test_earlier_start_and_polarity_flip(noisy):
     assert t.eq_moves == ()
 
 
+def test_unrelated_or_silent_versions_are_refused(demo, noisy):
+    with pytest.raises(ValueError, match="not versions of the same audio"):
+        earmark.diff(demo, noisy, sample_rate=SR)
+    with pytest.raises(ValueError, match="AFTER is digital silence"):
+        earmark.diff(demo, np.zeros_like(demo), sample_rate=SR)
+
+
 # -- stereo ---------------------------------------------------------------------------------
 
 

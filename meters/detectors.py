@@ -13,7 +13,10 @@ offline with a whole file's rows at once::
 
 A flag (:class:`Flag`) is data: a code, a severity, where (start/end seconds and,
 for spectral flags, the band), the measured value against the threshold, and one
-sentence saying what was measured, against what, for how long and where.
+sentence saying what was measured, against what, for how long and where. Times are
+good to the measure's window: PSR and the spectra use 3 s, so a flag's start is
+placed one window before the first row that showed the problem, and its end at the
+last row that did.
 
 Codes and what raises them (thresholds come from the :class:`Profile`):
 
@@ -26,6 +29,8 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
     The programme's LRA, PLR or DR below the profile's range, judged once
     ``dynamics.min_programme_s`` of programme has played (LRA needs a programme).
     For a dynamic genre the message names the mismatch ("typical of a loud pop master").
+    Like ``loudness_target`` it is provisional while the programme plays (withdrawn
+    if a crescendo lifts the measures) and judged on the whole programme at the end.
 ``crushed_transients``
     Onsets (100 ms blocks with twice the power of the two before them) whose true
     peaks stand too little above the short-term loudness (median over 10 s); with a

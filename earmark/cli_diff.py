@@ -214,7 +214,7 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
     r = t.result
     con.print(
         f"[bold]earmark diff[/bold] · {t.before.file} → {t.after.file}  "
-        f"[dim](offset {r.alignment.offset_ms:+.2f} ms, {r.sample_rate} Hz,"
+        f"[dim](offset {_fmt_signed(r.alignment.offset_ms, 2)} ms, {r.sample_rate} Hz,"
         f" {r.duration_s:.1f} s compared)[/dim]"
     )
     con.print()

@@ -71,7 +71,9 @@ def _cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         _say(f"earmark: no running session{which} (start one with `earmark run` or `earmark demo`)")
         return EXIT_UNAVAILABLE
 
-    from earmark.ui.dashboard import Dashboard, run
+    from earmark.ui.dashboard import Dashboard, be_polite, run
+
+    be_polite()
     from earmark.ui.stateframe import CommandSender, StateFrameError, StateFrameReader
     from earmark.ui.xdisplay import display_available
 

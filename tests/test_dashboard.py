@@ -405,6 +405,23 @@ def test_the_s_bar_of_a_minus_14_lufs_path_reaches_the_line_where_minus_14_is_dr
     assert abs(top_b - y_minus_20) <= 1.0
 
 
+def test_a_mono_sine_draws_a_vertical_line_on_both_goniometers(rig, tmp_path):
+    """L = R puts every point on the mid axis; the auto-gain spreads it over the scope."""
+    win = rig.window
+    geo = win.call("geometry")
+    img = win.pixels(tmp_path).astype(int)
+    for side, lit in (
+        ("A", lambda p: (p[..., 2] > p[..., 0] + 60) & (p[..., 2] > 90)),  # blue trace
+        ("B", lambda p: (p[..., 0] > p[..., 2] + 50) & (p[..., 0] > 70)),  # orange trace
+    ):
+        (x0, y0), (w, h) = geo[f"em_gonio_{side}"]["min"], geo[f"em_gonio_{side}"]["size"]
+        scope = img[int(y0) : int(y0 + h - 20), int(x0) : int(x0 + w)]  # above the label
+        ys, xs = np.nonzero(lit(scope))
+        assert len(xs) > 30, side
+        assert np.all(np.abs(xs - (w - 1) / 2) <= 2.0), (side, sorted(set(xs.tolist())))
+        assert ys.max() - ys.min() > 0.6 * (h - 20), side
+
+
 def test_a_flag_appears_in_the_list_and_on_the_timeline_lane_where_it_happened(rig, tmp_path):
     win = rig.window
     while (now := rig.engine.state().paths[1].readings.duration_s) < 8.0:

@@ -218,6 +218,7 @@ def test_a_killed_writer_reads_as_stale_at_once():
         import time
         from earmark.ui.stateframe import Layout, StateFrameWriter
         w = StateFrameWriter(Layout(max_paths=1, history_points=10))
+        w.heartbeat()
         print(w.name, flush=True)
         while True:
             w.heartbeat()

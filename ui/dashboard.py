@@ -27,6 +27,7 @@ frames per second: with no vsync (Xvfb) it would otherwise spin a core.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -51,6 +52,8 @@ EXIT_NO_DISPLAY = 3
 EXIT_NO_SESSION = 3
 
 MAX_FPS = 60.0
+IDLE_FPS = 10.0  # when no new state frame arrives (a paused or stale session)
+MAX_LOAD = 0.5  # the largest share of a core the render loop may take
 KEYS_HELP = (
     "Space A/B  ·  B bypass  ·  S snapshot  ·  M marker  ·  D dim  ·  O mono  ·  R reset holds"
 )
@@ -83,6 +86,8 @@ LOUDNESS_RANGE = (-36.0, 0.0)
 PSR_RANGE = (0.0, 22.0)
 SPECTRUM_RANGE_DB = (-90.0, -5.0)
 FLAG_POOL = 24  # shaded flags per lane row
+GONIO_PX = 160  # the goniometer's density image, drawn one texel per pixel
+GONIO_DECAY = 0.7  # per new frame (30 Hz): the trace fades over about a tenth of a second
 MARKER_POOL = 16
 
 _FONT_DIRS = (
@@ -168,7 +173,8 @@ class Dashboard:
         self.follow = True
         self.selected_flag: dict | None = None
         self.fonts = Fonts()
-        self.frame_times_ms: list[float] = []
+        self.frame_times_ms: list[float] = []  # read + update + render, per frame
+        self.update_times_ms: list[float] = []  # read + update (Python), per frame
         self.commands_sent: list[tuple] = []
         self._json_seen = -1
         self._hist_key: tuple = ()
@@ -177,6 +183,8 @@ class Dashboard:
         self._chain_key = ""
         self._next_locate = 0.0
         self._gonio_gain = [1.0, 1.0]
+        self._phosphor = [np.zeros((GONIO_PX, GONIO_PX)) for _ in range(2)]
+        self._gonio_rgba = [np.zeros((GONIO_PX, GONIO_PX, 4), np.float32) for _ in range(2)]
         self._themes: dict[str, Any] = {}
         self._dpg: Any = None
 
@@ -389,28 +397,6 @@ class Dashboard:
             self._themes[f"faint_{name}"] = self._series_theme(dpg, colour, 110, 1.0)
             self._themes[f"fill_{name}"] = self._series_theme(dpg, colour, 60, 1.0)
             self._themes[f"solid_{name}"] = self._series_theme(dpg, colour, 200, 1.0)
-        for name, colour in (
-            ("A", A_COL),
-            ("B", B_COL),
-            ("A_dim", _dimmed(A_COL, 0.45)),
-            ("B_dim", _dimmed(B_COL, 0.45)),
-        ):
-            with dpg.theme() as th, dpg.theme_component(dpg.mvScatterSeries):
-                dpg.add_theme_color(
-                    dpg.mvPlotCol_MarkerFill, _rgba(colour, 160), category=dpg.mvThemeCat_Plots
-                )
-                dpg.add_theme_color(
-                    dpg.mvPlotCol_MarkerOutline, _rgba(colour, 160), category=dpg.mvThemeCat_Plots
-                )
-                dpg.add_theme_style(
-                    dpg.mvPlotStyleVar_Marker,
-                    dpg.mvPlotMarker_Circle,
-                    category=dpg.mvThemeCat_Plots,
-                )
-                dpg.add_theme_style(
-                    dpg.mvPlotStyleVar_MarkerSize, 1.2, category=dpg.mvThemeCat_Plots
-                )
-            self._themes[f"dots_{name}"] = th
         for name, fill, text in (
             ("audible_A", A_COL, BG),
             ("audible_B", B_COL, BG),
@@ -862,52 +848,39 @@ class Dashboard:
         self._corr_x = (30, cw - 20)
         t = dpg.add_text("GONIOMETER", tag="em_gonio_title")
         self._font(t, "head")
-        size = (width - 12) // 2
+        size = GONIO_PX + 4
+        self._gonio_size = size
+        with dpg.texture_registry():
+            for side in ("A", "B"):
+                dpg.add_dynamic_texture(
+                    GONIO_PX, GONIO_PX, np.zeros(GONIO_PX * GONIO_PX * 4, np.float32),
+                    tag=f"em_gonio_tex_{side}",
+                )  # fmt: skip
         with dpg.group(horizontal=True):
             for side in ("A", "B"):
-                with self._plot(
-                    dpg, f"em_gonio_{side}", width=size, height=160, equal_aspects=True
-                ):
-                    gx = self._axis(
-                        dpg,
-                        dpg.mvXAxis,
-                        f"em_gonio_x_{side}",
-                        no_tick_labels=True,
-                        no_gridlines=True,
-                        no_tick_marks=True,
+                # A phosphor-style scope: a density image, not thousands of markers.
+                with dpg.drawlist(size, size, tag=f"em_gonio_{side}"):
+                    dpg.draw_rectangle((0, 0), (size, size), fill=_rgba(PLOT_BG),
+                                       color=_rgba(PANEL_EDGE))  # fmt: skip
+                    c = size / 2
+                    r = size * 0.46
+                    guide = _rgba(TICK, 120)
+                    dpg.draw_line((c - r * 0.7071, c - r * 0.7071), (c + r * 0.7071,
+                                  c + r * 0.7071), color=guide)  # fmt: skip
+                    dpg.draw_line((c + r * 0.7071, c - r * 0.7071), (c - r * 0.7071,
+                                  c + r * 0.7071), color=guide)  # fmt: skip
+                    dpg.draw_line((c, c - r), (c, c + r), color=guide)
+                    for text, pos in (("L", (c - r * 0.7071 - 12, c - r * 0.7071 - 14)),
+                                      ("R", (c + r * 0.7071 + 3, c - r * 0.7071 - 14)),
+                                      ("M", (c - 5, 2))):  # fmt: skip
+                        dpg.draw_text(pos, text, size=12, color=_rgba(TEXT_DIM))
+                    # The trace over the guides, one texel per pixel (no filtering blur).
+                    pad = (size - GONIO_PX) / 2
+                    dpg.draw_image(
+                        f"em_gonio_tex_{side}", (pad, pad), (pad + GONIO_PX, pad + GONIO_PX)
                     )
-                    gy = self._axis(
-                        dpg,
-                        dpg.mvYAxis,
-                        f"em_gonio_y_{side}",
-                        no_tick_labels=True,
-                        no_gridlines=True,
-                        no_tick_marks=True,
-                    )
-                    dpg.set_axis_limits(gx, -1.05, 1.05)
-                    dpg.set_axis_limits(gy, -1.05, 1.05)
-                    for tag, xs, ys in (
-                        (f"em_gonio_l_{side}", [-0.75, 0.75], [0.75, -0.75]),
-                        (f"em_gonio_r_{side}", [-0.75, 0.75], [-0.75, 0.75]),
-                        (f"em_gonio_m_{side}", [0.0, 0.0], [-1.0, 1.0]),
-                    ):
-                        self._series(dpg, dpg.add_line_series, gy, tag, "faint_grid", xs, ys)
-                    self._series(
-                        dpg,
-                        dpg.add_scatter_series,
-                        gy,
-                        f"em_gonio_pts_{side}",
-                        f"dots_{side}",
-                        [],
-                        [],
-                    )
-                    dpg.add_plot_annotation(
-                        label=f"{side}",
-                        default_value=(-0.95, 0.95),
-                        offset=(10, 10),
-                        color=_rgba(PANEL_EDGE, 200),
-                        tag=f"em_gonio_label_{side}",
-                    )
+                    dpg.draw_text((6, size - 18), side, size=15, tag=f"em_gonio_label_{side}",
+                                  color=_rgba(A_COL if side == "A" else B_COL))  # fmt: skip
 
     # flags ------------------------------------------------------------------------------
 
@@ -1151,24 +1124,38 @@ class Dashboard:
             self._update_gonio(dpg, side, p, side == audible, row)
 
     def _update_gonio(self, dpg: Any, side: str, p: PathFrame | None, audible: bool, k: int):
-        theme = self._themes[f"dots_{side}" if audible else f"dots_{side}_dim"]
-        dpg.bind_item_theme(f"em_gonio_pts_{side}", theme)
-        if p is None or not len(p.gonio):
-            dpg.set_value(f"em_gonio_pts_{side}", [[], []])
-            return
-        left = p.gonio[:, 0].astype(np.float64)
-        right = p.gonio[:, 1].astype(np.float64)
-        x = (right - left) * math.sqrt(0.5)
-        y = (left + right) * math.sqrt(0.5)
-        peak = float(np.max(np.abs(np.concatenate([x, y])))) if len(x) else 0.0
-        # Auto-gain: fast up, slow down, so the cloud fills the scope without pumping.
-        want = 0.9 / peak if peak > 1e-6 else self._gonio_gain[k]
-        g = self._gonio_gain[k]
-        g = want if want < g else g + 0.1 * (want - g)
-        self._gonio_gain[k] = g
-        dpg.set_value(f"em_gonio_pts_{side}", [(x * g).tolist(), (y * g).tolist()])
-        label = f"{side} ▶ audible" if audible else side
-        dpg.configure_item(f"em_gonio_label_{side}", label=label)
+        """Accumulate the newest points into a decaying density image (phosphor persistence)."""
+        glow = self._phosphor[k]
+        glow *= GONIO_DECAY
+        if p is not None and len(p.gonio):
+            left = p.gonio[:, 0].astype(np.float64)
+            right = p.gonio[:, 1].astype(np.float64)
+            x = (right - left) * math.sqrt(0.5)  # side: L up-left, R up-right
+            y = (left + right) * math.sqrt(0.5)  # mid: up
+            peak = float(max(np.max(np.abs(x)), np.max(np.abs(y))))
+            # Auto-gain: down at once, up slowly, so the trace fills the scope without pumping.
+            want = 0.92 / peak if peak > 1e-6 else self._gonio_gain[k]
+            g = self._gonio_gain[k]
+            g = want if want < g else g + 0.1 * (want - g)
+            self._gonio_gain[k] = g
+            n = GONIO_PX
+            # Join successive points, about a pixel apart: a trace, as on an analogue
+            # scope, rather than a scatter of isolated dots.
+            hop = np.maximum(np.abs(np.diff(x)), np.abs(np.diff(y))) * g * 0.5 * n
+            steps = int(np.clip(np.ceil(np.percentile(hop, 95)) if len(hop) else 1, 1, 32))
+            x = _interpolate(x, steps)
+            y = _interpolate(y, steps)
+            ix = np.clip(((x * g + 1.0) * 0.5 * (n - 1)).round().astype(np.int64), 0, n - 1)
+            iy = np.clip(((1.0 - y * g) * 0.5 * (n - 1)).round().astype(np.int64), 0, n - 1)
+            glow += np.bincount(iy * n + ix, minlength=n * n).reshape(n, n)
+        level = 1.0 - np.exp(-glow * 0.6)
+        base = A_COL if side == "A" else B_COL
+        colour = np.array(base if audible else _dimmed(base, 0.6), dtype=np.float32) / 255.0
+        rgba = self._gonio_rgba[k]
+        rgba[..., :3] = colour
+        rgba[..., 3] = level
+        dpg.set_value(f"em_gonio_tex_{side}", rgba.reshape(-1))
+        dpg.configure_item(f"em_gonio_label_{side}", text=f"{side} ▶" if audible else side)
 
     def _x_range(self, frame: Frame) -> tuple[float, float]:
         pa, pb = self._ab(frame)
@@ -1488,6 +1475,7 @@ class Dashboard:
         tags = [
             "em_meters", "em_lane_plot", "em_loud_plot", "em_psr_plot", "em_spec_plot",
             "em_hdr_A", "em_hdr_B", "em_btn_marker", "em_btn_ab", "em_keys", "em_corr",
+            "em_gonio_A", "em_gonio_B",
         ] + [f"em_flag_{k}" for k in range(len(self._flags_view))]  # fmt: skip
         out: dict[str, Any] = {}
         for tag in tags:
@@ -1505,6 +1493,10 @@ class Dashboard:
         return out
 
     # -- attaching ------------------------------------------------------------------------
+
+    def peek(self) -> int:
+        """The session's sequence counter as it is now (no copy), -1 without a frame."""
+        return self.reader.peek_seq() if self.reader is not None else -1
 
     def read(self) -> Frame | None:
         """The next frame; re-attaches through ``locate`` when the session is gone."""
@@ -1530,6 +1522,15 @@ class Dashboard:
                 self._chain_key = ""
                 return reader.read()
         return frame
+
+
+def _interpolate(v: np.ndarray, steps: int) -> np.ndarray:
+    """``steps`` points per interval between successive values (linear), plus the last one."""
+    if len(v) < 2:
+        return v
+    t = np.arange(steps) / steps
+    inner = v[:-1, None] + (v[1:] - v[:-1])[:, None] * t
+    return np.concatenate([inner.reshape(-1), v[-1:]])
 
 
 def judge_correlation(c: float | None) -> str:
@@ -1581,6 +1582,7 @@ def run(
     screenshot: str | None = None,
     screenshot_after_s: float = 10.0,
     max_fps: float = MAX_FPS,
+    max_load: float = MAX_LOAD,
     on_frame: Callable[[Dashboard, Any], bool] | None = None,
 ) -> int:
     """Create the viewport and run the throttled render loop until closed (or ``seconds``).
@@ -1618,14 +1620,25 @@ def run(
         shot_done = screenshot is None
         stop = {"now": False}
         signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        last_seq, last_render = -1, 0.0
         while dpg.is_dearpygui_running() and not stop["now"]:
             t0 = time.monotonic()
+            # Draw when the session published something new (30 Hz), and at least at
+            # IDLE_FPS so input is answered while nothing moves; never over max_fps.
+            if dashboard.peek() == last_seq and t0 - last_render < 1 / IDLE_FPS:
+                time.sleep(period / 2)
+                continue
+            last_render = t0
             frame = dashboard.read()
             if frame is not None:
+                last_seq = frame.seq
                 dashboard.update(frame)
             dpg.run_callbacks(dpg.get_callback_queue())
+            t1 = time.monotonic()
             dpg.render_dearpygui_frame()
-            dashboard.frame_times_ms.append((time.monotonic() - t0) * 1e3)
+            t2 = time.monotonic()
+            dashboard.frame_times_ms.append((t2 - t0) * 1e3)
+            dashboard.update_times_ms.append((t1 - t0) * 1e3)
             if not shot_done and time.monotonic() - start >= screenshot_after_s:
                 dpg.output_frame_buffer(file=screenshot)
                 shot_done = True
@@ -1634,12 +1647,24 @@ def run(
                 break
             if seconds is not None and time.monotonic() - start >= seconds and shot_done:
                 break
-            rest = period - (time.monotonic() - t0)
+            # Never more than max_load of a core on drawing: with software GL (Xvfb, no
+            # GPU) a frame can take tens of milliseconds, and the audio comes first.
+            spent = time.monotonic() - t0
+            rest = max(period - spent, spent * (1.0 / max_load - 1.0))
             if rest > 0:
                 time.sleep(rest)
     finally:
         dpg.destroy_context()
     return EXIT_OK
+
+
+def be_polite() -> None:
+    """Step back for the audio: a lower CPU priority, and one thread for Mesa's software
+    renderer (llvmpipe would otherwise rasterise on every core at once). Both only
+    matter on machines without a GPU; call before Dear PyGui is imported."""
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    with contextlib.suppress(OSError):
+        os.nice(5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1667,6 +1692,7 @@ def main(argv: list[str] | None = None) -> int:
         help="move the pointer here first (keeps hover readouts off plots)",
     )
     args = parser.parse_args(argv)
+    be_polite()
     ok, reason = display_available()
     if not ok:
         print(
@@ -1695,7 +1721,12 @@ def main(argv: list[str] | None = None) -> int:
         screenshot_after_s=args.screenshot_after,
     )
     if args.frame_times:
-        Path(args.frame_times).write_text("\n".join(f"{t:.3f}" for t in dash.frame_times_ms))
+        Path(args.frame_times).write_text(
+            "\n".join(
+                f"{t:.3f} {u:.3f}"
+                for t, u in zip(dash.frame_times_ms, dash.update_times_ms, strict=True)
+            )
+        )
     reader.close()
     return rc
 

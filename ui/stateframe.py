@@ -488,6 +488,10 @@ class StateFrameReader:
                 return s1, attempt
         return -1, tries
 
+    def peek_seq(self) -> int:
+        """The writer's counter now, without copying anything (odd while it writes)."""
+        return int(self._live.seq[0])
+
     def _watch(self, raw_seq: int) -> None:
         """Note when the counter last moved (odd or even): the writer is alive while it moves."""
         if raw_seq != self._raw_seq:

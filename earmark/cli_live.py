@@ -15,6 +15,10 @@ _PROFILE_HELP = (
     "genre or delivery profile the live flags are judged against (earmark profile list; "
     "combine with +, e.g. jazz+spotify); default: generic"
 )
+_ISOLATE_HELP = (
+    "host the chain in a child process: a crashing plugin mutes its path instead of "
+    "ending the session (adds two blocks of latency, compensated)"
+)
 
 
 def register(sub: argparse._SubParsersAction, offline_demo) -> None:
@@ -44,11 +48,12 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     demo.add_argument("--blocksize", type=int, default=64)
     demo.add_argument("--output", default=None, metavar="DEV", help="output device (name or index)")
     demo.add_argument("--profile", default=None, metavar="NAME|FILE", help=_PROFILE_HELP)
-    demo.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
     demo.add_argument(
         "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
     )
+    demo.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
     demo.add_argument("--no-ui", action="store_true", help="terminal view instead of the dashboard")
+    demo.add_argument("--isolate", action="store_true", help=_ISOLATE_HELP)
     demo.add_argument(
         "--offline",
         action="store_true",
@@ -84,6 +89,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     run.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
     run.add_argument("--seconds", type=float, default=None, metavar="N")
     run.add_argument("--no-ui", action="store_true")
+    run.add_argument("--isolate", action="store_true", help=_ISOLATE_HELP)
     run.set_defaults(handler=_cmd_run, subparser=run)
 
     devices = sub.add_parser("devices", help="list audio devices (PortAudio)")
@@ -134,7 +140,9 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_USAGE
     _say(f"earmark: rendering the demo material at {args.samplerate} Hz ...")
     try:
-        engine = live.demo_engine(args.samplerate, args.chain, blocksize=args.blocksize)
+        engine = live.demo_engine(
+            args.samplerate, args.chain, blocksize=args.blocksize, isolate=args.isolate
+        )
     except (ValueError, OSError) as exc:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
@@ -170,7 +178,12 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_USAGE
     try:
         engine = live.run_engine(
-            args.samplerate, args.chain, args.reference, channels, blocksize=args.blocksize
+            args.samplerate,
+            args.chain,
+            args.reference,
+            channels,
+            blocksize=args.blocksize,
+            isolate=args.isolate,
         )
     except AudioFileError as exc:
         _say(f"earmark: {exc}")

@@ -10,6 +10,7 @@ real-time pace; with no display the terminal view shows it.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from earmark.engine.drivers import AudioDriver, NullDriver, SoundDeviceDriver
@@ -18,6 +19,7 @@ from earmark.engine.sources import LiveInput, Player, load_player
 from earmark.session import LiveSession
 
 DEFAULT_CHAIN = "gentle-master"
+_STATUS_SHOWN_S = 15.0  # how long the view's header shows the latest status line
 
 
 def _chain(name_or_path: str, sample_rate: int, isolate: bool = False, blocksize: int = 64):
@@ -123,10 +125,14 @@ def stream_with_view(session: LiveSession, seconds: float | None, title: str) ->
 
     def header() -> str:
         lat_in, lat_out = driver.latency_s
-        return (
+        line = (
             f"{title} · {driver.name} {driver.status} · {engine.sample_rate} Hz / "
             f"{driver.blocksize} · latency {1e3 * (lat_in + lat_out):.1f} ms"
         )
+        recent = session.status[-1] if session.status else None
+        if recent is not None and time.time() - recent.time < _STATUS_SHOWN_S:
+            line += f" · {recent.text}"  # a crashed chain, a controller back, a snapshot
+        return line
 
     session.run(
         view=lambda s: run_view(s.state, s.post, header, seconds=seconds, flags=lambda: s.flags)

@@ -123,6 +123,9 @@ class LiveSession:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped_commands = 0
+        if driver is not None and hasattr(driver, "on_event"):
+            # Stream lost / reopened: a status line for the views, not just stderr.
+            driver.on_event = lambda text: self.note("audio", text)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -100,11 +100,11 @@ import numpy as np
 from earmark.engine.drivers import SoundDeviceDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
+from earmark.session import LiveSession
 jackd, name = {jackd!r}, {name!r}
-events = []
 engine = Engine(48000, [Path("tone", Player(sine(-20, 30, dtype=np.float32), "tone"))], max_block=1024)
-driver = SoundDeviceDriver(engine, blocksize=64, channels=(0, 2), on_event=events.append,
-                           reopen_interval_s=0.3)
+driver = SoundDeviceDriver(engine, blocksize=64, channels=(0, 2), reopen_interval_s=0.3)
+session = LiveSession(engine, driver, say=None)  # the driver's events become status lines
 driver.start()
 time.sleep(1.0)
 before = engine.callbacks
@@ -125,6 +125,7 @@ ports = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.spli
 at_reopen = engine.callbacks
 time.sleep(1.0)
 blocks_after = engine.callbacks - at_reopen
+events = [(st.source, st.text) for st in session.status]
 t1 = time.monotonic()
 driver.stop()
 stop_s = time.monotonic() - t1
@@ -161,10 +162,12 @@ def test_a_lost_audio_server_is_reported_and_the_stream_reopens_when_it_returns(
     assert result["before"] > 100  # it was streaming (the first second includes start-up)
     assert result["noticed_s"] < 2.0  # the loss is noticed within a couple of seconds
     assert result["stop_s"] < 2.0  # and stopping afterwards does not hang
-    assert any("lost" in e for e in result["events"])
+    assert [src for src, _ in result["events"]] == ["audio"] * 3  # shown in the views
+    assert result["events"][0][1].startswith("stream open")
+    assert "lost" in result["events"][1][1]
     # The server came back: a new stream is open on it and runs in real time.
     assert result["reopens"] == 1
-    assert any("reopened" in e for e in result["events"])
+    assert "reopened" in result["events"][2][1]
     assert result["reopen_s"] < 3.0
     assert any(p.startswith("PortAudio") for p in result["ports"])
     assert result["blocks_after"] == pytest.approx(FS / 64, rel=0.2)

@@ -482,6 +482,9 @@ _SHELF_Q = 1.0 / math.sqrt(2.0)  # RBJ "S = 1"-like default of most shelving EQs
 _MIN_MOVE_DB = 1.0  # a move smaller than this is not reported (measurement noise, compression)
 _MAX_MOVES = 6
 _CUT_SLOPES = (6, 12, 24)  # dB/octave: 1st-order, 2nd-order and 4th-order Butterworth
+_OFFSET = "offset"  # the broadband part of a fit (not a move)
+_OFFSET_PRIOR = 0.5  # weight of the prior holding it at 0 dB (one point's residual per 2 dB)
+_MAX_OFFSET_DB = 3.0  # more than this is not a reference shift but a move
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,7 +605,7 @@ def _move_from(kind: str, p: np.ndarray, slope: int) -> EqMove:
 
 
 def _n_params(kind: str) -> int:
-    return 3 if kind == "bell" else 2 if kind.endswith("shelf") else 1
+    return 3 if kind == "bell" else 2 if kind.endswith("shelf") else 1  # cuts, the offset: 1
 
 
 def _model(moves: list[tuple[str, int]], p: np.ndarray, hz: np.ndarray, fs: float) -> np.ndarray:
@@ -610,7 +613,10 @@ def _model(moves: list[tuple[str, int]], p: np.ndarray, hz: np.ndarray, fs: floa
     i = 0
     for kind, slope in moves:
         k = _n_params(kind)
-        out += eq_move_response_db(_move_from(kind, p[i : i + k], slope), hz, fs)
+        if kind == _OFFSET:
+            out += p[i]
+        else:
+            out += eq_move_response_db(_move_from(kind, p[i : i + k], slope), hz, fs)
         i += k
     return out
 
@@ -622,7 +628,10 @@ def _bounds(moves: list[tuple[str, int]], hz: np.ndarray) -> tuple[np.ndarray, n
     lo, hi = [], []
     f_lo, f_hi = math.log2(hz[0]), math.log2(hz[-1])
     for kind, _ in moves:
-        if kind == "bell":
+        if kind == _OFFSET:
+            lo.append(-_MAX_OFFSET_DB)
+            hi.append(_MAX_OFFSET_DB)
+        elif kind == "bell":
             lo += [f_lo + 1 / 3, -24.0, math.log2(0.5)]
             hi += [max(f_hi - 1 / 3, f_lo + 1 / 3), 24.0, math.log2(12.0)]
         elif kind.endswith("shelf"):
@@ -637,26 +646,35 @@ def _bounds(moves: list[tuple[str, int]], hz: np.ndarray) -> tuple[np.ndarray, n
 def _levenberg_marquardt(
     moves: list[tuple[str, int]], p0: np.ndarray, hz: np.ndarray, target: np.ndarray, fs: float
 ) -> tuple[np.ndarray, float]:
-    """Least-squares fit of the move parameters (bounded by clipping); returns (p, rms dB)."""
+    """Least-squares fit of the move parameters (bounded by clipping); returns (p, rms dB).
+
+    A broadband offset (first, when present) is held toward 0 dB by a weak prior:
+    it may take up what the median reference left over, not stand in for a shelf.
+    """
     lo, hi = _bounds(moves, hz)
     p = np.clip(p0.astype(np.float64), lo, hi)
-    r = _model(moves, p, hz, fs) - target
+    prior = _OFFSET_PRIOR if moves and moves[0][0] == _OFFSET else 0.0
+
+    def residual(q: np.ndarray) -> np.ndarray:
+        return np.append(_model(moves, q, hz, fs) - target, prior * q[0] if prior else 0.0)
+
+    r = residual(p)
     cost = float(r @ r)
     lam = 1e-2
     for _ in range(60):
-        J = np.empty((hz.size, p.size))
+        J = np.empty((r.size, p.size))
         for j in range(p.size):
-            step = 1e-4 if j % 3 != 1 else 1e-3
+            step = 1e-4
             dp = p.copy()
             dp[j] += step
-            J[:, j] = (_model(moves, dp, hz, fs) - target - r) / step
+            J[:, j] = (residual(dp) - r) / step
         g = J.T @ r
         A = J.T @ J
         improved = False
         for _ in range(8):
             delta = np.linalg.solve(A + lam * np.diag(np.diag(A) + 1e-9), -g)
             cand = np.clip(p + delta, lo, hi)
-            rc = _model(moves, cand, hz, fs) - target
+            rc = residual(cand)
             cc = float(rc @ rc)
             if cc < cost:
                 improved = cost - cc > 1e-9 * max(cost, 1e-12)
@@ -666,7 +684,8 @@ def _levenberg_marquardt(
             lam *= 4.0
         if not improved:
             break
-    return p, math.sqrt(cost / max(hz.size, 1))
+    fit = _model(moves, p, hz, fs) - target
+    return p, math.sqrt(float(fit @ fit) / max(hz.size, 1))
 
 
 def _score(rms: float, n_params: int, n_points: int) -> float:
@@ -718,7 +737,7 @@ def _bell_guesses(residual: np.ndarray, hz: np.ndarray) -> list[np.ndarray]:
 
 def fit_eq_moves(
     freq_hz: np.ndarray, gain_db: np.ndarray, sample_rate: float
-) -> tuple[tuple[EqMove, ...], np.ndarray]:
+) -> tuple[tuple[EqMove, ...], np.ndarray, float]:
     """Summarise an EQ curve as a few moves: shelves or cuts at the ends, then bells.
 
     First every combination of {nothing, shelf, cut} at the low and at the
@@ -727,64 +746,103 @@ def fit_eq_moves(
     a time at the largest remaining feature, each time refitting every move
     jointly. A move is kept only when it pays for its parameters (a BIC-like
     score), and moves whose effect stays under 1 dB are dropped at the end.
-    NaN points of the curve are ignored.
+    Every fit also carries a broadband offset, held toward 0 dB: the curve's
+    0 dB is its median, which a cut on one side and a boost on the other move
+    away from the untouched mids. NaN points of the curve are ignored.
 
     Returns:
-        (moves ordered by frequency, the fitted response at ``freq_hz`` in dB)
+        (moves ordered by frequency, the fitted response at ``freq_hz`` in dB
+        including the offset, the offset in dB)
     """
     hz = np.asarray(freq_hz, dtype=np.float64)
     db = np.asarray(gain_db, dtype=np.float64)
     ok = np.isfinite(db)
     fit_hz, target = hz[ok], db[ok]
-    moves: list[tuple[str, int]] = []
-    p = np.zeros(0)
+    base: list[tuple[str, int]] = [(_OFFSET, 0)]
+    moves, p = base, np.zeros(1)
     if target.size >= 6:
         n = target.size
-        rms0 = math.sqrt(float(np.mean(target**2)))
-        best = (_score(rms0, 0, n), moves, p, rms0)
+        p0, rms0 = _levenberg_marquardt(base, np.zeros(1), fit_hz, target, sample_rate)
+        best = (_score(rms0, 0, n), base, p0, rms0)
         for lk, ls, lg in _end_options(target, fit_hz, high=False):
             for hk, hs, hg in _end_options(target, fit_hz, high=True):
-                trial = [(k, s) for k, s in ((lk, ls), (hk, hs)) if k]
-                if not trial:
+                trial = base + [(k, s) for k, s in ((lk, ls), (hk, hs)) if k]
+                if len(trial) == 1:
                     continue
                 tp, trms = _levenberg_marquardt(
-                    trial, np.concatenate([lg, hg]), fit_hz, target, sample_rate
+                    trial, np.concatenate([[0.0], lg, hg]), fit_hz, target, sample_rate
                 )
-                score = _score(trms, tp.size, n)
+                score = _score(trms, tp.size - 1, n)
                 if score < best[0]:
                     best = (score, trial, tp, trms)
-        _, moves, p, rms = best
-        while len(moves) < _MAX_MOVES and rms > 0.2:
-            residual = target - _model(moves, p, fit_hz, sample_rate)
-            step = None
-            for guess in _bell_guesses(residual, fit_hz):
-                trial = [*moves, ("bell", 0)]
-                tp, trms = _levenberg_marquardt(
-                    trial, np.concatenate([p, guess]), fit_hz, target, sample_rate
-                )
-                if step is None or trms < step[2]:
-                    step = (trial, tp, trms)
-            if step is None or _score(step[2], step[1].size, n) >= _score(rms, p.size, n):
-                break
-            moves, p, rms = step
+        # Two paths, the better one wins: the ends first then bells, and bells alone
+        # (a broad bell is otherwise explained as a pair of shelves).
+        paths = [
+            _add_bells(best[1], best[2], best[3], fit_hz, target, sample_rate),
+            _add_bells(base, p0, rms0, fit_hz, target, sample_rate),
+        ]
+        ends, bells_only = paths
+        moves, p = ends[0], ends[1]
+        # Bells alone win only with fewer moves and a better score (the broad bell);
+        # more bells where shelves would do is a worse description, not a better one.
+        if len(bells_only[0]) < len(ends[0]) and _score(
+            bells_only[2], bells_only[1].size - 1, n
+        ) < _score(ends[2], ends[1].size - 1, n):
+            moves, p = bells_only[0], bells_only[1]
         moves, p = _prune(moves, p, fit_hz, target, sample_rate)
     starts = np.cumsum([0] + [_n_params(k) for k, _ in moves])
     result = [
         _move_from(kind, p[starts[i] : starts[i + 1]], slope)
         for i, (kind, slope) in enumerate(moves)
+        if kind != _OFFSET
     ]
     result.sort(key=lambda m: m.freq_hz)
-    return tuple(result), _model(moves, p, hz, sample_rate)
+    return tuple(result), _model(moves, p, hz, sample_rate), float(p[0])
+
+
+def _add_bells(
+    moves: list[tuple[str, int]],
+    p: np.ndarray,
+    rms: float,
+    hz: np.ndarray,
+    target: np.ndarray,
+    fs: float,
+) -> tuple[list[tuple[str, int]], np.ndarray, float]:
+    """Add bells at the largest remaining feature while each pays for its parameters."""
+    n = target.size
+    while len(moves) <= _MAX_MOVES and rms > 0.2:
+        residual = target - _model(moves, p, hz, fs)
+        step = None
+        for guess in _bell_guesses(residual, hz):
+            trial = [*moves, ("bell", 0)]
+            tp, trms = _levenberg_marquardt(trial, np.concatenate([p, guess]), hz, target, fs)
+            if step is None or trms < step[2]:
+                step = (trial, tp, trms)
+        if step is None or _score(step[2], step[1].size, n) >= _score(rms, p.size, n):
+            break
+        if _crowded(step[0], step[1]):
+            break  # two bells on top of each other describe one feature, badly
+        moves, p, rms = step
+    return moves, p, rms
+
+
+def _crowded(moves: list[tuple[str, int]], p: np.ndarray) -> bool:
+    """Whether the last bell sits within a third of an octave of another bell."""
+    starts = np.cumsum([0] + [_n_params(k) for k, _ in moves])
+    centres = [float(p[starts[i]]) for i, (k, _) in enumerate(moves) if k == "bell"]
+    return any(abs(centres[-1] - c) < 1 / 3 for c in centres[:-1])
 
 
 def _prune(
     moves: list[tuple[str, int]], p: np.ndarray, hz: np.ndarray, target: np.ndarray, fs: float
 ) -> tuple[list[tuple[str, int]], np.ndarray]:
     """Drop moves whose effect stays under 1 dB, refitting the rest each time."""
-    while moves:
+    while len(moves) > 1:
         starts = np.cumsum([0] + [_n_params(k) for k, _ in moves])
         effects = [
             float(np.max(np.abs(_model([m], p[starts[i] : starts[i + 1]], hz, fs))))
+            if m[0] != _OFFSET
+            else math.inf
             for i, m in enumerate(moves)
         ]
         weakest = int(np.argmin(effects))
@@ -792,9 +850,8 @@ def _prune(
             break
         keep = [i for i in range(len(moves)) if i != weakest]
         moves = [moves[i] for i in keep]
-        p = np.concatenate([p[starts[i] : starts[i + 1]] for i in keep]) if keep else np.zeros(0)
-        if moves:
-            p, _ = _levenberg_marquardt(moves, p, hz, target, fs)
+        p = np.concatenate([p[starts[i] : starts[i + 1]] for i in keep])
+        p, _ = _levenberg_marquardt(moves, p, hz, target, fs)
     return moves, p
 
 
@@ -1323,7 +1380,11 @@ def compare(
     curve = _shape(spec, curve_grid, _CURVE_FRACTION)
     # One 0 dB reference for both grids: the finer one's median.
     curve_db = curve.db + (curve.offset_db - shape.offset_db)
-    moves, fitted = fit_eq_moves(fit_grid, shape.db, sample_rate)
+    moves, fitted, offset_db = fit_eq_moves(fit_grid, shape.db, sample_rate)
+    # The fit's offset is broadband gain the median reference put into the curve.
+    fit_db = shape.db - offset_db
+    curve_db = curve_db - offset_db
+    fitted = fitted - offset_db
 
     xm_eq = _apply_shape(xm, shape, sample_rate)
     transfer = level_transfer(xm_eq, ym, sample_rate)
@@ -1335,8 +1396,8 @@ def compare(
     levels = transfer.in_db[active]
     if levels.size:
         quiet, loud = np.percentile(levels, [5, 95])
-        gain_db = float(fit.gain_at(np.array([quiet]))[0])
-        reduction = float(gain_db - fit.gain_at(np.array([loud]))[0])
+        gain_db = float(fit.gain_at(np.array([quiet]))[0]) + offset_db
+        reduction = float(fit.gain_at(np.array([quiet]))[0] - fit.gain_at(np.array([loud]))[0])
     else:
         gain_db, reduction = 0.0, 0.0
     compressed = (
@@ -1359,7 +1420,7 @@ def compare(
         curve_hz=curve_grid,
         curve_db=curve_db,
         fit_hz=fit_grid,
-        fit_db=shape.db,
+        fit_db=fit_db,
         fitted_db=fitted,
         moves=moves,
         before_spectrum_db=_band_levels(plain.sxx, plain, curve_grid, x.shape[0], sample_rate),

@@ -124,6 +124,26 @@ def test_bell_cut_or_boost_recovered(material, seed):
     assert_no_dynamics(t)
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_three_moves_recovered_together(material, seed):
+    """A low shelf, a bell and a high shelf at once, each within the tolerances."""
+    rng = np.random.default_rng(350 + seed)
+    sign = lambda: float(rng.choice([-1.0, 1.0]))  # noqa: E731
+    low = (float(rng.uniform(60, 180)), sign() * float(rng.uniform(2.5, 5.0)))
+    bell = (float(rng.uniform(400, 1200)), sign() * float(rng.uniform(2.5, 5.0)), 1.4)
+    high = (float(rng.uniform(3000, 8000)), sign() * float(rng.uniform(3.0, 6.0)))
+    chain = [pb.LowShelfFilter(*low), pb.PeakFilter(*bell), pb.HighShelfFilter(*high)]
+    t = earmark.diff(material, process(material, *chain), sample_rate=SR)
+    assert [m.kind for m in t.eq_moves] == ["low_shelf", "bell", "high_shelf"], [
+        m.describe() for m in t.eq_moves
+    ]
+    for move, (freq, gain, *_) in zip(t.eq_moves, (low, bell, high), strict=True):
+        assert move.gain_db == pytest.approx(gain, abs=1.0)
+        assert octaves(move.freq_hz, freq) <= THIRD_OCTAVE
+    assert abs(t.gain_db) < 0.3
+    assert_no_dynamics(t)
+
+
 def test_low_shelf_and_low_cut_recovered(demo):
     t = earmark.diff(demo, process(demo, pb.LowShelfFilter(150.0, -4.0)), sample_rate=SR)
     assert [m.kind for m in t.eq_moves] == ["low_shelf"]

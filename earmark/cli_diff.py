@@ -235,9 +235,11 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
 
 
 def _print_details(con: Any, t: Transformation) -> None:
+    from earmark.transform import describe_move
+
     r = t.result
     lines = ["[bold]EQ[/bold]"]
-    lines += [f"  {m.describe()}" for m in r.moves] or ["  no EQ move of 1 dB or more"]
+    lines += [f"  {describe_move(t, m)}" for m in r.moves] or ["  no EQ move of 1 dB or more"]
     lines.append("[bold]Dynamics[/bold]")
     dyn = t.dynamics()
     if r.compressed:

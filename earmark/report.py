@@ -683,7 +683,9 @@ def _diff_sections(
     top.legend(loc="lower left", fontsize=8)
     plot_eq_curve(bottom, r.curve_hz, r.curve_db, r.fit_hz, r.fitted_db, r.moves)
     bottom.legend(loc="lower left", fontsize=8)
-    moves = [m.describe() for m in r.moves] or ["no EQ move of 1 dB or more"]
+    from earmark.transform import describe_move
+
+    moves = [describe_move(t, m) for m in r.moves] or ["no EQ move of 1 dB or more"]
     sections.append(
         Section(
             "EQ",

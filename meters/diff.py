@@ -60,16 +60,22 @@ __all__ = [
     "Transients",
     "align",
     "compare",
+    "detect_limiting",
     "eq_move_response_db",
     "fit_compressor",
     "fit_eq_moves",
+    "format_hz",
+    "level_transfer",
+    "log_grid",
     "overlap",
+    "stereo_change",
+    "transient_crest",
 ]
 
 _COARSE_RATE_HZ = 2000.0  # decimated rate of the coarse alignment search
 _FINE_SEGMENT_S = 4.0  # length of the full-rate correlation window
 _SPECTRUM_FRAME_S = 0.34  # Welch frame of the transfer function (16384 at 48 kHz)
-_FIR_FRAME_S = 0.17  # zero-phase FIR applying an EQ shape
+_FIR_FRAME_S = 0.17  # minimum-phase FIR applying an EQ shape
 _ENVELOPE_WINDOW_S = 0.01  # gain envelope window (hop is half of it)
 _LEVEL_WINDOW_S = 0.02  # level-transfer window (hop is half of it)
 _MAX_THRESHOLD_PERCENTILE = 95  # at least 5 % of the programme above a fitted threshold

@@ -176,6 +176,7 @@ class DashboardService:
         self._chain_cache: dict[int, tuple[Any, dict]] = {}
         self._profile_seen: tuple[Any, dict | None] = (None, None)
         self._profile_error = ""
+        self._midi_text: str | None = None
         n = self.layout.max_paths
         self._hold = np.full(n, math.nan)
         self._overs = np.zeros(n)
@@ -487,13 +488,26 @@ class DashboardService:
             "flags": list(session.flags[-_JSON_FLAGS:]),
             "markers": list(session.markers[-_JSON_MARKERS:]),
             "status": status,
-            "midi": _midi_status(session),
+            "midi": self._midi_status(session),
             "profile": self._profile(session.profile),
             "commands": {
                 kind: _handles(session, kind) for kind in ("snapshot", "marker", "bypass")
             },
             "dashboard_pid": self.child.pid if self.child is not None else None,
         }
+
+    def _midi_status(self, session: Any) -> str | None:
+        """The controller's latest status line ("midi" notes, kept after they scroll away)."""
+        text = getattr(session, "midi_status", None)
+        if callable(text):
+            text = text()
+        if isinstance(text, str):
+            return text
+        for s in reversed(session.status):
+            if s.source.lower() in ("midi", "controller"):
+                self._midi_text = s.text
+                break
+        return self._midi_text
 
     def _profile(self, profile: Any) -> dict | None:
         if profile is not self._profile_seen[0]:
@@ -604,18 +618,6 @@ def _handles(session: Any, kind: str) -> bool:
     if callable(handles):
         return bool(handles(kind))
     return kind in getattr(session, "_handlers", {})
-
-
-def _midi_status(session: Any) -> str | None:
-    text = getattr(session, "midi_status", None)
-    if callable(text):
-        text = text()
-    if isinstance(text, str):
-        return text
-    for s in reversed(list(session.status)):
-        if "midi" in s.source.lower() or "controller" in s.source.lower():
-            return s.text
-    return None
 
 
 def _floats(values: Any) -> np.ndarray:

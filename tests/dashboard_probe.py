@@ -15,8 +15,9 @@ one JSON request per stdin line with one JSON line on stdout:
 - ``{"op": "click", "tag": T}``: a real left click on an item's centre (XTEST)
 - ``{"op": "state"}``: the dashboard's own state (follow, selected flag, commands sent)
 
-Input goes through the X server like a user's: the pointer is parked outside
-the window between clicks, so no hover readout changes pixels.
+Input goes through the X server like a user's: between clicks the pointer rests
+on the keys line at the bottom of the window, away from every plot, so no hover
+readout changes pixels.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from earmark.ui.dashboard import Dashboard, run
 from earmark.ui.stateframe import CommandSender, StateFrameReader
 from earmark.ui.xdisplay import XInput
 
-PARK = (1910, 1070)  # outside the 1600 x 960 viewport on a 1920 x 1080 screen
+PARK = (1910, 1070)  # outside the 1600 x 960 viewport, until the window is up
 
 
 class Lines:
@@ -95,6 +96,14 @@ class Probe:
                 break
         return not self.lines.eof
 
+    def rest(self, dpg: Any) -> tuple[int, int]:
+        """Where the pointer waits: on the keys line at the bottom (no plot, no button).
+
+        Inside the window: a pointer that left it and comes back is not seen by the
+        first click after (GLFW under a bare X server)."""
+        x0, y0 = dpg.get_item_rect_min("em_keys")
+        return int(x0 + 40), int(y0 + 8)
+
     def handle(self, req: dict, dpg: Any) -> dict | None:
         op = req["op"]
         if op == "values":
@@ -120,19 +129,20 @@ class Probe:
                 "commands": [list(c) for c in self.dash.commands_sent],
                 "frames": len(self.dash.frame_times_ms),
             }
+        if op == "mouse":
+            return {
+                "pos": list(dpg.get_mouse_pos(local=False)),
+                "down": dpg.is_mouse_button_down(dpg.mvMouseButton_Left),
+            }
         if op == "key":
-            # Keys go to the window under the pointer when no window manager sets the focus:
-            # rest the pointer on the keys line (no plot under it), press, park it again.
-            x0, y0 = dpg.get_item_rect_min("em_keys")
-            x, y = int(x0 + 40), int(y0 + 8)
+            # Keys go to the window under the pointer when no window manager sets the focus.
             self.steps = [
-                lambda: self.xin.move(x, y),
+                lambda: self.xin.move(*self.rest(dpg)),
                 lambda: None,
                 lambda: self.xin.key(req["keysym"], True),
                 lambda: None,
                 lambda: self.xin.key(req["keysym"], False),
                 lambda: None,
-                lambda: self.xin.move(*PARK),
                 lambda: reply({"ok": True}),
             ]
             return None
@@ -147,7 +157,7 @@ class Probe:
                 lambda: None,
                 lambda: self.xin.button(1, False),
                 lambda: None,
-                lambda: self.xin.move(*PARK),
+                lambda: self.xin.move(*self.rest(dpg)),
                 lambda: reply({"ok": True, "at": [x, y]}),
             ]
             return None

@@ -528,6 +528,23 @@ def test_keys_m_and_b_drop_a_marker_and_bypass_the_chain(rig):
     assert list(rig.chain.bypassed) == [False]
 
 
+def test_a_plugin_s_button_bypasses_that_plugin_and_says_so(rig):
+    win = rig.window
+    win.until(lambda w: w.label("em_plugin_A_0") == "ON")
+    win.call("click", tag="em_plugin_A_0")
+    win.until(lambda w: w.label("em_plugin_A_0") == "BYP")
+    assert list(rig.chain.bypassed) == [True]
+    win.call("click", tag="em_plugin_A_0")
+    win.until(lambda w: w.label("em_plugin_A_0") == "ON")
+    assert list(rig.chain.bypassed) == [False]
+
+
+def test_the_controller_s_status_reaches_the_header(rig):
+    win = rig.window
+    rig.session.note("midi", "nanoKONTROL2 connected (in and out)")
+    win.until(lambda w: w.text("em_hdr_midi") == "MIDI nanoKONTROL2 connected (in and out)")
+
+
 def test_key_d_dims_the_monitor_and_the_dashboard_says_so(rig):
     win = rig.window
     win.call("key", keysym="d")

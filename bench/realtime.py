@@ -11,7 +11,11 @@ then runs in this one process:
 2. earmark: the demo session (dry mix, mix through the default chain, the
    aggressive master as reference; the chain is pedalboard's compressor, high
    shelf and limiter plus ZamCompX2 where the VST3 is installed), the full
-   MeterBank on every path, A/B toggled every 3 s.
+   MeterBank on every path, A/B toggled every 3 s;
+3. the same with the services `earmark demo` runs beside the audio in the same
+   process (``--services``): live flags on every path, the session log and
+   snapshots into SQLite, the control socket. Their Python work competes with
+   the callback for the GIL: this row measures what that costs.
 
 It prints callback duration p50/p99/p99.9/max as a share of the period, xruns
 (PortAudio status flags), CPU use and RSS at start and end. Nothing is asserted.
@@ -112,7 +116,7 @@ def floor_run(seconds: float, period: int) -> dict:
     }
 
 
-def earmark_run(seconds: float, period: int) -> dict:
+def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
     reinit_portaudio()
     import sounddevice as sd
 
@@ -124,8 +128,25 @@ def earmark_run(seconds: float, period: int) -> dict:
         FS, chain=str(_BENCH_CHAIN) if chain == "bench" else chain, blocksize=period
     )
     driver = SoundDeviceDriver(engine, device=jack_device(sd), blocksize=period, channels=(2, 2))
+    session = None
+    if services:
+        import tempfile
+
+        os.environ["EARMARK_HOME"] = tempfile.mkdtemp(prefix="earmark-bench-home-")
+        from earmark.flags_live import FlagService
+        from earmark.recorder import record_live
+        from earmark.session import LiveSession
+
+        session = LiveSession(engine, driver, name="bench", say=None)
+        which = os.environ.get("EARMARK_BENCH_SERVICES", "flags,record").split(",")
+        if "flags" in which:
+            session.add_service(FlagService(None, befores={1: 0, 2: 0}), name="flags")
+        if "record" in which:
+            record_live(session, "demo")
     cpu0, rss0 = cpu_s(), rss_mb()
     driver.start()
+    if session is not None:
+        session.start()
     start = time.monotonic()
     rss_warm = None
     toggles = 0
@@ -137,11 +158,15 @@ def earmark_run(seconds: float, period: int) -> dict:
             if rss_warm is None and elapsed > 10:
                 rss_warm = rss_mb()
     finally:
-        driver.stop()
+        if session is not None:
+            session.stop()  # stops the driver too
+        else:
+            driver.stop()
     n = min(engine.callbacks, len(engine.timings_ns))
     # The ring keeps the most recent callbacks; for long runs that is the tail of the soak.
     return {
-        "name": f"earmark ({len(engine.paths)} paths, chain {chain}, A/B x{toggles})",
+        "name": f"earmark ({len(engine.paths)} paths, chain {chain}, A/B x{toggles})"
+        + (" + services" if services else ""),
         "us": engine.timings_ns[:n] / 1000.0,
         "xruns": engine.xruns,
         "callbacks": engine.callbacks,
@@ -190,12 +215,19 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=600.0, help="earmark soak per period")
     ap.add_argument("--floor-seconds", type=float, default=60.0)
     ap.add_argument("--periods", default="64,32")
+    ap.add_argument(
+        "--services",
+        action="store_true",
+        help="also run with the session's services (flags, log, control) in the process",
+    )
     args = ap.parse_args()
     for period in (int(p) for p in args.periods.split(",")):
         jack("start", period)
         try:
             soak = args.seconds if period == 64 else min(args.seconds, 120.0)
             rows = [floor_run(args.floor_seconds, period), earmark_run(soak, period)]
+            if args.services:
+                rows.append(earmark_run(soak, period, services=True))
         finally:
             # PortAudio's JACK client must go before its server (else it aborts at exit).
             import sounddevice as sd

@@ -16,19 +16,30 @@ BEFORE version as evidence, as ``earmark diff`` does.
 Programme flags (``loudness_target``, ``collapsed_dynamics``) are provisional while
 the session runs and final when it stops. Resetting a path's meters starts its
 detector afresh.
+
+The detectors run in a worker process (``earmark.flags_worker``), not in the
+audio process: their numpy work is about 2 ms of GIL-holding Python per tick for
+three paths, and every such millisecond delays the audio callback (measured with
+``bench/realtime.py --services``: 283 xruns in 45 s in-process against 28
+without). The session thread only reads the new rows, sends them, and waits for
+the answer with the GIL released; the rows and the detector code are the same,
+so the flags are too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from earmark.meters.detectors import Detector, Flag
+from earmark.engine.childproc import kill, start_module
 from earmark.meters.profile import Profile
 
 __all__ = ["FlagService"]
+
+_REPLY_TIMEOUT_S = 5.0
+_FINISH_TIMEOUT_S = 30.0
 
 
 class FlagService:
@@ -50,71 +61,116 @@ class FlagService:
         self._profile_arg = profile
         self.befores = dict(befores or {})
         self.profile: Profile | None = None
-        self.detectors: list[Detector] = []
+        self.rows_sent: list[int] = []  # per path: history rows handed to its detector
+        self._before_sent: list[int] = []
         self._rows_seen: list[int] = []
+        self._proc: Any = None
+        self._conn: Any = None
+        self._init_pending = False
+        self._failed = False
 
     # -- service ------------------------------------------------------------------------
 
     def start(self, session: Any) -> None:
-        """Resolve the profile (and publish it as ``session.profile``), one Detector per path."""
+        """Resolve the profile (published as ``session.profile``); start the worker."""
         from earmark.profiles import resolve_profile
 
         arg = self._profile_arg if self._profile_arg is not None else session.profile
         self.profile = resolve_profile(arg)
         session.profile = self.profile
         n = len(session.engine.paths)
-        self.detectors = [self._detector(session, i) for i in range(n)]
-        self._rows_seen = [0] * n
         for path, before in self.befores.items():
             if not (0 <= path < n and 0 <= before < n and path != before):
                 raise ValueError(f"befores: no paths {path} and {before} among {n}")
+        self.rows_sent, self._before_sent, self._rows_seen = [0] * n, [0] * n, [0] * n
+        banks = [(p.bank.sample_rate, p.bank.channels) for p in session.engine.paths]
+        self._proc, self._conn = start_module("earmark.flags_worker")
+        # The worker loads the detectors (~0.5 s) while the session starts: its
+        # answer is collected before the first tick's.
+        self._conn.send(("init", self.profile, banks))
+        self._init_pending = True
 
     def tick(self, session: Any, state: Any) -> None:
-        """Feed the rows completed since the last tick; refresh ``session.flags``."""
-        changed = False
+        """Hand the rows completed since the last tick to the worker; refresh ``session.flags``."""
+        if self._failed:
+            return
+        work = []
         for i, path in enumerate(session.engine.paths):
             bank = path.bank
             total = bank.history_rows
-            det = self.detectors[i]
-            if total < self._rows_seen[i]:  # meters reset: a new programme
-                det = self.detectors[i] = self._detector(session, i)
-                changed = True
+            reset = total < self._rows_seen[i]  # meters reset: a new programme
+            if reset:
+                self.rows_sent[i] = self._before_sent[i] = 0
             self._rows_seen[i] = total
+            before_rows = None
             before = self.befores.get(i)
             if before is not None:
                 before_bank = session.engine.paths[before].bank
-                if before_bank.history_rows >= det.next_before_row:
-                    det.add_before(before_bank.history(since=det.next_before_row))
-            if total > det.next_row:
-                changed |= bool(det.update(bank.history(since=det.next_row)))
-                # Let the audio callback's thread take the GIL between paths: a tick is
-                # a few hundred microseconds of Python per path.
-                time.sleep(0)
-        if changed:
-            session.flags = self._session_flags(final=False)
+                if before_bank.history_rows >= self._before_sent[i]:
+                    before_rows = before_bank.history(since=self._before_sent[i])
+                    self._before_sent[i] += len(before_rows.t_s)
+            rows = None
+            if total > self.rows_sent[i]:
+                rows = bank.history(since=self.rows_sent[i])
+                self.rows_sent[i] += len(rows.t_s)
+            if reset or rows is not None or before_rows is not None:
+                work.append((i, reset, rows, before_rows))
+        if work:
+            self._update(session, ("tick", work), _REPLY_TIMEOUT_S)
 
     def stop(self, session: Any) -> None:
         """The programme ended: final flags (programme measures judged on the whole)."""
-        for det in self.detectors:
-            det.finish()
-        session.flags = self._session_flags(final=True)
+        try:
+            if not self._failed:
+                self._update(session, ("finish",), _FINISH_TIMEOUT_S)
+        finally:
+            self._stop_worker()
 
-    # -- helpers ---------------------------------------------------------------------------
+    # -- the worker -------------------------------------------------------------------------
 
-    def _detector(self, session: Any, i: int) -> Detector:
-        bank = session.engine.paths[i].bank
-        assert self.profile is not None
-        return Detector(self.profile, bank.sample_rate, bank.channels)
+    def _update(self, session: Any, message: tuple, timeout: float) -> None:
+        reply = self._request(message, timeout)
+        if reply is not None and reply[0] == "flags" and reply[1]:
+            session.flags = reply[2]
 
-    def _session_flags(self, final: bool) -> list[dict]:
-        out: list[dict] = []
-        for i, det in enumerate(self.detectors):
-            open_now = set() if final else {_key(f) for f in det.open_flags()}
-            for flag in det.flags():
-                out.append({**flag.to_dict(), "path": i, "open": _key(flag) in open_now})
-        out.sort(key=lambda f: (f["start_s"], f["path"]))
-        return out
+    def _request(self, message: tuple, timeout: float) -> Any:
+        """Send, then wait for the answer (the GIL is free while waiting)."""
+        if self._init_pending:  # the worker's answer to init comes first
+            self._init_pending = False
+            self._receive(_FINISH_TIMEOUT_S)
+        try:
+            self._conn.send(message)
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
+        return self._receive(timeout)
 
+    def _receive(self, timeout: float) -> Any:
+        try:
+            if not self._conn.poll(timeout):
+                raise TimeoutError(f"the flag worker did not answer within {timeout:.0f} s")
+            reply = self._conn.recv()
+        except (OSError, EOFError, TimeoutError) as exc:
+            self._fail(exc)
+        if reply[0] == "error":
+            self._failed = True
+            self._stop_worker()
+            raise reply[1]
+        return reply
 
-def _key(flag: Flag) -> tuple:
-    return (flag.code, flag.start_s, flag.band_hz)
+    def _fail(self, exc: BaseException) -> None:
+        self._failed = True
+        self._stop_worker()
+        raise RuntimeError(f"live flags stopped: {exc or type(exc).__name__}") from None
+
+    def _stop_worker(self) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("quit",))
+            conn.close()
+        if proc is not None:
+            try:
+                proc.wait(2.0)
+            except Exception:
+                kill(proc)

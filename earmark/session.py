@@ -232,20 +232,25 @@ class LiveSession:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the session thread, then the services (in reverse), then the driver."""
+        """Stop the session thread and the driver, then the services (in reverse).
+
+        The audio stops first, so that what services do at the end (final flags,
+        the session-end snapshot) describes exactly what played, and a slow
+        service cannot make the audio outlive ``--seconds``.
+        """
         thread, self._thread = self._thread, None
         if thread is not None:
             self._stop.set()
             self._wake.set()
             thread.join(timeout=5.0)
+        if self.driver is not None:
+            self.driver.stop()
         self._run_commands()  # what was acknowledged-in-flight still runs
         for slot in reversed(list(self._slots)):
             try:
                 slot.service.stop(self)
             except Exception as exc:
                 self.note(slot.name, f"{slot.name} failed to stop cleanly: {_one_line(exc)}")
-        if self.driver is not None:
-            self.driver.stop()
 
     def __enter__(self) -> LiveSession:
         self.start()

@@ -41,7 +41,7 @@ warnings.filterwarnings(
 
 # While streaming, a Python thread that holds the GIL delays the callback by up
 # to the switch interval (5 ms by default, four 64-frame periods): shorten it.
-_SWITCH_INTERVAL_S = 0.0005
+_SWITCH_INTERVAL_S = 0.0001
 
 
 class AudioDriver(ABC):

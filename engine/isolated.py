@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .chains import ChainSpec, ParamValue
+from .childproc import kill, start_module
 
 __all__ = ["IsolatedChain", "IsolationError"]
 
@@ -129,15 +130,8 @@ class IsolatedChain:
         """Start a host: ``python -m earmark.engine.isolated`` with a wake pipe and a socket."""
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)  # the callback's write must never block
-        ours, theirs = _socketpair()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "earmark.engine.isolated", str(wake_r), str(theirs.fileno())],
-            pass_fds=(wake_r, theirs.fileno()),
-            stdin=subprocess.DEVNULL,
-        )
+        proc, conn = start_module("earmark.engine.isolated", [str(wake_r)], pass_fds=[wake_r])
         os.close(wake_r)
-        theirs.close()
-        conn = ours
         try:
             conn.send((self._spec, self.sample_rate, self.channels, self.max_block, self._shm.name))
             if not conn.poll(self._start_timeout_s):
@@ -154,7 +148,7 @@ class IsolatedChain:
                     f"({_exit_text(proc.returncode)})"
                 ) from None
         except BaseException:
-            _kill(proc)
+            kill(proc)
             os.close(wake_w)
             conn.close()
             raise
@@ -216,7 +210,7 @@ class IsolatedChain:
             try:
                 proc.wait(2.0)
             except subprocess.TimeoutExpired:
-                _kill(proc)
+                kill(proc)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -328,22 +322,7 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _socketpair() -> tuple[Connection, Any]:
-    import socket
-
-    a, b = socket.socketpair()
-    conn = Connection(a.detach())
-    return conn, b
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(OSError):
-        proc.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(2.0)
-
-
-def _host_main(wake_fd: int, conn_fd: int) -> None:
+def _host_main(conn_fd: int, wake_fd: int) -> None:
     """The host: build the chain, then process submitted blocks until told to quit."""
     import select
 
@@ -401,4 +380,4 @@ def _host_main(wake_fd: int, conn_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    _host_main(int(sys.argv[1]), int(sys.argv[2]))
+    _host_main(int(sys.argv[1]), int(sys.argv[2]))  # CONN_FD WAKE_FD (see childproc)

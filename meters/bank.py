@@ -381,25 +381,8 @@ class MeterBank:
         blocks = int(self._cnt[K.C_DR_BLOCKS])
         if blocks == 0:
             return None
-        top = max(1, int(round(0.2 * blocks)))
-        values = []
-        for c in range(self.channels):
-            if self.weights[c] == 0.0:  # LFE
-                continue
-            counts, sums = self._dr_hist[c, 0], self._dr_hist[c, 1]
-            need, acc = float(top), 0.0
-            for b in range(K.DR_BINS - 1, -1, -1):
-                if counts[b] == 0:
-                    continue
-                take = min(need, counts[b])
-                acc += sums[b] / counts[b] * take
-                need -= take
-                if need <= 0:
-                    break
-            peak2 = self._dr_peaks[c, 1] if blocks >= 2 else self._dr_peaks[c, 0]
-            if acc > 0.0 and peak2 > 0.0:
-                values.append(20.0 * math.log10(peak2) - 10.0 * math.log10(acc / top))
-        return float(np.mean(values)) if values else None
+        value = K.dr_db(self._dr_hist, self._dr_peaks, self.weights, blocks)
+        return None if math.isnan(value) else float(value)
 
     def _stereo_programme(self) -> tuple[float | None, float | None]:
         if self.channels < 2:

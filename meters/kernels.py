@@ -652,6 +652,36 @@ def _end_sub_block(
 
 
 @nb.njit(cache=True, nogil=True)
+def dr_db(dr_hist: np.ndarray, dr_peaks: np.ndarray, weights: np.ndarray, blocks: int) -> float:
+    """Crest-factor dynamic range (DR14 style), mean over the weighted channels; NaN if none.
+
+    Per channel: the second-highest block peak over the RMS of the loudest 20 % of
+    blocks (from the per-channel histogram of block powers).
+    """
+    top = max(1, int(round(0.2 * blocks)))
+    total = 0.0
+    n = 0
+    for c in range(dr_hist.shape[0]):
+        if weights[c] == 0.0:  # LFE
+            continue
+        need, acc = float(top), 0.0
+        for b in range(dr_hist.shape[2] - 1, -1, -1):
+            count = dr_hist[c, 0, b]
+            if count == 0:
+                continue
+            take = min(need, count)
+            acc += dr_hist[c, 1, b] / count * take
+            need -= take
+            if need <= 0:
+                break
+        peak2 = dr_peaks[c, 1] if blocks >= 2 else dr_peaks[c, 0]
+        if acc > 0.0 and peak2 > 0.0:
+            total += 20.0 * math.log10(peak2) - 10.0 * math.log10(acc / top)
+            n += 1
+    return total / n if n else math.nan
+
+
+@nb.njit(cache=True, nogil=True)
 def relative_gate_lufs(hist: np.ndarray, relative_lu: float) -> float:
     """The relative gate of BS.1770-4 / Tech 3342: mean loudness of the histogram's
     blocks (all above the absolute gate already) plus ``relative_lu``; NaN if empty."""

@@ -1,0 +1,43 @@
+"""Child processes that talk to us over a socket: isolated chains, the flag worker.
+
+Plain ``subprocess`` + ``python -m MODULE`` rather than multiprocessing's
+spawn, so that nothing depends on how the parent's main module was started
+(multiprocessing re-imports it in the child, which fails for scripts without
+a ``__main__`` guard).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+
+__all__ = ["kill", "start_module"]
+
+
+def start_module(
+    module: str, args: Sequence[str] = (), pass_fds: Sequence[int] = ()
+) -> tuple[subprocess.Popen, Connection]:
+    """Run ``python -m module CONN_FD *args``; return the process and our end of the socket.
+
+    The child reads its end with ``multiprocessing.connection.Connection(int(argv[1]))``.
+    """
+    ours, theirs = socket.socketpair()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, str(theirs.fileno()), *args],
+        pass_fds=(theirs.fileno(), *pass_fds),
+        stdin=subprocess.DEVNULL,
+    )
+    theirs.close()
+    return proc, Connection(ours.detach())
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """Kill a child and reap it (never raises)."""
+    with contextlib.suppress(OSError):
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(2.0)

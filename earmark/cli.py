@@ -1,8 +1,12 @@
 """The ``earmark`` command line (DESIGN.md, "Command line": a public interface).
 
-Implemented so far:
+This module holds ``analyze`` and the offline demo (``demo --offline``); every
+other command lives in its own ``cli_*`` module and registers itself in
+:func:`_parser`: ``cli_live`` (demo, run, devices), ``cli_plugins``,
+``cli_diff``, ``cli_profile``, ``cli_snapshots`` (snapshots, snapshot, history),
+``cli_midi``, ``cli_dashboard``.
 
-``earmark analyze FILE... [--json] [--strict] [--profile NAME|FILE]``
+``earmark analyze FILE... [--json] [--strict] [--profile NAME|FILE] [--report OUT.html]``
     Measure each file. Default output is a table with the measures as rows
     and one column per readable file. ``--json`` prints exactly one JSON
     array on stdout, one object per FILE in argument order; a file that could
@@ -12,10 +16,9 @@ Implemented so far:
     ``--profile NAME|FILE`` judges the flags against a genre or delivery profile
     (default: the generic one); a bad profile is a usage error (exit 2).
 
-``earmark demo [--seconds N] [--no-ui]``
+``earmark demo --offline``
     Render the built-in demo mix and an aggressive master of it, and print
     both analyses side by side with a plain reading of what the master did.
-    The live dashboard is not built yet, so this is what ``demo`` shows.
 
 Exit codes: 0 ok; 1 ``--strict`` and a flag of severity ``problem`` was found;
 2 usage error; 3 at least one input could not be read (every readable input

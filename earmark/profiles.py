@@ -21,6 +21,7 @@ from typing import Any
 
 from earmark import config
 from earmark.meters.profile import Profile, ProfileData, ProfileError, build_profile, parse_profile
+from earmark.presets.tomltools import toml_files
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -83,7 +84,7 @@ def list_profiles(user_dir: Path | None = None) -> list[ProfileInfo]:
     out: list[ProfileInfo] = []
     seen: set[str] = set()
     for origin, folder in _folders(user_dir):
-        for entry in _toml_files(folder):
+        for entry in toml_files(folder):
             stem = entry.name[: -len(".toml")]
             if _key(stem) in seen:
                 continue
@@ -140,7 +141,7 @@ def _find(text: str, user_dir: Path | None) -> tuple[Any, str]:
         return as_path, text
     wanted = _key(text.removesuffix(".toml"))
     for _, folder in _folders(user_dir):
-        for entry in _toml_files(folder):
+        for entry in toml_files(folder):
             if _key(entry.name[: -len(".toml")]) == wanted:
                 return entry, entry.name
     names = ", ".join(p.name for p in list_profiles(user_dir)) or "none"
@@ -170,12 +171,6 @@ def _folders(user_dir: Path | None) -> list[tuple[str, Any]]:
     ]
 
 
-def _toml_files(folder: Any) -> list[Any]:
-    try:
-        entries = [e for e in folder.iterdir() if e.name.endswith(".toml") and e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(entries, key=lambda e: e.name)
 
 
 def _is_file(text: str) -> bool:

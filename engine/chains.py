@@ -90,7 +90,6 @@ silence, :attr:`Chain.nonfinite_blocks` counts it and
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -106,6 +105,14 @@ from typing import Any
 import numpy as np
 
 from earmark.engine import plugins as _plugins
+from earmark.presets.tomltools import (
+    TomlLines,
+    choices,
+    did_you_mean,
+    num,
+    show_value,
+    toml_files,
+)
 
 from . import rt
 
@@ -440,7 +447,7 @@ def load_chain(
         return _read_file(as_path, shown=text)
     wanted = _preset_stem(text.removesuffix(".toml"))
     for folder in _preset_folders(user_dir):
-        for entry in _toml_files(folder):
+        for entry in toml_files(folder):
             if _preset_stem(entry.name[: -len(".toml")]) == wanted:
                 return _read_file(entry, shown=entry.name)
     available = ", ".join(chain_names(user_dir)) or "none"
@@ -451,7 +458,7 @@ def chain_names(user_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """Names of the shipped presets, then of those in ``user_dir``."""
     names: list[str] = []
     for folder in _preset_folders(user_dir):
-        names += [e.name[: -len(".toml")] for e in _toml_files(folder)]
+        names += [e.name[: -len(".toml")] for e in toml_files(folder)]
     return list(dict.fromkeys(names))
 
 
@@ -468,14 +475,14 @@ def parse_chain(text: str, source: str | None = None) -> ChainSpec:
         else:
             line = None
         raise PresetError(f"invalid TOML: {exc}", source, line) from None
-    lines = _TomlLines(text)
+    lines = TomlLines(text)
 
     def top_error(key: str, cause: str) -> PresetError:
         return PresetError(cause, source, lines.top.get(key), key=key)
 
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            hint = _did_you_mean(key, TOP_LEVEL_KEYS)
+            hint = did_you_mean(key, TOP_LEVEL_KEYS)
             raise top_error(
                 key,
                 f"unknown key{hint}; a chain has 'name', 'description', 'version' "
@@ -483,7 +490,7 @@ def parse_chain(text: str, source: str | None = None) -> ChainSpec:
             )
     version = data.get("version", PRESET_VERSION)
     if isinstance(version, bool) or not isinstance(version, int):
-        raise top_error("version", f"must be an integer, got {_show(version)}")
+        raise top_error("version", f"must be an integer, got {_shown(version)}")
     if version != PRESET_VERSION:
         raise top_error(
             "version", f"version {version} is not understood (this earmark reads {PRESET_VERSION})"
@@ -493,7 +500,7 @@ def parse_chain(text: str, source: str | None = None) -> ChainSpec:
     description = data.get("description", "")
     for key, value in (("name", name), ("description", description)):
         if not isinstance(value, str):
-            raise top_error(key, f"must be a string, got {_show(value)}")
+            raise top_error(key, f"must be a string, got {_shown(value)}")
     tables = data.get("plugin", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise top_error("plugin", "must be [[plugin]] tables")
@@ -504,9 +511,9 @@ def parse_chain(text: str, source: str | None = None) -> ChainSpec:
 
 
 def _parse_plugin(
-    table: dict[str, Any], number: int, source: str | None, lines: _TomlLines
+    table: dict[str, Any], number: int, source: str | None, lines: TomlLines
 ) -> PluginSpec:
-    where = lines.plugin_lines(number)
+    where = lines.array("plugin", number)
 
     def error(key: str | None, cause: str) -> PresetError:
         return PresetError(cause, source, where.get(key or "", where.get("")), number, key)
@@ -519,22 +526,22 @@ def _parse_plugin(
     kind = kinds[0]
     target = table[kind]
     if not isinstance(target, str) or not target.strip():
-        raise error(kind, f"must be a non-empty string, got {_show(target)}")
+        raise error(kind, f"must be a non-empty string, got {_shown(target)}")
     label = table.get("label")
     if label is not None and not isinstance(label, str):
-        raise error("label", f"must be a string, got {_show(label)}")
+        raise error("label", f"must be a string, got {_shown(label)}")
     bypass = table.get("bypass", False)
     if not isinstance(bypass, bool):
-        raise error("bypass", f"must be true or false, got {_show(bypass)}")
+        raise error("bypass", f"must be true or false, got {_shown(bypass)}")
     mono = table.get("mono", "auto")
     if mono not in MONO_MODES:
-        raise error("mono", f"must be one of {_choices(MONO_MODES)}, got {_show(mono)}")
+        raise error("mono", f"must be one of {choices(MONO_MODES)}, got {_shown(mono)}")
     params = []
     for key, value in table.items():
         if key in RESERVED_KEYS:
             continue
         if isinstance(value, (dict, list)) or not isinstance(value, (int, float, bool, str)):
-            raise error(key, f"must be a number, true/false or a string, got {_show(value)}")
+            raise error(key, f"must be a number, true/false or a string, got {_shown(value)}")
         params.append((key, value))
     spec = PluginSpec(
         kind=kind,
@@ -569,65 +576,8 @@ def _preset_folders(user_dir: str | os.PathLike[str] | None) -> list[Any]:
     return folders
 
 
-def _toml_files(folder: Any) -> list[Any]:
-    try:
-        entries = [e for e in folder.iterdir() if e.name.endswith(".toml") and e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(entries, key=lambda e: e.name)
-
-
 def _preset_stem(name: str) -> str:
     return re.sub(r"[\s_]+", "-", name.strip().casefold())
-
-
-class _TomlLines:
-    """Where keys sit in a preset's text, for error messages.
-
-    tomllib reports positions only for syntax errors, so the text is scanned
-    for ``[[plugin]]`` headers and ``key =`` lines, skipping the insides of
-    multi-line strings. Keys are recorded at their first appearance within
-    each table; the header's own line is stored under the key ``""``.
-    """
-
-    _KEY = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*(?:\.|=)""")
-    _ARRAY_TABLE = re.compile(r"^\s*\[\[\s*([^\]]+?)\s*\]\]")
-    _TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
-
-    def __init__(self, text: str) -> None:
-        self.top: dict[str, int] = {}
-        self._plugins: list[dict[str, int]] = []
-        current: dict[str, int] | None = self.top
-        open_quote: str | None = None
-        for number, line in enumerate(text.splitlines(), start=1):
-            if open_quote is not None:
-                if line.count(open_quote) % 2 == 1:
-                    open_quote = None
-                continue
-            header = self._ARRAY_TABLE.match(line)
-            if header:
-                if header.group(1) == "plugin":
-                    current = {"": number}
-                    self._plugins.append(current)
-                else:
-                    current = None
-                continue
-            if self._TABLE.match(line):
-                name = self._TABLE.match(line).group(1)  # type: ignore[union-attr]
-                current = None
-                self.top.setdefault(name.split(".")[0].strip().strip("\"'"), number)
-                continue
-            key = self._KEY.match(line)
-            if key and current is not None:
-                current.setdefault(next(g for g in key.groups() if g is not None), number)
-                rest = line[key.end() :]
-                for quote in ('"""', "'''"):
-                    if rest.count(quote) % 2 == 1:
-                        open_quote = quote
-                        break
-
-    def plugin_lines(self, number: int) -> dict[str, int]:
-        return self._plugins[number - 1] if 0 < number <= len(self._plugins) else {}
 
 
 # -- checking values --------------------------------------------------------------------
@@ -636,7 +586,7 @@ class _TomlLines:
 def _builtin_defs(spec: PluginSpec) -> tuple[_ParamDef, ...]:
     defs = _BUILTIN_DEFS.get(spec.target)
     if defs is None:
-        hint = _did_you_mean(spec.target, _BUILTIN_DEFS)
+        hint = did_you_mean(spec.target, _BUILTIN_DEFS)
         raise _spec_error(
             spec,
             spec.kind,
@@ -678,18 +628,18 @@ def _check_param(
         raise _spec_error(spec, key, f"is a value {spec.title} reports, not a setting")
     if d.kind == "bool":
         if not isinstance(value, bool):
-            raise _spec_error(spec, key, f"must be true or false, got {_show(value)}")
+            raise _spec_error(spec, key, f"must be true or false, got {_shown(value)}")
         return d, value
     if d.kind == "choice":
         if not isinstance(value, str) or value not in d.choices:
             raise _spec_error(
-                spec, key, f"must be one of {_choices(d.choices)}, got {_show(value)}"
+                spec, key, f"must be one of {choices(d.choices)}, got {_shown(value)}"
             )
         return d, value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _spec_error(spec, key, f"must be a number, got {_show(value)}")
+        raise _spec_error(spec, key, f"must be a number, got {_shown(value)}")
     if not math.isfinite(value):
-        raise _spec_error(spec, key, f"must be a finite number, got {_show(value)}")
+        raise _spec_error(spec, key, f"must be a finite number, got {_shown(value)}")
     native = float(value) * factor
     unit = _key_unit(key, d)
     # Plugin ranges are read from displayed values, so allow rounding of the last digit.
@@ -698,18 +648,18 @@ def _check_param(
         d.high is not None and native > d.high + slack
     ):
         if d.low is not None and d.high is not None:
-            bounds = f"between {_num(d.low / factor)} and {_num(d.high / factor)}{unit}"
+            bounds = f"between {num(d.low / factor)} and {num(d.high / factor)}{unit}"
         elif d.low is not None:
-            bounds = f"at least {_num(d.low / factor)}{unit}"
+            bounds = f"at least {num(d.low / factor)}{unit}"
         else:
-            bounds = f"at most {_num((d.high or 0.0) / factor)}{unit}"
-        raise _spec_error(spec, key, f"must be {bounds}, got {_num(float(value))}")
+            bounds = f"at most {num((d.high or 0.0) / factor)}{unit}"
+        raise _spec_error(spec, key, f"must be {bounds}, got {num(float(value))}")
     if d.nyquist and sample_rate is not None and native >= sample_rate / 2.0:
         raise _spec_error(
             spec,
             key,
-            f"must be below half the sample rate ({_num(sample_rate / 2.0 / factor)}{unit} at "
-            f"{_num(sample_rate)} Hz), got {_num(float(value))}",
+            f"must be below half the sample rate ({num(sample_rate / 2.0 / factor)}{unit} at "
+            f"{num(sample_rate)} Hz), got {num(float(value))}",
         )
     return d, native
 
@@ -728,7 +678,7 @@ def _unknown_param(spec: PluginSpec, key: str, index: Mapping[str, Any]) -> str:
         if key == d.base and d.writable:
             options = " or ".join(d.key_factors())
             return f"give the unit in the name: {options}"
-    hint = _did_you_mean(key, [k for k in index if index[k][0].writable])
+    hint = did_you_mean(key, [k for k in index if index[k][0].writable])
     listing = ", ".join(canonical) if canonical else "none"
     return f"unknown parameter of {spec.title}{hint} (parameters: {listing})"
 
@@ -737,31 +687,8 @@ def _spec_error(spec: PluginSpec, key: str | None, cause: str) -> PresetError:
     return PresetError(cause, spec.source, spec.line_of(key), spec.number, key)
 
 
-def _did_you_mean(word: str, options: Sequence[str] | Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _choices(options: Sequence[str]) -> str:
-    return ", ".join(f'"{o}"' for o in options)
-
-
-def _num(value: float) -> str:
-    return f"{value:.10g}"
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'string "{value}"'
-    if isinstance(value, (int, float)):
-        return _num(float(value))
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
+def _shown(value: Any) -> str:
+    return show_value(value, string_word=True)
 
 
 # -- running chains ---------------------------------------------------------------------

@@ -39,7 +39,6 @@ Errors name the file, line and key, like the chain presets'
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -48,6 +47,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from earmark.presets.tomltools import TomlLines, choices, did_you_mean, num, toml_files
+from earmark.presets.tomltools import show_value as _show
 
 __all__ = [
     "ACTIONS",
@@ -269,7 +271,7 @@ def load_map(
         return _read_file(as_path, text)
     wanted = _stem(text.removesuffix(".toml"))
     for folder in _folders(user_dir):
-        for entry in _toml_files(folder):
+        for entry in toml_files(folder):
             if _stem(entry.name[: -len(".toml")]) == wanted:
                 return _read_file(entry, entry.name)
     available = ", ".join(map_names(user_dir)) or "none"
@@ -284,20 +286,12 @@ def map_names(user_dir: str | os.PathLike[str] | None = None) -> list[str]:
         user_dir = config.user_controllers_dir()
     names: list[str] = []
     for folder in _folders(user_dir):
-        names += [e.name[: -len(".toml")] for e in _toml_files(folder)]
+        names += [e.name[: -len(".toml")] for e in toml_files(folder)]
     return list(dict.fromkeys(names))
 
 
 def _folders(user_dir: str | os.PathLike[str]) -> list[Any]:
     return [resources.files("earmark.presets") / "controllers", Path(user_dir).expanduser()]
-
-
-def _toml_files(folder: Any) -> list[Any]:
-    try:
-        entries = [e for e in folder.iterdir() if e.name.endswith(".toml") and e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(entries, key=lambda e: e.name)
 
 
 def _stem(name: str) -> str:
@@ -322,7 +316,7 @@ def parse_map(text: str, source: str | None = None) -> ControllerMap:
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         line = int(found.group(1)) if found else None
         raise MapError(f"invalid TOML: {exc}", source, line) from None
-    lines = _Lines(text)
+    lines = TomlLines(text)
 
     def top_error(key: str, cause: str, table: str = "") -> MapError:
         return MapError(cause, source, lines.line(table, key), key=key)
@@ -370,7 +364,7 @@ def parse_map(text: str, source: str | None = None) -> ControllerMap:
     controls = []
     seen: dict[tuple, int] = {}
     for number, table in enumerate(tables, start=1):
-        where = lines.control(number)
+        where = lines.array("control", number)
 
         def error(key: str | None, cause: str, where=where, number=number) -> MapError:
             return MapError(cause, source, where.get(key or "", where.get("")), number, key)
@@ -418,19 +412,19 @@ def _parse_control(
     )
     action = table.get("action")
     if action is None:
-        raise error(None, f"needs an 'action' (one of {_choices(ACTIONS)})")
+        raise error(None, f"needs an 'action' (one of {choices(ACTIONS)})")
     if action not in ACTIONS:
-        raise error("action", f"unknown action {_show(action)}{_hint(action, ACTIONS)}")
+        raise error("action", f"unknown action {_show(action)}{did_you_mean(str(action), ACTIONS)}")
     allowed = _ACTION_KEYS.get(action, ())
     for key in table:
         if key not in _CONTROL_KEYS and key not in allowed:
             raise error(key, f"is not used by action {action!r}" + _uses(allowed))
     mode = table.get("mode", "absolute")
     if mode not in MODES:
-        raise error("mode", f"must be one of {_choices(MODES)}, got {_show(mode)}")
+        raise error("mode", f"must be one of {choices(MODES)}, got {_show(mode)}")
     button = table.get("button", "toggle")
     if button not in BUTTONS:
-        raise error("button", f"must be one of {_choices(BUTTONS)}, got {_show(button)}")
+        raise error("button", f"must be one of {choices(BUTTONS)}, got {_show(button)}")
     continuous = action in CONTINUOUS_ACTIONS
     if continuous and kind == "note":
         raise error("note", f"a note is a button; action {action!r} needs a fader, knob or encoder")
@@ -488,14 +482,12 @@ def _continuous(table: dict[str, Any], action: str, error) -> dict[str, Any]:
     low = _float(table.get("min", default_range and default_range[0]), lambda c: error("min", c))
     high = _float(table.get("max", default_range and default_range[1]), lambda c: error("max", c))
     if low == high:
-        raise error("max", f"must differ from 'min' ({_num(low)})")
+        raise error("max", f"must differ from 'min' ({num(low)})")
     curve = table.get("curve", "lin")
     if curve not in CURVES:
-        raise error("curve", f"must be one of {_choices(CURVES)}, got {_show(curve)}")
+        raise error("curve", f"must be one of {choices(CURVES)}, got {_show(curve)}")
     if curve == "log" and not (low > 0 and high > 0):
-        raise error(
-            "curve", f"a log curve needs min and max above 0, got {_num(low)}..{_num(high)}"
-        )
+        raise error("curve", f"a log curve needs min and max above 0, got {num(low)}..{num(high)}")
     units = table.get("units", _units_of(out.get("key")) if action == "parameter" else "dB")
     if not isinstance(units, str):
         raise error("units", f"must be a string, got {_show(units)}")
@@ -504,7 +496,7 @@ def _continuous(table: dict[str, Any], action: str, error) -> dict[str, Any]:
         raise error("step", f"is the share of the range per detent: above 0, at most 1, got {step}")
     takeover = table.get("takeover", "pickup")
     if takeover not in TAKEOVERS:
-        raise error("takeover", f"must be one of {_choices(TAKEOVERS)}, got {_show(takeover)}")
+        raise error("takeover", f"must be one of {choices(TAKEOVERS)}, got {_show(takeover)}")
     tolerance = _float(table.get("tolerance", DEFAULT_TOLERANCE), lambda c: error("tolerance", c))
     if not 0 <= tolerance <= 0.5:
         raise error("tolerance", f"is a share of the range: 0 to 0.5, got {tolerance}")
@@ -535,7 +527,8 @@ def _led(value: Any, kind: str, number: int, channel: int | None, error) -> Led 
         raise error("led", f"must be true, false or a table like {{note = 8}}, got {_show(value)}")
     for key in value:
         if key not in _LED_KEYS:
-            raise error("led", f"unknown LED key {key!r}{_hint(key, _LED_KEYS)}" + _uses(_LED_KEYS))
+            hint = did_you_mean(str(key), _LED_KEYS)
+            raise error("led", f"unknown LED key {key!r}{hint}" + _uses(_LED_KEYS))
     kinds = [k for k in ("cc", "note") if k in value]
     if len(kinds) != 1:
         raise error("led", "an LED is one message: give exactly one of 'cc' or 'note'")
@@ -560,7 +553,8 @@ def _led(value: Any, kind: str, number: int, channel: int | None, error) -> Led 
 def _check_keys(table: dict[str, Any], known: tuple[str, ...], error, what: str) -> None:
     for key in table:
         if key not in known:
-            raise error(key, f"unknown key{_hint(key, known)}; {what} {_choices(known, q=chr(39))}")
+            hint = did_you_mean(str(key), known)
+            raise error(key, f"unknown key{hint}; {what} {choices(known, quote=chr(39))}")
 
 
 def _channel(value: Any, error) -> int | None:
@@ -609,76 +603,8 @@ def _units_of(key: str | None) -> str:
     return _UNIT_SUFFIXES.get(key.rsplit("_", 1)[1].lower(), "")
 
 
-def _hint(word: str, options: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _uses(keys: tuple[str, ...]) -> str:
-    return f" (it takes {_choices(keys, q=chr(39))})" if keys else ""
-
-
-def _choices(options: tuple[str, ...], q: str = '"') -> str:
-    return ", ".join(f"{q}{o}{q}" for o in options)
-
-
-def _num(value: float) -> str:
-    return f"{value:.10g}"
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, (int, float)):
-        return _num(float(value))
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
-
-
-class _Lines:
-    """Where keys sit in a map's text (tomllib reports positions for syntax errors only).
-
-    Records, per ``[[control]]`` table and per plain table (``""`` for the top
-    level), the first line of each ``key =``; a table's header line is stored
-    under the key ``""``.
-    """
-
-    _KEY = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*=""")
-    _ARRAY = re.compile(r"^\s*\[\[\s*([^\]]+?)\s*\]\]")
-    _TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
-
-    def __init__(self, text: str) -> None:
-        self._tables: dict[str, dict[str, int]] = {"": {}}
-        self._controls: list[dict[str, int]] = []
-        current: dict[str, int] | None = self._tables[""]
-        for number, line in enumerate(text.splitlines(), start=1):
-            array = self._ARRAY.match(line)
-            if array:
-                current = {"": number} if array.group(1) == "control" else None
-                if current is not None:
-                    self._controls.append(current)
-                continue
-            table = self._TABLE.match(line)
-            if table:
-                name = table.group(1).strip()
-                current = self._tables.setdefault(name, {"": number})
-                self._tables[""].setdefault(name, number)
-                continue
-            key = self._KEY.match(line)
-            if key and current is not None:
-                current.setdefault(next(g for g in key.groups() if g is not None), number)
-
-    def line(self, table: str, key: str) -> int | None:
-        found = self._tables.get(table, {})
-        return found.get(key, found.get(""))
-
-    def control(self, number: int) -> dict[str, int]:
-        return self._controls[number - 1] if 0 < number <= len(self._controls) else {}
+    return f" (it takes {choices(keys, quote=chr(39))})" if keys else ""
 
 
 # -- writing (midi learn) -----------------------------------------------------------------

@@ -1,0 +1,116 @@
+"""What every TOML loader in earmark shares: preset folders, line numbers, value wording.
+
+Chain presets (``engine.chains``), controller maps (``ui.controller_map``) and
+profiles (``earmark.profiles``) all name the file, line and key of a mistake,
+and word values the same way. (``meters.profile`` keeps its own small copy:
+the meters import nothing of ours.)
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["TomlLines", "choices", "did_you_mean", "num", "show_value", "toml_files"]
+
+
+def toml_files(folder: Any) -> list[Any]:
+    """The ``*.toml`` files in ``folder`` (a Path or importlib resource), sorted; [] if none."""
+    try:
+        entries = [e for e in folder.iterdir() if e.name.endswith(".toml") and e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(entries, key=lambda e: e.name)
+
+
+def did_you_mean(word: str, options: Sequence[str] | Mapping[str, Any]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def choices(options: Sequence[str], quote: str = '"') -> str:
+    """``"a", "b", "c"``."""
+    return ", ".join(f"{quote}{o}{quote}" for o in options)
+
+
+def num(value: float) -> str:
+    """A number as the engineer typed it: no trailing zeros, 10 significant digits."""
+    return f"{value:.10g}"
+
+
+def show_value(value: Any, string_word: bool = False) -> str:
+    """A TOML value as an error message shows it (``string "x"`` with ``string_word``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'string "{value}"' if string_word else f'"{value}"'
+    if isinstance(value, (int, float)):
+        return num(float(value))
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+class TomlLines:
+    """Where keys sit in a TOML text (tomllib reports positions only for syntax errors).
+
+    Records the first line of each ``key =`` per table: ``tables[""]`` is the top
+    level (which also holds each table's name at its header line), ``tables[NAME]``
+    a plain table, and ``arrays[NAME]`` one dict per ``[[NAME]]`` entry, whose
+    header line is stored under the key ``""``. The insides of multi-line strings
+    are skipped.
+    """
+
+    _KEY = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*(?:\.|=)""")
+    _ARRAY_TABLE = re.compile(r"^\s*\[\[\s*([^\]]+?)\s*\]\]")
+    _TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
+
+    def __init__(self, text: str) -> None:
+        self.tables: dict[str, dict[str, int]] = {"": {}}
+        self.arrays: dict[str, list[dict[str, int]]] = {}
+        current: dict[str, int] | None = self.tables[""]
+        open_quote: str | None = None
+        for number, line in enumerate(text.splitlines(), start=1):
+            if open_quote is not None:
+                if line.count(open_quote) % 2 == 1:
+                    open_quote = None
+                continue
+            header = self._ARRAY_TABLE.match(line)
+            if header:
+                current = {"": number}
+                self.arrays.setdefault(header.group(1).strip(), []).append(current)
+                continue
+            table = self._TABLE.match(line)
+            if table:
+                name = table.group(1).strip()
+                current = self.tables.setdefault(name, {"": number})
+                self.tables[""].setdefault(name.split(".")[0].strip().strip("\"'"), number)
+                continue
+            key = self._KEY.match(line)
+            if key and current is not None:
+                current.setdefault(next(g for g in key.groups() if g is not None), number)
+                rest = line[key.end() :]
+                for quote in ('"""', "'''"):
+                    if rest.count(quote) % 2 == 1:
+                        open_quote = quote
+                        break
+
+    @property
+    def top(self) -> dict[str, int]:
+        """Top-level keys and table names -> line."""
+        return self.tables[""]
+
+    def line(self, table: str, key: str | None) -> int | None:
+        """The line of ``key`` in a plain table (``""``: top level), else the table's header."""
+        found = self.tables.get(table, {})
+        return found.get(key, found.get("")) if key is not None else found.get("")
+
+    def array(self, name: str, number: int) -> dict[str, int]:
+        """Key -> line for the ``number``-th (from 1) ``[[name]]`` entry; {} if none."""
+        entries = self.arrays.get(name, [])
+        return entries[number - 1] if 0 < number <= len(entries) else {}

@@ -15,6 +15,10 @@ _PROFILE_HELP = (
     "genre or delivery profile the live flags are judged against (earmark profile list; "
     "combine with +, e.g. jazz+spotify); default: generic"
 )
+_CLIP_HELP = (
+    "keep the last N seconds (up to 60) of the audible path with each snapshot, as FLAC "
+    "(default 0: no clips)"
+)
 _ISOLATE_HELP = (
     "host the chain in a child process: a crashing plugin mutes its path instead of "
     "ending the session (adds two blocks of latency, compensated)"
@@ -55,6 +59,9 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     demo.add_argument("--no-ui", action="store_true", help="terminal view instead of the dashboard")
     demo.add_argument("--isolate", action="store_true", help=_ISOLATE_HELP)
     demo.add_argument(
+        "--clip-seconds", type=_clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
+    )
+    demo.add_argument(
         "--offline",
         action="store_true",
         help="measure the mix and the master offline and compare (no streaming)",
@@ -90,6 +97,9 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     run.add_argument("--seconds", type=float, default=None, metavar="N")
     run.add_argument("--no-ui", action="store_true")
     run.add_argument("--isolate", action="store_true", help=_ISOLATE_HELP)
+    run.add_argument(
+        "--clip-seconds", type=_clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
+    )
     run.set_defaults(handler=_cmd_run, subparser=run)
 
     devices = sub.add_parser("devices", help="list audio devices (PortAudio)")
@@ -101,6 +111,16 @@ def show_session(session, seconds, **kw) -> None:
     from earmark.dashboard_service import show_session as show
 
     show(session, seconds, **kw)
+
+
+def _clip_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0.0 <= value <= 60.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 60 seconds, got {text}")
+    return value
 
 
 def _say(msg: str) -> None:
@@ -141,7 +161,11 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _say(f"earmark: rendering the demo material at {args.samplerate} Hz ...")
     try:
         engine = live.demo_engine(
-            args.samplerate, args.chain, blocksize=args.blocksize, isolate=args.isolate
+            args.samplerate,
+            args.chain,
+            blocksize=args.blocksize,
+            isolate=args.isolate,
+            tap_seconds=args.clip_seconds,
         )
     except (ValueError, OSError) as exc:
         _say(f"earmark: {exc}")
@@ -152,7 +176,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
     # Paths: the dry mix, the mix through the chain, the master made from the mix.
     _flags(session, befores={1: 0, 2: 0})
-    record_live(session, "demo")
+    record_live(session, "demo", clip_seconds=args.clip_seconds)
     for surface in controllers:
         session.add_service(surface, name="midi")
     show_session(session, args.seconds, no_ui=args.no_ui, title="earmark demo", say=_say)
@@ -184,6 +208,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             channels,
             blocksize=args.blocksize,
             isolate=args.isolate,
+            tap_seconds=args.clip_seconds,
         )
     except AudioFileError as exc:
         _say(f"earmark: {exc}")
@@ -200,7 +225,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
     # Paths: the dry input, the input through the chain (if any), the references.
     _flags(session, befores={1: 0} if args.chain else {})
-    record_live(session, "run")
+    record_live(session, "run", clip_seconds=args.clip_seconds)
     for surface in controllers:
         session.add_service(surface, name="midi")
     show_session(session, args.seconds, no_ui=args.no_ui, title="earmark run", say=_say)

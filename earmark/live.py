@@ -40,6 +40,7 @@ def demo_engine(
     material_s: float = 30.0,
     blocksize: int = 64,
     isolate: bool = False,
+    tap_seconds: float = 0.0,
 ) -> Engine:
     """The demo: the mix dry, the mix through ``chain`` (A), the aggressive master (B)."""
     from earmark.engine.demo import aggressive_master, demo_mix
@@ -55,7 +56,9 @@ def demo_engine(
         ),
         Path("AI master (reference)", Player(master, "aggressive master")),
     ]
-    return Engine(sample_rate, paths, a=1, b=2, max_block=max(4096, blocksize))
+    return Engine(
+        sample_rate, paths, a=1, b=2, max_block=max(4096, blocksize), tap_seconds=tap_seconds
+    )
 
 
 def run_engine(
@@ -65,6 +68,7 @@ def run_engine(
     input_channels: Sequence[int] = (0, 1),
     blocksize: int = 64,
     isolate: bool = False,
+    tap_seconds: float = 0.0,
 ) -> Engine:
     """Live input dry and through ``chain``, plus each reference file (decoded now)."""
     paths = [Path("input (dry)", LiveInput(input_channels))]
@@ -81,7 +85,9 @@ def run_engine(
         paths.append(Path(f"reference: {player.name}", player))
     a = 1 if chain else 0
     b = len(paths) - 1 if references else 0
-    return Engine(sample_rate, paths, a=a, b=b, max_block=max(4096, blocksize))
+    return Engine(
+        sample_rate, paths, a=a, b=b, max_block=max(4096, blocksize), tap_seconds=tap_seconds
+    )
 
 
 def open_driver(

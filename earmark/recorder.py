@@ -18,6 +18,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from earmark import snapshots
 from earmark.store import StoreWriter, dumps, flag_key
 
@@ -48,8 +50,10 @@ class SessionRecorder:
         kind: str = "run",
         snapshot_timeout_s: float = SNAPSHOT_TIMEOUT_S,
         end_snapshot: bool = True,
+        clip_seconds: float = 0.0,
     ) -> None:
         self.writer = writer or StoreWriter()
+        self.clip_seconds = float(clip_seconds)
         self.kind = kind
         self.end_snapshot = end_snapshot
         self.snapshot_timeout_s = float(snapshot_timeout_s)
@@ -145,23 +149,41 @@ class SessionRecorder:
         written now: the snapshot is kept and written when possible.
         """
         doc = snapshots.from_session(session, label=label, note=note, kind=self.kind)
-        snapshot_id = self.writer.take_snapshot(doc, timeout=self.snapshot_timeout_s)
+        clip = self._clip(session)
+        snapshot_id = self.writer.take_snapshot(doc, clip=clip, timeout=self.snapshot_timeout_s)
         session.note(
             "snapshot", f"snapshot {snapshot_id} stored" + (f" ({label})" if label else "")
         )
         return snapshot_id
 
+    def _clip(self, session: Any) -> tuple[str, bytes, int, float] | None:
+        """The last ``clip_seconds`` of the audible path (A or B, before the monitor
+        section), as FLAC; None when clips are off or nothing has played."""
+        if self.clip_seconds <= 0.0:
+            return None
+        engine = session.engine
+        frames = min(int(round(self.clip_seconds * engine.sample_rate)), engine.tap_frames)
+        tap = np.zeros((frames, 4), dtype=np.float32)
+        got = engine.read_tap(tap)
+        if got <= 0:
+            return None
+        cols = slice(2, 4) if session.state().audible == "B" else slice(0, 2)
+        return snapshots.encode_clip(tap[frames - got :, cols], engine.sample_rate)
 
-def attach(session: Any, kind: str = "run", writer: StoreWriter | None = None) -> SessionRecorder:
+
+def attach(
+    session: Any, kind: str = "run", writer: StoreWriter | None = None, clip_seconds: float = 0.0
+) -> SessionRecorder:
     """Record ``session``: the session log, and the ``snapshot`` command."""
-    return SessionRecorder(writer, kind=kind).attach(session)
+    return SessionRecorder(writer, kind=kind, clip_seconds=clip_seconds).attach(session)
 
 
-def record_live(session: Any, kind: str) -> SessionRecorder:
+def record_live(session: Any, kind: str, clip_seconds: float = 0.0) -> SessionRecorder:
     """What `earmark run`/`demo` add to a session: the session log, the ``snapshot``
-    command and the control socket (`earmark snapshot take`)."""
+    command (with the last ``clip_seconds`` of audio, if > 0) and the control socket
+    (`earmark snapshot take`)."""
     from earmark import control
 
-    recorder = attach(session, kind)
+    recorder = attach(session, kind, clip_seconds=clip_seconds)
     control.attach(session)
     return recorder

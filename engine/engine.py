@@ -136,6 +136,8 @@ class Engine:
         max_block: the largest block the driver will deliver.
         loudness_match: attenuate the louder of A and B to the quieter.
         fade_ms: A/B crossfade length.
+        tap_seconds: how much of A's and B's output to keep for snapshot clips (at
+            least 8192 frames, for the goniometer).
     """
 
     def __init__(
@@ -149,6 +151,7 @@ class Engine:
         loudness_match: bool = True,
         fade_ms: float = 30.0,
         transport: Transport | None = None,
+        tap_seconds: float = 0.0,
     ) -> None:
         if not paths:
             raise ValueError("the engine needs at least one path")
@@ -184,7 +187,9 @@ class Engine:
         self.xruns = 0
         self.dropped_commands = 0
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
-        self._tap = np.zeros((TAP_FRAMES, 4), dtype=np.float32)
+        # The A/B tap: the goniometer's last frames, and the audio of a snapshot's clip.
+        self.tap_frames = max(TAP_FRAMES, int(round(tap_seconds * self.sample_rate)))
+        self._tap = np.zeros((self.tap_frames, 4), dtype=np.float32)
         self._tap_pos = np.zeros(2, dtype=np.int64)
         self.align_latency()
 
@@ -321,10 +326,11 @@ class Engine:
         The audio thread keeps writing while this copies, so the newest block may be
         torn: fine for a display, never for measurement.
         """
-        rows = min(out.shape[0], TAP_FRAMES)
+        size = self.tap_frames
+        rows = min(out.shape[0], size)
         pos, written = int(self._tap_pos[0]), int(self._tap_pos[1])
-        start = (pos - rows) % TAP_FRAMES
-        first = min(rows, TAP_FRAMES - start)
+        start = (pos - rows) % size
+        first = min(rows, size - start)
         out[:first] = self._tap[start : start + first]
         out[first:rows] = self._tap[: rows - first]
         return min(rows, written)

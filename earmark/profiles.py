@@ -171,8 +171,6 @@ def _folders(user_dir: Path | None) -> list[tuple[str, Any]]:
     ]
 
 
-
-
 def _is_file(text: str) -> bool:
     return Path(text).expanduser().is_file()
 

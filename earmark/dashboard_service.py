@@ -614,10 +614,7 @@ def _bypass(session: Any, path: int, plugin: int | None = None, on: bool = True,
 
 
 def _handles(session: Any, kind: str) -> bool:
-    handles = getattr(session, "handles", None)
-    if callable(handles):
-        return bool(handles(kind))
-    return kind in getattr(session, "_handlers", {})
+    return bool(session.handles(kind))
 
 
 def _floats(values: Any) -> np.ndarray:

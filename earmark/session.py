@@ -159,6 +159,10 @@ class LiveSession:
         """
         self._handlers.setdefault(kind, []).append(handler)
 
+    def handles(self, kind: str) -> bool:
+        """True when ``kind`` is a session command (it has a handler)."""
+        return kind in self._handlers
+
     def post(self, *command: object) -> bool:
         """Queue a command (engine or session); never blocks. False when dropped."""
         if not command:

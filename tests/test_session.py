@@ -89,7 +89,9 @@ def test_session_commands_run_on_the_session_thread_and_return_their_result():
         return 41 + len(label)
 
     session = LiveSession(engine)
+    assert session.handles("marker") and not session.handles("snapshot")
     session.handle("snapshot", snapshot)
+    assert session.handles("snapshot") and not session.handles("select")  # engine's
     with session:
         assert session.call("snapshot", "x") == 42
         assert session.post("snapshot", "yy")

@@ -24,6 +24,7 @@ from earmark.meters.profile import Profile
 
 __all__ = ["Analysis", "analyze"]
 
+
 # BS.1770 momentary block: nothing shorter has a loudness.
 _MIN_LOUDNESS_S = 0.4
 

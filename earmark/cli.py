@@ -40,6 +40,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from earmark.measures import MEASURES
+
 if TYPE_CHECKING:
     from earmark.analysis import Analysis
 
@@ -375,26 +377,6 @@ def _join(parts: list[str]) -> str:
 
 # -- table --------------------------------------------------------------------------
 
-# (label, unit, attribute, decimals); decimals None = integer.
-_ROWS: tuple[tuple[str, str, str, int | None], ...] = (
-    ("Integrated", "LUFS", "integrated_lufs", 1),
-    ("Loudness range", "LU", "loudness_range_lu", 1),
-    ("Max momentary", "LUFS", "max_momentary_lufs", 1),
-    ("Max short-term", "LUFS", "max_short_term_lufs", 1),
-    ("True peak", "dBTP", "true_peak_dbtp", 1),
-    ("Sample peak", "dBFS", "sample_peak_dbfs", 1),
-    ("RMS", "dBFS", "rms_dbfs", 1),
-    ("PLR", "dB", "plr_db", 1),
-    ("PSR min", "dB", "psr_min_db", 1),
-    ("PSR median", "dB", "psr_median_db", 1),
-    ("Crest factor", "dB", "crest_db", 1),
-    ("DR", "", "dr", None),
-    ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
-    ("Correlation min", "", "correlation_min", 2),
-    ("Correlation", "", "correlation_programme", 2),
-    ("Side/mid", "dB", "side_to_mid_db", 1),
-)
-
 
 def _print_table(columns: list[tuple[str, Analysis]], change: bool = False) -> None:
     from rich.table import Table
@@ -406,7 +388,7 @@ def _print_table(columns: list[tuple[str, Analysis]], change: bool = False) -> N
         table.add_column(label, justify="right", overflow="fold")
     if change:
         table.add_column("Change", justify="right")
-    for label, unit, attr, decimals in _ROWS:
+    for label, unit, attr, decimals in MEASURES:
         values = [getattr(a, attr) for _, a in columns]
         cells = [_fmt(v, decimals) for v in values]
         if change:

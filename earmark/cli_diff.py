@@ -24,6 +24,8 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any, TextIO
 
+from earmark.measures import MEASURES
+
 if TYPE_CHECKING:
     from earmark.transform import Transformation
 
@@ -191,22 +193,6 @@ def _console(file: TextIO | None = None) -> Any:
     return Console(file=out, width=width, highlight=False, soft_wrap=False)
 
 
-# (label, unit, attribute, decimals)
-_ROWS: tuple[tuple[str, str, str, int | None], ...] = (
-    ("Integrated", "LUFS", "integrated_lufs", 1),
-    ("Loudness range", "LU", "loudness_range_lu", 1),
-    ("True peak", "dBTP", "true_peak_dbtp", 1),
-    ("Sample peak", "dBFS", "sample_peak_dbfs", 1),
-    ("PLR", "dB", "plr_db", 1),
-    ("PSR median", "dB", "psr_median_db", 1),
-    ("Crest factor", "dB", "crest_db", 1),
-    ("DR", "", "dr", None),
-    ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
-    ("Correlation", "", "correlation_programme", 2),
-    ("Side/mid", "dB", "side_to_mid_db", 1),
-)
-
-
 def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
     from rich.table import Table
 
@@ -226,7 +212,7 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
     table.add_column(labels[0], justify="right")
     table.add_column(labels[1], justify="right")
     table.add_column("Change", justify="right")
-    for name, unit, attr, dec in _ROWS:
+    for name, unit, attr, dec in MEASURES:
         b, a = getattr(t.before, attr), getattr(t.after, attr)
         change = "-" if b is None or a is None else _fmt_signed(a - b, dec)
         table.add_row(name, unit, _fmt(b, dec), _fmt(a, dec), change)
@@ -299,7 +285,7 @@ def _print_mix(mix_label: str, versions: list[tuple[str, Transformation]]) -> No
     for label, _ in versions:
         table.add_column(label, justify="right")
     mix = versions[0][1].before
-    for name, unit, attr, dec in _ROWS:
+    for name, unit, attr, dec in MEASURES:
         table.add_row(
             name,
             unit,

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from earmark.measures import MEASURES
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -429,23 +431,6 @@ def write_report(path: str | os.PathLike[str], page: str) -> None:
 
 # -- analyze --report --------------------------------------------------------------------------
 
-# (label, unit, attribute, decimals)
-_MEASURES: tuple[tuple[str, str, str, int | None], ...] = (
-    ("Integrated", "LUFS", "integrated_lufs", 1),
-    ("Loudness range", "LU", "loudness_range_lu", 1),
-    ("Max short-term", "LUFS", "max_short_term_lufs", 1),
-    ("True peak", "dBTP", "true_peak_dbtp", 1),
-    ("Sample peak", "dBFS", "sample_peak_dbfs", 1),
-    ("PLR", "dB", "plr_db", 1),
-    ("PSR median", "dB", "psr_median_db", 1),
-    ("PSR min", "dB", "psr_min_db", 1),
-    ("Crest factor", "dB", "crest_db", 1),
-    ("DR", "", "dr", None),
-    ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
-    ("Correlation", "", "correlation_programme", 2),
-    ("Side/mid", "dB", "side_to_mid_db", 1),
-)
-
 
 def analysis_report(
     items: Sequence[tuple[str, Analysis, History | None]], profile: Any = None
@@ -459,7 +444,7 @@ def analysis_report(
     sections: list[Section] = []
     if len(items) > 1:
         table = [["Measure", "Unit", *[label for label, _, _ in items]]]
-        for name, unit, attr, dec in _MEASURES:
+        for name, unit, attr, dec in MEASURES:
             table.append([name, unit, *[_fmt(getattr(a, attr), dec) for _, a, _ in items]])
         sections.append(Section("Measures", table=table))
     for label, analysis, history in items:
@@ -527,7 +512,7 @@ def _analysis_section(
     table = None
     if single:
         table = [["Measure", "Unit", "Value"]]
-        table += [[n, u, _fmt(getattr(a, attr), d)] for n, u, attr, d in _MEASURES]
+        table += [[n, u, _fmt(getattr(a, attr), d)] for n, u, attr, d in MEASURES]
     bullets = [f"{f.get('severity')}: {f.get('message')}" for f in flags] or ["no flags"]
     details = f"{a.sample_rate} Hz · {a.channels} ch · {a.duration_s:.1f} s"
     if a.format:
@@ -650,7 +635,7 @@ def mix_report(mix_label: str, versions: Sequence[tuple[str, Transformation]]) -
 
 def _change_table(t: Transformation, before_label: str, after_label: str) -> list[list[str]]:
     rows: list[list[str]] = [["Measure", before_label, after_label, "Change"]]
-    for name, unit, attr, dec in _MEASURES:
+    for name, unit, attr, dec in MEASURES:
         b, a = getattr(t.before, attr), getattr(t.after, attr)
         change = "-" if b is None or a is None else _fmt_signed(a - b, dec)
         u = f" {unit}" if unit else ""

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from earmark.measures import MEASURES
+from earmark.measures import MEASURES, fmt_signed, fmt_value
 
 if TYPE_CHECKING:
     from earmark.analysis import Analysis
@@ -390,11 +390,11 @@ def _print_table(columns: list[tuple[str, Analysis]], change: bool = False) -> N
         table.add_column("Change", justify="right")
     for label, unit, attr, decimals in MEASURES:
         values = [getattr(a, attr) for _, a in columns]
-        cells = [_fmt(v, decimals) for v in values]
+        cells = [fmt_value(v, decimals) for v in values]
         if change:
             first, last = values[0], values[-1]
             diff = None if first is None or last is None else last - first
-            cells.append("-" if diff is None else _fmt_signed(diff, decimals))
+            cells.append("-" if diff is None else fmt_signed(diff, decimals))
         table.add_row(label, unit, *cells)
     table.add_section()
     rows: list[tuple[str, str, list[str]]] = [
@@ -423,20 +423,6 @@ def _column_labels(paths: list[str]) -> list[str]:
     """File names when they tell the files apart (album folders), else the paths as given."""
     names = [os.path.basename(p) or p for p in paths]
     return names if len(set(names)) == len(names) else paths
-
-
-def _fmt(value: float | int | None, decimals: int | None) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if decimals is None:
-        return str(int(value))
-    text = f"{value:.{decimals}f}"
-    return text.lstrip("-") if float(text) == 0.0 else text
-
-
-def _fmt_signed(value: float, decimals: int | None) -> str:
-    text = f"{value:+.{decimals or 0}f}"
-    return "0" + text[2:] if float(text) == 0.0 else text
 
 
 def _fmt_duration(seconds: float) -> str:

@@ -24,7 +24,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any, TextIO
 
-from earmark.measures import MEASURES
+from earmark.measures import MEASURES, fmt_signed, fmt_value
 
 if TYPE_CHECKING:
     from earmark.transform import Transformation
@@ -200,7 +200,7 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
     r = t.result
     con.print(
         f"[bold]earmark diff[/bold] · {t.before.file} → {t.after.file}  "
-        f"[dim](offset {_fmt_signed(r.alignment.offset_ms, 2)} ms, {r.sample_rate} Hz,"
+        f"[dim](offset {fmt_signed(r.alignment.offset_ms, 2)} ms, {r.sample_rate} Hz,"
         f" {r.duration_s:.1f} s compared)[/dim]"
     )
     con.print()
@@ -214,8 +214,8 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
     table.add_column("Change", justify="right")
     for name, unit, attr, dec in MEASURES:
         b, a = getattr(t.before, attr), getattr(t.after, attr)
-        change = "-" if b is None or a is None else _fmt_signed(a - b, dec)
-        table.add_row(name, unit, _fmt(b, dec), _fmt(a, dec), change)
+        change = "-" if b is None or a is None else fmt_signed(a - b, dec)
+        table.add_row(name, unit, fmt_value(b, dec), fmt_value(a, dec), change)
     con.print(table)
     _print_details(con, t)
 
@@ -238,7 +238,8 @@ def _print_details(con: Any, t: Transformation) -> None:
     if r.limiting.limited:
         lines.append(
             f"  limited: {r.limiting.pinned_fraction * 100:.0f} % of 20 ms windows peak at"
-            f" {r.limiting.ceiling_dbfs:.2f} dBFS; true peak {_fmt(t.after.true_peak_dbtp, 1)} dBTP"
+            f" {r.limiting.ceiling_dbfs:.2f} dBFS;"
+            f" true peak {fmt_value(t.after.true_peak_dbtp, 1)} dBTP"
         )
     else:
         lines.append("  no limiting")
@@ -289,28 +290,14 @@ def _print_mix(mix_label: str, versions: list[tuple[str, Transformation]]) -> No
         table.add_row(
             name,
             unit,
-            _fmt(getattr(mix, attr), dec),
-            *[_fmt(getattr(t.after, attr), dec) for _, t in versions],
+            fmt_value(getattr(mix, attr), dec),
+            *[fmt_value(getattr(t.after, attr), dec) for _, t in versions],
         )
     con.print(table)
     for label, t in versions:
         con.print()
         con.print(f"[bold]{mix_label} → {label}[/bold]")
         con.print("; ".join(t.narrate(mix_label, label)) + ".")
-
-
-def _fmt(value: Any, decimals: int | None) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if decimals is None:
-        return str(int(value))
-    text = f"{float(value):.{decimals}f}"
-    return text.lstrip("-") if float(text) == 0.0 else text
-
-
-def _fmt_signed(value: float, decimals: int | None) -> str:
-    text = f"{value:+.{decimals or 0}f}"
-    return "0" + text[2:] if float(text) == 0.0 else text
 
 
 def _say(what: str, message: str) -> None:

@@ -2,12 +2,16 @@
 
 Shared by ``analyze``'s table, ``diff``'s before/after table and the HTML
 reports, so the three list the same rows in the same words and units. A light
-module: the command line imports it without loading the meters.
+module: the command line imports it without loading the meters. The two
+formatters write a measure the same way everywhere ("-" when undefined, never "-0.0").
 """
 
 from __future__ import annotations
 
-__all__ = ["MEASURES"]
+import math
+from typing import Any
+
+__all__ = ["MEASURES", "fmt_signed", "fmt_value"]
 
 # (label, unit, attribute, decimals); decimals None = integer.
 MEASURES: tuple[tuple[str, str, str, int | None], ...] = (
@@ -28,3 +32,19 @@ MEASURES: tuple[tuple[str, str, str, int | None], ...] = (
     ("Correlation", "", "correlation_programme", 2),
     ("Side/mid", "dB", "side_to_mid_db", 1),
 )
+
+
+def fmt_value(value: Any, decimals: int | None) -> str:
+    """A measure as shown: ``-`` when undefined, an integer for ``decimals=None``, no ``-0.0``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if decimals is None:
+        return str(int(value))
+    text = f"{float(value):.{decimals}f}"
+    return text.lstrip("-") if float(text) == 0.0 else text
+
+
+def fmt_signed(value: float, decimals: int | None) -> str:
+    """A change, with its sign (``+1.5``, ``-0.3``; zero as ``0.0``)."""
+    text = f"{value:+.{decimals or 0}f}"
+    return "0" + text[2:] if float(text) == 0.0 else text

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from earmark.measures import MEASURES
+from earmark.measures import MEASURES, fmt_signed, fmt_value
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -445,7 +445,7 @@ def analysis_report(
     if len(items) > 1:
         table = [["Measure", "Unit", *[label for label, _, _ in items]]]
         for name, unit, attr, dec in MEASURES:
-            table.append([name, unit, *[_fmt(getattr(a, attr), dec) for _, a, _ in items]])
+            table.append([name, unit, *[fmt_value(getattr(a, attr), dec) for _, a, _ in items]])
         sections.append(Section("Measures", table=table))
     for label, analysis, history in items:
         if history is None:
@@ -512,7 +512,7 @@ def _analysis_section(
     table = None
     if single:
         table = [["Measure", "Unit", "Value"]]
-        table += [[n, u, _fmt(getattr(a, attr), d)] for n, u, attr, d in MEASURES]
+        table += [[n, u, fmt_value(getattr(a, attr), d)] for n, u, attr, d in MEASURES]
     bullets = [f"{f.get('severity')}: {f.get('message')}" for f in flags] or ["no flags"]
     details = f"{a.sample_rate} Hz · {a.channels} ch · {a.duration_s:.1f} s"
     if a.format:
@@ -637,9 +637,9 @@ def _change_table(t: Transformation, before_label: str, after_label: str) -> lis
     rows: list[list[str]] = [["Measure", before_label, after_label, "Change"]]
     for name, unit, attr, dec in MEASURES:
         b, a = getattr(t.before, attr), getattr(t.after, attr)
-        change = "-" if b is None or a is None else _fmt_signed(a - b, dec)
+        change = "-" if b is None or a is None else fmt_signed(a - b, dec)
         u = f" {unit}" if unit else ""
-        rows.append([f"{name}{u}", _fmt(b, dec), _fmt(a, dec), change])
+        rows.append([f"{name}{u}", fmt_value(b, dec), fmt_value(a, dec), change])
     return rows
 
 
@@ -707,7 +707,7 @@ def _diff_sections(
         bullets.append(
             f"limited: {lim.pinned_fraction * 100:.0f} % of the 20 ms windows peak within 0.2 dB"
             f" of {lim.ceiling_dbfs:.2f} dBFS (BEFORE: {lim.before_pinned_fraction * 100:.1f} %);"
-            f" true peak {_fmt(t.after.true_peak_dbtp, 1)} dBTP"
+            f" true peak {fmt_value(t.after.true_peak_dbtp, 1)} dBTP"
         )
     else:
         bullets.append("no limiting: peaks do not pile up at a ceiling")
@@ -817,17 +817,3 @@ def _flag_dict(flag: Any) -> dict[str, Any]:
     if callable(to_dict):
         return dict(to_dict())
     return dict(vars(flag))
-
-
-def _fmt(value: Any, decimals: int | None) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if decimals is None:
-        return str(int(value))
-    text = f"{float(value):.{decimals}f}"
-    return text.lstrip("-") if float(text) == 0.0 else text
-
-
-def _fmt_signed(value: float, decimals: int | None) -> str:
-    text = f"{value:+.{decimals or 0}f}"
-    return "0" + text[2:] if float(text) == 0.0 else text

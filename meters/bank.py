@@ -20,7 +20,7 @@ import numpy as np
 from . import kernels as K
 from .bands import band_edges, bin_band_map, fft_size
 from .channels import channel_weights
-from .fft import fft_tables
+from .fft import fft_stages, fft_tables
 from .kweighting import k_weighting_sos
 from .readings import History, Readings
 from .truepeak import TAPS_PER_PHASE, interpolation_phases, oversampling_factor
@@ -141,8 +141,9 @@ class MeterBank:
         self._chan_hist = np.full((self._history_len, c, 2), np.nan)
         self._spec_hist = np.full((self._history_len, nb), np.nan)
         self._clip_run = np.zeros(c, dtype=np.int64)
-        self._fft_ring = np.zeros((2, self.n_fft))
-        self._fft_work = np.zeros(self.n_fft, dtype=np.complex128)
+        # Double buffer: samples fill one (windowed, bit-reversed) while the previous
+        # frame is transformed in the other, a stage at a time (see K._spectrum_step).
+        self._fft_work = np.zeros((2, self.n_fft), dtype=np.complex128)
         self._spec_long = np.zeros((2, nb))
         self._spec_ring = np.zeros((self._spec_frames, 2, nb))
         self._cnt = np.zeros(K.C_COUNT, dtype=np.int64)
@@ -152,6 +153,9 @@ class MeterBank:
         self._sc[K.S_CUR_CORR] = np.nan
         self._sc[K.S_CUR_PSR] = np.nan
         self._cnt[K.C_FFT_POS] = self._fft_start
+        self._cnt[K.C_FFT_STEP] = -1
+        steps = fft_stages(self.n_fft) + 1
+        self._cnt[K.C_FFT_SPACING] = max(1, self.fft_hop // (4 * steps))
 
     # -- streaming ---------------------------------------------------------------
 
@@ -183,7 +187,7 @@ class MeterBank:
             self.true_peak, self._ring_e, self._ring_tp, self._ring_st, self._hist_i,
             self._hist_s, self._psr_hist, self._psr_min, self._corr_min, self._dr_acc,
             self._dr_hist, self._dr_peaks, self._history, self._chan_hist, self._spec_hist,
-            self._clip_run, self._fft_ring, self.fft_hop, self._fft_work, self._fft_rev,
+            self._clip_run, self.fft_hop, self._fft_work, self._fft_rev,
             self._fft_tw, self._fft_win, self._bin_band, self._bin_w, self._spec_long,
             self._spec_ring, self._band_norm, self.spectrum, self._cnt, self._sc,
         )  # fmt: skip

@@ -46,8 +46,36 @@ def fft_bitreversed_inplace(z: np.ndarray, twiddle: np.ndarray) -> None:
     n = z.shape[0]
     size = 2
     while size <= n:
-        half = size // 2
-        step = n // size
+        fft_stage(z, twiddle, size)
+        size *= 2
+
+
+def fft_stages(n: int) -> int:
+    """How many butterfly stages (``fft_stage`` calls) a length-``n`` transform takes."""
+    return n.bit_length() - 1
+
+
+@nb.njit(cache=True, nogil=True)
+def fft_stage(z: np.ndarray, twiddle: np.ndarray, size: int) -> None:
+    """One radix-2 butterfly stage (span ``size``) of ``fft_bitreversed_inplace``.
+
+    Running the stages one at a time, in order size = 2, 4, ..., n, gives the same
+    transform: the live meters spread a frame's stages over several audio blocks so
+    that no single callback pays for a whole FFT.
+    """
+    n = z.shape[0]
+    half = size // 2
+    step = n // size
+    if half < 8:
+        # Short spans: the twiddle is fixed per k, the groups are many.
+        for k in range(half):
+            w = twiddle[k * step]
+            for start in range(0, n, size):
+                a = z[start + k]
+                b = z[start + k + half] * w
+                z[start + k] = a + b
+                z[start + k + half] = a - b
+    else:
         for start in range(0, n, size):
             for k in range(half):
                 w = twiddle[k * step]
@@ -55,4 +83,3 @@ def fft_bitreversed_inplace(z: np.ndarray, twiddle: np.ndarray) -> None:
                 b = z[start + k + half] * w
                 z[start + k] = a + b
                 z[start + k + half] = a - b
-        size *= 2

@@ -23,7 +23,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .fft import fft_bitreversed_inplace
+from .fft import fft_stage
 
 # Loudness histograms: 0.01 LU bins from -70 to +30 LUFS.
 HIST_MIN_LUFS = -70.0
@@ -50,7 +50,7 @@ C_POS_IN_SUB = 0  # samples into the current sub-block
 C_SUBS = 1  # completed sub-blocks
 C_TP_POS = 2  # true-peak ring write position
 C_FFT_POS = 3  # samples written into the FFT input ring since the last hop
-C_FFT_RING_POS = 4  # FFT input ring write position
+C_FFT_FILL = 4  # which of the two FFT buffers the incoming samples fill
 C_FFT_FRAMES = 5  # FFT frames averaged into the long-term spectrum
 C_NONFINITE = 6  # NaN/Inf samples replaced by zero
 C_FRAMES = 7  # total frames processed
@@ -61,7 +61,9 @@ C_HIST_LEN = 11  # valid history points
 C_CLIP_SUB = 12  # clipped samples (full-scale runs) in the current sub-block
 C_CLIPPED = 13  # clipped samples since the start
 C_HIST_ROWS = 14  # history rows written since the start (bumped after a row is complete)
-C_COUNT = 15
+C_FFT_STEP = 15  # next step of the pending spectrum frame's transform (-1: none pending)
+C_FFT_SPACING = 16  # samples between two steps of a pending transform
+C_COUNT = 17
 
 # Rows of the 10 Hz ``history`` array (one column per 100 ms sub-block).
 H_MOMENTARY = 0  # LUFS
@@ -297,9 +299,8 @@ def process_block(
     chan_hist: np.ndarray,  # (H, channels, 2) mean square and sample peak per sub-block
     spec_hist: np.ndarray,  # (H, bands) short-term band power at each sub-block end
     clip_run: np.ndarray,  # (channels,) int64 current full-scale run length
-    fft_ring: np.ndarray,  # (2, n_fft) mid/side input ring
-    fft_hop: int,  # samples between spectrum frames
-    fft_work: np.ndarray,  # (n_fft,) complex128
+    fft_hop: int,  # samples between spectrum frames (= n_fft: frames back to back)
+    fft_work: np.ndarray,  # (2, n_fft) complex128: one buffer fills, the other transforms
     fft_rev: np.ndarray,
     fft_tw: np.ndarray,
     fft_win: np.ndarray,  # (n_fft,) analysis window, scaled
@@ -315,7 +316,8 @@ def process_block(
     """Meter one block of audio; see the module docstring."""
     frames = block.shape[0]
     channels = block.shape[1]
-    n_fft = fft_ring.shape[1]
+    n_fft = fft_work.shape[1]
+    fft_steps = fft_stages_of(n_fft) + 1  # butterfly stages, then the band split
     taps = tp_taps.shape[1]
     stereo = channels >= 2
     start = 0
@@ -329,6 +331,10 @@ def process_block(
             left = fft_hop - cnt[C_FFT_POS]
             if left < seg:
                 seg = left
+            if cnt[C_FFT_STEP] >= 0:
+                left = (cnt[C_FFT_STEP] + 1) * cnt[C_FFT_SPACING] - cnt[C_FFT_POS]
+                if left < seg:
+                    seg = left
         stop = start + seg
 
         for c in range(channels):
@@ -356,7 +362,8 @@ def process_block(
         ll = sc[S_SUB_LL]
         rr = sc[S_SUB_RR]
         lr = sc[S_SUB_LR]
-        rpos = cnt[C_FFT_RING_POS]
+        fill = cnt[C_FFT_FILL]
+        k_fft = cnt[C_FFT_POS]
         for n in range(start, stop):
             xl = float(block[n, 0])
             if not math.isfinite(xl):
@@ -374,26 +381,33 @@ def process_block(
                 mid = xl
                 side = 0.0
             if do_spec:
-                fft_ring[0, rpos] = mid
-                fft_ring[1, rpos] = side
-                rpos += 1
-                if rpos == n_fft:
-                    rpos = 0
+                # Windowed mid + j*side, straight into bit-reversed order.
+                wk = fft_win[k_fft]
+                fft_work[fill, fft_rev[k_fft]] = complex(mid * wk, side * wk)
+                k_fft += 1
         sc[S_SUB_LL] = ll
         sc[S_SUB_RR] = rr
         sc[S_SUB_LR] = lr
-        cnt[C_FFT_RING_POS] = rpos
         cnt[C_POS_IN_SUB] += seg
         cnt[C_FRAMES] += seg
         if do_spec:
             cnt[C_FFT_POS] += seg
+            step = cnt[C_FFT_STEP]
+            if step >= 0 and cnt[C_FFT_POS] == (step + 1) * cnt[C_FFT_SPACING]:
+                _spectrum_step(
+                    fft_work, 1 - fill, fft_tw, bin_band, bin_w, spec_long, spec_ring,
+                    fft_steps, cnt,
+                )  # fmt: skip
             if cnt[C_FFT_POS] == fft_hop:
                 cnt[C_FFT_POS] = 0
-                if cnt[C_FRAMES] >= n_fft:  # the ring holds a full frame
-                    _spectrum_frame(
-                        fft_ring, rpos, fft_work, fft_rev, fft_tw, fft_win, bin_band, bin_w,
-                        spec_long, spec_ring, cnt,
+                while cnt[C_FFT_STEP] >= 0:  # never expected: steps end by a quarter hop
+                    _spectrum_step(
+                        fft_work, 1 - fill, fft_tw, bin_band, bin_w, spec_long, spec_ring,
+                        fft_steps, cnt,
                     )  # fmt: skip
+                cnt[C_FFT_FILL] = 1 - fill
+                if cnt[C_FRAMES] >= n_fft:  # the buffer holds a whole frame
+                    cnt[C_FFT_STEP] = 0
         if cnt[C_POS_IN_SUB] == sub_len:
             cnt[C_POS_IN_SUB] = 0
             _end_sub_block(
@@ -405,33 +419,48 @@ def process_block(
 
 
 @nb.njit(cache=True, nogil=True)
-def _spectrum_frame(
-    fft_ring: np.ndarray,
-    rpos: int,
+def fft_stages_of(n: int) -> int:
+    """log2(n) for a power of two."""
+    s = 0
+    while (1 << s) < n:
+        s += 1
+    return s
+
+
+@nb.njit(cache=True, nogil=True)
+def _spectrum_step(
     work: np.ndarray,
-    rev: np.ndarray,
+    buf: int,
     tw: np.ndarray,
-    win: np.ndarray,
     bin_band: np.ndarray,
     bin_w: np.ndarray,
     spec_long: np.ndarray,
     spec_ring: np.ndarray,
+    steps: int,
     cnt: np.ndarray,
 ) -> None:
-    """Window the last n_fft samples of mid + j*side, transform, split, sum into bands."""
-    n = fft_ring.shape[1]
-    for k in range(n):
-        i = rpos + k
-        if i >= n:
-            i -= n
-        work[rev[k]] = complex(fft_ring[0, i] * win[k], fft_ring[1, i] * win[k])
-    fft_bitreversed_inplace(work, tw)
+    """One step of the pending frame's transform: a butterfly stage, or (last) the band split.
+
+    A whole 8192-point frame costs about 150 us, a ninth of a 64-frame period at
+    48 kHz, and three paths' frames would land in nearby blocks; one step costs
+    about 10 us. Steps fire at fixed sample counts after the hop
+    (``C_FFT_SPACING`` apart), so the result stays independent of how the input
+    is cut into blocks; the spectrum lags the audio by at most a quarter hop.
+    """
+    step = cnt[C_FFT_STEP]
+    z = work[buf]
+    n = z.shape[0]
+    if step < steps - 1:
+        fft_stage(z, tw, 2 << step)
+        cnt[C_FFT_STEP] = step + 1
+        return
+    # z = FFT(mid + j*side): split the two real spectra, sum bin powers into bands.
     slot = cnt[C_FFT_FRAMES] % spec_ring.shape[0]
     spec_ring[slot, :, :] = 0.0
     n_bins = bin_band.shape[0]
     for k in range(1, n_bins):
-        zk = work[k]
-        zc = work[n - k].conjugate() if k < n - k else work[k].conjugate()
+        zk = z[k]
+        zc = z[n - k].conjugate() if k < n - k else z[k].conjugate()
         xm = 0.5 * (zk + zc)
         xs = -0.5j * (zk - zc)
         pm = xm.real * xm.real + xm.imag * xm.imag
@@ -449,6 +478,7 @@ def _spectrum_frame(
         spec_long[0, b] += spec_ring[slot, 0, b]
         spec_long[1, b] += spec_ring[slot, 1, b]
     cnt[C_FFT_FRAMES] += 1
+    cnt[C_FFT_STEP] = -1
 
 
 @nb.njit(cache=True, nogil=True)

@@ -273,6 +273,7 @@ def build(
             "callbacks": int(state.callbacks),
             "xruns": int(state.xruns),
             "dropped_commands": int(state.dropped_commands),
+            "meter_skipped_frames": int(state.meter_skipped_frames),
             "callback_p99_us": _clean(state.callback_p99_us),
             "callback_max_us": _clean(state.callback_max_us),
         },

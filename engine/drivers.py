@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .engine import Engine
+from .engine import Engine, MeterThread
 
 # sounddevice (0.5.6) sets ndarray.shape inside every callback, which NumPy 2.5
 # deprecates: a warning per callback would cost far more than the callback.
@@ -119,6 +119,7 @@ class SoundDeviceDriver(AudioDriver):
         self._watchdog: threading.Thread | None = None
         self._dead: list = []
         self._sd = None  # the sounddevice module instance in use (see fresh_portaudio)
+        self._meters = MeterThread(engine)
         self.reopens = 0
 
     def _open(self) -> None:
@@ -163,9 +164,11 @@ class SoundDeviceDriver(AudioDriver):
     def start(self) -> None:
         self._want_running = True
         self._enter_realtime()
+        self._meters.start()
         try:
             self._open()
         except Exception:
+            self._meters.stop()
             self._leave_realtime()
             raise
         self.on_event(f"stream open: {self.describe()}")
@@ -253,6 +256,7 @@ class SoundDeviceDriver(AudioDriver):
         if self._watchdog is not None:
             self._watchdog.join(timeout=2.0)
             self._watchdog = None
+        self._meters.stop()
         self._leave_realtime()
         self.status = "stopped"
 

@@ -23,6 +23,7 @@ and the result is published with one reference swap.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -46,6 +47,10 @@ TAP_FRAMES = 1 << 13
 # applies at most a few of them.
 _MAX_PENDING_COMMANDS = 1024
 _COMMANDS_PER_BLOCK = 32
+# The meter feed: how much of each path's output waits for the meter thread (rounded
+# up to a power of two), and how often that thread wakes.
+_METER_FEED_S = 1.0
+_METER_INTERVAL_S = 0.01
 _DIM_DB = -20.0
 # Monitor matrices (out = M @ [L, R]).
 _MONITOR_MATRIX = {
@@ -80,6 +85,10 @@ class Path:
     _out: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _ring: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _ring_pos: int = 0
+    _feed: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    _fed: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    _metered: int = 0
+    _reset_at: int | None = None
 
     @property
     def latency_samples(self) -> int:
@@ -121,6 +130,7 @@ class EngineState:
     callbacks: int
     xruns: int
     dropped_commands: int
+    meter_skipped_frames: int  # frames the meter thread could not meter (it fell behind)
     position_s: float
     callback_p99_us: float | None
     callback_max_us: float | None
@@ -163,11 +173,14 @@ class Engine:
                 (p.source.frames for p in self.paths if isinstance(p.source, Player)), default=0
             )
         )
+        feed = 1 << max(1, math.ceil(math.log2(max(_METER_FEED_S * sample_rate, 4 * max_block))))
         for i, p in enumerate(self.paths):
             # Staggered spectrum frames: one path's FFT per block at most.
             p.bank = MeterBank(2, self.sample_rate, spectrum_phase=i / len(self.paths))
             p._buf = np.zeros((self.max_block, 2), dtype=np.float32)
             p._out = np.zeros((self.max_block, 2), dtype=np.float32)
+            p._feed = np.zeros((feed, 2), dtype=np.float32)
+            p._fed = np.zeros(1, dtype=np.int64)
         self.a = a if a < len(self.paths) else 0
         self.b = b if b < len(self.paths) else self.a
         self.loudness_match = loudness_match
@@ -186,6 +199,10 @@ class Engine:
         self.callbacks = 0
         self.xruns = 0
         self.dropped_commands = 0
+        # Meters run in the callback (``meter_inline``) unless a MeterThread runs them
+        # from the paths' feeds; frames it had to skip (it fell a whole feed behind).
+        self.meter_inline = True
+        self.meter_skipped_frames = 0
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
         # The A/B tap: the goniometer's last frames, and the audio of a snapshot's clip.
         self.tap_frames = max(TAP_FRAMES, int(round(tap_seconds * self.sample_rate)))
@@ -248,12 +265,13 @@ class Engine:
                 if rt.silence_non_finite(y, n):
                     p.nonfinite_blocks += 1
             p._ring_pos = rt.delay(y, n, p._ring, p._ring_pos, p.delay_samples, p._out)
-            p.bank.process(p._out[:n])
+            if self.meter_inline:
+                p.bank.process(p._out[:n])
+            else:
+                rt.ring_write(p._out, n, p._feed, p._fed)
         transport.advance(n)
-        self._since_match += n
-        if self._since_match >= self._match_every:
-            self._since_match = 0
-            self._follow_loudness()
+        if self.meter_inline:
+            self._matched(n)
         a_out, b_out = self.paths[self.a]._out, self.paths[self.b]._out
         rt.mix_ab(a_out, b_out, outdata, n, self._mx)
         rt.tap_pair(a_out, b_out, n, self._tap, self._tap_pos)
@@ -286,7 +304,70 @@ class Engine:
             self.transport.playing = bool(cmd[1])
         elif kind == "reset_meters":
             for p in self.paths:
+                if self.meter_inline:
+                    p.bank.reset()
+                else:  # the meter thread resets at this frame of the feed
+                    p._reset_at = int(p._fed[0])
+
+    def _matched(self, frames: int) -> None:
+        """Let the loudness match follow the meters every ``_MATCH_INTERVAL_S``."""
+        self._since_match += frames
+        if self._since_match >= self._match_every:
+            self._since_match = 0
+            self._follow_loudness()
+
+    # -- the meter thread's side ----------------------------------------------------
+
+    def after_callback(self, timeout_s: float = 0.02) -> bool:
+        """Return just after the audio callback has finished a block (False after ``timeout_s``).
+
+        A Python thread in the audio process that starts its work here has most of
+        a period before the callback needs the GIL again, instead of landing on a
+        running callback about one time in twenty (at 64 frames) and delaying it
+        by a GIL hand-over. The wait polls the tap's frame count every 0.1 ms
+        without holding the GIL.
+        """
+        seen = int(self._tap_pos[1])
+        return rt.wait_for_change(self._tap_pos, 1, seen, 100, max(1, int(timeout_s / 1e-4)))
+
+    def meter_pending(self) -> int:
+        """Meter what the callback has fed each path since the last call; returns frames.
+
+        Called by :class:`MeterThread` (never the audio thread) while
+        ``meter_inline`` is False, and once more after the stream stops.
+        """
+        done = 0
+        for i, p in enumerate(self.paths):
+            fed = int(p._fed[0])
+            reset_at = p._reset_at
+            if reset_at is not None and reset_at <= fed:
+                self._meter_feed(p, reset_at)
                 p.bank.reset()
+                p._reset_at = None
+            got = self._meter_feed(p, fed)
+            if i == 0:
+                done = got
+        if done:
+            self._matched(done)
+        return done
+
+    def _meter_feed(self, p: Path, upto: int) -> int:
+        size = p._feed.shape[0]
+        start = p._metered
+        if upto - start > size - 2 * self.max_block:
+            # Fell (nearly) a whole feed behind: the oldest frames may be overwritten
+            # while read. Skip to the newest half and say so in the state.
+            skip = upto - size // 2 - start
+            self.meter_skipped_frames += skip
+            start += skip
+        pos = start
+        while pos < upto:
+            row = pos & (size - 1)
+            k = min(upto - pos, size - row)
+            p.bank.process(p._feed[row : row + k])
+            pos += k
+        p._metered = upto
+        return upto - start
 
     def _monitor_targets(self) -> None:
         m = self.monitor
@@ -360,6 +441,7 @@ class Engine:
             callbacks=self.callbacks,
             xruns=self.xruns,
             dropped_commands=self.dropped_commands,
+            meter_skipped_frames=self.meter_skipped_frames,
             position_s=self.transport.pos / self.sample_rate,
             callback_p99_us=p99,
             callback_max_us=mx_us,
@@ -373,3 +455,51 @@ def _programme_loudness(bank: MeterBank) -> float | None:
 
 def _db(gain: float) -> float:
     return 20.0 * math.log10(gain) if gain > 0 else -math.inf
+
+
+class MeterThread:
+    """Runs the engine's meters beside the audio callback instead of inside it.
+
+    DESIGN.md lets the callback "run (or hand to a meter thread) the numba
+    kernels". Measured on the JACK dummy server at 64 frames (bench/realtime.py):
+    metering three paths in the callback made it the largest share of the
+    callback's time; here the callback only appends each path's output to its
+    feed (``rt.ring_write``) and this thread meters the feeds every 10 ms in
+    larger chunks. The kernels release the GIL, so the thread holds it only for
+    a few microseconds of glue per wake-up. Readings lag the audio by at most
+    one interval; they stay identical to metering in the callback, since a
+    MeterBank's readings do not depend on how its input is cut into blocks.
+    """
+
+    def __init__(self, engine: Engine, interval_s: float = _METER_INTERVAL_S) -> None:
+        self.engine = engine
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Take the meters out of the callback (call before the stream starts)."""
+        if self._thread is not None:
+            return
+        self.engine.meter_pending()
+        self.engine.meter_inline = False
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="earmark-meters", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Meter what is left and give the meters back to the callback (after the stream
+        stopped)."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        self.engine.meter_pending()
+        self.engine.meter_inline = True
+
+    def _run(self) -> None:
+        engine = self.engine
+        while not self._stop.wait(self.interval_s):
+            engine.after_callback()
+            engine.meter_pending()

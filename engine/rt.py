@@ -17,6 +17,9 @@ import math
 import numba as nb
 import numpy as np
 
+# libc's usleep, called from nopython code so that a waiting thread holds no GIL.
+_usleep = nb.types.ExternalFunction("usleep", nb.types.int32(nb.types.uint32))
+
 # Fields of the mix state array ``mx`` (float64).
 X_POS = 0  # crossfade position: 0 = A audible, 1 = B audible
 X_TARGET = 1  # 0 or 1
@@ -210,3 +213,35 @@ def tap_pair(a: np.ndarray, b: np.ndarray, n: int, ring: np.ndarray, pos: np.nda
             p = 0
     pos[0] = p
     pos[1] += n
+
+
+@nb.njit(cache=True, nogil=True)
+def ring_write(x: np.ndarray, n: int, ring: np.ndarray, written: np.ndarray) -> None:
+    """Append n frames of x to ``ring`` (frames a power of two); ``written[0]`` counts them all.
+
+    The meter thread's feed: the callback appends each path's output, the meter
+    thread reads frames ``[its count, written[0])`` behind it (single producer,
+    single consumer; the count is published after the frames).
+    """
+    mask = ring.shape[0] - 1
+    channels = ring.shape[1]
+    w = written[0]
+    for i in range(n):
+        row = (w + i) & mask
+        for c in range(channels):
+            ring[row, c] = x[i, c]
+    written[0] = w + n
+
+
+@nb.njit(cache=True, nogil=True)
+def wait_for_change(counter: np.ndarray, index: int, seen: int, poll_us: int, polls: int) -> bool:
+    """Sleep-poll until ``counter[index] != seen`` (True) or ``polls`` polls passed (False).
+
+    Without the GIL: a Python-level poll would take the GIL every ``poll_us`` and
+    land on the running audio callback about one time in twenty.
+    """
+    for _ in range(polls):
+        if counter[index] != seen:
+            return True
+        _usleep(poll_us)
+    return counter[index] != seen

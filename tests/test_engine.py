@@ -15,7 +15,7 @@ import pedalboard
 import pytest
 
 from earmark.engine.drivers import NullDriver, render
-from earmark.engine.engine import Engine, Path
+from earmark.engine.engine import Engine, MeterThread, Path
 from earmark.engine.sources import LiveInput, Player
 from earmark.meters import MeterBank
 
@@ -303,3 +303,57 @@ def test_a_chain_that_silences_its_own_nan_shows_the_path_as_muted():
     state = engine.state()
     assert state.paths[1].nonfinite_blocks == chain.nonfinite_blocks > 0
     assert state.paths[0].nonfinite_blocks == 0
+
+
+def _stereo_noise(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.1 * rng.standard_normal((int(seconds * FS), 2))).astype(np.float32)
+
+
+def test_meter_thread_reads_exactly_what_metering_in_the_callback_reads():
+    """The live driver meters in a MeterThread fed by the callback: same readings to the bit,
+    and a meter reset lands on the frame of the block where the command applied."""
+    x = _stereo_noise(6, 1)
+    inline = two_paths(x, [pedalboard.Gain(gain_db=-3.0)], loudness_match=False)
+    threaded = two_paths(x, [pedalboard.Gain(gain_db=-3.0)], loudness_match=False)
+
+    def paced(engine: Engine, seconds: float) -> None:
+        # render() runs far faster than real time: hand over a quarter feed at a time
+        # and let the meter thread catch up, as it does at real-time pace.
+        for _ in range(int(seconds / 0.25)):
+            render(engine, 0.25, 64)
+            deadline = time.monotonic() + 5.0
+            while any(p._metered < p._fed[0] for p in engine.paths) and not engine.meter_inline:
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+
+    meters = MeterThread(threaded, interval_s=0.002)
+    meters.start()
+    try:
+        for engine in (inline, threaded):
+            paced(engine, 2.0)
+            engine.post("reset_meters")
+            paced(engine, 3.0)
+    finally:
+        meters.stop()
+    assert threaded.meter_inline and threaded.meter_skipped_frames == 0
+    for a, b in zip(inline.paths, threaded.paths, strict=True):
+        ra, rb = a.bank.readings(), b.bank.readings()
+        assert b.bank.frames == 3 * FS  # metered since the reset, no frame lost or repeated
+        assert rb.integrated_lufs == ra.integrated_lufs
+        assert rb.true_peak_dbtp == ra.true_peak_dbtp
+        assert rb.loudness_range_lu == ra.loudness_range_lu
+
+
+def test_a_meter_thread_a_whole_feed_behind_skips_and_counts_the_gap():
+    """Fault caused for real: the meter thread is simply not run while 3 s stream through a
+    1 s feed. The meters must not read frames being overwritten; the gap is counted."""
+    x = _stereo_noise(4, 2)
+    engine = two_paths(x, [pedalboard.Gain(gain_db=0.0)], loudness_match=False)
+    engine.meter_inline = False
+    render(engine, 3.0, 64)
+    engine.meter_pending()
+    feed = engine.paths[0]._feed.shape[0]
+    frames = engine.paths[0].bank.frames
+    assert frames == feed // 2
+    assert engine.meter_skipped_frames == 2 * (3 * FS - feed // 2)  # both paths

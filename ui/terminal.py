@@ -70,6 +70,9 @@ def render_state(state, header: str, session_flags: list | None = None) -> Group
         f"{header}  ·  {state.position_s:6.1f} s  ·  xruns {state.xruns}  ·  callback p99 "
         f"{_f(state.callback_p99_us, 0)} µs  ·  monitor {' '.join(flags) or 'normal'}"
     )
+    if state.meter_skipped_frames:
+        gap = state.meter_skipped_frames / state.sample_rate
+        status += f"  ·  meters skipped {gap:.1f} s (metering fell behind)"
     lines = _flag_lines(state, session_flags)
     return Group(Text(status), table, *lines, Text(KEYS_HELP, style="dim"))
 

@@ -13,9 +13,12 @@ then runs in this one process:
    shelf and limiter plus ZamCompX2 where the VST3 is installed), the full
    MeterBank on every path, A/B toggled every 3 s;
 3. the same with the services `earmark demo` runs beside the audio in the same
-   process (``--services``): live flags on every path, the session log and
-   snapshots into SQLite, the control socket. Their Python work competes with
-   the callback for the GIL: this row measures what that costs.
+   process (``--services``): live flags on every path (detectors in their worker
+   process), the session log and snapshots into SQLite, the control socket, the
+   dashboard's state frame (no window) and a MIDI controller (generic map, JACK
+   MIDI ports). Their Python work competes with the callback for the GIL: this
+   row measures what that costs. EARMARK_BENCH_SERVICES=flags,record,dashboard,midi
+   picks a subset.
 
 It prints callback duration p50/p99/p99.9/max as a share of the period, xruns
 (PortAudio status flags), CPU use and RSS at start and end. Nothing is asserted.
@@ -138,11 +141,20 @@ def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
         from earmark.session import LiveSession
 
         session = LiveSession(engine, driver, name="bench", say=None)
-        which = os.environ.get("EARMARK_BENCH_SERVICES", "flags,record").split(",")
+        which = os.environ.get("EARMARK_BENCH_SERVICES", "flags,record,dashboard,midi").split(",")
         if "flags" in which:
             session.add_service(FlagService(None, befores={1: 0, 2: 0}), name="flags")
         if "record" in which:
             record_live(session, "demo")
+        if "dashboard" in which:
+            from earmark.dashboard_service import DashboardService
+
+            session.add_service(DashboardService(), name="dashboard")  # the frame, no window
+        if "midi" in which:
+            from earmark.cli_midi import load_surfaces
+
+            for surface in load_surfaces(["generic"]) or []:
+                session.add_service(surface, name="midi")
     cpu0, rss0 = cpu_s(), rss_mb()
     driver.start()
     if session is not None:

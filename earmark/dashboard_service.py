@@ -340,7 +340,12 @@ class DashboardService:
             text = json.dumps(info, default=_jsonable, separators=(",", ":"))
             if text == self._json_text:
                 text = None
-        histories = [self._new_rows(engine, i) for i in range(n_paths)] if fresh else []
+        histories = []
+        for i in range(n_paths if fresh else 0):
+            engine.after_callback()  # one path's rows per gap between audio callbacks
+            histories.append(self._new_rows(engine, i))
+        if fresh:
+            engine.after_callback()
         taps = engine.read_tap(self._tap)
         with writer.writing():
             self._header(writer, session, state, n_paths)

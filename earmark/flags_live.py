@@ -68,6 +68,7 @@ class FlagService:
         self._conn: Any = None
         self._init_pending = False
         self._failed = False
+        self._pace: Any = None  # Engine.after_callback: unpickle replies between callbacks
 
     # -- service ------------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class FlagService:
         self._proc, self._conn = start_module("earmark.flags_worker")
         # The worker loads the detectors (~0.5 s) while the session starts: its
         # answer is collected before the first tick's.
+        self._pace = session.engine.after_callback
         self._conn.send(("init", self.profile, banks))
         self._init_pending = True
 
@@ -95,7 +97,9 @@ class FlagService:
         if self._failed:
             return
         work = []
-        for i, path in enumerate(session.engine.paths):
+        engine = session.engine
+        for i, path in enumerate(engine.paths):
+            engine.after_callback()  # one path's rows per gap between audio callbacks
             bank = path.bank
             total = bank.history_rows
             reset = total < self._rows_seen[i]  # meters reset: a new programme
@@ -148,6 +152,8 @@ class FlagService:
         try:
             if not self._conn.poll(timeout):
                 raise TimeoutError(f"the flag worker did not answer within {timeout:.0f} s")
+            if self._pace is not None:
+                self._pace()
             reply = self._conn.recv()
         except (OSError, EOFError, TimeoutError) as exc:
             self._fail(exc)

@@ -74,6 +74,8 @@ class SessionRecorder:
         """Open the session's row and start the writer thread."""
         if self.writer.on_status is None:
             self.writer.on_status = lambda text: session.note("store", text)
+        if self.writer.pace is None:
+            self.writer.pace = session.engine.after_callback
         state = session.state()
         driver = session.driver
         self.writer.start()

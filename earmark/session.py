@@ -299,6 +299,9 @@ class LiveSession:
                 if now < slot.due:
                     continue
                 slot.due = now + slot.period_s
+                # Each piece of Python work starts in the gap after an audio callback
+                # (see Engine.after_callback), so it rarely holds the GIL when one is due.
+                self.engine.after_callback()
                 try:
                     slot.service.tick(self, self._state)
                 except Exception as exc:

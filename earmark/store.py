@@ -665,6 +665,9 @@ class StoreWriter:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._reported_drop = False
+        # Called before each transaction: in the audio process, Engine.after_callback,
+        # so that the writer's Python work falls between audio callbacks.
+        self.pace: Callable[[], object] | None = None
 
     # -- handing over (any thread) ----------------------------------------------------------
 
@@ -830,6 +833,8 @@ class StoreWriter:
             batch = list(self._jobs)
         if not batch:
             return True
+        if self.pace is not None:
+            self.pace()
         try:
             if self._conn is None:
                 self._conn = connect(self.path)

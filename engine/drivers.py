@@ -164,11 +164,13 @@ class SoundDeviceDriver(AudioDriver):
     def start(self) -> None:
         self._want_running = True
         self._enter_realtime()
+        self.engine.realtime = True
         self._meters.start()
         try:
             self._open()
         except Exception:
             self._meters.stop()
+            self.engine.realtime = False
             self._leave_realtime()
             raise
         self.on_event(f"stream open: {self.describe()}")
@@ -257,6 +259,7 @@ class SoundDeviceDriver(AudioDriver):
             self._watchdog.join(timeout=2.0)
             self._watchdog = None
         self._meters.stop()
+        self.engine.realtime = False
         self._leave_realtime()
         self.status = "stopped"
 

@@ -71,6 +71,10 @@ _READ_SLEEP_S = 0.001
 # p99 286 -> 785 us at 1 ms), and a first press after a pause waits at most 4 ms.
 _IDLE_AFTER_S = 0.25
 _IDLE_SLEEP_S = 0.004
+# In an audio process the reader wakes just after an audio callback instead
+# (Engine.after_callback): its GIL time then falls between callbacks. It waits at
+# most this long for one (large blocks), then reads anyway.
+_PACE_WAIT_S = 0.001
 DELIVERIES = ("poll", "callback")
 
 
@@ -493,6 +497,7 @@ class ControllerSurface:
         self.delivery = delivery
         self._reader: threading.Thread | None = None
         self._reading = False
+        self._pace: Any = None
         self.input_pattern = port or cmap.input
         self.output_pattern = port or cmap.output
         self.client = client
@@ -539,6 +544,7 @@ class ControllerSurface:
     def start(self, session: Any) -> None:
         """Open the MIDI clients and the controller's ports (if present)."""
         self._session = session
+        self._pace = getattr(getattr(session, "engine", None), "after_callback", None)
         state = getattr(session, "state", None)
         self._last_state = state() if state is not None else None
         handle = getattr(session, "handle", None)
@@ -611,9 +617,14 @@ class ControllerSurface:
             self._reader.start()
 
     def _read_loop(self, midi_in: Any) -> None:
-        """Drain rtmidi's queue: a bounded batch per wake, then a 1 ms sleep (4 ms when idle)."""
+        """Drain rtmidi's queue: a bounded batch per wake, then a 1 ms sleep (4 ms when idle).
+
+        With a streaming engine the 1 ms sleep becomes "until the next audio
+        callback has finished" (at most 1 ms), so wakes land between callbacks.
+        """
         get = midi_in.get_message
         handle = self._on_midi
+        pace = self._pace
         last_input = time.monotonic()
         while self._reading:
             handled = 0
@@ -632,7 +643,10 @@ class ControllerSurface:
                 if handled:
                     last_input = now
                 idle = now - last_input > _IDLE_AFTER_S
-                time.sleep(_IDLE_SLEEP_S if idle else _READ_SLEEP_S)
+                if idle:
+                    time.sleep(_IDLE_SLEEP_S - _PACE_WAIT_S)
+                if not (pace is not None and pace(_PACE_WAIT_S)):
+                    time.sleep(_PACE_WAIT_S if idle else _READ_SLEEP_S)
 
     def _poll(self, force: bool = False) -> None:
         with self._lock:

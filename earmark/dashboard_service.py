@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from earmark import config
+from earmark.engine.childproc import alive
 from earmark.meters import Readings
 from earmark.ui.stateframe import (
     HISTORY_CURVES,
@@ -94,7 +95,7 @@ def find_sessions(folder: Path | None = None) -> list[dict]:
             pid = int(info["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not _alive(pid):
+        if not alive(pid):
             with contextlib.suppress(OSError):
                 path.unlink()
             continue
@@ -644,16 +645,6 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _exit_text(rc: int) -> str:

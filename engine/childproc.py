@@ -9,13 +9,14 @@ a ``__main__`` guard).
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
-__all__ = ["kill", "start_module"]
+__all__ = ["alive", "kill", "start_module"]
 
 
 def start_module(
@@ -41,3 +42,14 @@ def kill(proc: subprocess.Popen) -> None:
         proc.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(2.0)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one owned by another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

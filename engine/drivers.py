@@ -217,6 +217,7 @@ class SoundDeviceDriver(AudioDriver):
             if not self._want_running:
                 break
             self.status = "device lost"
+            self.engine.realtime = False  # no callbacks to wait for (Engine.after_callback)
             self.on_event("stream lost: the audio device or server went away; retrying")
             if self._stream is not None:
                 self._dead.append(self._stream)  # never closed: that would hang
@@ -237,6 +238,7 @@ class SoundDeviceDriver(AudioDriver):
                     self._sd = None
                     continue
                 self._lost.clear()
+                self.engine.realtime = True
                 self.reopens += 1
                 self.on_event(f"stream reopened after {attempts} tries: {self.describe()}")
                 break

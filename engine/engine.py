@@ -40,6 +40,7 @@ from .sources import Player, Source, Transport
 # How often (in frames) the loudness match follows the meters: 100 ms at 48 kHz.
 _MATCH_INTERVAL_S = 0.1
 _TIMING_RING = 1 << 16
+_XRUN_RING = 1 << 12
 # Callbacks behind the state's p99 and max: about 11 s at 64 frames / 48 kHz.
 _STATS_CALLBACKS = 1 << 13
 # The last A and B output frames kept for the dashboard's goniometer (170 ms at 48 kHz).
@@ -200,6 +201,10 @@ class Engine:
         self._since_match = 0
         self.callbacks = 0
         self.xruns = 0
+        # Which callbacks were flagged (the latest _XRUN_RING): with ``timings_ns`` this
+        # tells an xrun that followed an overrunning callback from one the server or
+        # the machine caused (bench/realtime.py).
+        self.xrun_callbacks = np.zeros(_XRUN_RING, dtype=np.int64)
         self.dropped_commands = 0
         # Meters run in the callback (``meter_inline``) unless a MeterThread runs them
         # from the paths' feeds; frames it had to skip (it fell a whole feed behind).
@@ -248,6 +253,7 @@ class Engine:
         """Run one block: the audio callback body (see the module docstring)."""
         t0 = time.perf_counter_ns()
         if xrun:
+            self.xrun_callbacks[self.xruns & (_XRUN_RING - 1)] = self.callbacks
             self.xruns += 1
         for _ in range(_COMMANDS_PER_BLOCK):
             if not self._commands:

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from earmark.engine.childproc import alive
+
 ROOT = Path(__file__).resolve().parents[1]
 JACKD_DUMMY = ROOT / "scripts" / "jackd-dummy"
 JACK_HOSTAPI = "JACK Audio Connection Kit"
@@ -209,23 +211,13 @@ def _answers() -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _stop_servers_of_dead_runs() -> None:
     """A test run killed hard leaves its server behind; stop those (ours only)."""
     rundir = Path(os.environ.get("EARMARK_JACK_RUNDIR", f"/tmp/earmark-jackd-{os.getuid()}"))
     for pidfile in rundir.glob("earmark-test-*.pid"):
         name = pidfile.stem
         owner = name.rsplit("-", 1)[-1]
-        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+        if owner.isdigit() and int(owner) != os.getpid() and not alive(int(owner)):
             subprocess.run([str(JACKD_DUMMY), "stop", name], capture_output=True, check=False)
 
 

@@ -61,6 +61,31 @@ def test_a_tone_through_jack_reads_its_loudness_live(jack_server):
         driver.stop()
     assert measured == pytest.approx(-23.0, abs=0.05)
     assert engine.state().callbacks > 2.5 * FS / 64
+    # Metered by the driver's MeterThread from the callback's feeds, nothing skipped.
+    assert engine.state().meter_skipped_frames == 0
+    assert engine.paths[0]._metered == engine.paths[0]._fed[0]  # all of it, after the stop
+
+
+def test_after_callback_returns_just_after_a_block_and_at_once_without_a_stream(jack_server):
+    engine = Engine(FS, [Path("tone", Player(sine(-20, 5, dtype=np.float32), "tone"))], b=0)
+    t0 = time.monotonic()
+    assert engine.after_callback() is False  # no real-time driver: nothing to wait for
+    assert time.monotonic() - t0 < 0.005
+    driver = start(jack_server, engine)
+    try:
+        time.sleep(0.2)
+        seen = []
+        for _ in range(50):
+            before = int(engine._tap_pos[1])
+            assert engine.after_callback() is True
+            seen.append(int(engine._tap_pos[1]) - before)
+    finally:
+        driver.stop()
+    assert engine.after_callback() is False
+    # Each wait ended on the block that completed after it began (rarely two, when the
+    # poll's 0.1 ms sleep overlapped the next block).
+    assert all(n in (64, 128) for n in seen), seen
+    assert seen.count(64) >= 45
 
 
 def test_gain_chain_and_a_b_switch_measured_at_the_output(jack_server):

@@ -918,46 +918,33 @@ class Dashboard:
     def _build_control(self, dpg: Any) -> None:
         t = dpg.add_text("MONITOR", tag="em_monitor_title")
         self._font(t, "head")
-        with dpg.group(horizontal=True):
-            for key, label in (("dim", "DIM (D)"), ("mono", "MONO (O)"), ("mute", "MUTE")):
-                dpg.add_button(
-                    label=label,
-                    tag=f"em_mon_{key}",
-                    width=118,
-                    height=30,
-                    callback=_no_args(lambda k=key: self.toggle_monitor(k)),
-                )
-        with dpg.group(horizontal=True):
-            dpg.add_button(
-                label="A/B (Space)",
-                tag="em_btn_ab",
-                width=118,
-                height=30,
-                callback=_no_args(self.toggle_ab),
-            )
-            dpg.add_button(
-                label="SNAPSHOT (S)",
-                tag="em_btn_snapshot",
-                width=118,
-                height=30,
-                callback=_no_args(self.snapshot),
-            )
-            dpg.add_button(
-                label="MARKER (M)",
-                tag="em_btn_marker",
-                width=118,
-                height=30,
-                callback=_no_args(self.marker),
-            )
-        with dpg.group(horizontal=True):
-            dpg.add_button(
-                label="RESET HOLDS (R)",
-                tag="em_btn_reset",
-                width=180,
-                height=26,
-                callback=_no_args(self.reset_holds),
-            )
-            dpg.add_text("", tag="em_monitor_state", color=TEXT_DIM)
+
+        def monitor(key: str) -> Callable[[], None]:
+            return lambda: self.toggle_monitor(key)
+
+        # Rows of (label, tag, action); the last row also holds the monitor's state text.
+        rows = (
+            (("DIM (D)", "em_mon_dim", monitor("dim")),
+             ("MONO (O)", "em_mon_mono", monitor("mono")),
+             ("MUTE", "em_mon_mute", monitor("mute"))),
+            (("A/B (Space)", "em_btn_ab", self.toggle_ab),
+             ("SNAPSHOT (S)", "em_btn_snapshot", self.snapshot),
+             ("MARKER (M)", "em_btn_marker", self.marker)),
+            (("RESET HOLDS (R)", "em_btn_reset", self.reset_holds),),
+        )  # fmt: skip
+        for row in rows:
+            with dpg.group(horizontal=True):
+                for label, tag, action in row:
+                    wide = len(row) == 1
+                    dpg.add_button(
+                        label=label,
+                        tag=tag,
+                        width=180 if wide else 118,
+                        height=26 if wide else 30,
+                        callback=_no_args(action),
+                    )
+                if row is rows[-1]:
+                    dpg.add_text("", tag="em_monitor_state", color=TEXT_DIM)
         dpg.add_separator()
         dpg.add_text("", tag="em_status", wrap=396, color=TEXT_DIM)
 

@@ -25,11 +25,12 @@ demo: bootstrap
 test: bootstrap
 	$(PY) -m pytest -q tests
 
-# bench/realtime.py soaks 10 minutes at 64 frames (and 2 at 32): about 14 minutes.
+# bench/realtime.py soaks 10 minutes at 64 frames (and 2 at 32), engine alone and with
+# the session services: about 27 minutes.
 bench: bootstrap
 	scripts/bootstrap --extra bench
 	$(PY) bench/meters.py
-	$(PY) bench/realtime.py
+	$(PY) bench/realtime.py --services
 
 # docs/dashboard.png: the dashboard during the demo, on a private Xvfb (about 30 s).
 screenshot: bootstrap

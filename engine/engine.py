@@ -213,6 +213,7 @@ class Engine:
         # Set by a real-time driver while its stream runs: other threads then time their
         # Python work to the gaps between callbacks (after_callback).
         self.realtime = False
+        self._block_frames = 64  # the latest block's size
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
         # The A/B tap: the goniometer's last frames, and the audio of a snapshot's clip.
         self.tap_frames = max(TAP_FRAMES, int(round(tap_seconds * self.sample_rate)))
@@ -259,7 +260,7 @@ class Engine:
             if not self._commands:
                 break
             self._apply(self._commands.popleft())
-        n = frames
+        n = self._block_frames = frames
         if n > self.max_block:  # never expected; fail safe rather than allocate
             outdata[:] = 0.0
             return
@@ -336,13 +337,17 @@ class Engine:
         A Python thread in the audio process that starts its work here has most of
         a period before the callback needs the GIL again, instead of landing on a
         running callback about one time in twenty (at 64 frames) and delaying it
-        by a GIL hand-over. The wait polls the tap's frame count every 0.1 ms
-        without holding the GIL.
+        by a GIL hand-over. The wait polls the tap's frame count every quarter
+        period without holding the GIL.
         """
         if not self.realtime:
             return False
         seen = int(self._tap_pos[1])
-        return rt.wait_for_change(self._tap_pos, 1, seen, 100, max(1, int(timeout_s / 1e-4)))
+        # A quarter period between polls: fine enough to leave most of the gap, with
+        # few wake-ups (bench/realtime.py, 64 frames, single runs: 0.1 ms polls gave
+        # 29 xruns a minute, quarter-period polls 6-10; the floor 0-4).
+        poll_us = max(50, int(0.25e6 * self._block_frames / self.sample_rate))
+        return rt.wait_for_change(self._tap_pos, 1, seen, poll_us, int(timeout_s * 1e6 / poll_us))
 
     def meter_pending(self) -> int:
         """Meter what the callback has fed each path since the last call; returns frames.

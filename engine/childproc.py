@@ -45,7 +45,9 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 def alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (one owned by another user counts)."""
+    """Whether a process ``pid`` exists (one owned by another user counts; pid <= 0 never)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from earmark.engine.childproc import alive
+
 __all__ = [
     "HEADER_FIELDS",
     "HISTORY_CURVES",
@@ -538,7 +540,7 @@ class StateFrameReader:
         if frame.header["closed"]:
             return True, "the session has ended"
         pid = frame.header["writer_pid"]
-        if pid is not None and not _alive(int(pid)):
+        if pid is not None and not alive(int(pid)):
             return True, "the session's process is gone"
         quiet = now - self._last_change
         if quiet > self.stale_after_s:
@@ -582,18 +584,6 @@ class StateFrameReader:
 def _opt(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _attach(name: str) -> shared_memory.SharedMemory:

@@ -2,8 +2,12 @@
 
 Every path (the dry signal, each chain, each reference master) is processed and
 metered on every block, so A and B readings sit side by side while only one is
-audible. ``Engine.process`` is the body of the audio callback and follows the
-rules written in python-sounddevice's ``Stream`` docstring and DESIGN.md:
+audible. Offline and with the null sink the callback body meters each block
+itself; while a real-time driver streams it only appends each path's output to
+a feed that a :class:`MeterThread` meters 10 ms at a time.
+
+``Engine.process`` is the body of the audio callback and follows the rules
+written in python-sounddevice's ``Stream`` docstring and DESIGN.md:
 
 - no allocation beyond what pedalboard's ``process`` does for its output, no
   locks, no logging, no Python loops over samples (the numba kernels in

@@ -394,7 +394,7 @@ def _print_table(columns: list[tuple[str, Analysis]], change: bool = False) -> N
         if change:
             first, last = values[0], values[-1]
             diff = None if first is None or last is None else last - first
-            cells.append("-" if diff is None else fmt_signed(diff, decimals))
+            cells.append(fmt_signed(diff, decimals))
         table.add_row(label, unit, *cells)
     table.add_section()
     rows: list[tuple[str, str, list[str]]] = [

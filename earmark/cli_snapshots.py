@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
+
+from earmark.measures import MEASURES, fmt_signed, fmt_value
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -143,20 +144,8 @@ def _console(file: TextIO | None = None) -> Any:
     return Console(file=out, width=width, highlight=False, soft_wrap=False, markup=False)
 
 
-def _f(value: Any, decimals: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if decimals == 0:
-        return str(int(round(value)))
-    text = f"{value:.{decimals}f}"
-    return text.lstrip("-") if float(text) == 0.0 else text
-
-
-def _signed(value: Any, decimals: int = 1) -> str:
-    if value is None:
-        return "-"
-    text = f"{value:+.{decimals}f}"
-    return "0" + text[2:] if float(text) == 0.0 else text
+def _f(value: Any, decimals: int | None = 1) -> str:
+    return fmt_value(value, decimals)
 
 
 def _local(t: float | None) -> str:
@@ -215,31 +204,17 @@ def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return _run(go)
 
 
-# (label, unit, key, decimals) for `show`.
-_SHOW_ROWS: tuple[tuple[str, str, str, int], ...] = (
+# (label, unit, key, decimals) for `show`: the live readings, then the measures every
+# analysis table shows, then what a live snapshot adds.
+_SHOW_ROWS: tuple[tuple[str, str, str, int | None], ...] = (
     ("Momentary", "LUFS", "momentary_lufs", 1),
     ("Short-term", "LUFS", "short_term_lufs", 1),
-    ("Integrated", "LUFS", "integrated_lufs", 1),
-    ("Loudness range", "LU", "loudness_range_lu", 1),
-    ("Max momentary", "LUFS", "max_momentary_lufs", 1),
-    ("Max short-term", "LUFS", "max_short_term_lufs", 1),
-    ("True peak", "dBTP", "true_peak_dbtp", 1),
-    ("Sample peak", "dBFS", "sample_peak_dbfs", 1),
-    ("RMS", "dBFS", "rms_dbfs", 1),
-    ("Crest factor", "dB", "crest_db", 1),
-    ("PLR", "dB", "plr_db", 1),
     ("PSR", "dB", "psr_db", 1),
-    ("PSR min", "dB", "psr_min_db", 1),
-    ("PSR median", "dB", "psr_median_db", 1),
-    ("DR", "", "dr", 0),
-    ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
+    ("Correlation (400 ms)", "", "correlation", 2),
+    *MEASURES,
     ("Harshness 2-5 kHz", "dB", "harshness_db", 1),
-    ("Correlation", "", "correlation", 2),
-    ("Correlation min", "", "correlation_min", 2),
-    ("Correlation (programme)", "", "correlation_programme", 2),
-    ("Side/mid", "dB", "side_to_mid_db", 1),
     ("Duration metered", "s", "duration_s", 1),
-    ("Non-finite samples", "", "non_finite_samples", 0),
+    ("Non-finite samples", "", "non_finite_samples", None),
 )
 
 
@@ -376,7 +351,7 @@ def _print_comparison(cmp: Any) -> None:
     table.add_column("B - A", justify="right")
     for _key, label, va, vb, delta in cmp.rows:
         d = decimals.get(label, 1)
-        table.add_row(label, _f(va, d), _f(vb, d), _signed(delta, d) if delta is not None else "-")
+        table.add_row(label, _f(va, d), _f(vb, d), fmt_signed(delta, d))
     console.print(table)
     if cmp.tonal:
         from earmark.snapshots import _band
@@ -550,7 +525,7 @@ def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         console.print(table)
         if moved:
             parts = [
-                f"{heading.split()[0]} {_signed(moved[key], d)} {unit}"
+                f"{heading.split()[0]} {fmt_signed(moved[key], d)} {unit}"
                 for key, heading, unit, d in HISTORY_MEASURES
                 if key in moved
             ]

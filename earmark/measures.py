@@ -39,12 +39,14 @@ def fmt_value(value: Any, decimals: int | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if decimals is None:
-        return str(int(value))
+        return str(int(round(value)))
     text = f"{float(value):.{decimals}f}"
     return text.lstrip("-") if float(text) == 0.0 else text
 
 
-def fmt_signed(value: float, decimals: int | None) -> str:
-    """A change, with its sign (``+1.5``, ``-0.3``; zero as ``0.0``)."""
+def fmt_signed(value: float | None, decimals: int | None) -> str:
+    """A change, with its sign (``+1.5``, ``-0.3``; zero as ``0.0``; ``-`` when undefined)."""
+    if value is None:
+        return "-"
     text = f"{value:+.{decimals or 0}f}"
     return "0" + text[2:] if float(text) == 0.0 else text

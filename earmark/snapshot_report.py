@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from earmark import report
+from earmark.measures import fmt_value
 
 __all__ = ["figure", "html", "png"]
 
@@ -115,18 +116,14 @@ def _param(key: str, value: Any) -> str:
     return f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
 
 
-def _fmt(value: Any, decimals: int) -> str:
-    if value is None:
-        return "-"
-    return str(int(round(value))) if decimals == 0 else f"{value:.{decimals}f}"
-
-
 def html(doc: dict) -> str:
     """A self-contained HTML page: plots, readings, flags and chains."""
     paths = _paths(doc)
     table: list[list[str]] = [["measure", "unit", *(_name(p) for p in paths)]]
     for label, key, unit, d in _ROWS:
-        table.append([label, unit, *(_fmt(p.get(key, p["readings"].get(key)), d) for p in paths)])
+        table.append(
+            [label, unit, *(fmt_value(p.get(key, p["readings"].get(key)), d) for p in paths)]
+        )
     flags = [
         f"{f.get('severity')}: {f.get('code')} on "
         f"{doc['paths'][f['path']]['name'] if isinstance(f.get('path'), int) else 'all'}: "
@@ -150,7 +147,7 @@ def html(doc: dict) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc.get("time") or 0))
     subtitle = (
         f"{when} · session {doc.get('session')} · {src.get('kind')} at "
-        f"{_fmt(src.get('position_s'), 1)} s · {audio.get('sample_rate')} Hz"
+        f"{fmt_value(src.get('position_s'), 1)} s · {audio.get('sample_rate')} Hz"
         + (f" · note: {doc['note']}" if doc.get("note") else "")
     )
     sections = [

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from earmark.measures import MEASURES, fmt_signed, fmt_value
+from earmark.snapshots import flag_dict
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -144,7 +145,7 @@ def _shade_flags(ax: Axes, flags: Iterable[Mapping[str, Any] | Any]) -> None:
     with the code) and a faint shade over the whole height."""
     lanes: dict[str, int] = {}
     for f in flags:
-        d = _flag_dict(f)
+        d = flag_dict(f)
         start, end = d.get("start_s"), d.get("end_s")
         if start is None or end is None:
             continue
@@ -478,7 +479,7 @@ def history_of(analysis: Analysis) -> History | None:
 def _analysis_section(
     label: str, a: Analysis, history: History | None, profile: Any, single: bool
 ) -> Section:
-    flags = [_flag_dict(f) for f in a.flags]
+    flags = [flag_dict(f) for f in a.flags]
     images, captions = [], []
     if history is not None and len(history.t_s):
         fig = new_figure(10, 5.2)
@@ -808,12 +809,3 @@ def _diff_sections(
 
 
 # -- small helpers ------------------------------------------------------------------------------
-
-
-def _flag_dict(flag: Any) -> dict[str, Any]:
-    if isinstance(flag, Mapping):
-        return dict(flag)
-    to_dict = getattr(flag, "to_dict", None)
-    if callable(to_dict):
-        return dict(to_dict())
-    return dict(vars(flag))

@@ -35,7 +35,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,7 +179,7 @@ def chain_state(chain: Any) -> dict | None:
 
 def flag_dict(flag: Any) -> dict:
     """A flag as DESIGN.md's dict: a dict as it is, a detector ``Flag`` through ``to_dict``."""
-    if isinstance(flag, dict):
+    if isinstance(flag, Mapping):
         return dict(flag)
     if hasattr(flag, "to_dict"):
         return dict(flag.to_dict())

@@ -24,6 +24,7 @@ from earmark.analysis import Analysis, analyze
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.meters import History, MeterBank
 from earmark.meters.diff import DiffResult, EqMove, compare, format_hz
+from earmark.snapshots import flag_dict
 
 __all__ = ["CONTRACT_KEYS", "Transformation", "diff"]
 
@@ -418,22 +419,13 @@ def _flags(
         detect = None
     if detect is None or prof is None:
         return (
-            tuple(_flag_dict(f) for f in vb.analysis.flags),
-            tuple(_flag_dict(f) for f in va.analysis.flags),
+            tuple(flag_dict(f) for f in vb.analysis.flags),
+            tuple(flag_dict(f) for f in va.analysis.flags),
         )
     channels_b, channels_a = vb.audio.shape[1], va.audio.shape[1]
     before = detect(hist_b, prof, vb.rate, channels_b)
     after = detect(hist_a, prof, va.rate, channels_a, before=hist_b_on_a)
-    return tuple(_flag_dict(f) for f in before), tuple(_flag_dict(f) for f in after)
-
-
-def _flag_dict(flag: Any) -> dict[str, Any]:
-    if isinstance(flag, Mapping):
-        return dict(flag)
-    to_dict = getattr(flag, "to_dict", None)
-    if callable(to_dict):
-        return dict(to_dict())
-    return dict(vars(flag))
+    return tuple(flag_dict(f) for f in before), tuple(flag_dict(f) for f in after)
 
 
 def _flag_key(flag: Mapping[str, Any]) -> tuple[str, Any]:

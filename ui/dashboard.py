@@ -1561,6 +1561,18 @@ def _no_args(fn: Callable[[], Any]) -> Callable[..., None]:
 # -- the app loop -----------------------------------------------------------------------------
 
 
+def _no_display() -> bool:
+    """True (after saying why on stderr) when no display can show the window."""
+    ok, reason = display_available()
+    if not ok:
+        print(
+            f"earmark: {reason}: the dashboard cannot open; use the terminal view "
+            "(earmark run --no-ui)",
+            file=sys.stderr,
+        )
+    return not ok
+
+
 def run(
     dashboard: Dashboard,
     *,
@@ -1577,13 +1589,7 @@ def run(
     ``on_frame(dashboard, dpg)`` runs after each rendered frame (tests drive the
     window from it); returning False ends the loop.
     """
-    ok, reason = display_available()
-    if not ok:
-        print(
-            f"earmark: {reason}: the dashboard cannot open; use the terminal view "
-            "(earmark run --no-ui)",
-            file=sys.stderr,
-        )
+    if _no_display():
         return EXIT_NO_DISPLAY
     import dearpygui.dearpygui as dpg
 
@@ -1680,13 +1686,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     be_polite()
-    ok, reason = display_available()
-    if not ok:
-        print(
-            f"earmark: {reason}: the dashboard cannot open; use the terminal view "
-            "(earmark run --no-ui)",
-            file=sys.stderr,
-        )
+    if _no_display():
         return EXIT_NO_DISPLAY
     try:
         reader = StateFrameReader(args.frame)

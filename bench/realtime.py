@@ -20,11 +20,17 @@ then runs in this one process:
    row measures what that costs. EARMARK_BENCH_SERVICES=flags,record,dashboard,midi
    picks a subset.
 
-It prints callback duration p50/p99/p99.9/max as a share of the period (over
-every callback after a 5 s warm-up, whose worst callback is printed apart),
-xruns (PortAudio status flags) per run and per minute, how many of them
-followed a callback that overran its period, CPU use and RSS at start and end.
-Nothing is asserted.
+During each earmark run a witness (the plain-copy client again, in its own
+process) streams on the same server. JACK tells every client about every xrun,
+so the flags cannot say who missed a deadline; the two clients' callback start
+times can (see ``attribute_xruns``).
+
+It prints callback duration p50/p99/p99.9/max as a share of the period, xruns
+(PortAudio status flags) per run and per minute, how many of them earmark
+caused (its callback overran, or it could not start while the witness could),
+CPU use and RSS at start and end. All of these cover every callback after a
+5 s warm-up; the warm-up's worst callback and xruns are printed apart. Nothing
+is asserted.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 JACKD = ROOT / "scripts" / "jackd-dummy"
-SERVER = f"earmark-bench-{os.getpid()}"
+# The witness process (see Witness) inherits the server's name.
+SERVER = os.environ.get("EARMARK_BENCH_SERVER") or f"earmark-bench-{os.getpid()}"
 FS = 48000
 WARMUP_S = 5.0
 
@@ -85,10 +92,13 @@ def jack_device(sd) -> int:
     raise RuntimeError("PortAudio sees no JACK device")
 
 
-def floor_run(seconds: float, period: int) -> dict:
+def copy_client(seconds: float, period: int) -> dict:
+    """A sounddevice duplex stream whose callback only copies input to output:
+    each callback's start (perf_counter_ns), duration and which were flagged."""
     sd = reinit_portaudio()
     n_max = int(seconds * FS / period) + 1000
     times = np.zeros(n_max, dtype=np.int64)
+    starts = np.zeros(n_max, dtype=np.int64)
     state = {"n": 0, "xruns": 0}
     flagged = np.zeros(n_max, dtype=np.int64)
     clock = time.perf_counter_ns
@@ -101,10 +111,10 @@ def floor_run(seconds: float, period: int) -> dict:
         outdata[:] = indata
         i = state["n"]
         if i < n_max:
+            starts[i] = t0
             times[i] = clock() - t0
         state["n"] = i + 1
 
-    cpu0, rss0 = cpu_s(), rss_mb()
     with sd.Stream(
         device=jack_device(sd),
         samplerate=FS,
@@ -116,14 +126,50 @@ def floor_run(seconds: float, period: int) -> dict:
         time.sleep(seconds)
     n = min(state["n"], n_max)
     return {
-        "name": "plain copy (floor)",
         "us": times[:n] / 1000.0,
+        "starts": starts[:n],
         "xruns": state["xruns"],
         "xrun_at": flagged[: min(state["xruns"], n_max)],
         "callbacks": state["n"],
-        "cpu": (cpu_s() - cpu0) / seconds,
-        "rss": (rss0, rss_mb()),
     }
+
+
+def floor_run(seconds: float, period: int) -> dict:
+    cpu0, rss0 = cpu_s(), rss_mb()
+    r = copy_client(seconds, period)
+    r.update(name="plain copy (floor)", cpu=(cpu_s() - cpu0) / seconds, rss=(rss0, rss_mb()))
+    return r
+
+
+class Witness:
+    """The plain-copy client in its own process, on the same server, during an earmark run.
+
+    JACK tells every client about every xrun, so the flags alone cannot say who
+    missed the deadline. The witness's callback start times can: when earmark's
+    callback started late and the witness's did not, the delay was in earmark's
+    process (the GIL, its threads); when both stalled together, it was the
+    server or the machine.
+    """
+
+    def __init__(self, seconds: float, period: int) -> None:
+        import tempfile
+
+        self.out = Path(tempfile.mkdtemp(prefix="earmark-witness-")) / "witness.npz"
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--witness", str(seconds), str(period), str(self.out)],
+            env={**os.environ, "EARMARK_BENCH_SERVER": SERVER},
+        )
+
+    def result(self) -> dict:
+        self.proc.wait(timeout=60)
+        with np.load(self.out) as f:
+            return {k: f[k] for k in f.files}
+
+
+def _witness_main(seconds: float, period: int, out: str) -> int:
+    r = copy_client(seconds, period)
+    np.savez(out, starts=r["starts"], xrun_at=r["xrun_at"])
+    return 0
 
 
 def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
@@ -162,6 +208,8 @@ def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
 
             for surface in load_surfaces(["generic"]) or []:
                 session.add_service(surface, name="midi")
+    witness = Witness(seconds + 10.0, period)
+    time.sleep(2.0)  # the witness's stream is up before earmark's
     cpu0, rss0 = cpu_s(), rss_mb()
     driver.start()
     if session is not None:
@@ -171,14 +219,16 @@ def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
     toggles = 0
     # The engine keeps the last 65,536 callback durations (87 s at 64 frames): copy
     # them out as the soak goes, so the percentiles cover all of it.
-    ring = engine.timings_ns
+    ring, start_ring = engine.timings_ns, engine.starts_ns
     every = np.zeros(int(seconds * FS / period * 1.1) + 10_000, dtype=np.int64)
+    starts = np.zeros_like(every)
     copied = 0
 
     def collect() -> int:
         done = min(engine.callbacks, len(every))
-        rows = np.arange(copied, done)
-        every[copied:done] = ring[rows & (len(ring) - 1)]
+        rows = np.arange(copied, done) & (len(ring) - 1)
+        every[copied:done] = ring[rows]
+        starts[copied:done] = start_ring[rows]
         return done
 
     try:
@@ -202,6 +252,8 @@ def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
         "name": f"earmark ({len(engine.paths)} paths, chain {chain}, A/B x{toggles})"
         + (" + services" if services else ""),
         "us": every[:copied] / 1000.0,
+        "starts": starts[:copied].copy(),
+        "witness": witness.result(),
         "xruns": engine.xruns,
         "xrun_at": np.sort(xrun_ring[:kept]),
         "callbacks": engine.callbacks,
@@ -227,20 +279,38 @@ def _write_bench_chain() -> bool:
     return True
 
 
-def own_xruns(us: np.ndarray, xrun_at: np.ndarray, period_us: float) -> int:
-    """xruns flagged right after a callback that itself ran longer than the period.
+def attribute_xruns(r: dict, period: int, first: int = 0) -> tuple[int, int]:
+    """How many xruns earmark caused: (overran, started late alone).
 
-    PortAudio flags the callback *after* the cycle that missed its deadline; when
-    the callback before it finished within the period, the deadline was missed
-    by the server or the machine (the dummy driver's own timer, a descheduled
-    vCPU), as the plain-copy floor's xruns are.
+    PortAudio flags the callback *after* the cycle that missed its deadline.
+    "overran": the callback before the flag ran longer than the period. "late
+    alone": one of the last three gaps between callback starts was over 1.5
+    periods (the callback could not start in time) while the witness client kept
+    starting through it, so the delay was in earmark's process (the GIL, its own
+    threads). The rest were the server's or the machine's: the witness stalled
+    with earmark, or nothing was late on earmark's side at all.
     """
-    late = 0
-    for c in xrun_at:
-        c = int(c)
-        if 0 < c <= len(us) and us[c - 1] > period_us:
-            late += 1
-    return late
+    us, starts, witness = r["us"], r["starts"], r.get("witness")
+    p_ns = period / FS * 1e9
+    overran = alone = 0
+    for c in (int(c) for c in r["xrun_at"]):
+        if not max(first, 1) <= c < len(us):
+            continue
+        if us[c - 1] > p_ns / 1000.0:
+            overran += 1
+            continue
+        if witness is None or c < 4:
+            continue
+        gaps = np.diff(starts[c - 3 : c + 1])
+        k = int(np.argmax(gaps))
+        if gaps[k] <= 1.5 * p_ns:
+            continue
+        a, b = starts[c - 3 + k], starts[c - 2 + k]
+        w = witness["starts"]
+        inside = np.count_nonzero((w > a) & (w < b))
+        if inside >= 0.5 * (b - a) / p_ns:  # the witness kept its pace: ours alone
+            alone += 1
+    return overran, alone
 
 
 def report(period: int, rows: list[dict]) -> None:
@@ -248,7 +318,7 @@ def report(period: int, rows: list[dict]) -> None:
     print(f"\nperiod {period} frames at {FS} Hz = {period_us:.0f} us")
     print(
         f"{'run':58} {'callbacks':>9} {'p50':>6} {'p99':>6} {'p99.9':>6} {'max':>7}"
-        f" {'xruns':>6} {'/min':>5} {'own':>4} {'CPU':>5} {'RSS MB start->end':>18}"
+        f" {'xruns':>6} {'/min':>5} {'own':>4} {'late':>4} {'CPU':>5} {'RSS MB start->end':>18}"
     )
     for r in rows:
         # Steady state: the first seconds hold each plugin's and kernel's first calls
@@ -258,18 +328,25 @@ def report(period: int, rows: list[dict]) -> None:
         r["warmup_max"] = float(r["us"][:warm].max()) if warm else 0.0
         p50, p99, p999 = np.percentile(us, [50, 99, 99.9])
         pct = [100 * v / period_us for v in (p50, p99, p999, us.max())]
-        per_min = r["xruns"] / (r["callbacks"] * period / FS / 60.0)
-        own = own_xruns(r["us"], r["xrun_at"], period_us)
+        steady = int(np.count_nonzero(r["xrun_at"] >= warm))
+        r["warmup_xruns"] = r["xruns"] - steady
+        per_min = steady / ((r["callbacks"] - warm) * period / FS / 60.0)
+        own, late = attribute_xruns(r, period, first=warm)
         print(
             f"{r['name']:58} {r['callbacks']:9d} {pct[0]:5.1f}% {pct[1]:5.1f}% {pct[2]:5.1f}%"
-            f" {pct[3]:6.0f}% {r['xruns']:6d} {per_min:5.1f} {own:4d} {100 * r['cpu']:4.0f}%"
+            f" {pct[3]:6.0f}% {steady:6d} {per_min:5.1f} {own:4d} {late:4d}"
+            f" {100 * r['cpu']:4.0f}%"
             f" {r['rss'][0]:8.1f} -> {r['rss'][1]:6.1f}"
         )
     print(
-        "own: xruns right after a callback that overran the period (the rest were missed by\n"
-        "the server or the machine, as the floor's are). Percentiles and max cover every\n"
-        f"callback after the first {WARMUP_S:.0f} s; the worst callback of those first seconds:\n"
-        + ", ".join(f"{100 * r['warmup_max'] / period_us:.0f}%" for r in rows)
+        "xruns caused by earmark: own = right after a callback that overran the period;\n"
+        "late = right after a callback that started over half a period late while a\n"
+        "witness copy client on the same server kept its pace (the GIL, earmark's own\n"
+        "threads). The rest the server or the machine missed, as the floor's are.\n"
+        f"Percentiles, max and xruns cover every callback after the first {WARMUP_S:.0f} s"
+        " (streams opening,\nplugins' first calls, JACK clients and ports joining the graph);"
+        " in those seconds the\nworst callback and the xruns were: "
+        + ", ".join(f"{100 * r['warmup_max'] / period_us:.0f}% / {r['warmup_xruns']}" for r in rows)
     )
 
 
@@ -283,7 +360,10 @@ def main() -> int:
         action="store_true",
         help="also run with the session's services (flags, log, control) in the process",
     )
+    ap.add_argument("--witness", nargs=3, help=argparse.SUPPRESS)  # SECONDS PERIOD OUT
     args = ap.parse_args()
+    if args.witness:
+        return _witness_main(float(args.witness[0]), int(args.witness[1]), args.witness[2])
     for period in (int(p) for p in args.periods.split(",")):
         jack("start", period)
         try:

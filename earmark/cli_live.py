@@ -197,6 +197,11 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise ValueError
     except ValueError:
         parser.error(f"--channels: expected 1-based numbers like 1,2, got {args.channels!r}")
+    if len(channels) > 2:
+        parser.error(
+            f"--channels: live paths are stereo; pick one input (mono, played on both sides)"
+            f" or two (left,right), got {args.channels!r}"
+        )
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
         return EXIT_USAGE
@@ -216,6 +221,9 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as exc:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
+    for path in engine.paths:
+        if note := getattr(path.source, "note", ""):
+            _say(f"earmark: {path.name}: {note}")
     device = (_device(args.input), _device(args.output))
     if device == (None, None):
         device = None

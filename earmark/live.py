@@ -82,7 +82,8 @@ def run_engine(
         )
     for ref in references:
         player = load_player(ref, sample_rate)
-        paths.append(Path(f"reference: {player.name}", player))
+        fold = f" ({player.folded_from}-channel fold-down)" if player.folded_from else ""
+        paths.append(Path(f"reference: {player.name}{fold}", player))
     a = 1 if chain else 0
     b = len(paths) - 1 if references else 0
     return Engine(

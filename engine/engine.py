@@ -219,6 +219,10 @@ class Engine:
         self.realtime = False
         self._block_frames = 64  # the latest block's size
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
+        # When each of those callbacks began (perf_counter_ns): against the period's
+        # grid this shows a callback that started late (the server, the machine, or a
+        # Python thread holding the GIL when the callback wanted it).
+        self.starts_ns = np.zeros(_TIMING_RING, dtype=np.int64)
         # The A/B tap: the goniometer's last frames, and the audio of a snapshot's clip.
         self.tap_frames = max(TAP_FRAMES, int(round(tap_seconds * self.sample_rate)))
         self._tap = np.zeros((self.tap_frames, 4), dtype=np.float32)
@@ -291,7 +295,9 @@ class Engine:
         a_out, b_out = self.paths[self.a]._out, self.paths[self.b]._out
         rt.mix_ab(a_out, b_out, outdata, n, self._mx)
         rt.tap_pair(a_out, b_out, n, self._tap, self._tap_pos)
-        self.timings_ns[self.callbacks & (_TIMING_RING - 1)] = time.perf_counter_ns() - t0
+        slot = self.callbacks & (_TIMING_RING - 1)
+        self.starts_ns[slot] = t0
+        self.timings_ns[slot] = time.perf_counter_ns() - t0
         self.callbacks += 1
 
     def _apply(self, cmd: tuple) -> None:

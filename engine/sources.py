@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from earmark.meters.channels import stereo_fold_down
+
 from . import rt
 from .files import iter_blocks, open_audio
 
@@ -71,6 +73,8 @@ class Player(Source):
             data = data[:, None]
         self.data = np.ascontiguousarray(data)
         self.name = name
+        self.note = ""  # how the file was adapted to the stereo path, if it was
+        self.folded_from = 0  # the channel count of a surround file folded to stereo
 
     @property
     def frames(self) -> int:
@@ -90,20 +94,40 @@ def load_player(path: str | os.PathLike[str], sample_rate: int, name: str | None
 
     Resampling uses pedalboard's streaming resampler chunk by chunk; the decoded
     programme is held in memory (float32: about 23 MB per stereo minute at 48 kHz).
+    Live paths are stereo: a surround file (3 to 8 channels in the WAVE/SMPTE
+    order) is folded down to stereo by ITU-R BS.775 as it is decoded, and the
+    player's ``note`` says so (its meters then read the fold-down; ``earmark
+    analyze`` measures the surround programme itself). Other channel counts
+    above two play their first two channels, and the note says that.
     """
     from pedalboard.io import StreamResampler
 
     info = open_audio(path)
     chunks = []
     resampler = None
+    fold = stereo_fold_down(info.channels)
+    note = ""
+    if fold is not None:
+        note = f"{info.channels} channels folded down to stereo (ITU-R BS.775, LFE omitted)"
+    elif info.channels > 2:
+        note = f"{info.channels} channels in no known layout: playing channels 1 and 2"
     if info.sample_rate != sample_rate:
         resampler = StreamResampler(info.sample_rate, sample_rate, info.channels)
     for block in iter_blocks(path):
-        if resampler is None:
-            chunks.append(block)
-        else:
-            chunks.append(resampler.process(np.ascontiguousarray(block.T)).T)
+        if resampler is not None:
+            block = resampler.process(np.ascontiguousarray(block.T)).T
+        chunks.append(_to_stereo(block, fold))
     if resampler is not None:
-        chunks.append(resampler.process(None).T)
-    data = np.concatenate(chunks, axis=0) if chunks else np.zeros((0, info.channels), np.float32)
-    return Player(data, name or os.path.basename(os.fspath(path)))
+        chunks.append(_to_stereo(resampler.process(None).T, fold))
+    width = min(info.channels, 2)
+    data = np.concatenate(chunks, axis=0) if chunks else np.zeros((0, width), np.float32)
+    player = Player(data, name or os.path.basename(os.fspath(path)))
+    player.note = note
+    player.folded_from = info.channels if fold is not None else 0
+    return player
+
+
+def _to_stereo(block: np.ndarray, fold: np.ndarray | None) -> np.ndarray:
+    if fold is not None:
+        return np.asarray(block, dtype=np.float32) @ fold
+    return block[:, :2] if block.shape[1] > 2 else block

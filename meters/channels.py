@@ -50,3 +50,31 @@ def channel_weights(channels: int) -> np.ndarray:
     if channels in _LAYOUTS:
         return np.array(_LAYOUTS[channels][1], dtype=np.float64)
     return np.ones(channels, dtype=np.float64)
+
+
+# ITU-R BS.775 stereo fold-down: centre and surrounds at -3 dB into their side,
+# a centre surround at -3 dB into each side of that (-6 dB), the LFE left out.
+_FOLD = {
+    "L": (1.0, 0.0),
+    "R": (0.0, 1.0),
+    "C": (0.7071, 0.7071),
+    "LFE": (0.0, 0.0),
+    "Ls": (0.7071, 0.0),
+    "Rs": (0.0, 0.7071),
+    "Lss": (0.7071, 0.0),
+    "Rss": (0.0, 0.7071),
+    "Lrs": (0.7071, 0.0),
+    "Rrs": (0.0, 0.7071),
+    "Cs": (0.5, 0.5),
+}
+
+
+def stereo_fold_down(channels: int) -> np.ndarray | None:
+    """The (channels, 2) matrix that folds the default layout for ``channels`` down to
+    stereo by ITU-R BS.775 (Lo = L + 0.707 C + 0.707 Ls, Ro likewise; LFE omitted).
+
+    None for mono and stereo (nothing to fold) and for counts with no known layout.
+    """
+    if channels <= 2 or channels not in _LAYOUTS:
+        return None
+    return np.array([_FOLD[name] for name in _LAYOUTS[channels][0]], dtype=np.float32)

@@ -238,6 +238,42 @@ def test_reference_file_is_decoded_and_resampled_to_the_stream_rate(tmp_path):
     assert engine.state().paths[0].readings.integrated_lufs == pytest.approx(-20.0, abs=0.05)
 
 
+def test_surround_reference_folds_down_to_stereo_by_bs775(tmp_path):
+    """A 5.1 reference plays on the stereo paths as its BS.775 fold-down: each
+    channel carries its own tone, and each tone lands where and how loud the
+    fold-down puts it (C and Ls/Rs at -3 dB, the LFE left out)."""
+    import soundfile as sf
+
+    from earmark.engine.sources import load_player
+
+    fs_file, amp = 44100, 0.1
+    tones = {"L": 500, "R": 700, "C": 1000, "LFE": 60, "Ls": 1500, "Rs": 2500}
+    t = np.arange(2 * fs_file) / fs_file
+    data = np.stack([amp * np.sin(2 * np.pi * f * t) for f in tones.values()], axis=1)
+    path = tmp_path / "master-5.1.wav"
+    sf.write(path, data, fs_file, subtype="FLOAT")
+    player = load_player(path, FS)
+    assert player.data.shape[1] == 2
+    assert "6 channels folded down to stereo" in player.note
+    seg = player.data[FS // 2 : FS // 2 + FS].astype(np.float64)  # one second: whole cycles
+    k = np.arange(FS) / FS
+
+    def level(side: int, freq: float) -> float:
+        return 2 * abs(np.sum(seg[:, side] * np.exp(-2j * np.pi * freq * k))) / FS / amp
+
+    expected = {  # (left, right) gain of each source channel
+        "L": (1, 0),
+        "R": (0, 1),
+        "C": (0.7071, 0.7071),
+        "LFE": (0, 0),
+        "Ls": (0.7071, 0),
+        "Rs": (0, 0.7071),
+    }
+    for name, freq in tones.items():
+        got = (level(0, freq), level(1, freq))
+        assert got == pytest.approx(expected[name], abs=0.01), name
+
+
 def _zamaximx2():
     from earmark.engine import plugins
 

@@ -50,6 +50,29 @@ def test_run_streams_a_reference_through_jack_and_reports_it(jack_server, tmp_pa
     assert blocks > 48000 / 64  # it really streamed (3 s requested; start-up eats some)
 
 
+def test_run_folds_a_surround_reference_down_and_says_so(jack_server, tmp_path):
+    """A 5.1 master with a -20 dBFS tone in its centre only: the BS.775 fold-down
+    puts it at -23 dBFS on both sides, which reads -23.0 LUFS on the stereo path."""
+    import numpy as np
+
+    tone = sine(-20, 6, 48000, channels=1)[:, 0]
+    surround = np.zeros((len(tone), 6), dtype=np.float32)
+    surround[:, 2] = tone  # L R C LFE Ls Rs
+    ref = tmp_path / "m51.wav"
+    sf.write(ref, surround, 48000, subtype="FLOAT")
+    proc = earmark("run", "--reference", str(ref), "--seconds", "3", "--no-ui")
+    assert proc.returncode == 0, proc.stderr
+    assert "6 channels folded down to stereo (ITU-R BS.775" in proc.stderr
+    name = "reference: m51.wav (6-channel fold-down)"
+    assert summary_lufs(proc.stderr, name) == pytest.approx(-23.0, abs=0.1)
+
+
+def test_run_refuses_more_than_two_input_channels():
+    proc = earmark("run", "--channels", "1,2,3", "--seconds", "1")
+    assert proc.returncode == 2
+    assert "live paths are stereo" in proc.stderr and "'1,2,3'" in proc.stderr
+
+
 def test_demo_without_a_device_runs_into_a_null_sink_in_real_time():
     env = dict(ENV, JACK_DEFAULT_SERVER="earmark-no-such-server")
     proc = subprocess.run(

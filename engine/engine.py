@@ -219,9 +219,9 @@ class Engine:
         self.realtime = False
         self._block_frames = 64  # the latest block's size
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
-        # When each of those callbacks began (perf_counter_ns): against the period's
-        # grid this shows a callback that started late (the server, the machine, or a
-        # Python thread holding the GIL when the callback wanted it).
+        # When each of those callbacks began (perf_counter_ns): bench/realtime.py sets
+        # them beside another client's to tell a callback that could not start (the GIL
+        # held by another thread) from a cycle the server or the machine missed.
         self.starts_ns = np.zeros(_TIMING_RING, dtype=np.int64)
         # The A/B tap: the goniometer's last frames, and the audio of a snapshot's clip.
         self.tap_frames = max(TAP_FRAMES, int(round(tap_seconds * self.sample_rate)))

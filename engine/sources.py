@@ -67,14 +67,14 @@ class LiveInput(Source):
 class Player(Source):
     """Audio held in memory at the stream's rate (a decoded, resampled file or the demo)."""
 
-    def __init__(self, data: np.ndarray, name: str) -> None:
+    def __init__(self, data: np.ndarray, name: str, note: str = "", folded_from: int = 0) -> None:
         data = np.asarray(data, dtype=np.float32)
         if data.ndim == 1:
             data = data[:, None]
         self.data = np.ascontiguousarray(data)
         self.name = name
-        self.note = ""  # how the file was adapted to the stereo path, if it was
-        self.folded_from = 0  # the channel count of a surround file folded to stereo
+        self.note = note  # how the file was adapted to the stereo path, if it was
+        self.folded_from = folded_from  # the channel count of a surround file folded to stereo
 
     @property
     def frames(self) -> int:
@@ -121,10 +121,12 @@ def load_player(path: str | os.PathLike[str], sample_rate: int, name: str | None
         chunks.append(_to_stereo(resampler.process(None).T, fold))
     width = min(info.channels, 2)
     data = np.concatenate(chunks, axis=0) if chunks else np.zeros((0, width), np.float32)
-    player = Player(data, name or os.path.basename(os.fspath(path)))
-    player.note = note
-    player.folded_from = info.channels if fold is not None else 0
-    return player
+    return Player(
+        data,
+        name or os.path.basename(os.fspath(path)),
+        note=note,
+        folded_from=info.channels if fold is not None else 0,
+    )
 
 
 def _to_stereo(block: np.ndarray, fold: np.ndarray | None) -> np.ndarray:

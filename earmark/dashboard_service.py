@@ -174,6 +174,8 @@ class DashboardService:
         self.commands_taken = 0
         self._last_state: Any = None
         self._json_text = ""
+        self._info_seen: tuple | None = None
+        self._ceiling = DEFAULT_CEILING_DBTP
         self._chain_cache: dict[int, tuple[Any, dict]] = {}
         self._profile_seen: tuple[Any, dict | None] = (None, None)
         self._profile_error = ""
@@ -330,17 +332,24 @@ class DashboardService:
         engine = session.engine
         fresh = state is not self._last_state
         n_paths = min(len(state.paths), self.layout.max_paths)
-        info = self._info(session, state) if fresh else None
-        ceiling = DEFAULT_CEILING_DBTP
-        if info is not None and info.get("profile") and info["profile"].get("ceiling_dbtp"):
-            ceiling = float(info["profile"]["ceiling_dbtp"])
         text = None
-        if info is not None:
-            # NaN stays NaN (Python's json reads it back); a flag's undefined value must
-            # not stop the publisher.
-            text = json.dumps(info, default=_jsonable, separators=(",", ":"))
-            if text == self._json_text:
-                text = None
+        if fresh:
+            # The JSON area changes a few times a minute: rebuild and encode it only
+            # when something it shows may have changed (json.dumps of flags and
+            # chains holds the GIL for one uninterrupted call).
+            key = self._info_key(session, state)
+            if key is None or key != self._info_seen:
+                info = self._info(session, state)
+                self._ceiling = DEFAULT_CEILING_DBTP
+                if info.get("profile") and info["profile"].get("ceiling_dbtp"):
+                    self._ceiling = float(info["profile"]["ceiling_dbtp"])
+                # NaN stays NaN (Python's json reads it back); a flag's undefined value
+                # must not stop the publisher.
+                text = json.dumps(info, default=_jsonable, separators=(",", ":"))
+                if text == self._json_text:
+                    text = None
+            self._info_seen = key
+        ceiling = self._ceiling
         histories = []
         for i in range(n_paths if fresh else 0):
             engine.after_callback()  # one path's rows per gap between audio callbacks
@@ -478,6 +487,38 @@ class DashboardService:
                 ]
                 writer.paths[index]["gonio"][: g - points] = 0.0
                 writer.path_values(index)[_PI["gonio_points"]] = g
+
+    def _info_key(self, session: Any, state: Any) -> tuple | None:
+        """What the JSON area is built from: equal keys, equal JSON.
+
+        The objects are compared by identity: their ids come first in the key and
+        the objects themselves last (held, so that no id is reused while the key
+        lives), so a replaced flag list, chain spec or profile reads as a change
+        and no two objects are ever compared by value. None when a chain has no
+        ``spec`` to tell its changes by (the area is then rebuilt every time).
+        """
+        flags, markers, status = session.flags, session.markers, session.status
+        objects: list[Any] = [
+            flags,
+            markers[-1] if markers else None,
+            status[-1] if status else None,
+            session.profile,
+        ]
+        for chain in session.chains()[: self.layout.max_paths]:
+            spec = getattr(chain, "spec", None)
+            if chain is not None and spec is None:
+                return None
+            objects += [chain, spec]
+        return (
+            *(id(o) for o in objects),
+            len(flags),
+            len(markers),
+            tuple(ps.name for ps in state.paths[: self.layout.max_paths]),
+            self._midi_status(session),
+            tuple(_handles(session, kind) for kind in ("snapshot", "marker", "bypass")),
+            self.child.pid if self.child is not None else None,
+            tuple(objects),
+        )
 
     def _info(self, session: Any, state: Any) -> dict:
         chains = session.chains()

@@ -96,29 +96,40 @@ class FlagService:
         """Hand the rows completed since the last tick to the worker; refresh ``session.flags``."""
         if self._failed:
             return
-        work = []
         engine = session.engine
+        n = len(engine.paths)
+        rows: list[Any] = [None] * n
+        resets = [False] * n
+        sent_before = list(self.rows_sent)  # where each path's rows start this tick
         for i, path in enumerate(engine.paths):
             engine.after_callback()  # one path's rows per gap between audio callbacks
             bank = path.bank
             total = bank.history_rows
-            reset = total < self._rows_seen[i]  # meters reset: a new programme
-            if reset:
-                self.rows_sent[i] = self._before_sent[i] = 0
+            resets[i] = total < self._rows_seen[i]  # meters reset: a new programme
+            if resets[i]:
+                self.rows_sent[i] = self._before_sent[i] = sent_before[i] = 0
             self._rows_seen[i] = total
-            before_rows = None
+            if total > self.rows_sent[i]:
+                rows[i] = bank.history(since=self.rows_sent[i])
+                self.rows_sent[i] += len(rows[i].t_s)
+        work = []
+        for i in range(n):
+            before_rows: Any = None
             before = self.befores.get(i)
             if before is not None:
-                before_bank = session.engine.paths[before].bank
-                if before_bank.history_rows >= self._before_sent[i]:
-                    before_rows = before_bank.history(since=self._before_sent[i])
-                    self._before_sent[i] += len(before_rows.t_s)
-            rows = None
-            if total > self.rows_sent[i]:
-                rows = bank.history(since=self.rows_sent[i])
-                self.rows_sent[i] += len(rows.t_s)
-            if reset or rows is not None or before_rows is not None:
-                work.append((i, reset, rows, before_rows))
+                if self._before_sent[i] == sent_before[before]:
+                    # In step with the BEFORE path's own rows (the usual case): the
+                    # worker takes them from this tick's work instead of a second copy.
+                    if rows[before] is not None:
+                        before_rows = before
+                    self._before_sent[i] = self.rows_sent[before]
+                else:  # out of step (this path's meters were reset alone): catch up
+                    before_bank = engine.paths[before].bank
+                    if before_bank.history_rows >= self._before_sent[i]:
+                        before_rows = before_bank.history(since=self._before_sent[i])
+                        self._before_sent[i] += len(before_rows.t_s)
+            if resets[i] or rows[i] is not None or before_rows is not None:
+                work.append((i, resets[i], rows[i], before_rows))
         if work:
             self._update(session, ("tick", work), _REPLY_TIMEOUT_S)
 

@@ -4,6 +4,7 @@
 
 - ``("init", profile, [(sample_rate, channels), ...])`` -> ``("ok",)``
 - ``("tick", [(path, reset, rows | None, before_rows | None), ...])`` ->
+  (``before_rows`` may be the BEFORE path's index: its rows in the same message)
   ``("flags", changed, flags)``: each path's rows go to its Detector exactly as the
   in-process code fed them (BEFORE rows first), flags as ``session.flags`` dicts
 - ``("finish",)`` -> ``("flags", True, final_flags)``
@@ -30,7 +31,10 @@ class FlagWorker:
 
     def tick(self, work: list[tuple]) -> tuple[bool, list[dict]]:
         changed = False
+        sent = {i: rows for i, _, rows, _ in work}
         for i, reset, rows, before_rows in work:
+            if isinstance(before_rows, int):  # the BEFORE path's rows of this same tick
+                before_rows = sent.get(before_rows)
             if reset:
                 sr, ch = self.banks[i]
                 self.detectors[i] = Detector(self.profile, sr, ch)

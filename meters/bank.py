@@ -98,6 +98,8 @@ class MeterBank:
         n_fft = fft_size(self.sample_rate)
         self.n_fft = n_fft
         self._band_hz, _, _ = band_edges(self.sample_rate)
+        self._band_hz = np.ascontiguousarray(self._band_hz, dtype=np.float64)
+        self._band_tuple = tuple(float(f) for f in self._band_hz)
         self._fft_rev, self._fft_tw = fft_tables(n_fft)
         window = np.hanning(n_fft + 1)[:-1]  # periodic Hann
         self._fft_win = window.astype(np.float64)
@@ -237,7 +239,7 @@ class MeterBank:
         stats_gate = self._stats_gate_row()
         psr_min, psr_median = self._psr_stats(stats_gate)
 
-        bands = self._band_levels()
+        long_db, short_db, tilt = self._spectrum()
         dr_db = self._dr()
 
         corr_prog, side_mid = self._stereo_programme()
@@ -270,10 +272,10 @@ class MeterBank:
             psr_median_db=psr_median,
             dr=None if dr_db is None else int(round(dr_db)),
             dr_db=dr_db,
-            band_hz=tuple(float(f) for f in self._band_hz),
-            spectrum_long_db=bands[0],
-            spectrum_short_db=bands[1],
-            spectral_tilt_db_per_oct=self._tilt(bands[0]),
+            band_hz=self._band_tuple,
+            spectrum_long_db=long_db,
+            spectrum_short_db=short_db,
+            spectral_tilt_db_per_oct=tilt,
             correlation=_finite(sc[K.S_CUR_CORR]) if self.channels >= 2 else None,
             correlation_min=corr_min,
             correlation_programme=corr_prog,
@@ -308,8 +310,8 @@ class MeterBank:
         h = self._history[:, idx]
         t = (np.arange(n) + first + 1) * self.sub_len / self.sample_rate
         spec = self._spec_hist[idx]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            spec_db = np.where(spec > 1e-20, 10.0 * np.log10(np.maximum(spec, 1e-300)), np.nan)
+        spec_db = 10.0 * np.log10(np.maximum(spec, 1e-300))  # NaN (no spectrum yet) stays NaN
+        spec_db[spec <= 1e-20] = np.nan
         return History(
             t_s=t,
             momentary_lufs=h[K.H_MOMENTARY],
@@ -322,7 +324,7 @@ class MeterBank:
             channel_mean_square=self._chan_hist[idx, :, 0],
             channel_peak=self._chan_hist[idx, :, 1],
             spectrum_db=spec_db,
-            band_hz=tuple(float(f) for f in self._band_hz),
+            band_hz=self._band_tuple,
             first_row=first,
             sample_rate=self.sample_rate,
             samples_per_row=self.sub_len,
@@ -340,46 +342,23 @@ class MeterBank:
     def _psr_stats(self, row: int | None) -> tuple[float | None, float | None]:
         if row is None:
             return None, None
-        mins = self._psr_min[row:]
-        counts = self._psr_hist[row:].sum(axis=0)
-        total = int(counts.sum())
-        if total == 0:
-            return None, None
-        cum = np.cumsum(counts)
-        med_col = int(np.searchsorted(cum, (total + 1) // 2))
-        return float(mins.min()), (med_col + 0.5) * K.PSR_BIN_DB
+        lowest, median = K.psr_stats(self._psr_min, self._psr_hist, row)
+        return _finite(lowest), _finite(median)
 
-    def _band_levels(self) -> tuple[tuple[float | None, ...], tuple[float | None, ...]]:
-        nb = len(self._band_hz)
+    def _spectrum(self) -> tuple[tuple[float | None, ...], tuple[float | None, ...], float | None]:
+        """Programme and 3 s band levels, and the tilt of the programme's (one kernel call)."""
         n_frames = int(self._cnt[K.C_FFT_FRAMES])
         if not self.spectrum or n_frames == 0:
-            return (None,) * nb, (None,) * nb
-        long_p = self._spec_long.sum(axis=0) / n_frames * self._band_norm
-        recent = min(n_frames, self._spec_frames)
-        short_p = self._spec_ring.sum(axis=(0, 1)) / recent * self._band_norm
-        return (
-            tuple(_db10(float(v), floor=1e-20) for v in long_p),
-            tuple(_db10(float(v), floor=1e-20) for v in short_p),
-        )
-
-    def _tilt(self, levels: tuple[float | None, ...]) -> float | None:
+            none = (None,) * len(self._band_hz)
+            return none, none, None
         lo, hi = _TILT_RANGE_HZ
-        inside = [
-            (f, v)
-            for f, v in zip(self._band_hz, levels, strict=True)
-            if v is not None and lo <= f <= hi
-        ]
-        if not inside:
-            return None
-        # Bands far below the loudest hold leakage and rounding noise, not
-        # programme (a tone or band-limited material): they would swing the fit.
-        floor = max(v for _, v in inside) - _TILT_DYNAMIC_RANGE_DB
-        pts = [(math.log2(f), v) for f, v in inside if v >= floor]
-        if len(pts) < 3:
-            return None
-        x = np.array([p[0] for p in pts])
-        y = np.array([p[1] for p in pts])
-        return float(np.polyfit(x, y, 1)[0])
+        out = np.empty((2, len(self._band_hz)))  # per call: readings may come from two threads
+        tilt = K.band_summary(
+            self._spec_long, self._spec_ring, n_frames, self._spec_frames, self._band_norm,
+            self._band_hz, lo, hi, _TILT_DYNAMIC_RANGE_DB, out,
+        )  # fmt: skip
+        long_db, short_db = out.tolist()
+        return _nones(long_db), _nones(short_db), _finite(tilt)
 
     def _dr(self) -> float | None:
         blocks = int(self._cnt[K.C_DR_BLOCKS])
@@ -403,6 +382,10 @@ class MeterBank:
         # None when either is absent (dual mono has no side, L = -R no mid).
         side_mid = 10.0 * math.log10(side / mid) if mid > 1e-20 and side > 1e-20 else None
         return float(corr), side_mid
+
+
+def _nones(values: list[float]) -> tuple[float | None, ...]:
+    return tuple(None if v != v else v for v in values)  # NaN -> None
 
 
 def _db10(x: float, floor: float = 0.0) -> float | None:

@@ -783,3 +783,85 @@ def loudness_range(hist: np.ndarray) -> float:
             break
         seen += cb
     return hi - lo
+
+
+@nb.njit(cache=True, nogil=True)
+def band_summary(
+    spec_long: np.ndarray,
+    spec_ring: np.ndarray,
+    n_frames: int,
+    spec_frames: int,
+    band_norm: float,
+    band_hz: np.ndarray,
+    tilt_lo_hz: float,
+    tilt_hi_hz: float,
+    tilt_range_db: float,
+    out_db: np.ndarray,
+) -> float:
+    """Long-term and short-term band levels, and the spectral tilt, in one GIL-free call.
+
+    ``out_db`` (2, bands) receives the programme (row 0) and last-3-s (row 1) band
+    levels in sine-referenced dB, NaN where a band holds no power. Returns the
+    tilt in dB per octave: the least-squares slope of the long-term levels over
+    log2(frequency) between ``tilt_lo_hz`` and ``tilt_hi_hz``, leaving out bands
+    more than ``tilt_range_db`` below the loudest there (leakage and rounding
+    noise, not programme); NaN with fewer than three bands.
+    """
+    nb_ = band_hz.shape[0]
+    recent = min(n_frames, spec_frames)
+    for b in range(nb_):
+        lp = (spec_long[0, b] + spec_long[1, b]) / n_frames * band_norm
+        sp = 0.0
+        for f in range(spec_ring.shape[0]):
+            sp += spec_ring[f, 0, b] + spec_ring[f, 1, b]
+        sp = sp / recent * band_norm
+        out_db[0, b] = 10.0 * math.log10(lp) if lp > 1e-20 else np.nan
+        out_db[1, b] = 10.0 * math.log10(sp) if sp > 1e-20 else np.nan
+    top = -np.inf
+    for b in range(nb_):
+        v = out_db[0, b]
+        if tilt_lo_hz <= band_hz[b] <= tilt_hi_hz and not math.isnan(v) and v > top:
+            top = v
+    if top == -np.inf:
+        return np.nan
+    floor = top - tilt_range_db
+    n = 0
+    sx = sy = sxx = sxy = 0.0
+    for b in range(nb_):
+        v = out_db[0, b]
+        if tilt_lo_hz <= band_hz[b] <= tilt_hi_hz and not math.isnan(v) and v >= floor:
+            x = math.log2(band_hz[b])
+            n += 1
+            sx += x
+            sy += v
+            sxx += x * x
+            sxy += x * v
+    if n < 3:
+        return np.nan
+    return (n * sxy - sx * sy) / (n * sxx - sx * sx)
+
+
+@nb.njit(cache=True, nogil=True)
+def psr_stats(psr_min: np.ndarray, psr_hist: np.ndarray, first_row: int) -> tuple[float, float]:
+    """Minimum and median PSR over the rows of the PSR table from ``first_row`` (the
+    LRA gate's row) up; NaN, NaN when those rows hold no value."""
+    cols = psr_hist.shape[1]
+    total = 0
+    for r in range(first_row, psr_hist.shape[0]):
+        for c in range(cols):
+            total += psr_hist[r, c]
+    if total == 0:
+        return np.nan, np.nan
+    lowest = np.inf
+    for r in range(first_row, psr_min.shape[0]):
+        lowest = min(lowest, psr_min[r])
+    half = (total + 1) // 2
+    seen = 0
+    median_col = cols - 1
+    for c in range(cols):
+        for r in range(first_row, psr_hist.shape[0]):
+            seen += psr_hist[r, c]
+        if seen >= half:
+            median_col = c
+            break
+    return lowest, (median_col + 0.5) * PSR_BIN_DB

@@ -211,9 +211,10 @@ def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
     witness = Witness(seconds + 10.0, period)
     time.sleep(2.0)  # the witness's stream is up before earmark's
     cpu0, rss0 = cpu_s(), rss_mb()
-    driver.start()
     if session is not None:
-        session.start()
+        session.start()  # services first, then the driver (as `earmark demo` does)
+    else:
+        driver.start()
     start = time.monotonic()
     rss_warm = None
     toggles = 0

@@ -152,6 +152,7 @@ def _flags(session, befores: dict[int, int]) -> None:
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
     from earmark.recorder import record_live
+    from earmark.session import AudioStartError
 
     profile = _profile(args, parser)
 
@@ -171,7 +172,12 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
     driver = live.open_driver(
-        engine, device=_device(args.output), blocksize=args.blocksize, input_channels=0, say=_say
+        engine,
+        device=_device(args.output),
+        blocksize=args.blocksize,
+        input_channels=0,
+        say=_say,
+        start=False,  # the session starts it, after its services
     )
     session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
     # Paths: the dry mix, the mix through the chain, the master made from the mix.
@@ -179,7 +185,11 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     record_live(session, "demo", clip_seconds=args.clip_seconds)
     for surface in controllers:
         session.add_service(surface, name="midi")
-    show_session(session, args.seconds, no_ui=args.no_ui, title="earmark demo", say=_say)
+    try:
+        show_session(session, args.seconds, no_ui=args.no_ui, title="earmark demo", say=_say)
+    except AudioStartError as exc:
+        _say(f"earmark: {exc}")
+        return EXIT_INPUT
     _summary(engine)
     _flag_summary(session)
     return EXIT_OK
@@ -189,6 +199,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
     from earmark.engine.files import AudioFileError
     from earmark.recorder import record_live
+    from earmark.session import AudioStartError
 
     profile = _profile(args, parser)
     try:
@@ -228,7 +239,12 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if device == (None, None):
         device = None
     driver = live.open_driver(
-        engine, device=device, blocksize=args.blocksize, input_channels=max(channels) + 1, say=_say
+        engine,
+        device=device,
+        blocksize=args.blocksize,
+        input_channels=max(channels) + 1,
+        say=_say,
+        start=False,  # the session starts it, after its services
     )
     session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
     # Paths: the dry input, the input through the chain (if any), the references.
@@ -236,7 +252,11 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     record_live(session, "run", clip_seconds=args.clip_seconds)
     for surface in controllers:
         session.add_service(surface, name="midi")
-    show_session(session, args.seconds, no_ui=args.no_ui, title="earmark run", say=_say)
+    try:
+        show_session(session, args.seconds, no_ui=args.no_ui, title="earmark run", say=_say)
+    except AudioStartError as exc:
+        _say(f"earmark: {exc}")
+        return EXIT_INPUT
     _summary(engine)
     _flag_summary(session)
     return EXIT_OK

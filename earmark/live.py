@@ -98,8 +98,16 @@ def open_driver(
     blocksize: int = 64,
     input_channels: int = 2,
     say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    start: bool = True,
 ) -> AudioDriver:
-    """A sounddevice stream on ``device`` (default device if None); a null sink if none opens."""
+    """A sounddevice stream on ``device`` (default device if None); a null sink if none opens.
+
+    With ``start=False`` the device and settings are checked (PortAudio's format
+    check) but nothing streams yet: :meth:`LiveSession.start` starts the driver
+    once the session's services are up, so that their start-up (worker
+    processes, MIDI ports joining the graph, the store) does not land on the
+    first seconds of audio.
+    """
     try:
         import sounddevice as sd
 
@@ -108,14 +116,22 @@ def open_driver(
         driver: AudioDriver = SoundDeviceDriver(
             engine, device=device, blocksize=blocksize, channels=(input_channels, 2), on_event=say
         )
-        driver.start()
+        if start:
+            driver.start()
+        else:
+            dev_in, dev_out = device if isinstance(device, tuple) else (device, device)
+            rate = engine.sample_rate
+            if input_channels > 0:
+                sd.check_input_settings(dev_in, input_channels, "float32", samplerate=rate)
+            sd.check_output_settings(dev_out, 2, "float32", samplerate=rate)
         return driver
     except Exception as exc:
         if device is not None:
             raise
         say(f"earmark: no audio device ({_one_line(exc)}); streaming into a null sink in real time")
         driver = NullDriver(engine, blocksize=blocksize)
-        driver.start()
+        if start:
+            driver.start()
         return driver
 
 

@@ -36,10 +36,14 @@ from earmark.engine.drivers import AudioDriver
 from earmark.engine.engine import Engine, EngineState
 from earmark.meters import History
 
-__all__ = ["LiveSession", "Service", "Status"]
+__all__ = ["AudioStartError", "LiveSession", "Service", "Status"]
 
 _MAX_PENDING = 256
 _MAX_STATUS = 50
+
+
+class AudioStartError(RuntimeError):
+    """The session's audio driver would not start (the device is busy or went away)."""
 
 
 class Service(Protocol):
@@ -226,11 +230,31 @@ class LiveSession:
     # -- running ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the services and the session thread (the driver is started by its opener)."""
+        """Start the services, then the driver (unless its opener already did), then
+        the session thread.
+
+        Services start before the audio: their start-up (worker processes, MIDI
+        ports joining the JACK graph, opening the store) holds the GIL and the
+        CPU in bursts that, while streaming, cost xruns in the first seconds
+        (bench/realtime.py: one 56 ms stall at a session's start).
+        """
         if self._thread is not None:
             return
         for slot in list(self._slots):
             self._start_slot(slot)
+        driver = self.driver
+        if driver is not None and driver.status == "stopped":
+            try:
+                driver.start()
+            except Exception as exc:
+                for slot in reversed(list(self._slots)):
+                    try:
+                        slot.service.stop(self)
+                    except Exception as stop_exc:
+                        self.note(slot.name, f"{slot.name} failed to stop: {_one_line(stop_exc)}")
+                raise AudioStartError(
+                    f"the audio stream did not start ({driver.name}): {_one_line(exc)}"
+                ) from exc
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="earmark-session", daemon=True)
         self._thread.start()

@@ -163,6 +163,41 @@ def test_stop_stops_the_driver():
     assert blocks == pytest.approx(0.5 * FS / 64, rel=0.15)
 
 
+def test_services_start_before_the_driver_it_starts():
+    engine = engine_with_gain()
+    driver = NullDriver(engine, blocksize=64)  # not started: the session starts it
+
+    class Early(Recorder):
+        def start(self, session):
+            super().start(session)
+            self.blocks_at_start = engine.callbacks
+            time.sleep(0.2)  # a slow start-up (a worker process, a MIDI port)
+
+    rec = Early()
+    session = LiveSession(engine, driver)
+    session.add_service(rec)
+    session.run(seconds=0.5)
+    assert rec.blocks_at_start == 0
+    assert driver.status == "stopped"
+    # The whole 0.5 s streamed after the services were up.
+    assert engine.callbacks == pytest.approx(0.5 * FS / 64, rel=0.15)
+
+
+def test_a_driver_that_cannot_start_stops_the_services_and_says_why():
+    from earmark.engine.drivers import SoundDeviceDriver
+    from earmark.session import AudioStartError
+
+    engine = engine_with_gain()
+    driver = SoundDeviceDriver(engine, device=10_000, blocksize=64)  # no such device
+    rec = Recorder()
+    session = LiveSession(engine, driver)
+    session.add_service(rec)
+    with pytest.raises(AudioStartError, match="audio stream did not start"):
+        session.start()
+    assert rec.started and rec.stopped
+    assert engine.callbacks == 0 and not engine.realtime
+
+
 def test_sigterm_ends_a_session_cleanly_and_keeps_its_log(tmp_path):
     import json
     import os

@@ -1,6 +1,7 @@
 """Real-time soak: the live engine on a JACK dummy server, against a plain-copy floor.
 
     .venv/bin/python bench/realtime.py [--seconds 600] [--floor-seconds 60] [--periods 64,32]
+        [--services] [--isolate]
 
 For each period size it starts a named JACK server (dummy backend, 48 kHz),
 then runs in this one process:
@@ -172,7 +173,7 @@ def _witness_main(seconds: float, period: int, out: str) -> int:
     return 0
 
 
-def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
+def earmark_run(seconds: float, period: int, services: bool = False, isolate: bool = False) -> dict:
     reinit_portaudio()
     import sounddevice as sd
 
@@ -181,7 +182,10 @@ def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
 
     chain = "bench" if _write_bench_chain() else "gentle-master"
     engine = live.demo_engine(
-        FS, chain=str(_BENCH_CHAIN) if chain == "bench" else chain, blocksize=period
+        FS,
+        chain=str(_BENCH_CHAIN) if chain == "bench" else chain,
+        blocksize=period,
+        isolate=isolate,
     )
     driver = SoundDeviceDriver(engine, device=jack_device(sd), blocksize=period, channels=(2, 2))
     session = None
@@ -246,11 +250,14 @@ def earmark_run(seconds: float, period: int, services: bool = False) -> dict:
             session.stop()  # stops the driver too
         else:
             driver.stop()
+        for path in engine.paths:  # an isolated chain's host process
+            getattr(path.chain, "close", lambda: None)()
     copied = collect()
     xrun_ring = engine.xrun_callbacks
     kept = min(engine.xruns, len(xrun_ring))
     return {
         "name": f"earmark ({len(engine.paths)} paths, chain {chain}, A/B x{toggles})"
+        + (", isolated" if isolate else "")
         + (" + services" if services else ""),
         "us": every[:copied] / 1000.0,
         "starts": starts[:copied].copy(),
@@ -361,6 +368,12 @@ def main() -> int:
         action="store_true",
         help="also run with the session's services (flags, log, control) in the process",
     )
+    ap.add_argument(
+        "--isolate",
+        action="store_true",
+        help="host the chain in its own process (earmark's --isolate): pedalboard leaves the"
+        " callback and its GIL",
+    )
     ap.add_argument("--witness", nargs=3, help=argparse.SUPPRESS)  # SECONDS PERIOD OUT
     args = ap.parse_args()
     if args.witness:
@@ -369,9 +382,12 @@ def main() -> int:
         jack("start", period)
         try:
             soak = args.seconds if period == 64 else min(args.seconds, 120.0)
-            rows = [floor_run(args.floor_seconds, period), earmark_run(soak, period)]
+            rows = [
+                floor_run(args.floor_seconds, period),
+                earmark_run(soak, period, isolate=args.isolate),
+            ]
             if args.services:
-                rows.append(earmark_run(soak, period, services=True))
+                rows.append(earmark_run(soak, period, services=True, isolate=args.isolate))
         finally:
             # PortAudio's JACK client must go before its server (else it aborts at exit).
             import sounddevice as sd

@@ -26,11 +26,12 @@ test: bootstrap
 	$(PY) -m pytest -q tests
 
 # bench/realtime.py soaks 10 minutes at 64 frames (and 2 at 32), engine alone and with
-# the session services: about 27 minutes.
+# the session services: about 27 minutes; bench/gil.py adds 2.
 bench: bootstrap
 	scripts/bootstrap --extra bench
 	$(PY) bench/meters.py
 	$(PY) bench/realtime.py --services
+	$(PY) bench/gil.py
 
 # docs/dashboard.png: the dashboard during the demo, on a private Xvfb (about 30 s).
 screenshot: bootstrap

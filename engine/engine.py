@@ -199,6 +199,7 @@ class Engine:
             "mono": False,
         }
         self._mx = rt.new_mix_state(self.sample_rate, fade_ms=fade_ms)
+        rt.warm_up()  # no kernel loads its code in the first callback
         self._silence = np.zeros((self.max_block, 2), dtype=np.float32)
         self._commands: deque[tuple] = deque()
         self._match_every = max(1, int(_MATCH_INTERVAL_S * self.sample_rate))

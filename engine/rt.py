@@ -245,3 +245,29 @@ def wait_for_change(counter: np.ndarray, index: int, seen: int, poll_us: int, po
             return True
         _usleep(poll_us)
     return counter[index] != seen
+
+
+def warm_up() -> None:
+    """Load every callback kernel for the array types the engine hands it.
+
+    A numba kernel's first call with a type loads (or compiles) its machine code
+    with the GIL held: 8 ms for the callback's kernels on this VM, six 64-frame
+    periods, if it happens in the first callback. The engine calls this when it
+    is built, before any stream opens. Every array the callback passes is
+    float32 (frames, 2) C-contiguous, the counters int64 and the mix state
+    float64, as here.
+    """
+    n = 4
+    x = np.zeros((n, 2), dtype=np.float32)
+    out = np.zeros((n, 2), dtype=np.float32)
+    ring = np.zeros((8, 2), dtype=np.float32)
+    counters = np.zeros(2, dtype=np.int64)
+    read_loop(x, 0, n, True, out)
+    copy_input(x, np.zeros(2, dtype=np.int64), n, out)
+    silence_non_finite(out, n)
+    all_finite(out, n)
+    copy_zeroing_non_finite(x, n, out)
+    delay(x, n, ring, 0, 1, out)
+    ring_write(x, n, ring, counters)
+    tap_pair(x, x, n, ring, counters)
+    mix_ab(x, x, out, n, new_mix_state(48000))

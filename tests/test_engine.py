@@ -393,3 +393,51 @@ def test_a_meter_thread_a_whole_feed_behind_skips_and_counts_the_gap():
     frames = engine.paths[0].bank.frames
     assert frames == feed // 2
     assert engine.meter_skipped_frames == 2 * (3 * FS - feed // 2)  # both paths
+
+
+_FIRST_CALLBACK = """
+import sys
+import numpy as np
+import pedalboard
+sys.path.insert(0, sys.argv[2])
+from boards import Board
+from earmark.engine import rt
+from earmark.engine.engine import Engine, Path
+from earmark.engine.sources import LiveInput, Player
+if sys.argv[1] == "cold":
+    rt.warm_up = lambda: None  # what the engine did before it warmed its kernels
+x = np.zeros((4800, 2), dtype=np.float32)
+engine = Engine(48000, [
+    Path("live", LiveInput((0, 1))),
+    Path("file", Player(x, "x"), Board([pedalboard.Gain(6.0)])),
+])
+def loaded():
+    return sum(len(getattr(rt, n).signatures) for n in dir(rt) if hasattr(getattr(rt, n), "signatures"))
+before = loaded()
+indata = np.zeros((64, 2), dtype=np.float32)
+out = np.zeros((64, 2), dtype=np.float32)
+engine.process(indata, out, 64)  # meters in the callback
+engine.meter_inline = False
+engine.process(indata, out, 64)  # meters fed to the meter thread (streaming)
+print(loaded() - before)
+"""
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("warm", 0), ("cold", 4)])
+def test_the_first_callback_loads_no_kernel_code(mode, expected):
+    # Kernels load their machine code (with the GIL) on their first call with a type;
+    # numba's signatures count the loads, in a fresh process for a clean count.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_CALLBACK, mode, str(Path_(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    if expected:
+        assert int(done.stdout) >= expected  # the check sees loads when they happen
+    else:
+        assert int(done.stdout) == 0

@@ -666,8 +666,12 @@ def test_a_10000_message_per_second_flood_with_sysex_and_junk_is_bounded_and_sur
         assert c.posted <= 100 * (sent_s + 0.5) + 20
         assert engine.dropped_commands == 0
         # The sweeps crossed the threshold's value between ticks: picked up, then coalesced
-        # to at most one set per tick (the latest position).
-        assert 1 <= c.param_sets <= surface.tick_hz * (sent_s + 1.0)
+        # to at most one set per tick, and the last one is the fader's last position.
+        assert c.param_sets <= surface.tick_hz * (sent_s + 1.0)
+        last = fader.to_value(batch[39][2] / 127)
+        assert wait_for(
+            lambda: current_value(rig.chain, 0, "threshold_db") == pytest.approx(last, abs=1e-9)
+        )
         # The audio kept its pace (the null sink renders in real time).
         assert blocks >= 0.9 * real_time_blocks
         # And the surface still works: A/B switches, the fader sets its value.

@@ -152,7 +152,6 @@ def _flags(session, befores: dict[int, int]) -> None:
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
     from earmark.recorder import record_live
-    from earmark.session import AudioStartError
 
     profile = _profile(args, parser)
 
@@ -185,21 +184,13 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     record_live(session, "demo", clip_seconds=args.clip_seconds)
     for surface in controllers:
         session.add_service(surface, name="midi")
-    try:
-        show_session(session, args.seconds, no_ui=args.no_ui, title="earmark demo", say=_say)
-    except AudioStartError as exc:
-        _say(f"earmark: {exc}")
-        return EXIT_INPUT
-    _summary(engine)
-    _flag_summary(session)
-    return EXIT_OK
+    return _stream(session, args, "earmark demo")
 
 
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
     from earmark.engine.files import AudioFileError
     from earmark.recorder import record_live
-    from earmark.session import AudioStartError
 
     profile = _profile(args, parser)
     try:
@@ -252,12 +243,19 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     record_live(session, "run", clip_seconds=args.clip_seconds)
     for surface in controllers:
         session.add_service(surface, name="midi")
+    return _stream(session, args, "earmark run")
+
+
+def _stream(session, args: argparse.Namespace, title: str) -> int:
+    """Stream the session until --seconds, q or Ctrl-C; then the summary and the flags."""
+    from earmark.session import AudioStartError
+
     try:
-        show_session(session, args.seconds, no_ui=args.no_ui, title="earmark run", say=_say)
+        show_session(session, args.seconds, no_ui=args.no_ui, title=title, say=_say)
     except AudioStartError as exc:
         _say(f"earmark: {exc}")
         return EXIT_INPUT
-    _summary(engine)
+    _summary(session.engine)
     _flag_summary(session)
     return EXIT_OK
 

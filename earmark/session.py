@@ -247,11 +247,7 @@ class LiveSession:
             try:
                 driver.start()
             except Exception as exc:
-                for slot in reversed(list(self._slots)):
-                    try:
-                        slot.service.stop(self)
-                    except Exception as stop_exc:
-                        self.note(slot.name, f"{slot.name} failed to stop: {_one_line(stop_exc)}")
+                self._stop_services()
                 raise AudioStartError(
                     f"the audio stream did not start ({driver.name}): {_one_line(exc)}"
                 ) from exc
@@ -274,6 +270,10 @@ class LiveSession:
         if self.driver is not None:
             self.driver.stop()
         self._run_commands()  # what was acknowledged-in-flight still runs
+        self._stop_services()
+
+    def _stop_services(self) -> None:
+        """Stop every service, the last added first; a failure is reported, not raised."""
         for slot in reversed(list(self._slots)):
             try:
                 slot.service.stop(self)

@@ -97,8 +97,8 @@ class MeterBank:
         self._taps = TAPS_PER_PHASE
         n_fft = fft_size(self.sample_rate)
         self.n_fft = n_fft
-        self._band_hz, _, _ = band_edges(self.sample_rate)
-        self._band_hz = np.ascontiguousarray(self._band_hz, dtype=np.float64)
+        band_hz, _, _ = band_edges(self.sample_rate)
+        self._band_hz = np.ascontiguousarray(band_hz, dtype=np.float64)
         self._band_tuple = tuple(float(f) for f in self._band_hz)
         self._fft_rev, self._fft_tw = fft_tables(n_fft)
         window = np.hanning(n_fft + 1)[:-1]  # periodic Hann
@@ -388,5 +388,5 @@ def _nones(values: list[float]) -> tuple[float | None, ...]:
     return tuple(None if v != v else v for v in values)  # NaN -> None
 
 
-def _db10(x: float, floor: float = 0.0) -> float | None:
-    return 10.0 * math.log10(x) if x > floor else None
+def _db10(x: float) -> float | None:
+    return 10.0 * math.log10(x) if x > 0.0 else None

@@ -94,6 +94,9 @@ class SoundDeviceDriver(AudioDriver):
         channels: (input, output) channel counts; input 0 opens output only.
         on_event: called (off the audio thread) with one line for each stream
             event: opened, lost, reopened.
+        native: run the engine in the GIL-free native callback (``engine.native``):
+            None uses it whenever the engine allows (every chain isolated), True
+            requires it (ValueError otherwise), False keeps the Python callback.
     """
 
     name = "sounddevice"
@@ -107,8 +110,11 @@ class SoundDeviceDriver(AudioDriver):
         channels: tuple[int, int] = (2, 2),
         on_event: Callable[[str], None] | None = None,
         reopen_interval_s: float = 1.0,
+        native: bool | None = None,
     ) -> None:
         super().__init__(engine, blocksize)
+        self.native = native
+        self._plan = None  # the native callback's plan while it runs
         self.device = device
         self.channels = channels
         self.on_event = on_event or (lambda msg: None)
@@ -132,12 +138,32 @@ class SoundDeviceDriver(AudioDriver):
         ch_in, ch_out = self.channels
         engine = self.engine
 
-        def callback(indata, outdata, frames, _time, status) -> None:  # audio thread
-            engine.process(indata, outdata, frames, bool(status))
-
         def finished() -> None:  # PortAudio thread, after the stream ended
             if self._want_running:
                 self._lost.set()
+
+        if self._plan is not None:
+            from .native import callback as native_callback
+
+            stream = sd._StreamBase(
+                kind="duplex" if ch_in > 0 else "output",
+                samplerate=engine.sample_rate,
+                blocksize=self.blocksize,
+                device=self.device,
+                channels=(ch_in, ch_out) if ch_in > 0 else ch_out,
+                dtype="float32",
+                callback=native_callback.address,  # machine code: PortAudio calls it directly
+                userdata=sd._ffi.cast("void*", self._plan.address),
+                finished_callback=finished,
+                wrap_callback=None,
+            )
+            stream.start()
+            self._stream = stream
+            self.status = "streaming"
+            return
+
+        def callback(indata, outdata, frames, _time, status) -> None:  # audio thread
+            engine.process(indata, outdata, frames, bool(status))
 
         kwargs = dict(
             samplerate=engine.sample_rate,
@@ -161,14 +187,37 @@ class SoundDeviceDriver(AudioDriver):
         self._stream = stream
         self.status = "streaming"
 
+    @property
+    def callback_kind(self) -> str:
+        """Which callback runs the engine: "native" (no GIL) or "Python"."""
+        return "native" if self._plan is not None else "Python"
+
+    def _native_plan(self):
+        """The native callback's plan when it is to run, else None (see ``native``)."""
+        if self.native is False:
+            return None
+        from . import native
+
+        reason = native.unsupported(self.engine)
+        if reason is None:
+            return native.NativePlan(self.engine, *self.channels)
+        if self.native:
+            raise ValueError(f"the native callback cannot run this engine: {reason}")
+        return None
+
     def start(self) -> None:
+        self._plan = self._native_plan()
         self._want_running = True
         self._enter_realtime()
         self.engine.realtime = True
         self._meters.start()
+        if self._plan is not None:
+            self.engine.native = True
+            self.engine.drain_commands()
         try:
             self._open()
         except Exception:
+            self.engine.native = False
             self._meters.stop()
             self.engine.realtime = False
             self._leave_realtime()
@@ -185,7 +234,8 @@ class SoundDeviceDriver(AudioDriver):
         dev = self._stream.device
         return (
             f"device {dev}, {self.engine.sample_rate} Hz, {self.blocksize} frames, "
-            f"latency in {lat[0] * 1e3:.1f} ms / out {lat[1] * 1e3:.1f} ms"
+            f"latency in {lat[0] * 1e3:.1f} ms / out {lat[1] * 1e3:.1f} ms, "
+            f"{self.callback_kind} callback"
         )
 
     @property
@@ -260,6 +310,7 @@ class SoundDeviceDriver(AudioDriver):
         if self._watchdog is not None:
             self._watchdog.join(timeout=2.0)
             self._watchdog = None
+        self.engine.native = False
         self._meters.stop()
         self.engine.realtime = False
         self._leave_realtime()

@@ -69,6 +69,12 @@ _MONITOR_MATRIX = {
 }
 
 
+# Fields of ``Path._st`` (int64).
+P_RING_POS, P_DELAY, P_NONFINITE, P_RING_ADDR, P_RING_ROWS, P_COUNT = range(6)
+# Fields of ``Engine.counters`` (int64).
+E_CALLBACKS, E_XRUNS, E_BLOCK, E_A, E_B, E_COUNT = range(6)
+
+
 class Processor(Protocol):
     """What a path needs of a chain: block in, block out, and its latency."""
 
@@ -86,16 +92,23 @@ class Path:
     chain: Processor | None = None
     # Filled in by the engine.
     bank: MeterBank | None = None
-    delay_samples: int = 0
-    nonfinite_blocks: int = 0
+    # The delay line's position and length, the alignment delay and the muted-block
+    # count, shared with the native callback (P_* fields).
+    _st: np.ndarray = field(default_factory=lambda: np.zeros(P_COUNT, np.int64), repr=False)
     _buf: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _out: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _ring: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    _ring_pos: int = 0
+    # Delay lines replaced while streaming stay alive: a native callback may still
+    # be reading the old one for the rest of its block.
+    _old_rings: list = field(default_factory=list, repr=False)
     _feed: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _fed: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _metered: int = 0
     _reset_at: int | None = None
+
+    delay_samples = rt.Slot("_st", P_DELAY)
+    nonfinite_blocks = rt.Slot("_st", P_NONFINITE)
+    _ring_pos = rt.Slot("_st", P_RING_POS)
 
     @property
     def latency_samples(self) -> int:
@@ -188,6 +201,9 @@ class Engine:
             p._out = np.zeros((self.max_block, 2), dtype=np.float32)
             p._feed = np.zeros((feed, 2), dtype=np.float32)
             p._fed = np.zeros(1, dtype=np.int64)
+        # Callbacks, xruns, the latest block's size and the compared paths, shared with
+        # the native callback (E_* fields).
+        self.counters = np.zeros(E_COUNT, dtype=np.int64)
         self.a = a if a < len(self.paths) else 0
         self.b = b if b < len(self.paths) else self.a
         self.loudness_match = loudness_match
@@ -204,8 +220,6 @@ class Engine:
         self._commands: deque[tuple] = deque()
         self._match_every = max(1, int(_MATCH_INTERVAL_S * self.sample_rate))
         self._since_match = 0
-        self.callbacks = 0
-        self.xruns = 0
         # Which callbacks were flagged (the latest _XRUN_RING): with ``timings_ns`` this
         # tells an xrun that followed an overrunning callback from one the server or
         # the machine caused (bench/realtime.py).
@@ -218,7 +232,10 @@ class Engine:
         # Set by a real-time driver while its stream runs: other threads then time their
         # Python work to the gaps between callbacks (after_callback).
         self.realtime = False
-        self._block_frames = 64  # the latest block's size
+        # Set by a driver while the native callback (engine.native) runs this engine:
+        # commands then apply as they are posted.
+        self.native = False
+        self._block_frames = 64
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
         # When each of those callbacks began (perf_counter_ns): bench/realtime.py sets
         # them beside another client's to tell a callback that could not start (the GIL
@@ -230,6 +247,12 @@ class Engine:
         self._tap_pos = np.zeros(2, dtype=np.int64)
         self.align_latency()
 
+    callbacks = rt.Slot("counters", E_CALLBACKS)
+    xruns = rt.Slot("counters", E_XRUNS)
+    _block_frames = rt.Slot("counters", E_BLOCK)  # the latest block's size
+    a = rt.Slot("counters", E_A)
+    b = rt.Slot("counters", E_B)
+
     # -- control (any thread) ------------------------------------------------------
 
     def post(self, *command: object) -> bool:
@@ -237,11 +260,27 @@ class Engine:
 
         Returns False (and counts it in ``dropped_commands``) when too many are pending.
         """
+        if self.native:
+            # The native callback takes no commands from a queue: apply now, to values
+            # it reads at its next block boundary (what was queued before goes first).
+            self.drain_commands()
+            self._apply(command)
+            return True
         if len(self._commands) >= _MAX_PENDING_COMMANDS:
             self.dropped_commands += 1
             return False
         self._commands.append(command)
         return True
+
+    def drain_commands(self) -> None:
+        """Apply every queued command now (no callback may be running Python meanwhile:
+        the native callback runs, or none)."""
+        while self._commands:
+            try:
+                command = self._commands.popleft()
+            except IndexError:  # another thread drained it first
+                break
+            self._apply(command)
 
     def align_latency(self) -> None:
         """Delay every path to the slowest chain's latency (plugin-reported or measured)."""
@@ -251,8 +290,13 @@ class Engine:
             need = worst - lat
             if p._ring is None or p._ring.shape[0] <= need:
                 # Allocated here, off the audio thread; the callback sees the new
-                # ring with the delay command that follows.
+                # ring with the delay command that follows (the native callback
+                # when it reads the address and then the length: rings only grow).
+                if p._ring is not None:
+                    p._old_rings.append(p._ring)
                 p._ring = np.zeros((max(need + 1, 16), 2), dtype=np.float32)
+                p._st[P_RING_ADDR] = p._ring.ctypes.data
+                p._st[P_RING_ROWS] = p._ring.shape[0]
             self.post("delay", p, need)
 
     # -- the audio callback ------------------------------------------------------------
@@ -262,14 +306,15 @@ class Engine:
     ) -> None:
         """Run one block: the audio callback body (see the module docstring)."""
         t0 = time.perf_counter_ns()
+        c = self.counters
         if xrun:
-            self.xrun_callbacks[self.xruns & (_XRUN_RING - 1)] = self.callbacks
-            self.xruns += 1
+            self.xrun_callbacks[c[E_XRUNS] & (_XRUN_RING - 1)] = c[E_CALLBACKS]
+            c[E_XRUNS] += 1
         for _ in range(_COMMANDS_PER_BLOCK):
             if not self._commands:
                 break
             self._apply(self._commands.popleft())
-        n = self._block_frames = frames
+        c[E_BLOCK] = n = frames
         if n > self.max_block:  # never expected; fail safe rather than allocate
             outdata[:] = 0.0
             return
@@ -277,15 +322,16 @@ class Engine:
         for p in self.paths:
             p.source.read(indata, n, p._buf, transport)
             y = p._buf
+            st = p._st
             if p.chain is not None:
                 try:
                     y = p.chain.process(p._buf[:n])
                 except Exception:  # a plugin failed: this path goes silent, others play
-                    p.nonfinite_blocks += 1
+                    st[P_NONFINITE] += 1
                     y = self._silence
                 if rt.silence_non_finite(y, n):
-                    p.nonfinite_blocks += 1
-            p._ring_pos = rt.delay(y, n, p._ring, p._ring_pos, p.delay_samples, p._out)
+                    st[P_NONFINITE] += 1
+            st[P_RING_POS] = rt.delay(y, n, p._ring, st[P_RING_POS], st[P_DELAY], p._out)
             if self.meter_inline:
                 p.bank.process(p._out[:n])
             else:
@@ -293,13 +339,13 @@ class Engine:
         transport.advance(n)
         if self.meter_inline:
             self._matched(n)
-        a_out, b_out = self.paths[self.a]._out, self.paths[self.b]._out
+        a_out, b_out = self.paths[c[E_A]]._out, self.paths[c[E_B]]._out
         rt.mix_ab(a_out, b_out, outdata, n, self._mx)
         rt.tap_pair(a_out, b_out, n, self._tap, self._tap_pos)
-        slot = self.callbacks & (_TIMING_RING - 1)
+        slot = c[E_CALLBACKS] & (_TIMING_RING - 1)
         self.starts_ns[slot] = t0
         self.timings_ns[slot] = time.perf_counter_ns() - t0
-        self.callbacks += 1
+        c[E_CALLBACKS] += 1
 
     def _apply(self, cmd: tuple) -> None:
         kind = cmd[0]
@@ -322,7 +368,10 @@ class Engine:
             path, samples = cmd[1], int(cmd[2])
             path.delay_samples = min(samples, path._ring.shape[0] - 1)
         elif kind == "seek":
-            self.transport.pos = max(0, int(cmd[1]))
+            if self.native:  # applied by the callback at its next block boundary
+                self.transport.request_seek(int(cmd[1]))
+            else:
+                self.transport.pos = max(0, int(cmd[1]))
         elif kind == "play":
             self.transport.playing = bool(cmd[1])
         elif kind == "reset_meters":

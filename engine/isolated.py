@@ -29,12 +29,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 
+from . import rt
 from .chains import ChainSpec, ParamValue
 from .childproc import kill, start_module
 
@@ -66,6 +68,12 @@ def _views(buf: Any, max_block: int, channels: int) -> tuple[np.ndarray, np.ndar
     y = np.ndarray(shape, dtype=np.float32, buffer=buf, offset=ring)
     ctrl = np.ndarray((_CTRL,), dtype=np.int64, buffer=buf, offset=2 * ring)
     return x, y, ctrl
+
+
+# Fields of ``IsolatedChain.state`` (int64): the callback's next block number, blocks
+# it found late, blocks it played while the host was dead, whether it is dead, and the
+# wake pipe's descriptor (-1: none).
+I_SEQ, I_LATE, I_DEAD_BLOCKS, I_DEAD, I_WAKE, I_COUNT = range(6)
 
 
 class IsolatedChain:
@@ -109,20 +117,25 @@ class IsolatedChain:
         self._ctrl[:] = 0
         self._ctrl[_DONE] = -1
         self._out = np.zeros((self.max_block, self.channels), dtype=np.float32)
+        # The callback's side (I_* fields), shared with the native callback.
+        self.state = np.zeros(I_COUNT, dtype=np.int64)
         self._wake_w = -1
-        self._seq = 0
         self._chain_latency = 0
         self._lock = threading.Lock()  # edits and restarts (never the audio thread)
         self._proc: Any = None
         self._conn: Any = None
-        self.late_blocks = 0  # blocks the child had not finished in time (child alive)
-        self.dead_blocks = 0  # blocks played as silence while the child was dead
         self.restarts = 0
         self.last_error: str | None = None
         self.warnings: list[str] = []
         self._dead = False
         self._reported = False
         self._start()
+
+    _seq = rt.Slot("state", I_SEQ)
+    late_blocks = rt.Slot("state", I_LATE)  # blocks the host had not finished in time
+    dead_blocks = rt.Slot("state", I_DEAD_BLOCKS)  # silence while the host was dead
+    _dead = rt.Slot("state", I_DEAD, bool)
+    _wake_w = rt.Slot("state", I_WAKE)
 
     # -- life cycle (not the audio thread) ------------------------------------------------
 
@@ -205,7 +218,7 @@ class IsolatedChain:
                 conn.send(("quit",))
             conn.close()
         if wake >= 0:
-            os.close(wake)
+            _retire(wake)
         if proc is not None:
             try:
                 proc.wait(2.0)
@@ -309,6 +322,22 @@ class IsolatedChain:
             else:
                 self.late_blocks += 1
         return out[:n]
+
+
+# Wake descriptors closed late (monotonic time retired, fd): a native callback may
+# have read one just before it was cleared, and its write must never reach a file
+# that reused the number. Closed by a later retirement; the rest at exit.
+_retired: list[tuple[float, int]] = []
+_RETIRE_S = 0.5
+
+
+def _retire(fd: int) -> None:
+    now = time.monotonic()
+    for item in [r for r in _retired if now - r[0] >= _RETIRE_S]:
+        _retired.remove(item)
+        with contextlib.suppress(OSError):
+            os.close(item[1])
+    _retired.append((now, fd))
 
 
 def _exit_text(code: int | None) -> str:

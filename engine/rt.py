@@ -20,6 +20,27 @@ import numpy as np
 # libc's usleep, called from nopython code so that a waiting thread holds no GIL.
 _usleep = nb.types.ExternalFunction("usleep", nb.types.int32(nb.types.uint32))
 
+
+class Slot:
+    """An attribute kept in one element of an int64 array attribute of its object.
+
+    A callback in machine code (``engine.native``) shares such arrays with the
+    Python objects, so counters and positions it advances read the same from
+    Python; ``kind`` converts on read (int or bool).
+    """
+
+    def __init__(self, array: str, index: int, kind: type = int) -> None:
+        self.array, self.index, self.kind = array, index, kind
+
+    def __get__(self, obj: object, owner: type | None = None) -> object:
+        if obj is None:
+            return self
+        return self.kind(getattr(obj, self.array)[self.index])
+
+    def __set__(self, obj: object, value: object) -> None:
+        getattr(obj, self.array)[self.index] = value
+
+
 # Fields of the mix state array ``mx`` (float64).
 X_POS = 0  # crossfade position: 0 = A audible, 1 = B audible
 X_TARGET = 1  # 0 or 1

@@ -18,23 +18,43 @@ from earmark.meters.channels import stereo_fold_down
 from . import rt
 from .files import iter_blocks, open_audio
 
+# Fields of ``Transport.state`` (int64), shared with the native callback (engine.native).
+T_POS, T_PLAYING, T_LOOP, T_LENGTH, T_SEEK_TO, T_SEEK_SEQ, T_SEEK_DONE, T_COUNT = range(8)
+
 
 class Transport:
     """One play position shared by every file/array source, so references stay
-    sample-aligned to each other; seek and play/stop apply at block boundaries."""
+    sample-aligned to each other; seek and play/stop apply at block boundaries.
+
+    The fields live in one int64 array (``state``) so that a callback in
+    machine code (``engine.native``) reads and advances the same position.
+    """
 
     def __init__(self, length: int = 0, loop: bool = True) -> None:
-        self.pos = 0
+        self.state = np.zeros(T_COUNT, dtype=np.int64)
         self.length = length
         self.loop = loop
         self.playing = True
 
+    pos = rt.Slot("state", T_POS)
+    length = rt.Slot("state", T_LENGTH)
+    loop = rt.Slot("state", T_LOOP, bool)
+    playing = rt.Slot("state", T_PLAYING, bool)
+
+    def request_seek(self, frame: int) -> None:
+        """Seek at the next block boundary of a callback running on another thread
+        (the native callback applies it; the target is written before the sequence)."""
+        self.state[T_SEEK_TO] = max(0, int(frame))
+        self.state[T_SEEK_SEQ] += 1
+
     def advance(self, n: int) -> None:
         if not self.playing:
             return
-        self.pos += n
-        if self.loop and self.length > 0 and self.pos >= self.length:
-            self.pos %= self.length
+        pos = self.pos + n
+        length = self.length
+        if self.loop and length > 0 and pos >= length:
+            pos %= length
+        self.pos = pos
 
 
 class Source:

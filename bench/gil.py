@@ -14,8 +14,9 @@ interval the engine's driver sets; like the meter thread and the session
 services), and in long C calls it cannot
 (``uninterruptible``; a big ``sum(range())``, like a pickle or a JSON dump of
 a large object). It prints callbacks run against real time and the blocks
-PortAudio flagged (xruns). This is the measurement behind the next step for
-the live engine: a callback that never takes the GIL. Nothing is asserted.
+PortAudio flagged (xruns). This is the measurement behind the live engine's
+native callback (``engine.native``), which never takes the GIL. Nothing is
+asserted.
 """
 
 from __future__ import annotations

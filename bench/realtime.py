@@ -1,7 +1,7 @@
 """Real-time soak: the live engine on a JACK dummy server, against a plain-copy floor.
 
     .venv/bin/python bench/realtime.py [--seconds 600] [--floor-seconds 60] [--periods 64,32]
-        [--services] [--isolate]
+        [--services] [--isolate] [--python-callback]
 
 For each period size it starts a named JACK server (dummy backend, 48 kHz),
 then runs in this one process:
@@ -20,6 +20,11 @@ then runs in this one process:
    MIDI ports). Their Python work competes with the callback for the GIL: this
    row measures what that costs. EARMARK_BENCH_SERVICES=flags,record,dashboard,midi
    picks a subset.
+
+With ``--isolate`` the chain runs in its own host process, so every path can run
+in the engine's native callback (machine code that never takes the GIL; see
+``engine.native``), and it does unless ``--python-callback`` keeps
+sounddevice's Python callback. Each row names the callback it ran.
 
 During each earmark run a witness (the plain-copy client again, in its own
 process) streams on the same server. JACK tells every client about every xrun,
@@ -173,7 +178,13 @@ def _witness_main(seconds: float, period: int, out: str) -> int:
     return 0
 
 
-def earmark_run(seconds: float, period: int, services: bool = False, isolate: bool = False) -> dict:
+def earmark_run(
+    seconds: float,
+    period: int,
+    services: bool = False,
+    isolate: bool = False,
+    native: bool | None = None,
+) -> dict:
     reinit_portaudio()
     import sounddevice as sd
 
@@ -187,7 +198,9 @@ def earmark_run(seconds: float, period: int, services: bool = False, isolate: bo
         blocksize=period,
         isolate=isolate,
     )
-    driver = SoundDeviceDriver(engine, device=jack_device(sd), blocksize=period, channels=(2, 2))
+    driver = SoundDeviceDriver(
+        engine, device=jack_device(sd), blocksize=period, channels=(2, 2), native=native
+    )
     session = None
     if services:
         import tempfile
@@ -258,6 +271,7 @@ def earmark_run(seconds: float, period: int, services: bool = False, isolate: bo
     return {
         "name": f"earmark ({len(engine.paths)} paths, chain {chain}, A/B x{toggles})"
         + (", isolated" if isolate else "")
+        + f", {driver.callback_kind} callback"
         + (" + services" if services else ""),
         "us": every[:copied] / 1000.0,
         "starts": starts[:copied].copy(),
@@ -374,20 +388,30 @@ def main() -> int:
         help="host the chain in its own process (earmark's --isolate): pedalboard leaves the"
         " callback and its GIL",
     )
+    ap.add_argument(
+        "--python-callback",
+        action="store_true",
+        help="keep sounddevice's Python callback where the native one could run (with"
+        " --isolate: every chain is out of the audio process, so the native callback runs"
+        " by default)",
+    )
     ap.add_argument("--witness", nargs=3, help=argparse.SUPPRESS)  # SECONDS PERIOD OUT
     args = ap.parse_args()
     if args.witness:
         return _witness_main(float(args.witness[0]), int(args.witness[1]), args.witness[2])
+    native = False if args.python_callback else None
     for period in (int(p) for p in args.periods.split(",")):
         jack("start", period)
         try:
             soak = args.seconds if period == 64 else min(args.seconds, 120.0)
             rows = [
                 floor_run(args.floor_seconds, period),
-                earmark_run(soak, period, isolate=args.isolate),
+                earmark_run(soak, period, isolate=args.isolate, native=native),
             ]
             if args.services:
-                rows.append(earmark_run(soak, period, services=True, isolate=args.isolate))
+                rows.append(
+                    earmark_run(soak, period, services=True, isolate=args.isolate, native=native)
+                )
         finally:
             # PortAudio's JACK client must go before its server (else it aborts at exit).
             import sounddevice as sd

@@ -19,6 +19,10 @@ written in python-sounddevice's ``Stream`` docstring and DESIGN.md:
 - xruns (PortAudio status flags) are counted, and each callback's duration is
   kept in a preallocated ring for the benchmarks.
 
+When every chain runs in an isolated host, a driver runs the same block in
+machine code instead (``engine.native``): PortAudio calls it without the GIL,
+from the same arrays, so nothing here changes for the rest of earmark.
+
 Anything that needs allocation or may block (building a chain, decoding and
 resampling a file, measuring a plugin's latency) happens off the audio thread,
 and the result is published with one reference swap.

@@ -263,6 +263,9 @@ def earmark_run(
             session.stop()  # stops the driver too
         else:
             driver.stop()
+        # Blocks a path played as silence: an isolated host that was late (or a chain
+        # that failed). Each is a dropout on that path that no xrun flag shows.
+        muted = sum(path.muted_blocks for path in engine.paths)
         for path in engine.paths:  # an isolated chain's host process
             getattr(path.chain, "close", lambda: None)()
     copied = collect()
@@ -279,6 +282,7 @@ def earmark_run(
         "xruns": engine.xruns,
         "xrun_at": np.sort(xrun_ring[:kept]),
         "callbacks": engine.callbacks,
+        "muted": muted,
         "cpu": (cpu_s() - cpu0) / seconds,
         "rss": (rss_warm or rss0, rss_mb()),
     }
@@ -340,7 +344,8 @@ def report(period: int, rows: list[dict]) -> None:
     print(f"\nperiod {period} frames at {FS} Hz = {period_us:.0f} us")
     print(
         f"{'run':58} {'callbacks':>9} {'p50':>6} {'p99':>6} {'p99.9':>6} {'max':>7}"
-        f" {'xruns':>6} {'/min':>5} {'own':>4} {'late':>4} {'CPU':>5} {'RSS MB start->end':>18}"
+        f" {'xruns':>6} {'/min':>5} {'own':>4} {'late':>4} {'muted':>5} {'CPU':>5}"
+        f" {'RSS MB start->end':>18}"
     )
     for r in rows:
         # Steady state: the first seconds hold each plugin's and kernel's first calls
@@ -357,6 +362,7 @@ def report(period: int, rows: list[dict]) -> None:
         print(
             f"{r['name']:58} {r['callbacks']:9d} {pct[0]:5.1f}% {pct[1]:5.1f}% {pct[2]:5.1f}%"
             f" {pct[3]:6.0f}% {steady:6d} {per_min:5.1f} {own:4d} {late:4d}"
+            f" {r.get('muted', 0):5d}"
             f" {100 * r['cpu']:4.0f}%"
             f" {r['rss'][0]:8.1f} -> {r['rss'][1]:6.1f}"
         )
@@ -365,6 +371,8 @@ def report(period: int, rows: list[dict]) -> None:
         "late = right after a callback that started over half a period late while a\n"
         "witness copy client on the same server kept its pace (the GIL, earmark's own\n"
         "threads). The rest the server or the machine missed, as the floor's are.\n"
+        "muted = blocks a path played as silence because its chain failed or its isolated\n"
+        "host had not finished the block in time (a dropout on that path, not an xrun).\n"
         f"Percentiles, max and xruns cover every callback after the first {WARMUP_S:.0f} s"
         " (streams opening,\nplugins' first calls, JACK clients and ports joining the graph);"
         " in those seconds the\nworst callback and the xruns were: "

@@ -5,12 +5,13 @@ process with it. :class:`IsolatedChain` builds the chain in a child process
 and exchanges audio with it through shared memory, pipelined by ``depth`` blocks (2 by default):
 
 - the audio callback writes block *n* into a ring slot, bumps the submitted
-  counter and posts a semaphore (``sem_post`` never blocks), then returns the
-  child's output for block *n - depth* if it is done, silence otherwise. It never
-  waits for the child, so a crashed, hung or late child costs that path's
-  sound and nothing else;
-- the child waits on the semaphore, runs every submitted block through the
-  chain (in order) and publishes each result with the done counter.
+  counter and wakes the child (an eventfd increment, which never blocks),
+  then returns the child's output for block *n - depth* if it is done,
+  silence otherwise. It never waits for the child, so a crashed, hung or late
+  child costs that path's sound and nothing else;
+- the child, at real-time priority where the system allows, waits for the
+  wake-up, runs every submitted block through the chain (in order) and
+  publishes each result with the done counter.
 
 The pipeline adds exactly ``depth`` blocks of latency, reported in
 ``latency_samples`` so the engine's alignment keeps every path
@@ -24,6 +25,7 @@ go to the child over a pipe, from a non-audio thread, and are confirmed.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -43,11 +45,17 @@ from .childproc import kill, start_module
 __all__ = ["IsolatedChain", "IsolationError"]
 
 _SLOTS = 8
-_WAKE = b"\x01"
+# What the callback writes to wake the host: an eventfd's 8-byte increment (a pipe
+# takes the same bytes).
+_WAKE = (1).to_bytes(8, "little")
 # ctrl (int64): submitted block number, done block number, child NaN/Inf blocks,
 # child error blocks, then the frame count of each ring slot.
 _SUBMITTED, _DONE, _NONFINITE, _ERRORS, _FRAMES = 0, 1, 2, 3, 4
 _CTRL = _FRAMES + _SLOTS
+# SCHED_FIFO priority of a host: below JACK's client threads (5 under `jackd -R`'s
+# default 10; a CoreAudio or ALSA callback thread is higher still), above every
+# normal process.
+_HOST_RTPRIO = 4
 _START_TIMEOUT_S = 120.0  # some plugins take long to load (ZamVerb: ~140 s on one VM)
 _EDIT_TIMEOUT_S = 10.0
 
@@ -141,10 +149,10 @@ class IsolatedChain:
 
     def _start(self) -> None:
         """Start a host: ``python -m earmark.engine.isolated`` with a wake pipe and a socket."""
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_w, False)  # the callback's write must never block
+        wake_r, wake_w = _wake_pair()
         proc, conn = start_module("earmark.engine.isolated", [str(wake_r)], pass_fds=[wake_r])
-        os.close(wake_r)
+        if wake_r != wake_w:
+            os.close(wake_r)
         try:
             conn.send((self._spec, self.sample_rate, self.channels, self.max_block, self._shm.name))
             if not conn.poll(self._start_timeout_s):
@@ -331,6 +339,22 @@ _retired: list[tuple[float, int]] = []
 _RETIRE_S = 0.5
 
 
+def _wake_pair() -> tuple[int, int]:
+    """The host's wake-up (read end, write end), written without ever blocking.
+
+    An eventfd where there is one (Linux; both ends are the same descriptor): its
+    write takes only a spinlock. A pipe's write takes the pipe's mutex, which the
+    reading host holds while it reads: a host preempted there would put the audio
+    callback to sleep until it runs again (priority inversion).
+    """
+    if hasattr(os, "eventfd"):
+        fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        return fd, fd
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)  # the callback's write must never block
+    return wake_r, wake_w
+
+
 def _retire(fd: int) -> None:
     now = time.monotonic()
     for item in [r for r in _retired if now - r[0] >= _RETIRE_S]:
@@ -349,6 +373,32 @@ def _exit_text(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def _realtime_host() -> str | None:
+    """Run this host at real-time priority, just below the audio callback's; a warning
+    when the system does not allow it (the host then competes with every other
+    process for the CPU, and on a loaded machine a block can be late).
+
+    The callback hands the host block n and plays its block n - depth: at normal
+    priority the host must be scheduled within depth periods of being woken,
+    which a busy machine does not promise. ``EARMARK_HOST_RTPRIO`` sets the
+    SCHED_FIFO priority (0: normal scheduling).
+    """
+    try:
+        priority = int(os.environ.get("EARMARK_HOST_RTPRIO", _HOST_RTPRIO))
+    except ValueError:
+        priority = _HOST_RTPRIO
+    if priority <= 0 or not hasattr(os, "sched_setscheduler"):
+        return None
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:
+        return (
+            f"isolated host at normal priority (real-time priority {priority} not allowed: "
+            f"{exc.strerror}); blocks may be late on a busy machine"
+        )
+    return None
 
 
 def _host_main(conn_fd: int, wake_fd: int) -> None:
@@ -375,12 +425,23 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
     y[:] = 0.0
     done = int(ctrl[_SUBMITTED])  # a restarted host skips what was submitted before it
     ctrl[_DONE] = done
-    conn.send(("ready", int(chain.latency_samples), list(chain.warnings), chain.spec))
+    warnings = list(chain.warnings)
+    priority = _realtime_host()
+    if priority is not None:
+        warnings.append(priority)
+    gc.collect()  # a collection pause in the loop below would make a block late
+    gc.freeze()
+    gc.disable()
+    conn.send(("ready", int(chain.latency_samples), warnings, chain.spec))
     try:
         while True:
             ready, _, _ = select.select([wake_fd, conn_fd], [], [], 1.0)
-            if wake_fd in ready and not os.read(wake_fd, 4096):
-                return  # the parent closed the pipe (or died)
+            if wake_fd in ready:
+                try:
+                    if not os.read(wake_fd, 4096):
+                        return  # the parent closed the pipe (or died)
+                except BlockingIOError:  # an eventfd drained between select and read
+                    pass
             while done < ctrl[_SUBMITTED]:
                 done += 1
                 slot = done % _SLOTS

@@ -167,7 +167,8 @@ def _isolated(row: np.ndarray, x: np.ndarray, n: int, scratch: np.ndarray) -> np
     ctrl[_SUBMITTED] = seq
     wake = st[I_WAKE]
     if st[I_DEAD] == 0 and wake >= 0:
-        _write(np.int32(wake), _u8(np.int64(scratch.ctypes.data) + 16), 1)  # never blocks
+        # Never blocks: an eventfd's increment (a pipe's write where there is none).
+        _write(np.int32(wake), _u8(np.int64(scratch.ctypes.data) + 16), 8)
     st[I_SEQ] = seq + 1
     prev = seq - row[R_ISO_DEPTH]
     if prev >= 0 and ctrl[_DONE] >= prev and ctrl[_FRAMES + prev % _SLOTS] == n:
@@ -309,8 +310,8 @@ class NativePlan:
         if reason is not None:
             raise ValueError(f"the native callback cannot run this engine: {reason}")
         self.engine = engine
-        self.scratch = np.zeros(3, dtype=np.int64)  # a timespec, then the wake byte
-        self.scratch.view(np.uint8)[16] = 1
+        self.scratch = np.zeros(3, dtype=np.int64)  # a timespec, then the wake increment
+        self.scratch[2] = 1
         plan = np.zeros(G_COUNT + R_COUNT * len(engine.paths), dtype=np.int64)
         plan[G_SIZE] = plan.shape[0]
         plan[G_PATHS] = len(engine.paths)

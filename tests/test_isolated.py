@@ -139,3 +139,25 @@ def test_a_chain_that_cannot_load_fails_in_the_parent_with_the_preset_error():
     bad = type(bad)(bad.name, bad.description, (PluginSpec.vst3("NoSuchPlugin"),), bad.source)
     with pytest.raises(PresetError, match="NoSuchPlugin"):
         IsolatedChain(bad, FS, 2, block=BLOCK)
+
+
+def test_the_host_runs_at_real_time_priority_and_is_woken_without_a_lock(monkeypatch):
+    # Below JACK's client threads (5), above every normal process; 0 turns it off.
+    chains = {}
+    for setting in ("4", "0"):
+        monkeypatch.setenv("EARMARK_HOST_RTPRIO", setting)
+        chains[setting] = IsolatedChain(gain_spec(0.0), FS, 2, block=BLOCK)
+    try:
+        rt_host, normal_host = chains["4"], chains["0"]
+        if rt_host.warnings:  # a system that does not allow it: said so, normal scheduling
+            assert "real-time priority 4 not allowed" in rt_host.warnings[-1]
+            assert os.sched_getscheduler(rt_host.pid) == os.SCHED_OTHER
+        else:
+            assert os.sched_getscheduler(rt_host.pid) == os.SCHED_FIFO
+            assert os.sched_getparam(rt_host.pid).sched_priority == 4
+        assert os.sched_getscheduler(normal_host.pid) == os.SCHED_OTHER
+        # The callback's wake-up is an eventfd (a write that takes no sleeping lock).
+        assert os.readlink(f"/proc/self/fd/{rt_host._wake_w}") == "anon_inode:[eventfd]"
+    finally:
+        for chain in chains.values():
+            chain.close()

@@ -196,8 +196,12 @@ class SoundDeviceDriver(AudioDriver):
         """The native callback's plan when it is to run, else None (see ``native``)."""
         if self.native is False:
             return None
-        from . import native
-
+        try:
+            from . import native
+        except Exception as exc:  # no machine code for this platform (C library, numba)
+            if self.native:
+                raise ValueError(f"the native callback is not available here: {exc}") from exc
+            return None
         reason = native.unsupported(self.engine)
         if reason is None:
             return native.NativePlan(self.engine, *self.channels)

@@ -34,6 +34,7 @@ posting thread, to values the callback reads at its next block boundary
 from __future__ import annotations
 
 import ctypes
+import time
 
 import numba as nb
 import numpy as np
@@ -97,7 +98,9 @@ SOURCE_SILENCE, SOURCE_INPUT, SOURCE_PLAYER = 0, 1, 2
 CHAIN_NONE, CHAIN_ISOLATED = 0, 1
 # PortAudio's frameCount and statusFlags are C ``unsigned long``s.
 _ULONG = T.uint64 if ctypes.sizeof(ctypes.c_ulong) == 8 else T.uint32
-_CLOCK_MONOTONIC = 1  # what time.perf_counter_ns reads on Linux
+# What time.perf_counter_ns reads on Linux (so the callback's start times compare with
+# another process's; bench/realtime.py).
+_CLOCK_MONOTONIC = getattr(time, "CLOCK_MONOTONIC", 1)
 _PA_CONTINUE = 0
 
 
@@ -152,6 +155,10 @@ def _rows(address: int, rows: int, channels: int) -> np.ndarray:
 def _isolated(row: np.ndarray, x: np.ndarray, n: int, scratch: np.ndarray) -> np.ndarray:
     """IsolatedChain.process: hand block seq to the host, return block seq - depth."""
     max_block = row[R_ISO_MAX_BLOCK]
+    if n > max_block:  # larger than the host's ring slots: silence, never written past them
+        nb.carray(_i64(row[R_ISO_STATE]), (I_WAKE + 1,))[I_LATE] += 1
+        x[:n, :] = 0.0
+        return x
     xs = nb.carray(_f32(row[R_ISO_X]), (_SLOTS, max_block, 2))
     ys = nb.carray(_f32(row[R_ISO_Y]), (_SLOTS, max_block, 2))
     ctrl = nb.carray(_i64(row[R_ISO_CTRL]), (_CTRL,))

@@ -289,6 +289,7 @@ class Engine:
     def align_latency(self) -> None:
         """Delay every path to the slowest chain's latency (plugin-reported or measured)."""
         latencies = [p.latency_samples for p in self.paths]
+        self._aligned = tuple(latencies)
         worst = max(latencies)
         for p, lat in zip(self.paths, latencies, strict=True):
             need = worst - lat
@@ -360,8 +361,10 @@ class Engine:
                 which = "A" if mx[rt.X_TARGET] > 0.5 else "B"
             mx[rt.X_TARGET] = 1.0 if which == "B" else 0.0
         elif kind == "compare":
-            self.a, self.b = int(cmd[1]), int(cmd[2])
-            self._follow_loudness()
+            a, b = int(cmd[1]), int(cmd[2])
+            if 0 <= a < len(self.paths) and 0 <= b < len(self.paths):  # else ignored
+                self.a, self.b = a, b
+                self._follow_loudness()
         elif kind == "match":
             self.loudness_match = bool(cmd[1])
             self._follow_loudness()
@@ -522,7 +525,11 @@ class Engine:
 
         While a real-time driver streams, each path's readings (~0.15-0.35 ms of
         Python) are taken in their own gap between callbacks (``after_callback``).
+        A chain whose latency changed since the paths were aligned (a plugin added
+        or removed, a plugin reporting a new latency) realigns them here.
         """
+        if tuple(p.latency_samples for p in self.paths) != self._aligned:
+            self.align_latency()
         paths = []
         for p in self.paths:
             self.after_callback()

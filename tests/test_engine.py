@@ -123,6 +123,32 @@ def test_latency_compensation_aligns_paths_to_the_sample():
     np.testing.assert_allclose(out_dry[lag:], x[: FS - lag], atol=1e-6)
 
 
+def test_a_chain_whose_latency_changes_live_is_realigned_to_the_sample():
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((FS * 2, 2)) * 0.1).astype(np.float32)
+    lag = 479  # pedalboard's Delay(0.01 s) at 48 kHz (measured in the test above)
+    chain = Board([])
+    engine = Engine(
+        FS,
+        [Path("dry", Player(x, "x")), Path("chain", Player(x, "x"), chain)],
+        loudness_match=False,
+        max_block=512,
+    )
+    render(engine, 0.2, 64)
+    # A plugin with latency joins the chain while it plays (as Chain.add does).
+    chain.board.append(pedalboard.Delay(delay_seconds=0.01, feedback=0.0, mix=1.0))
+    chain.latency_samples = lag
+    state = engine.state()  # notices the change and realigns
+    assert state.paths[1].latency_samples == lag
+    render(engine, 0.1, 64)
+    assert [p.delay_samples for p in engine.paths] == [lag, 0]
+    engine.post("select", "B")
+    render(engine, 0.1, 64)
+    out_chain = render(engine, 0.5, 64)
+    start = int(0.4 * FS)  # the transport position when out_chain begins
+    np.testing.assert_allclose(out_chain, x[start - lag : start - lag + len(out_chain)], atol=1e-6)
+
+
 def test_monitor_dim_mute_mono_and_solo_never_touch_the_meters():
     t = np.arange(3 * FS) / FS
     left = 0.5 * np.sin(2 * np.pi * 440 * t)

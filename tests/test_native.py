@@ -54,6 +54,8 @@ def _run(engine: Engine, step, live_in: np.ndarray, blocks: int) -> np.ndarray:
         elif k == 200:
             engine.post("seek", 12345)
             engine.post("monitor", {"solo": "S", "trim_db": -3.0})
+        elif k == 250:
+            engine.post("compare", 0, 99)  # no such path (a remote client's mistake): ignored
         elif k == 300:
             engine.post("compare", 2, len(engine.paths) - 1)
             engine.post("select", "toggle")

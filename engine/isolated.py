@@ -16,7 +16,7 @@ and exchanges audio with it through shared memory, pipelined by ``depth`` blocks
 The pipeline adds exactly ``depth`` blocks of latency, reported in
 ``latency_samples`` so the engine's alignment keeps every path
 sample-aligned; this assumes the driver's fixed block size (PortAudio
-delivers fixed blocks when a block size is given). Parameter and bypass edits
+delivers fixed blocks when a block size is given). Parameter, bypass, add and remove edits
 go to the child over a pipe, from a non-audio thread, and are confirmed.
 :meth:`IsolatedChain.poll` (called by the session) reports a dead child once;
 :meth:`IsolatedChain.restart` starts a new host for the same chain.
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from . import rt
-from .chains import ChainSpec, ParamValue
+from .chains import ChainSpec, ParamValue, PluginSpec
 from .childproc import kill, start_module
 
 __all__ = ["IsolatedChain", "IsolationError"]
@@ -281,7 +281,16 @@ class IsolatedChain:
         """Bypass or restore a plugin in the host."""
         self._request("bypass", index, bool(bypass))
 
-    def _request(self, *message: Any) -> None:
+    def add(self, plugin: PluginSpec, index: int | None = None) -> None:
+        """Insert a plugin in the host (at the end by default); raises what
+        ``Chain.add`` raises. The path plays silence while the host loads it."""
+        self._request("add", plugin, index, timeout_s=self._start_timeout_s)
+
+    def remove(self, index: int) -> PluginSpec:
+        """Take a plugin out in the host and return its spec."""
+        return self._request("remove", index)
+
+    def _request(self, *message: Any, timeout_s: float = _EDIT_TIMEOUT_S) -> Any:
         with self._lock:
             conn = self._conn
             if conn is None or not self.alive:
@@ -289,21 +298,22 @@ class IsolatedChain:
                     f"the isolated host for chain {self._spec.name!r} is not running"
                 )
             conn.send(message)
-            if not conn.poll(_EDIT_TIMEOUT_S):
+            if not conn.poll(timeout_s):
                 raise IsolationError(
                     f"the isolated host for chain {self._spec.name!r} did not answer"
                 )
             reply = conn.recv()
         if reply[0] == "error":
             raise reply[1]
-        self._spec = reply[1]
+        _, self._spec, self._chain_latency, result = reply
+        return result
 
     # -- the audio thread -----------------------------------------------------------------------
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Hand block n to the host; return its output for block n - depth (or silence).
 
-        Never waits: the wake-up is one non-blocking write of a constant byte.
+        Never waits: the wake-up is one non-blocking eventfd (or pipe) write.
         """
         n = block.shape[0]
         seq = self._seq
@@ -455,11 +465,16 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
                 if message[0] == "quit":
                     return
                 try:
+                    result = None
                     if message[0] == "param":
                         chain.set_parameter(*message[1:])
                     elif message[0] == "bypass":
                         chain.set_bypass(*message[1:])
-                    conn.send(("ok", chain.spec))
+                    elif message[0] == "add":
+                        chain.add(*message[1:])
+                    elif message[0] == "remove":
+                        result = chain.remove(*message[1:])
+                    conn.send(("ok", chain.spec, int(chain.latency_samples), result))
                 except Exception as exc:
                     conn.send(("error", exc))
     except (EOFError, OSError, KeyboardInterrupt):

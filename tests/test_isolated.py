@@ -88,12 +88,24 @@ def test_gain_and_live_edits_in_the_host_are_measured_on_the_path(tone):
         second = engine.state().paths[0].readings.short_term_lufs
         with pytest.raises(PresetError, match="gain_db"):
             iso.set_parameter(0, "gain_db", "loud")
+        iso.add(PluginSpec.builtin("Gain", gain_db=-9.0))  # built in the host, live
+        assert [p.title for p in iso.spec.plugins] == ["Gain", "Gain"]
+        time.sleep(3.5)
+        added = engine.state().paths[0].readings.short_term_lufs
+        removed = iso.remove(0)
+        assert dict(removed.params)["gain_db"] == 12.0
+        time.sleep(3.5)
+        third = engine.state().paths[0].readings.short_term_lufs
+        with pytest.raises(IndexError):
+            iso.remove(5)
     finally:
         driver.stop()
         iso.close()
     late = iso.late_blocks / max(1, engine.callbacks)
     assert first == pytest.approx(-14.0, abs=0.1 + 20 * late)
     assert second == pytest.approx(-8.0, abs=0.1 + 20 * late)
+    assert added == pytest.approx(-17.0, abs=0.1 + 20 * late)  # +12 then -9 dB
+    assert third == pytest.approx(-29.0, abs=0.1 + 20 * late)  # only the -9 dB is left
 
 
 def test_a_crashing_host_mutes_its_path_is_reported_and_the_rest_plays_on(tone):

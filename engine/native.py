@@ -325,16 +325,21 @@ class NativePlan:
         plan[G_IN_CH] = in_channels
         plan[G_OUT_CH] = out_channels
         plan[G_MAX_BLOCK] = engine.max_block
-        plan[G_COUNTERS] = _address(engine.counters)
-        plan[G_XRUN_RING] = _address(engine.xrun_callbacks)
-        plan[G_TIMINGS] = _address(engine.timings_ns)
-        plan[G_STARTS] = _address(engine.starts_ns)
-        plan[G_MX] = _address(engine._mx)
-        plan[G_TAP] = _address(engine._tap)
         plan[G_TAP_ROWS] = engine._tap.shape[0]
-        plan[G_TAP_POS] = _address(engine._tap_pos)
-        plan[G_TRANSPORT] = _address(engine.transport.state)
-        plan[G_SCRATCH] = _address(self.scratch)
+        _addresses(
+            plan,
+            {
+                G_COUNTERS: engine.counters,
+                G_XRUN_RING: engine.xrun_callbacks,
+                G_TIMINGS: engine.timings_ns,
+                G_STARTS: engine.starts_ns,
+                G_MX: engine._mx,
+                G_TAP: engine._tap,
+                G_TAP_POS: engine._tap_pos,
+                G_TRANSPORT: engine.transport.state,
+                G_SCRATCH: self.scratch,
+            },
+        )
         for k, p in enumerate(engine.paths):
             row = plan[G_COUNT + k * R_COUNT : G_COUNT + (k + 1) * R_COUNT]
             if isinstance(p.source, Player):
@@ -347,20 +352,23 @@ class NativePlan:
                 row[R_SOURCE] = SOURCE_INPUT
                 row[R_CH0] = channels[0]
                 row[R_CH1] = channels[1] if channels.shape[0] > 1 else channels[0]
-            row[R_BUF] = _address(p._buf)
-            row[R_OUT] = _address(p._out)
-            row[R_ST] = _address(p._st)
-            row[R_FEED] = _address(p._feed)
             row[R_FEED_ROWS] = p._feed.shape[0]
-            row[R_FED] = _address(p._fed)
+            _addresses(
+                row, {R_BUF: p._buf, R_OUT: p._out, R_ST: p._st, R_FEED: p._feed, R_FED: p._fed}
+            )
             chain = p.chain
             if isinstance(chain, IsolatedChain):
                 row[R_CHAIN] = CHAIN_ISOLATED
-                row[R_ISO_X] = _address(chain._x)
-                row[R_ISO_Y] = _address(chain._y)
-                row[R_ISO_CTRL] = _address(chain._ctrl)
-                row[R_ISO_STATE] = _address(chain.state)
-                row[R_ISO_OUT] = _address(chain._out)
+                _addresses(
+                    row,
+                    {
+                        R_ISO_X: chain._x,
+                        R_ISO_Y: chain._y,
+                        R_ISO_CTRL: chain._ctrl,
+                        R_ISO_STATE: chain.state,
+                        R_ISO_OUT: chain._out,
+                    },
+                )
                 row[R_ISO_DEPTH] = chain.depth
                 row[R_ISO_MAX_BLOCK] = chain.max_block
         self.plan = plan
@@ -375,6 +383,11 @@ class NativePlan:
                 raise ValueError("native blocks are C-contiguous float32 (frames, channels)")
         inp = 0 if indata is None else _address(indata)
         callback.ctypes(inp, _address(outdata), frames, None, int(xrun), self.address)
+
+
+def _addresses(table: np.ndarray, arrays: dict[int, np.ndarray]) -> None:
+    for field, array in arrays.items():
+        table[field] = _address(array)
 
 
 def _address(a: np.ndarray) -> int:

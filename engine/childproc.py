@@ -1,4 +1,5 @@
-"""Child processes that talk to us over a socket: isolated chains, the flag worker.
+"""Child processes that talk to us over a socket (isolated chains, the flag worker), and
+the process settings real-time work needs.
 
 Plain ``subprocess`` + ``python -m MODULE`` rather than multiprocessing's
 spawn, so that nothing depends on how the parent's main module was started
@@ -9,6 +10,7 @@ a ``__main__`` guard).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import socket
 import subprocess
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
-__all__ = ["alive", "kill", "start_module"]
+__all__ = ["alive", "huge_pages", "kill", "start_module"]
 
 
 def start_module(
@@ -55,3 +57,24 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_PR_SET_THP_DISABLE = 41
+
+
+def huge_pages(allowed: bool) -> bool:
+    """Allow or forbid transparent huge pages for this process (Linux; False elsewhere).
+
+    NumPy asks for huge pages on large arrays (madvise), and the kernel's
+    khugepaged then collapses them in the background: traced here (perf sched)
+    running 6-7 ms at a stretch without preemption, while the JACK server's
+    real-time thread waited 5-6 ms for that CPU and earmark's callback started
+    7 ms late. Forbidden while streaming, khugepaged leaves this process alone.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_THP_DISABLE, 0 if allowed else 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False

@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .childproc import huge_pages
 from .engine import Engine, MeterThread
 
 # sounddevice (0.5.6) sets ndarray.shape inside every callback, which NumPy 2.5
@@ -75,6 +76,7 @@ class AudioDriver(ABC):
         gc.disable()
         self._saved_switch = sys.getswitchinterval()
         sys.setswitchinterval(_SWITCH_INTERVAL_S)
+        huge_pages(False)
 
     def _leave_realtime(self) -> None:
         if self._saved_switch is not None:
@@ -82,6 +84,7 @@ class AudioDriver(ABC):
             self._saved_switch = None
         gc.enable()
         gc.unfreeze()
+        huge_pages(True)
 
 
 class SoundDeviceDriver(AudioDriver):

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import rt
 from .chains import ChainSpec, ParamValue, PluginSpec
-from .childproc import kill, start_module
+from .childproc import huge_pages, kill, start_module
 
 __all__ = ["IsolatedChain", "IsolationError"]
 
@@ -439,6 +439,7 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
     priority = _realtime_host()
     if priority is not None:
         warnings.append(priority)
+    huge_pages(False)  # no khugepaged stalls in this process either (childproc.huge_pages)
     gc.collect()  # a collection pause in the loop below would make a block late
     gc.freeze()
     gc.disable()

@@ -168,6 +168,8 @@ def test_the_host_runs_at_real_time_priority_and_is_woken_without_a_lock(monkeyp
             assert os.sched_getscheduler(rt_host.pid) == os.SCHED_FIFO
             assert os.sched_getparam(rt_host.pid).sched_priority == 4
         assert os.sched_getscheduler(normal_host.pid) == os.SCHED_OTHER
+        with open(f"/proc/{rt_host.pid}/status") as status:  # no khugepaged stalls either
+            assert "THP_enabled:\t0" in status.read()
         # The callback's wake-up is an eventfd (a write that takes no sleeping lock).
         assert os.readlink(f"/proc/self/fd/{rt_host._wake_w}") == "anon_inode:[eventfd]"
     finally:

@@ -9,6 +9,7 @@ callback; and an isolated +6 dB chain must measure +6.0 dB at the output.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -133,6 +134,12 @@ def test_an_engine_with_a_chain_in_the_audio_process_keeps_the_python_callback()
     assert not engine.native and not engine.realtime
 
 
+def _thp_enabled(pid: int) -> int:
+    """Whether the kernel may give process ``pid`` transparent huge pages (1) or not (0)."""
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(ln for ln in status if ln.startswith("THP_enabled:")).split()[1])
+
+
 def _callbacks_during_gil_hold(engine: Engine) -> tuple[float, float]:
     """Hold the GIL in one C call (~0.5-1 s) in this thread; (callbacks run, expected)."""
     time.sleep(0.3)
@@ -154,9 +161,11 @@ def test_the_native_callback_runs_while_another_thread_holds_the_gil(jack_server
         driver.start()
         try:
             assert driver.callback_kind == ("native" if native_mode else "Python")
+            assert _thp_enabled(os.getpid()) == 0  # no khugepaged stalls while streaming
             counts[native_mode] = _callbacks_during_gil_hold(engine)
         finally:
             driver.stop()
+        assert _thp_enabled(os.getpid()) == 1
     ran, expected = counts[True]
     assert expected > 200  # the hold lasted several hundred periods
     assert ran >= 0.9 * expected, counts

@@ -145,46 +145,38 @@ class SoundDeviceDriver(AudioDriver):
             if self._want_running:
                 self._lost.set()
 
+        kwargs = dict(
+            samplerate=engine.sample_rate,
+            blocksize=self.blocksize,
+            dtype="float32",
+            finished_callback=finished,
+            device=self.device,
+        )
+        channels = (ch_in, ch_out) if ch_in > 0 else ch_out
         if self._plan is not None:
             from .native import callback as native_callback
 
             stream = sd._StreamBase(
                 kind="duplex" if ch_in > 0 else "output",
-                samplerate=engine.sample_rate,
-                blocksize=self.blocksize,
-                device=self.device,
-                channels=(ch_in, ch_out) if ch_in > 0 else ch_out,
-                dtype="float32",
+                channels=channels,
                 callback=native_callback.address,  # machine code: PortAudio calls it directly
                 userdata=sd._ffi.cast("void*", self._plan.address),
-                finished_callback=finished,
                 wrap_callback=None,
+                **kwargs,
             )
-            stream.start()
-            self._stream = stream
-            self.status = "streaming"
-            return
+        elif ch_in > 0:
 
-        def callback(indata, outdata, frames, _time, status) -> None:  # audio thread
-            engine.process(indata, outdata, frames, bool(status))
+            def callback(indata, outdata, frames, _time, status) -> None:  # audio thread
+                engine.process(indata, outdata, frames, bool(status))
 
-        kwargs = dict(
-            samplerate=engine.sample_rate,
-            blocksize=self.blocksize,
-            dtype="float32",
-            callback=callback,
-            finished_callback=finished,
-            device=self.device,
-        )
-        if ch_in > 0:
-            stream = sd.Stream(channels=(ch_in, ch_out), **kwargs)
+            stream = sd.Stream(channels=channels, callback=callback, **kwargs)
         else:
             stream = sd.OutputStream(
-                channels=ch_out,
-                **{k: v for k, v in kwargs.items() if k != "callback"},
+                channels=channels,
                 callback=lambda outdata, frames, t, status: engine.process(
                     None, outdata, frames, bool(status)
                 ),
+                **kwargs,
             )
         stream.start()
         self._stream = stream

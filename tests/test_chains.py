@@ -30,6 +30,7 @@ from earmark.engine.demo import demo_mix
 from earmark.meters import MeterBank
 
 import synth
+from bundles import ZAM, needs
 
 RATE = 48000
 BLOCK = 64  # the engine's default block at 48 kHz
@@ -463,27 +464,6 @@ def test_a_missing_preset_lists_the_available_ones():
 
 
 # -- real VST3 plugins (zam-plugins) ------------------------------------------------------
-
-# Where scripts/bootstrap puts the Debian 13 packages' files on Debian 12.
-_BOOTSTRAP_VST3 = Path(__file__).resolve().parent.parent / ".cache/plugins/usr/lib/vst3"
-
-
-def _zam(name: str) -> Path | None:
-    roots = [*plugins.default_search_path(), _BOOTSTRAP_VST3]
-    found = [b for b in plugins.find_bundles(roots) if b.name == f"{name}.vst3"]
-    return found[0] if found else None
-
-
-ZAM = {n: _zam(n) for n in ("ZamCompX2", "ZaMaximX2", "ZamComp", "ZamEQ2")}
-
-
-def needs(*names: str):
-    missing = [n for n in names if ZAM[n] is None]
-    return pytest.mark.skipif(
-        bool(missing),
-        reason=f"{', '.join(missing)}.vst3 not found in EARMARK_PLUGIN_PATH or the VST3 folders "
-        "(scripts/bootstrap installs zam-plugins)",
-    )
 
 
 @pytest.fixture(scope="module")

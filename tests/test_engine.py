@@ -20,6 +20,7 @@ from earmark.engine.sources import LiveInput, Player
 from earmark.meters import MeterBank
 
 from boards import Board
+from bundles import ZAM, needs
 from synth import sine
 
 FS = 48000
@@ -300,19 +301,7 @@ def test_surround_reference_folds_down_to_stereo_by_bs775(tmp_path):
         assert got == pytest.approx(expected[name], abs=0.01), name
 
 
-def _zamaximx2():
-    from earmark.engine import plugins
-
-    root = Path_(__file__).resolve().parent.parent / ".cache/plugins/usr/lib/vst3"
-    found = [
-        b
-        for b in plugins.find_bundles([*plugins.default_search_path(), root])
-        if b.name == "ZaMaximX2.vst3"
-    ]
-    return found[0] if found else None
-
-
-@pytest.mark.skipif(_zamaximx2() is None, reason="ZaMaximX2.vst3 not installed (scripts/bootstrap)")
+@needs("ZaMaximX2")
 def test_dry_and_vst3_limiter_paths_align_to_the_sample():
     from earmark.engine.chains import ChainSpec, PluginSpec, build_chain
 
@@ -320,7 +309,7 @@ def test_dry_and_vst3_limiter_paths_align_to_the_sample():
     x = (rng.standard_normal((FS * 2, 2)) * 0.05).astype(np.float32)  # far below the ceiling
     spec = ChainSpec(
         name="limiter",
-        plugins=(PluginSpec.vst3(_zamaximx2(), threshold_db=0.0, output_ceiling_db=0.0),),
+        plugins=(PluginSpec.vst3(ZAM["ZaMaximX2"], threshold_db=0.0, output_ceiling_db=0.0),),
     )
     chain = build_chain(spec, FS, 2)
     lag = chain.latency_samples
@@ -340,25 +329,13 @@ def test_dry_and_vst3_limiter_paths_align_to_the_sample():
     np.testing.assert_allclose(out_lim, x[start - lag : start - lag + len(out_lim)], atol=1e-5)
 
 
-def _zameq2():
-    from earmark.engine import plugins
-
-    root = Path_(__file__).resolve().parent.parent / ".cache/plugins/usr/lib/vst3"
-    found = [
-        b
-        for b in plugins.find_bundles([*plugins.default_search_path(), root])
-        if b.name == "ZamEQ2.vst3"
-    ]
-    return found[0] if found else None
-
-
-@pytest.mark.skipif(_zameq2() is None, reason="ZamEQ2.vst3 not installed (scripts/bootstrap)")
+@needs("ZamEQ2")
 def test_a_chain_that_silences_its_own_nan_shows_the_path_as_muted():
     # ZamEQ2 really outputs NaN; the Chain silences it before the engine sees it,
     # and the engine's state must still report the path as muted.
     from earmark.engine.chains import ChainSpec, PluginSpec, build_chain
 
-    chain = build_chain(ChainSpec(name="eq", plugins=(PluginSpec.vst3(_zameq2()),)), FS, 2)
+    chain = build_chain(ChainSpec(name="eq", plugins=(PluginSpec.vst3(ZAM["ZamEQ2"]),)), FS, 2)
     x = sine(-20, 1, dtype=np.float32)
     engine = Engine(FS, [Path("dry", Player(x, "x")), Path("eq", Player(x, "x"), chain)])
     render(engine, 0.5, 64)

@@ -27,23 +27,10 @@ from earmark import cli_plugins, config
 from earmark.engine import plugins
 from earmark.engine.plugins import PluginNotFoundError
 
-_BOOTSTRAP_VST3 = Path(__file__).resolve().parent.parent / ".cache/plugins/usr/lib/vst3"
+from bundles import ZAM, needs
 
-
-def _zam(name: str) -> Path | None:
-    roots = [*plugins.default_search_path(), _BOOTSTRAP_VST3]
-    found = [b for b in plugins.find_bundles(roots) if b.name == f"{name}.vst3"]
-    return found[0] if found else None
-
-
-ZAM_COMP_X2 = _zam("ZamCompX2")
-ZA_MAXIM_X2 = _zam("ZaMaximX2")
-ZAM_COMP = _zam("ZamComp")
-needs_zam = pytest.mark.skipif(
-    None in (ZAM_COMP_X2, ZA_MAXIM_X2, ZAM_COMP),
-    reason="zam-plugins VST3 bundles not found in EARMARK_PLUGIN_PATH or the VST3 folders "
-    "(scripts/bootstrap installs them)",
-)
+ZAM_COMP_X2, ZA_MAXIM_X2, ZAM_COMP = (ZAM[n] for n in ("ZamCompX2", "ZaMaximX2", "ZamComp"))
+needs_zam = needs("ZamCompX2", "ZaMaximX2", "ZamComp")
 
 
 def broken_bundle(folder: Path, name: str = "Broken") -> Path:

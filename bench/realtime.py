@@ -1,7 +1,7 @@
 """Real-time soak: the live engine on a JACK dummy server, against a plain-copy floor.
 
     .venv/bin/python bench/realtime.py [--seconds 600] [--floor-seconds 60] [--periods 64,32]
-        [--services] [--isolate] [--python-callback]
+        [--services] [--no-isolate] [--python-callback]
 
 For each period size it starts a named JACK server (dummy backend, 48 kHz),
 then runs in this one process:
@@ -21,10 +21,12 @@ then runs in this one process:
    row measures what that costs. EARMARK_BENCH_SERVICES=flags,record,dashboard,midi
    picks a subset.
 
-With ``--isolate`` the chain runs in its own host process, so every path can run
-in the engine's native callback (machine code that never takes the GIL; see
-``engine.native``), and it does unless ``--python-callback`` keeps
-sounddevice's Python callback. Each row names the callback it ran.
+The chain runs in its own host process, as earmark's live commands run it by
+default, so every path can run in the engine's native callback (machine code
+that never takes the GIL; see ``engine.native``), and it does unless
+``--python-callback`` keeps sounddevice's Python callback. ``--no-isolate``
+hosts the chain in the audio process (the Python callback, necessarily). Each
+row names the callback it ran.
 
 During each earmark run a witness (the plain-copy client again, in its own
 process) streams on the same server. JACK tells every client about every xrun,
@@ -392,16 +394,18 @@ def main() -> int:
     )
     ap.add_argument(
         "--isolate",
-        action="store_true",
-        help="host the chain in its own process (earmark's --isolate): pedalboard leaves the"
-        " callback and its GIL",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="host the chain in its own process, as earmark demo and run do by default"
+        " (pedalboard leaves the callback and its GIL); --no-isolate keeps it in the"
+        " audio process, as their --no-isolate does",
     )
     ap.add_argument(
         "--python-callback",
         action="store_true",
-        help="keep sounddevice's Python callback where the native one could run (with"
-        " --isolate: every chain is out of the audio process, so the native callback runs"
-        " by default)",
+        help="keep sounddevice's Python callback where the native one could run (an"
+        " isolated chain leaves no plugin in the audio process, so the native callback runs"
+        " unless this is given)",
     )
     ap.add_argument("--witness", nargs=3, help=argparse.SUPPRESS)  # SECONDS PERIOD OUT
     args = ap.parse_args()

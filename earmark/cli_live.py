@@ -20,8 +20,10 @@ _CLIP_HELP = (
     "(default 0: no clips)"
 )
 _ISOLATE_HELP = (
-    "host the chain in a child process: a crashing plugin mutes its path instead of "
-    "ending the session (adds two blocks of latency, compensated)"
+    "host each chain in its own child process (the default): a crashing plugin mutes its "
+    "path instead of ending the session, and the audio callback runs as machine code that "
+    "no Python thread can delay; costs two blocks of latency, compensated. --no-isolate "
+    "runs the chains in this process, with the Python callback"
 )
 
 
@@ -57,7 +59,9 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     )
     demo.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
     demo.add_argument("--no-ui", action="store_true", help="terminal view instead of the dashboard")
-    demo.add_argument("--isolate", action="store_true", help=_ISOLATE_HELP)
+    demo.add_argument(
+        "--isolate", action=argparse.BooleanOptionalAction, default=True, help=_ISOLATE_HELP
+    )
     demo.add_argument(
         "--clip-seconds", type=_clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
@@ -96,7 +100,9 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     run.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
     run.add_argument("--seconds", type=float, default=None, metavar="N")
     run.add_argument("--no-ui", action="store_true")
-    run.add_argument("--isolate", action="store_true", help=_ISOLATE_HELP)
+    run.add_argument(
+        "--isolate", action=argparse.BooleanOptionalAction, default=True, help=_ISOLATE_HELP
+    )
     run.add_argument(
         "--clip-seconds", type=_clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )

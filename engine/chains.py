@@ -916,6 +916,32 @@ class Chain:
         """Per plugin: blocks in which it produced non-finite output."""
         return tuple(slot.runtime.nonfinite for slot in self._state.slots)
 
+    def parameter_values(self, index: int) -> dict[str, float]:
+        """Plugin ``index``'s numeric parameters as it holds them now, by pedalboard
+        name (``threshold_db``): the values a preset left at the plugin's default
+        included, an edit the audio thread has not applied yet too. Not for the
+        audio thread."""
+        slot = self._slot(self._state, index)
+        plugin = slot.instances[0]
+        values: dict[str, float] = {}
+        for d in slot.defs:
+            if d.kind != "float":
+                continue
+            if d.target in slot.values:
+                value = slot.values[d.target][1]
+            else:
+                try:
+                    value = getattr(plugin, d.target)
+                except Exception:  # a plugin may refuse to report one
+                    continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(number):
+                values[d.target] = number
+        return values
+
     def __len__(self) -> int:
         return len(self._state.slots)
 

@@ -34,7 +34,7 @@ import threading
 import time
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -129,6 +129,7 @@ class IsolatedChain:
         self.state = np.zeros(I_COUNT, dtype=np.int64)
         self._wake_w = -1
         self._chain_latency = 0
+        self._info = _HostInfo((), (), ())
         self._lock = threading.Lock()  # edits and restarts (never the audio thread)
         self._proc: Any = None
         self._conn: Any = None
@@ -178,7 +179,8 @@ class IsolatedChain:
             os.close(wake_w)
             conn.close()
             raise reply[1]
-        _, self._chain_latency, warnings, self._spec = reply
+        _, self._chain_latency, warnings, self._spec, info = reply
+        self._info = _HostInfo(*info)
         self.warnings = list(warnings)
         self._proc, self._conn, self._wake_w = proc, conn, wake_w
         self._dead = self._reported = False
@@ -254,6 +256,24 @@ class IsolatedChain:
         return tuple(bool(p.bypass) for p in self._spec.plugins)
 
     @property
+    def plugin_latencies(self) -> tuple[int, ...]:
+        """Each plugin's own latency, as the host measured it."""
+        return self._info.latencies
+
+    @property
+    def dual_mono(self) -> tuple[bool, ...]:
+        """Per plugin: a mono-only plugin running one instance per channel in the host."""
+        return self._info.dual_mono
+
+    def parameter_values(self, index: int) -> dict[str, float]:
+        """What ``Chain.parameter_values`` gives, as the host last reported it (at load
+        and after each edit)."""
+        values = self._info.values
+        if not 0 <= index < len(values):
+            raise IndexError(f"plugin index {index} out of range 0..{len(values) - 1}")
+        return dict(values[index])
+
+    @property
     def nonfinite_blocks(self) -> int:
         """Blocks the host's chain silenced for NaN/Inf output."""
         return int(self._ctrl[_NONFINITE])
@@ -305,7 +325,8 @@ class IsolatedChain:
             reply = conn.recv()
         if reply[0] == "error":
             raise reply[1]
-        _, self._spec, self._chain_latency, result = reply
+        _, self._spec, self._chain_latency, result, info = reply
+        self._info = _HostInfo(*info)
         return result
 
     # -- the audio thread -----------------------------------------------------------------------
@@ -340,6 +361,27 @@ class IsolatedChain:
             else:
                 self.late_blocks += 1
         return out[:n]
+
+
+class _HostInfo(NamedTuple):
+    """What the host reports about its chain with every reply (per plugin)."""
+
+    latencies: tuple[int, ...]
+    dual_mono: tuple[bool, ...]
+    values: tuple[dict[str, float], ...]
+
+
+def _host_info(chain: Any, values: list[dict[str, float]], touched: int | None) -> tuple:
+    """The host's report, as a plain tuple (the host runs as ``__main__``: a class of
+    its own would not unpickle in the parent); ``values`` caches parameter readings,
+    refreshed for plugin ``touched`` only (reading every parameter of every plugin
+    between two blocks could make one late). None refreshes all of them."""
+    count = len(chain)
+    if touched is None or len(values) != count:
+        values[:] = [chain.parameter_values(i) for i in range(count)]
+    elif 0 <= touched < count:
+        values[touched] = chain.parameter_values(touched)
+    return (tuple(chain.plugin_latencies), tuple(chain.dual_mono), tuple(values))
 
 
 # Wake descriptors closed late (monotonic time retired, fd): a native callback may
@@ -443,7 +485,9 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
     gc.collect()  # a collection pause in the loop below would make a block late
     gc.freeze()
     gc.disable()
-    conn.send(("ready", int(chain.latency_samples), warnings, chain.spec))
+    values: list[dict[str, float]] = []
+    info = _host_info(chain, values, None)
+    conn.send(("ready", int(chain.latency_samples), warnings, chain.spec, info))
     try:
         while True:
             ready, _, _ = select.select([wake_fd, conn_fd], [], [], 1.0)
@@ -466,16 +510,19 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
                 if message[0] == "quit":
                     return
                 try:
-                    result = None
+                    result = touched = None
                     if message[0] == "param":
                         chain.set_parameter(*message[1:])
+                        touched = message[1]
                     elif message[0] == "bypass":
                         chain.set_bypass(*message[1:])
+                        touched = -1  # no value changed
                     elif message[0] == "add":
                         chain.add(*message[1:])
                     elif message[0] == "remove":
                         result = chain.remove(*message[1:])
-                    conn.send(("ok", chain.spec, int(chain.latency_samples), result))
+                    info = _host_info(chain, values, touched)
+                    conn.send(("ok", chain.spec, int(chain.latency_samples), result, info))
                 except Exception as exc:
                     conn.send(("error", exc))
     except (EOFError, OSError, KeyboardInterrupt):

@@ -101,10 +101,13 @@ def test_run_with_a_malformed_chain_names_file_and_line(tmp_path, jack_server):
 
 def test_demo_with_an_isolated_chain_measures_what_the_chain_in_process_measures(jack_server):
     runs = {}
-    for extra in ((), ("--isolate",)):
+    for extra in ((), ("--no-isolate",)):
         proc = earmark("demo", "--seconds", "6", "--no-ui", *extra)
         assert proc.returncode == 0, proc.stderr
         runs[extra] = summary_lufs(proc.stderr, "mix -> gentle-master")
-    # Same chain, same material: hosted in a child process it reads the same loudness
-    # (a late block from a busy machine would read low; two blocks of slack absorb it).
-    assert runs[("--isolate",)] == pytest.approx(runs[()], abs=0.2)
+        runs[extra, "callback"] = "native callback" in proc.stderr
+    # Same chain, same material: hosted in a child process (the default) it reads the
+    # same loudness (a late block from a busy machine would read low; two blocks of
+    # slack absorb it), and only then does the machine-code callback run.
+    assert runs[()] == pytest.approx(runs[("--no-isolate",)], abs=0.2)
+    assert runs[(), "callback"] and not runs[("--no-isolate",), "callback"]

@@ -15,13 +15,15 @@ import time
 import numpy as np
 import pytest
 
-from earmark.engine.chains import PluginSpec, PresetError, parse_chain
+from earmark.engine.chains import ChainSpec, PluginSpec, PresetError, build_chain, parse_chain
 from earmark.engine.drivers import NullDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.isolated import IsolatedChain
 from earmark.engine.sources import Player
 from earmark.session import LiveSession
+from earmark.ui.midi import current_value
 
+from bundles import ZAM, needs
 from synth import sine
 
 FS = 48000
@@ -175,3 +177,49 @@ def test_the_host_runs_at_real_time_priority_and_is_woken_without_a_lock(monkeyp
     finally:
         for chain in chains.values():
             chain.close()
+
+
+@needs("ZamComp", "ZaMaximX2")
+def test_an_isolated_chain_reports_its_plugins_as_the_chain_in_process_does():
+    # Per-plugin latency, dual mono and current parameter values come from the host,
+    # at load and after each edit: the session's snapshots record them, and a
+    # controller's relative encoder starts from the value a preset left at default.
+    spec = ChainSpec(
+        name="report",
+        plugins=(
+            PluginSpec.builtin("Compressor", threshold_db=-18.0),  # ratio etc. at defaults
+            PluginSpec.vst3(ZAM["ZamComp"], threshold_db=-20.0),  # mono-only: dual mono
+            PluginSpec.vst3(ZAM["ZaMaximX2"], threshold_db=-3.0),  # reports its lookahead
+        ),
+    )
+    local = build_chain(spec, FS, 2)
+    iso = IsolatedChain(spec, FS, 2, block=BLOCK)
+    try:
+        assert iso.dual_mono == local.dual_mono == (False, True, False)
+        assert iso.plugin_latencies == local.plugin_latencies == (0, 0, 480)
+        assert iso.latency_samples == 480 + 2 * BLOCK
+        assert local.parameter_values(0)["ratio"] == 1.0  # pedalboard's default
+        assert local.parameter_values(0)["threshold_db"] == -18.0
+        assert local.parameter_values(2)["threshold_db"] == -3.0
+        for i in range(3):
+            assert iso.parameter_values(i) == local.parameter_values(i), i
+        assert current_value(iso, 2, "release_ms") == current_value(local, 2, "release_ms")
+        assert current_value(iso, 2, "release_ms") is not None  # not in the preset
+
+        for chain in (local, iso):
+            chain.set_parameter(0, "ratio", 4.0)
+            chain.set_parameter(1, "release_ms", 250.0)
+        assert iso.parameter_values(0)["ratio"] == 4.0
+        assert iso.parameter_values(1)["release_ms"] == 250.0
+        for i in range(3):
+            assert iso.parameter_values(i) == local.parameter_values(i), i
+
+        for chain in (local, iso):
+            chain.remove(1)
+        assert iso.dual_mono == local.dual_mono == (False, False)
+        assert iso.plugin_latencies == local.plugin_latencies == (0, 480)
+        assert iso.parameter_values(1) == local.parameter_values(1)
+        with pytest.raises(IndexError):
+            iso.parameter_values(2)
+    finally:
+        iso.close()

@@ -27,7 +27,6 @@ sequencer), then the platform's own (ALSA, CoreMIDI, Windows MM).
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
@@ -383,7 +382,7 @@ def current_value(chain: Any, plugin: int, key: str) -> float | None:
 
     From the chain's spec (it includes live edits), converting between units of
     one family (``attack_s`` for a preset that says ``attack_ms``); else the
-    plugin's own current value. None when neither knows it.
+    plugin's own current value (``parameter_values``). None when neither knows it.
     """
     try:
         spec = chain.spec.plugins[plugin]
@@ -404,15 +403,10 @@ def current_value(chain: Any, plugin: int, key: str) -> float | None:
                     } <= {"hz", "khz"}
                     if same_family:
                         return float(value) * _UNIT_SCALE[u2.lower()] / _UNIT_SCALE[unit.lower()]
-    try:
-        value = getattr(chain.plugins[plugin], key)
+    try:  # in this process or in an isolated host (the value it last reported)
+        return chain.parameter_values(plugin)[key]
     except Exception:
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _is_number(value: Any) -> bool:

@@ -303,7 +303,7 @@ class IsolatedChain:
 
     def add(self, plugin: PluginSpec, index: int | None = None) -> None:
         """Insert a plugin in the host (at the end by default); raises what
-        ``Chain.add`` raises. The path plays silence while the host loads it."""
+        ``Chain.add`` raises. The host loads it beside its loop, so the path plays on."""
         self._request("add", plugin, index, timeout_s=self._start_timeout_s)
 
     def remove(self, index: int) -> PluginSpec:
@@ -453,6 +453,47 @@ def _realtime_host() -> str | None:
     return None
 
 
+def _edit(chain: Any, values: list[dict[str, float]], message: tuple) -> tuple:
+    """Apply one edit request to the host's chain; the reply for the parent."""
+    try:
+        result = touched = None
+        if message[0] == "param":
+            chain.set_parameter(*message[1:])
+            touched = message[1]
+        elif message[0] == "bypass":
+            chain.set_bypass(*message[1:])
+            touched = -1  # no value changed
+        elif message[0] == "add":
+            chain.add(*message[1:])
+        elif message[0] == "remove":
+            result = chain.remove(*message[1:])
+        else:
+            raise ValueError(f"unknown request {message[0]!r}")
+        info = _host_info(chain, values, touched)
+        return ("ok", chain.spec, int(chain.latency_samples), result, info)
+    except Exception as exc:
+        return ("error", exc)
+
+
+# While a plugin loads beside the host's loop, the loop gets the GIL back this soon.
+_BUILD_SWITCH_S = 0.0002
+
+
+def _build_beside(conn: Connection, chain: Any, values: list[dict[str, float]], message: tuple):
+    """A thread: ``add`` a plugin at normal priority (the host's loop keeps its real-time
+    one) and with short GIL turns, then send the reply."""
+    switch = sys.getswitchinterval()
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # this thread only
+    sys.setswitchinterval(_BUILD_SWITCH_S)
+    try:
+        reply = _edit(chain, values, message)
+    finally:
+        sys.setswitchinterval(switch)
+    with contextlib.suppress(OSError, ValueError):
+        conn.send(reply)
+
+
 def _host_main(conn_fd: int, wake_fd: int) -> None:
     """The host: build the chain, then process submitted blocks until told to quit."""
     import select
@@ -509,22 +550,15 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
                 message = conn.recv()
                 if message[0] == "quit":
                     return
-                try:
-                    result = touched = None
-                    if message[0] == "param":
-                        chain.set_parameter(*message[1:])
-                        touched = message[1]
-                    elif message[0] == "bypass":
-                        chain.set_bypass(*message[1:])
-                        touched = -1  # no value changed
-                    elif message[0] == "add":
-                        chain.add(*message[1:])
-                    elif message[0] == "remove":
-                        result = chain.remove(*message[1:])
-                    info = _host_info(chain, values, touched)
-                    conn.send(("ok", chain.spec, int(chain.latency_samples), result, info))
-                except Exception as exc:
-                    conn.send(("error", exc))
+                if message[0] == "add":
+                    # Loading a plugin takes from milliseconds to minutes: build it
+                    # beside this loop, which keeps the path playing meanwhile. The
+                    # parent waits for this reply before it sends anything else.
+                    threading.Thread(
+                        target=_build_beside, args=(conn, chain, values, message), daemon=True
+                    ).start()
+                else:
+                    conn.send(_edit(chain, values, message))
     except (EOFError, OSError, KeyboardInterrupt):
         return
     finally:

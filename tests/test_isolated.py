@@ -223,3 +223,26 @@ def test_an_isolated_chain_reports_its_plugins_as_the_chain_in_process_does():
             iso.parameter_values(2)
     finally:
         iso.close()
+
+
+@needs("ZaMaximX2")
+def test_the_path_plays_on_while_the_host_loads_an_added_plugin(tone):
+    iso = IsolatedChain(gain_spec(0.0), FS, 2, block=BLOCK)
+    engine = Engine(FS, [Path("iso", Player(tone, "t"), iso)], a=0, b=0)
+    driver = NullDriver(engine, blocksize=BLOCK)
+    driver.start()
+    try:
+        time.sleep(1.0)
+        late0, calls0 = iso.late_blocks, engine.callbacks
+        t0 = time.perf_counter()
+        iso.add(PluginSpec.vst3(ZAM["ZaMaximX2"], threshold_db=0.0))
+        took = time.perf_counter() - t0
+        late, calls = iso.late_blocks - late0, engine.callbacks - calls0
+    finally:
+        driver.stop()
+        iso.close()
+    assert iso.plugin_latencies == (0, 480)  # it arrived
+    # The load spans many blocks; had the host loaded it in its own loop, every one of
+    # them would have been late (silence on the path).
+    assert calls >= 10, f"the load took {took * 1e3:.0f} ms: too quick to show anything"
+    assert late <= 0.1 * calls + 2, f"{late} of {calls} blocks late during a {took:.2f} s load"

@@ -157,6 +157,7 @@ def _flags(session, befores: dict[int, int]) -> None:
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
+    from earmark.engine.isolated import IsolationError
     from earmark.recorder import record_live
 
     profile = _profile(args, parser)
@@ -173,7 +174,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             isolate=args.isolate,
             tap_seconds=args.clip_seconds,
         )
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, IsolationError) as exc:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
     driver = live.open_driver(
@@ -196,6 +197,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
     from earmark.engine.files import AudioFileError
+    from earmark.engine.isolated import IsolationError
     from earmark.recorder import record_live
 
     profile = _profile(args, parser)
@@ -226,7 +228,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except AudioFileError as exc:
         _say(f"earmark: {exc}")
         return EXIT_INPUT
-    except ValueError as exc:
+    except (ValueError, IsolationError) as exc:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
     for path in engine.paths:

@@ -56,7 +56,19 @@ _CTRL = _FRAMES + _SLOTS
 # default 10; a CoreAudio or ALSA callback thread is higher still), above every
 # normal process.
 _HOST_RTPRIO = 4
-_START_TIMEOUT_S = 120.0  # some plugins take long to load (ZamVerb: ~140 s on one VM)
+# How long a host may take to build its chain: some plugins take minutes to load
+# (ZamVerb: ~140 s on one VM). EARMARK_HOST_START_TIMEOUT_S overrides it.
+_START_TIMEOUT_S = 600.0
+_START_TIMEOUT_ENV = "EARMARK_HOST_START_TIMEOUT_S"
+
+
+def _start_timeout_s() -> float:
+    try:
+        return float(os.environ.get(_START_TIMEOUT_ENV, _START_TIMEOUT_S))
+    except ValueError:
+        return _START_TIMEOUT_S
+
+
 _EDIT_TIMEOUT_S = 10.0
 
 
@@ -97,6 +109,8 @@ class IsolatedChain:
         depth: blocks of pipeline between the callback and the host (the extra
             latency is ``depth * block``): 2 absorbs the host's wake-up jitter
             on a loaded machine, 1 is the least latency.
+        start_timeout_s: how long the host may take to build the chain (and
+            an added plugin); default ``EARMARK_HOST_START_TIMEOUT_S``, else 600 s.
     """
 
     def __init__(
@@ -108,7 +122,7 @@ class IsolatedChain:
         block: int = 64,
         max_block: int = 4096,
         depth: int = 2,
-        start_timeout_s: float = _START_TIMEOUT_S,
+        start_timeout_s: float | None = None,
     ) -> None:
         if not 1 <= depth < _SLOTS:
             raise ValueError(f"depth must be 1-{_SLOTS - 1} blocks, got {depth}")
@@ -118,7 +132,7 @@ class IsolatedChain:
         self.block = int(block)
         self.max_block = int(max(max_block, block))
         self._spec = spec
-        self._start_timeout_s = start_timeout_s
+        self._start_timeout_s = _start_timeout_s() if start_timeout_s is None else start_timeout_s
         _, size = _layout(self.max_block, self.channels)
         self._shm = shared_memory.SharedMemory(create=True, size=size)
         self._x, self._y, self._ctrl = _views(self._shm.buf, self.max_block, self.channels)
@@ -158,8 +172,8 @@ class IsolatedChain:
             conn.send((self._spec, self.sample_rate, self.channels, self.max_block, self._shm.name))
             if not conn.poll(self._start_timeout_s):
                 raise IsolationError(
-                    f"the isolated host for chain {self._spec.name!r} did not start within "
-                    f"{self._start_timeout_s:.0f} s"
+                    f"the isolated host for chain {self._spec.name!r} did not load it within "
+                    f"{self._start_timeout_s:g} s (a slow plugin: raise {_START_TIMEOUT_ENV})"
                 )
             try:
                 reply = conn.recv()

@@ -99,6 +99,20 @@ def test_run_with_a_malformed_chain_names_file_and_line(tmp_path, jack_server):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_chain_its_host_cannot_load_in_time_is_one_clear_line_and_exit_2(tmp_path):
+    # A real timeout: the host is not given the time to build even a built-in chain
+    # (a slow plugin does the same to the default 600 s).
+    env = dict(ENV, EARMARK_HOST_START_TIMEOUT_S="0.001")
+    proc = subprocess.run(
+        [sys.executable, "-m", "earmark", "run", "--chain", "gentle-master", "--no-ui",
+         "--seconds", "1"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "did not load it within 0.001 s" in proc.stderr
+    assert "EARMARK_HOST_START_TIMEOUT_S" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_demo_with_an_isolated_chain_measures_what_the_chain_in_process_measures(jack_server):
     runs = {}
     for extra in ((), ("--no-isolate",)):

@@ -8,6 +8,7 @@ plugin bundle that crashes on demand).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -52,6 +53,19 @@ def paced(engine: Engine, seconds: float, taps: list[int]) -> list[np.ndarray]:
     return got
 
 
+@contextlib.contextmanager
+def streaming(iso: IsolatedChain, tone: np.ndarray):
+    """The isolated chain alone on one path, streamed at real-time pace (NullDriver)."""
+    engine = Engine(FS, [Path("iso", Player(tone, "t"), iso)], a=0, b=0)
+    driver = NullDriver(engine, blocksize=BLOCK)
+    driver.start()
+    try:
+        yield engine
+    finally:
+        driver.stop()
+        iso.close()
+
+
 @pytest.fixture
 def tone() -> np.ndarray:
     return sine(-20, 20, freq_hz=997.0, dtype=np.float32)
@@ -78,10 +92,7 @@ def test_an_isolated_chain_sounds_like_the_chain_and_stays_aligned_to_the_sample
 
 def test_gain_and_live_edits_in_the_host_are_measured_on_the_path(tone):
     iso = IsolatedChain(gain_spec(6.0), FS, 2, block=BLOCK)
-    engine = Engine(FS, [Path("iso", Player(tone, "t"), iso)], a=0, b=0)
-    driver = NullDriver(engine, blocksize=BLOCK)
-    driver.start()
-    try:
+    with streaming(iso, tone) as engine:
         time.sleep(4.0)
         first = engine.state().paths[0].readings.short_term_lufs
         iso.set_parameter(0, "gain_db", 12.0)
@@ -100,9 +111,6 @@ def test_gain_and_live_edits_in_the_host_are_measured_on_the_path(tone):
         third = engine.state().paths[0].readings.short_term_lufs
         with pytest.raises(IndexError):
             iso.remove(5)
-    finally:
-        driver.stop()
-        iso.close()
     late = iso.late_blocks / max(1, engine.callbacks)
     assert first == pytest.approx(-14.0, abs=0.1 + 20 * late)
     assert second == pytest.approx(-8.0, abs=0.1 + 20 * late)
@@ -228,19 +236,13 @@ def test_an_isolated_chain_reports_its_plugins_as_the_chain_in_process_does():
 @needs("ZaMaximX2")
 def test_the_path_plays_on_while_the_host_loads_an_added_plugin(tone):
     iso = IsolatedChain(gain_spec(0.0), FS, 2, block=BLOCK)
-    engine = Engine(FS, [Path("iso", Player(tone, "t"), iso)], a=0, b=0)
-    driver = NullDriver(engine, blocksize=BLOCK)
-    driver.start()
-    try:
+    with streaming(iso, tone) as engine:
         time.sleep(1.0)
         late0, calls0 = iso.late_blocks, engine.callbacks
         t0 = time.perf_counter()
         iso.add(PluginSpec.vst3(ZAM["ZaMaximX2"], threshold_db=0.0))
         took = time.perf_counter() - t0
         late, calls = iso.late_blocks - late0, engine.callbacks - calls0
-    finally:
-        driver.stop()
-        iso.close()
     assert iso.plugin_latencies == (0, 480)  # it arrived
     # The load spans many blocks; had the host loaded it in its own loop, every one of
     # them would have been late (silence on the path).

@@ -4,12 +4,15 @@ Offline, the native callback and the Python one run the same engine set-up on
 the same input and must agree to the bit, commands included. Through a real
 JACK server (dummy backend), the native callback must keep running while
 another thread holds the GIL in one long C call, which stops the Python
-callback; and an isolated +6 dB chain must measure +6.0 dB at the output.
+callback; an isolated +6 dB chain must measure +6.0 dB at the output; and when
+its host dies (SIGSEGV, as under a crashing plugin) only its path goes silent
+until restart_chain brings it back.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import numpy as np
@@ -212,3 +215,57 @@ def test_an_isolated_chain_through_the_native_callback_measures_its_gain(jack_se
         f"native + isolated chain: {state.callbacks} blocks, {state.xruns} xruns, "
         f"{chain.late_blocks} late host blocks"
     )
+
+
+def test_a_plugin_crash_under_the_native_callback_mutes_one_path_and_restarts(jack_server):
+    """The default set-up (isolated chain, native callback) on a real JACK server: the
+    host dies by SIGSEGV, as under a crashing plugin. The callback keeps real time,
+    only the chain's path goes silent, and restart_chain brings its sound back."""
+    from earmark.session import LiveSession
+
+    tone = sine(-20, 60, dtype=np.float32)
+    chain = IsolatedChain(gain_spec(6.0), FS, 2, block=BLOCK)
+    paths = [
+        Path("+6 dB (isolated)", Player(tone, "tone"), chain),
+        Path("dry", Player(tone, "tone")),
+        Path("input", LiveInput((0, 1))),
+    ]
+    engine = Engine(FS, paths, a=0, b=1, loudness_match=False, max_block=1024)
+    driver = SoundDeviceDriver(engine, device=jack_server.device(), blocksize=BLOCK)
+    lines: list[str] = []
+    session = LiveSession(engine, driver, say=lines.append)
+
+    def loopback_lufs() -> float:  # what the output carries, read at the input
+        engine.post("reset_meters")
+        time.sleep(1.5)
+        return engine.state().paths[2].readings.integrated_lufs
+
+    try:
+        with session:
+            jack_server.loopback()
+            assert driver.callback_kind == "native"
+            time.sleep(0.5)
+            before = loopback_lufs()
+            os.kill(chain.pid, signal.SIGSEGV)
+            t0 = time.monotonic()
+            while not any("crashed" in line for line in lines) and time.monotonic() - t0 < 5:
+                time.sleep(0.05)
+            blocks0, dead0 = engine.callbacks, chain.dead_blocks
+            time.sleep(1.0)
+            blocks, dead = engine.callbacks - blocks0, chain.dead_blocks - dead0
+            engine.post("select", "B")
+            time.sleep(0.3)
+            dry = loopback_lufs()
+            engine.post("select", "A")
+            assert session.call("restart_chain", 0) is True
+            time.sleep(0.5)
+            after = loopback_lufs()
+    finally:
+        chain.close()
+    assert before == pytest.approx(-14.0, abs=0.05)
+    assert any("chain 'gain' crashed in its isolated host (killed by SIGSEGV)" in x for x in lines)
+    assert blocks == pytest.approx(FS / BLOCK, rel=0.1)  # the callback kept real time
+    assert dead == pytest.approx(blocks, abs=2)  # and the crashed path was silent
+    assert dry == pytest.approx(-20.0, abs=0.05)  # the dry path played on
+    assert after == pytest.approx(-14.0, abs=0.05)  # restarted: +6 dB again
+    assert chain.restarts == 1

@@ -493,7 +493,9 @@ def _edit(chain: Any, values: list[dict[str, float]], message: tuple) -> tuple:
 _BUILD_SWITCH_S = 0.0002
 
 
-def _build_beside(conn: Connection, chain: Any, values: list[dict[str, float]], message: tuple):
+def _build_beside(
+    conn: Connection, chain: Any, values: list[dict[str, float]], message: tuple
+) -> None:
     """A thread: ``add`` a plugin at normal priority (the host's loop keeps its real-time
     one) and with short GIL turns, then send the reply."""
     switch = sys.getswitchinterval()

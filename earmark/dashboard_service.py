@@ -377,6 +377,7 @@ class DashboardService:
             h["block_size"] = driver.blocksize
             lat_in, lat_out = driver.latency_s
             h["latency_ms"] = 1e3 * (lat_in + lat_out)
+        h["chain_latency_ms"] = 1e3 * engine.chain_latency_samples / engine.sample_rate
         h["xruns"] = engine.xruns
         h["callbacks"] = engine.callbacks
         h["callback_p99_us"] = state.callback_p99_us

@@ -151,6 +151,7 @@ def stream_with_view(session: LiveSession, seconds: float | None, title: str) ->
         line = (
             f"{title} · {driver.name} {driver.status} · {engine.sample_rate} Hz / "
             f"{driver.blocksize} · latency {1e3 * (lat_in + lat_out):.1f} ms"
+            f" + chains {1e3 * engine.chain_latency_samples / engine.sample_rate:.1f} ms"
         )
         recent = session.status[-1] if session.status else None
         if recent is not None and time.time() - recent.time < _STATUS_SHOWN_S:

@@ -286,6 +286,12 @@ class Engine:
                 break
             self._apply(command)
 
+    @property
+    def chain_latency_samples(self) -> int:
+        """What the paths add to the device's latency once aligned: the slowest chain's
+        latency (every path is delayed to it). Live input is heard this much later."""
+        return max(self._aligned, default=0)
+
     def align_latency(self) -> None:
         """Delay every path to the slowest chain's latency (plugin-reported or measured)."""
         latencies = [p.latency_samples for p in self.paths]

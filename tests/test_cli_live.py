@@ -120,8 +120,14 @@ def test_demo_with_an_isolated_chain_measures_what_the_chain_in_process_measures
         assert proc.returncode == 0, proc.stderr
         runs[extra] = summary_lufs(proc.stderr, "mix -> gentle-master")
         runs[extra, "callback"] = "native callback" in proc.stderr
+        view = re.search(r"\+ chains (\d+\.\d) ms", proc.stdout)  # the view's header
+        assert view, proc.stdout
+        runs[extra, "chains"] = float(view[1])
     # Same chain, same material: hosted in a child process (the default) it reads the
     # same loudness (a late block from a busy machine would read low; two blocks of
     # slack absorb it), and only then does the machine-code callback run.
     assert runs[()] == pytest.approx(runs[("--no-isolate",)], abs=0.2)
     assert runs[(), "callback"] and not runs[("--no-isolate",), "callback"]
+    # What the chains add to the monitoring latency: the host's two blocks more.
+    isolated_by_ms = runs[(), "chains"] - runs[("--no-isolate",), "chains"]
+    assert isolated_by_ms == pytest.approx(2 * 64 / 48000 * 1e3, abs=0.11)

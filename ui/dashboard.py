@@ -1011,12 +1011,15 @@ class Dashboard:
         rate = frame.h("sample_rate")
         block = frame.h("block_size")
         lat = frame.h("latency_ms")
+        chains = frame.h("chain_latency_ms")
         p99 = frame.h("callback_p99_us")
         period_us = 1e6 * block / rate if block and rate else None
         load = f" · callback p99 {p99 / period_us * 100:.0f} %" if p99 and period_us else ""
         dpg.set_value(
             "em_hdr_stream",
-            f"{_fmt(block, 0)} @ {_fmt((rate or 0) / 1000, 1)} kHz · {_fmt(lat, 1)} ms · "
+            # the stream's latency + what the aligned chains add
+            f"{_fmt(block, 0)} @ {_fmt((rate or 0) / 1000, 1)} kHz · {_fmt(lat, 1)} + "
+            f"{_fmt(chains, 1)} ms · "
             f"xruns {int(frame.h('xruns') or 0)}{load}",
         )
 

@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"EARMARK\x00", "little")
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 STALE_AFTER_S = 0.5
 
 HEADER_FIELDS: tuple[str, ...] = (
@@ -104,6 +104,7 @@ HEADER_FIELDS: tuple[str, ...] = (
     "n_paths",
     "dropped_commands",
     "tick_cost_us",  # the writer's own cost per tick (median of the last second)
+    "chain_latency_ms",  # what the aligned paths add to the stream's latency
 )
 SOLO_CODES = {None: 0, "L": 1, "R": 2, "M": 3, "S": 4}
 

@@ -180,8 +180,10 @@ def test_the_native_callback_runs_while_another_thread_holds_the_gil(jack_server
     )
 
 
-def test_an_isolated_chain_through_the_native_callback_measures_its_gain(jack_server):
-    tone = sine(-20, 30, dtype=np.float32)
+def _looped(jack_server, seconds: float) -> tuple[Engine, SoundDeviceDriver, IsolatedChain]:
+    """A -20 dBFS tone through an isolated +6 dB chain (A) and dry (B), and JACK's
+    loopback on the third path: the engine and its (unstarted) JACK driver."""
+    tone = sine(-20, seconds, dtype=np.float32)
     chain = IsolatedChain(gain_spec(6.0), FS, 2, block=BLOCK)
     paths = [
         Path("+6 dB (isolated)", Player(tone, "tone"), chain),
@@ -189,7 +191,11 @@ def test_an_isolated_chain_through_the_native_callback_measures_its_gain(jack_se
         Path("input", LiveInput((0, 1))),
     ]
     engine = Engine(FS, paths, a=0, b=1, loudness_match=False, max_block=1024)
-    driver = SoundDeviceDriver(engine, device=jack_server.device(), blocksize=BLOCK)
+    return engine, SoundDeviceDriver(engine, device=jack_server.device(), blocksize=BLOCK), chain
+
+
+def test_an_isolated_chain_through_the_native_callback_measures_its_gain(jack_server):
+    engine, driver, chain = _looped(jack_server, 30)
     driver.start()
     jack_server.loopback()
     try:
@@ -223,15 +229,7 @@ def test_a_plugin_crash_under_the_native_callback_mutes_one_path_and_restarts(ja
     only the chain's path goes silent, and restart_chain brings its sound back."""
     from earmark.session import LiveSession
 
-    tone = sine(-20, 60, dtype=np.float32)
-    chain = IsolatedChain(gain_spec(6.0), FS, 2, block=BLOCK)
-    paths = [
-        Path("+6 dB (isolated)", Player(tone, "tone"), chain),
-        Path("dry", Player(tone, "tone")),
-        Path("input", LiveInput((0, 1))),
-    ]
-    engine = Engine(FS, paths, a=0, b=1, loudness_match=False, max_block=1024)
-    driver = SoundDeviceDriver(engine, device=jack_server.device(), blocksize=BLOCK)
+    engine, driver, chain = _looped(jack_server, 60)
     lines: list[str] = []
     session = LiveSession(engine, driver, say=lines.append)
 

@@ -62,11 +62,12 @@ _START_TIMEOUT_S = 600.0
 _START_TIMEOUT_ENV = "EARMARK_HOST_START_TIMEOUT_S"
 
 
-def _start_timeout_s() -> float:
+def _setting(name: str, default: float) -> float:
+    """A number from the environment (``default`` when unset or not a number)."""
     try:
-        return float(os.environ.get(_START_TIMEOUT_ENV, _START_TIMEOUT_S))
+        return float(os.environ.get(name, default))
     except ValueError:
-        return _START_TIMEOUT_S
+        return default
 
 
 _EDIT_TIMEOUT_S = 10.0
@@ -132,7 +133,11 @@ class IsolatedChain:
         self.block = int(block)
         self.max_block = int(max(max_block, block))
         self._spec = spec
-        self._start_timeout_s = _start_timeout_s() if start_timeout_s is None else start_timeout_s
+        self._start_timeout_s = (
+            _setting(_START_TIMEOUT_ENV, _START_TIMEOUT_S)
+            if start_timeout_s is None
+            else start_timeout_s
+        )
         _, size = _layout(self.max_block, self.channels)
         self._shm = shared_memory.SharedMemory(create=True, size=size)
         self._x, self._y, self._ctrl = _views(self._shm.buf, self.max_block, self.channels)
@@ -451,10 +456,7 @@ def _realtime_host() -> str | None:
     which a busy machine does not promise. ``EARMARK_HOST_RTPRIO`` sets the
     SCHED_FIFO priority (0: normal scheduling).
     """
-    try:
-        priority = int(os.environ.get("EARMARK_HOST_RTPRIO", _HOST_RTPRIO))
-    except ValueError:
-        priority = _HOST_RTPRIO
+    priority = int(_setting("EARMARK_HOST_RTPRIO", _HOST_RTPRIO))
     if priority <= 0 or not hasattr(os, "sched_setscheduler"):
         return None
     try:

@@ -38,7 +38,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from earmark.measures import MEASURES, fmt_signed, fmt_value
 
@@ -74,8 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (the CLI contract), exit 2. Every subcommand's
+    parser is one of these too (``add_subparsers`` makes its parsers of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {' '.join(message.split())} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=_PROG,
         description="Real-time metering plugin host for mastering engineers.",
         epilog="Exit codes: 0 ok, 1 problem flags with --strict, 2 usage error, "

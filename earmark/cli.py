@@ -6,7 +6,7 @@ other command lives in its own ``cli_*`` module and registers itself in
 ``cli_diff``, ``cli_profile``, ``cli_snapshots`` (snapshots, snapshot, history),
 ``cli_midi``, ``cli_dashboard``.
 
-``earmark analyze FILE... [--json] [--strict] [--profile NAME|FILE] [--report OUT.html]``
+``earmark analyze FILE... [--json] [--strict] [--profile NAME|FILE] [--report OUT.html [--force]]``
     Measure each file. Default output is a table with the measures as rows
     and one column per readable file. ``--json`` prints exactly one JSON
     array on stdout, one object per FILE in argument order; a file that could
@@ -15,6 +15,8 @@ other command lives in its own ``cli_*`` module and registers itself in
     one line each: ``earmark: FILE: cause`` (``earmark: FILE: warning: ...``).
     ``--profile NAME|FILE`` judges the flags against a genre or delivery profile
     (default: the generic one); a bad profile is a usage error (exit 2).
+    ``--report`` never writes onto a FILE, and replaces an existing file only with
+    ``--force`` (:mod:`earmark.outfiles`); a refusal is a usage error (exit 2).
 
 ``earmark demo --offline``
     Render the built-in demo mix and an aggressive master of it, and print
@@ -118,8 +120,11 @@ def _parser() -> argparse.ArgumentParser:
         "combine with +, e.g. jazz+spotify); default: generic",
     )
     analyze.add_argument(
-        "--report", metavar="OUT.html", help="also write an HTML report with plots (earmark.report)"
+        "--report",
+        metavar="OUT.html",
+        help="also write an HTML report with plots (earmark.report); never onto a FILE",
     )
+    analyze.add_argument("--force", action="store_true", help="replace an existing --report file")
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
 
     from earmark import cli_diff, cli_live, cli_plugins
@@ -180,14 +185,23 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     except ProfileError as exc:
         parser.error(f"--profile: {exc}")
     if args.report:
-        from earmark import report
+        from earmark import outfiles, report
 
-        if (problem := report.unwritable(args.report)) is not None:
-            parser.error(f"--report: {problem}")
+        # Checked before the (long) analysis, and again when the page is written.
+        try:
+            outfiles.check(args.report, inputs=args.files, force=args.force, option="--report")
+        except outfiles.OutputError as exc:
+            return _refuse_output(exc)
     outcomes = [_analyze_one(path, analyze, profile) for path in args.files]
+    unwritten: Exception | None = None
     if args.report and any(o.analysis is not None for o in outcomes):
         done = [o.analysis for o in outcomes if o.analysis is not None]
-        report.write_analysis_report(args.report, done, profile)
+        try:
+            report.write_analysis_report(
+                args.report, done, profile, inputs=args.files, force=args.force
+            )
+        except outfiles.OutputError as exc:
+            unwritten = exc  # said after the results, which are still printed
     if args.json:
         objects = [
             o.analysis.to_json_dict()
@@ -203,11 +217,19 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         if done:
             _print_table(list(zip(_column_labels([a.file or "" for a in done]), done, strict=True)))
             _print_flags(done)
+    if unwritten is not None:
+        return _refuse_output(unwritten)
     if any(o.analysis is None for o in outcomes):
         return EXIT_UNREADABLE
     if args.strict and any(o.analysis.problems for o in outcomes if o.analysis is not None):
         return EXIT_PROBLEM
     return EXIT_OK
+
+
+def _refuse_output(exc: Exception) -> int:
+    """An output that must not or cannot be written: one line, a usage error."""
+    print(f"{_PROG}: {exc}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
 
 
 def _analyze_one(path: str, analyze: Callable[..., Analysis], profile: Any = None) -> _Outcome:

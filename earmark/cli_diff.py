@@ -1,4 +1,4 @@
-"""``earmark diff BEFORE AFTER [--json] [--report OUT.html] [--profile P] [--mix MIX]``.
+"""``earmark diff BEFORE AFTER [--json] [--report OUT.html [--force]] [--profile P] [--mix MIX]``.
 
 Explains what turned BEFORE into AFTER (see :func:`earmark.diff`): loudness and
 gain, the EQ as moves, compression and limiting, PSR/LRA/crest/transient and
@@ -8,11 +8,14 @@ side by side, so each version's choices are described.
 
 Output: a short readable report (default), one JSON object (``--json``; with
 ``--mix`` an object ``{"mix": ..., "versions": [...]}``), and optionally a
-self-contained HTML page with plots (``--report``).
+self-contained HTML page with plots (``--report``). The report never replaces
+BEFORE, AFTER or MIX, and replaces an existing file only with ``--force``
+(:mod:`earmark.outfiles`).
 
 Exit codes: 0 ok; 2 usage error (bad option, unknown profile, report path not
-writable); 3 an input cannot be read or the two cannot be compared (one line on
-stderr per cause, naming the file). No traceback unless ``EARMARK_DEBUG=1``.
+writable, an existing report without ``--force``, a report onto an input); 3 an
+input cannot be read or the two cannot be compared (one line on stderr per cause,
+naming the file). No traceback unless ``EARMARK_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("before", metavar="BEFORE", help="the earlier version (e.g. the mix)")
     p.add_argument("after", metavar="AFTER", help="the later version (e.g. the master)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--report", metavar="OUT.html", help="write an HTML report with plots")
+    p.add_argument(
+        "--report",
+        metavar="OUT.html",
+        help="write an HTML report with plots (never onto BEFORE, AFTER or MIX)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --report file")
     p.add_argument("--profile", metavar="NAME|FILE", help="genre or delivery profile for flags")
     p.add_argument(
         "--mix",
@@ -64,13 +72,33 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """The files this diff reads: the report is never written onto one of them."""
+    return [args.mix, args.before, args.after] if args.mix else [args.before, args.after]
+
+
+def _write_report(args: argparse.Namespace, page: str) -> bool:
+    """Write the ``--report`` page; False (the cause said in one line) if refused."""
+    from earmark.outfiles import OutputError
+    from earmark.report import write_report
+
+    try:
+        write_report(args.report, page, inputs=_inputs(args), force=args.force)
+    except OutputError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
 def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.report is not None:
-        from earmark.report import unwritable
+        from earmark.outfiles import OutputError, check
 
-        problem = unwritable(args.report)
-        if problem is not None:
-            _say("--report", problem)
+        # Before the (long) diff; the write checks again.
+        try:
+            check(args.report, inputs=_inputs(args), force=args.force, option="--report")
+        except OutputError as exc:
+            print(f"{_PROG}: {exc}", file=sys.stderr, flush=True)
             return EXIT_USAGE
     profile = None
     if args.profile is not None:
@@ -81,8 +109,7 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except (ValueError, OSError) as exc:
             _say("--profile", str(exc))
             return EXIT_USAGE
-    inputs = [args.mix, args.before, args.after] if args.mix else [args.before, args.after]
-    bad = _unreadable(inputs)
+    bad = _unreadable(_inputs(args))
     if bad:
         return EXIT_UNREADABLE
     if args.mix:
@@ -92,17 +119,18 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except _DiffFailedError:
         return EXIT_UNREADABLE
     labels = ("BEFORE", "AFTER")
+    written = True
     if args.report:
-        from earmark.report import diff_report, write_report
+        from earmark.report import diff_report
 
-        write_report(args.report, diff_report(t))
+        written = _write_report(args, diff_report(t))
     if args.json:
         _print_json(t.to_dict())
     else:
         _print_human(t, labels)
-        if args.report:
+        if args.report and written:
             print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_OK if written else EXIT_USAGE
 
 
 def _run_mix(args: argparse.Namespace, profile: Any) -> int:
@@ -113,10 +141,11 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
         return EXIT_UNREADABLE
     label_a, label_b = _labels(args.before, args.after)
     mix_label = os.path.basename(args.mix) or args.mix
+    written = True
     if args.report:
-        from earmark.report import mix_report, write_report
+        from earmark.report import mix_report
 
-        write_report(args.report, mix_report(mix_label, [(label_a, ta), (label_b, tb)]))
+        written = _write_report(args, mix_report(mix_label, [(label_a, ta), (label_b, tb)]))
     if args.json:
         _print_json(
             {
@@ -129,9 +158,9 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
         )
     else:
         _print_mix(mix_label, [(label_a, ta), (label_b, tb)])
-        if args.report:
+        if args.report and written:
             print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_OK if written else EXIT_USAGE
 
 
 class _DiffFailedError(Exception):

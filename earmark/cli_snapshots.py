@@ -4,8 +4,14 @@
 (``config.store_file()``); ``snapshot take`` asks the running session through
 the control socket; ``history`` follows each session's final snapshot over time.
 
-Exit codes: 0 ok, 2 usage error, 3 nothing to read (no database, no such
-snapshot, no running session, a snapshot not stored yet).
+Exit codes: 0 ok, 2 usage error (a bad WHEN, a label or note too long, an export
+that would replace an existing file without ``--force`` or the database itself), 3
+nothing to read (no database, no such snapshot, no running session, a snapshot not
+stored yet).
+
+Text from the store (labels, notes, session, path, chain and plugin names, flag
+messages) is printed through :func:`earmark.termtext.printable`: a control
+character or escape sequence shows as ``\x1b``..., it never acts on the terminal.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import json
 import re
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from earmark.measures import MEASURES, fmt_signed, fmt_value
+from earmark.termtext import printable, printable_data, printable_lines
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -27,6 +34,8 @@ EXIT_UNAVAILABLE = 3
 _PIPE_WIDTH = 160
 
 FORMATS = ("json", "csv", "html", "png", "flac")
+# Snapshot ids are SQLite integers: a larger number names no snapshot.
+_MAX_ID = 2**63 - 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,8 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = verbs.add_parser("list", help="list snapshots (oldest first)")
     ls.add_argument("--session", metavar="NAME", help="only this session's snapshots")
     ls.add_argument("--label", metavar="TEXT", help="labels containing TEXT (any case)")
-    ls.add_argument("--since", metavar="WHEN", type=_when, help="from WHEN (2025-03-01, 7d, 12h)")
-    ls.add_argument("--until", metavar="WHEN", type=_when, help="before WHEN")
+    ls.add_argument("--since", metavar="WHEN", type=_since, help="from WHEN (2025-03-01, 7d, 12h)")
+    ls.add_argument(
+        "--until",
+        metavar="WHEN",
+        type=_until,
+        help="up to WHEN; a day (2025-03-01, today, yesterday) is included whole",
+    )
     ls.add_argument("--json", action="store_true", help="one JSON array")
     ls.set_defaults(handler=_cmd_list, subparser=ls)
 
@@ -60,8 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     diff.add_argument("a", type=int, metavar="A")
     diff.add_argument("b", type=int, metavar="B")
-    diff.add_argument("--path", metavar="NAME|INDEX", help="the path to compare in both")
-    diff.add_argument("--path-b", metavar="NAME|INDEX", help="another path in B")
+    diff.add_argument(
+        "--path", metavar="A|B|NAME|INDEX", help="the path to compare in both (A, B: by role)"
+    )
+    diff.add_argument("--path-b", metavar="A|B|NAME|INDEX", help="another path in B")
     diff.add_argument("--json", action="store_true")
     diff.set_defaults(handler=_cmd_diff, subparser=diff)
 
@@ -72,7 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("id", type=int, metavar="ID")
     export.add_argument("--format", choices=FORMATS, default="json")
     export.add_argument("--out", metavar="FILE", help="output file (default: stdout for json/csv, "
-                        "snapshot-ID.html/.png otherwise)")  # fmt: skip
+                        "snapshot-ID.html/.png/.flac otherwise)")  # fmt: skip
+    export.add_argument("--force", action="store_true", help="replace an existing FILE")
     export.set_defaults(handler=_cmd_export, subparser=export)
     snaps.set_defaults(handler=_need_verb, subparser=snaps)
 
@@ -82,8 +99,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "take",
         help="snapshot the running `earmark run`/`demo` session; prints the id once stored",
     )
-    take.add_argument("--label", metavar="TEXT")
-    take.add_argument("--note", metavar="TEXT")
+    # The length limit (earmark.snapshots.TEXT_MAX_CHARS) is checked lazily: importing
+    # the snapshot module for every command's start-up is not worth a number in --help.
+    take.add_argument("--label", metavar="TEXT", type=_stored_text, help="a short label")
+    take.add_argument("--note", metavar="TEXT", type=_stored_text, help="a note")
     take.set_defaults(handler=_cmd_take, subparser=take)
     snap.set_defaults(handler=_need_verb, subparser=snap)
 
@@ -95,8 +114,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "drifted from the first to the last.",
     )
     hist.add_argument("--session", metavar="NAME", help="only sessions with this name")
-    hist.add_argument("--since", metavar="WHEN", type=_when)
-    hist.add_argument("--until", metavar="WHEN", type=_when)
+    hist.add_argument("--since", metavar="WHEN", type=_since)
+    hist.add_argument("--until", metavar="WHEN", type=_until, help="up to WHEN (a day: all of it)")
     hist.add_argument("--json", action="store_true")
     hist.set_defaults(handler=_cmd_history, subparser=hist)
 
@@ -107,32 +126,87 @@ def _need_verb(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def _say(message: str) -> None:
-    print(f"earmark: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    # printable: the message may quote a stored name (a path, a session).
+    print(f"earmark: {printable(' '.join(message.split()))}", file=sys.stderr, flush=True)
 
 
-def _when(text: str) -> float:
-    """Seconds since the epoch: ISO date/time (local), 'today', or '7d'/'12h'/'30m' ago."""
+def _since(text: str) -> float:
+    """``--since WHEN``: the moment WHEN starts (seconds since the epoch)."""
+    return _when(text)[0]
+
+
+def _until(text: str) -> float:
+    """``--until WHEN``: the moment WHEN ends. A day (``2025-03-01``, ``today``,
+    ``yesterday``) is included whole; a time or a relative WHEN (``7d``) is a moment."""
+    return _when(text)[1]
+
+
+def _when(text: str) -> tuple[float, float]:
+    """(start, end) of WHEN in seconds since the epoch: ISO date/time (local), 'today',
+    'yesterday', or '7d'/'12h'/'30m'/'2w' ago (a moment: start == end)."""
     t = text.strip().lower()
-    now = datetime.now()
     rel = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([dhmw])", t)
-    if rel:
-        unit = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}[rel.group(2)]
-        return (now - timedelta(**{unit: float(rel.group(1))})).timestamp()
+    day: date | None = None
+    moment: datetime | None = None
     if t in ("today", "yesterday"):
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        return (day - timedelta(days=1 if t == "yesterday" else 0)).timestamp()
+        day = date.today() - timedelta(days=1 if t == "yesterday" else 0)
+    elif not rel:
+        try:
+            day = date.fromisoformat(t)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text.strip())
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"not a date or time: {text!r} "
+                    "(use 2025-03-01, '2025-03-01 14:30', 7d, 12h, today)"
+                ) from None
     try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
+        if rel:
+            unit = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}[rel.group(2)]
+            moment = datetime.now() - timedelta(**{unit: float(rel.group(1))})
+        if day is not None:
+            return _day(day)
+        assert moment is not None
+        return moment.timestamp(), moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        # datetime covers the years 1 to 9999 only (and local time a little less).
         raise argparse.ArgumentTypeError(
-            f"not a date or time: {text!r} (use 2025-03-01, '2025-03-01 14:30', 7d, 12h, today)"
+            f"out of range: {text!r} (dates from the year 2 to 9998; e.g. 3650d, 2015-01-01)"
         ) from None
+
+
+def _day(day: date) -> tuple[float, float]:
+    """The local midnight that starts ``day`` and the one that ends it."""
+    start = datetime.combine(day, datetime.min.time())
+    return start.timestamp(), (start + timedelta(days=1)).timestamp()
+
+
+def _stored_text(text: str) -> str:
+    """A ``--label`` or ``--note``: at most :data:`earmark.snapshots.TEXT_MAX_CHARS`
+    characters (the session would otherwise cut it silently)."""
+    from earmark.snapshots import TEXT_MAX_CHARS
+
+    if len(text) > TEXT_MAX_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"too long: {len(text)} characters (at most {TEXT_MAX_CHARS})"
+        )
+    return text
 
 
 def _open_store():
     from earmark.store import Store
 
     return Store(create=False)
+
+
+def _snapshot(store: Any, snapshot_id: int) -> dict:
+    """``store.snapshot(id)``; an id beyond SQLite's integers is no snapshot either."""
+    from earmark.store import StoreError
+
+    if not 0 <= snapshot_id <= _MAX_ID:
+        raise StoreError(f"{store.path}: no snapshot {snapshot_id}")
+    return store.snapshot(snapshot_id)
 
 
 def _console(file: TextIO | None = None) -> Any:
@@ -175,6 +249,7 @@ def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if not rows:
             print("no snapshots match")
             return EXIT_OK
+        rows = printable_data(rows)
         from rich.table import Table
 
         table = Table(header_style="bold")
@@ -228,11 +303,11 @@ def _cmd_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from earmark import snapshots
 
         with _open_store() as store:
-            doc = store.snapshot(args.id)
+            doc = _snapshot(store, args.id)
         if args.json:
-            sys.stdout.write(snapshots.to_json(doc))
+            sys.stdout.write(snapshots.to_json(doc))  # JSON escapes control characters
             return EXIT_OK
-        _print_snapshot(doc)
+        _print_snapshot(printable_data(doc))
         return EXIT_OK
 
     return _run(go)
@@ -322,7 +397,9 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from earmark import snapshots
 
         with _open_store() as store:
-            a, b = store.snapshot(args.a), store.snapshot(args.b)
+            a, b = _snapshot(store, args.a), _snapshot(store, args.b)
+        if not args.json:
+            a, b = printable_data(a), printable_data(b)
         try:
             cmp = snapshots.compare(a, b, args.path, args.path_b)
         except ValueError as exc:
@@ -377,21 +454,35 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         from earmark import snapshots
 
         with _open_store() as store:
-            doc = store.snapshot(args.id)
+            doc = _snapshot(store, args.id)
+            database = store.path
+        # The database and its journals are what this command reads: never written over.
+        inputs = [database, *(f"{database}{end}" for end in ("-wal", "-shm", "-journal"))]
+        to_stdout = args.format in ("json", "csv") and args.out in (None, "-")
+        out = Path(args.out or f"snapshot-{args.id}.{args.format}")
+        if not to_stdout:
+            from earmark import outfiles
+
+            try:  # before the plots are drawn; the write checks again
+                outfiles.check(out, inputs=inputs, force=args.force)
+            except outfiles.OutputError as exc:
+                _say(str(exc))
+                return EXIT_USAGE
         if args.format in ("json", "csv"):
             text = snapshots.to_json(doc) if args.format == "json" else snapshots.to_csv(doc)
-            if args.out is None or args.out == "-":
+            if to_stdout:
+                if args.format == "csv" and sys.stdout.isatty():
+                    text = printable_lines(text)  # shown, not interpreted (JSON escapes itself)
                 sys.stdout.write(text)
                 return EXIT_OK
-            return _write(Path(args.out), text.encode())
-        out = Path(args.out or f"snapshot-{args.id}.{args.format}")
+            return _write(out, text.encode(), inputs, args.force)
         if args.format == "flac":
             with _open_store() as store:
                 clip = store.clip(args.id)
             if clip is None:
                 _say(f"snapshot {args.id} has no audio clip (clips are off by default)")
                 return EXIT_UNAVAILABLE
-            return _write(out, clip[1])
+            return _write(out, clip[1], inputs, args.force)
         try:
             from earmark import snapshot_report
 
@@ -403,18 +494,21 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         except ImportError as exc:
             _say(f"--format {args.format}: needs matplotlib ({exc})")
             return EXIT_UNAVAILABLE
-        return _write(out, data)
+        return _write(out, data, inputs, args.force)
 
     return _run(go)
 
 
-def _write(path: Path, data: bytes) -> int:
+def _write(path: Path, data: bytes, inputs: list, force: bool) -> int:
+    """Write an export under :mod:`earmark.outfiles`' rules; print its path."""
+    from earmark import outfiles
+
     try:
-        path.write_bytes(data)
-    except OSError as exc:
-        _say(f"{path}: cannot write: {exc.strerror or exc}")
-        return EXIT_UNAVAILABLE
-    print(path)
+        outfiles.write(path, data, inputs=inputs, force=force)
+    except outfiles.OutputError as exc:
+        _say(str(exc))
+        return EXIT_USAGE
+    print(printable(path))
     return EXIT_OK
 
 
@@ -500,6 +594,7 @@ def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         if args.json:
             print(json.dumps({"sessions": rows, "drift": moved}, indent=2, allow_nan=False))
             return EXIT_OK
+        rows = printable_data(rows)
         if not rows:
             print("no session has a snapshot yet (take one with `s` in the live view or "
                   "`earmark snapshot take`)")  # fmt: skip

@@ -53,7 +53,6 @@ __all__ = [
     "plot_psr",
     "plot_spectrum",
     "render_html",
-    "unwritable",
     "write_analysis_report",
     "write_report",
 ]
@@ -396,38 +395,42 @@ def _li(text: str) -> str:
     return html.escape(text)
 
 
-def unwritable(path: str | os.PathLike[str]) -> str | None:
-    """Why a report cannot be written to ``path`` (checked before the work), or None."""
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    if os.path.isdir(target):
-        return f"{target} is a directory; give a file name for the report"
-    if not os.path.isdir(folder):
-        return f"cannot write {target}: no such folder {folder}"
-    if not os.access(folder, os.W_OK):
-        return f"cannot write {target}: permission denied in {folder}"
-    return None
-
-
 def write_analysis_report(
-    path: str | os.PathLike[str], analyses: Sequence[Analysis], profile: Any = None
+    path: str | os.PathLike[str],
+    analyses: Sequence[Analysis],
+    profile: Any = None,
+    *,
+    inputs: Iterable[str | os.PathLike[str]] | None = None,
+    force: bool = False,
 ) -> None:
     """Write the ``analyze --report`` page for ``analyses`` (files are metered again for
-    their loudness history)."""
+    their loudness history). ``inputs`` (default: the analysed files) are never written
+    over; see :func:`write_report`."""
     files = [a.file or f"array {i + 1}" for i, a in enumerate(analyses)]
     names = [os.path.basename(f) or f for f in files]
     labels = names if len(set(names)) == len(names) else files
     items = [(label, a, None) for label, a in zip(labels, analyses, strict=True)]
-    write_report(path, analysis_report(items, profile))
+    if inputs is None:
+        inputs = [a.file for a in analyses if a.file]
+    write_report(path, analysis_report(items, profile), inputs=inputs, force=force)
 
 
-def write_report(path: str | os.PathLike[str], page: str) -> None:
-    """Write ``page`` to ``path`` (UTF-8), replacing it atomically."""
-    target = os.fspath(path)
-    tmp = f"{target}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.replace(tmp, target)
+def write_report(
+    path: str | os.PathLike[str],
+    page: str,
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    force: bool = False,
+) -> None:
+    """Write ``page`` to ``path`` (UTF-8) through a temporary file and a rename.
+
+    An existing file is replaced only with ``force``; a file in ``inputs`` (the
+    audio the report is about) never is. Raises :class:`earmark.outfiles.OutputError`
+    (one line) when the page must not or cannot be written.
+    """
+    from earmark import outfiles
+
+    outfiles.write(path, page, inputs=inputs, force=force, option="--report")
 
 
 # -- analyze --report --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 
 from earmark import report
 from earmark.measures import fmt_value
+from earmark.termtext import printable_data
 
 __all__ = ["figure", "html", "png"]
 
@@ -59,6 +60,7 @@ def _paths(doc: dict) -> list[dict]:
 def figure(doc: dict) -> Any:
     """A matplotlib Figure: loudness (flags shaded) and PSR over the history window, and
     the long-term spectrum, for every path."""
+    doc = printable_data(doc)  # stored names may hold control characters: drawn escaped
     fig = report.new_figure(10.0, 9.0)
     loud, psr, spec = fig.subplots(3, 1, height_ratios=(2.2, 1.3, 2.0))
     for i, p in enumerate(_paths(doc)):
@@ -118,6 +120,7 @@ def _param(key: str, value: Any) -> str:
 
 def html(doc: dict) -> str:
     """A self-contained HTML page: plots, readings, flags and chains."""
+    doc = printable_data(doc)  # control characters are not valid in HTML text: escaped
     paths = _paths(doc)
     table: list[list[str]] = [["measure", "unit", *(_name(p) for p in paths)]]
     for label, key, unit, d in _ROWS:

@@ -43,6 +43,7 @@ from earmark.store import dumps
 
 __all__ = [
     "FORMAT",
+    "TEXT_MAX_CHARS",
     "VERSION",
     "Comparison",
     "build",
@@ -62,6 +63,9 @@ __all__ = [
 FORMAT = "earmark-snapshot"
 VERSION = 1
 HISTORY_WINDOW_S = 30.0
+# The longest label or note `snapshot take` accepts, in characters: the control channel
+# keeps no more (earmark.control), so a longer one is refused rather than cut.
+TEXT_MAX_CHARS = 500
 
 
 # -- building ---------------------------------------------------------------------------
@@ -490,14 +494,17 @@ class Comparison:
 
 
 def pick_path(doc: dict, which: str | int | None = None) -> dict:
-    """A path of a snapshot: by index, by name (or a unique part of it), or its A path."""
+    """A path of a snapshot: its A or B path (``"A"``, ``"B"``, any case), by index, by name
+    (or a unique part of it); by default its A path. A path named exactly ``A`` or ``B``
+    wins over the role."""
     paths = doc.get("paths") or []
     if not paths:
         raise ValueError(f"snapshot {doc.get('id', '?')} has no paths")
     if which is None:
-        a = (doc.get("source") or {}).get("a", 0)
-        return paths[a] if 0 <= a < len(paths) else paths[0]
+        which = "A"
     text = str(which)
+    if text.upper() in ("A", "B") and not any(p.get("name") == text for p in paths):
+        return _role_path(doc, paths, text.upper())
     if text.isdigit() and int(text) < len(paths):
         return paths[int(text)]
     exact = [p for p in paths if p.get("name") == text]
@@ -508,6 +515,16 @@ def pick_path(doc: dict, which: str | int | None = None) -> dict:
         why = "matches several paths" if found else "matches no path"
         raise ValueError(f"snapshot {doc.get('id', '?')}: path {text!r} {why} ({names})")
     return found[0]
+
+
+def _role_path(doc: dict, paths: list[dict], role: str) -> dict:
+    """The path playing ``role`` ("A" or "B"): the one marked so, else the one the source
+    names (A and B on one path mark it A only), else the first."""
+    marked = [p for p in paths if p.get("role") == role]
+    if marked:
+        return marked[0]
+    index = (doc.get("source") or {}).get(role.lower(), 0)
+    return paths[index] if isinstance(index, int) and 0 <= index < len(paths) else paths[0]
 
 
 def _value(path: dict, key: str) -> float | None:

@@ -204,7 +204,8 @@ def test_list_filters_by_session_label_and_date(home, capsys):
     assert labels("--session", "album") == ["rough", "final v1"]
     assert labels("--label", "FINAL") == ["final v1", "final"]
     assert labels("--since", "2025-03-02") == ["final v1", "final"]
-    assert labels("--until", "2025-03-02") == ["rough"]
+    assert labels("--until", "2025-03-01") == ["rough"]
+    assert labels("--until", "2025-03-02") == ["rough", "final v1"]  # the day named, all of it
     assert labels("--since", "2025-03-02", "--until", "2025-03-03 00:00") == ["final v1"]
     code, out, _ = run(capsys, "snapshots", "list")
     assert code == 0 and "final v1" in out and "chain" in out
@@ -239,6 +240,156 @@ def test_missing_database_snapshot_and_bad_dates_are_one_line_errors(home, capsy
         main(["snapshots", "list", "--since", "last tuesday"])
     assert exc.value.code == 2
     assert "not a date or time: 'last tuesday'" in capsys.readouterr().err
+
+
+# -- issue 16: out-of-range input, stored control characters, --path A, --until, colours ---------
+
+
+def one_line_usage_error(capsys, *argv: str) -> str:
+    """Run a command that must fail as a usage error: exit 2 and one line on stderr."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_since_beyond_the_calendar_is_a_one_line_usage_error(home, capsys):
+    store_docs(("one", "2025-03-01 10:00", [doc_for(gain(0.0))]))
+    for when in ("99999999999d", "9999999d", "1" * 400 + "d", "0001-01-01"):
+        for command in (("snapshots", "list"), ("history",)):
+            err = one_line_usage_error(capsys, *command, "--since", when)
+            assert f"out of range: {when!r}" in err
+    err = one_line_usage_error(capsys, "snapshots", "list", "--until", "99999999999w")
+    assert "argument --until: out of range" in err
+
+
+def test_a_snapshot_id_beyond_sqlite_integers_is_no_such_snapshot(home, capsys):
+    (sid,) = store_docs(("one", "2025-03-01 10:00", [doc_for(gain(0.0))]))
+    huge = "99999999999999999999999"
+    for argv in (("show", huge), ("diff", str(sid), huge), ("export", huge, "--format", "csv")):
+        code, out, err = run(capsys, "snapshots", *argv)
+        assert code == 3 and out == ""
+        assert err.endswith(f"earmark.sqlite: no snapshot {huge}\n") and err.count("\n") == 1
+
+
+def test_until_today_includes_a_snapshot_taken_now(home, capsys):
+    (sid,) = store_docs(("now", "2025-03-01 10:00", [doc_for(gain(0.0), label="just now")]))
+    code, out, _ = run(capsys, "snapshots", "list", "--json", "--until", "today")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [sid]
+    code, out, _ = run(capsys, "snapshots", "list", "--json", "--until", "yesterday")
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run(capsys, "history", "--json", "--until", "today")
+    assert [r["snapshot"] for r in json.loads(out)["sessions"]] == [sid]
+
+
+def test_diff_path_a_and_b_pick_the_paths_by_their_role(home, capsys):
+    def named(doc: dict) -> dict:
+        # Both names contain "a" and "b": the role must decide, not a part of a name.
+        doc["paths"][0]["name"], doc["paths"][1]["name"] = "mix bass", "master bus"
+        return doc
+
+    a, b = store_docs(
+        ("roles", "2025-03-01 10:00", [named(doc_for(gain(0.0))), named(doc_for(gain(6.0)))])
+    )
+
+    def compared(*extra: str) -> dict:
+        code, out, err = run(capsys, "snapshots", "diff", str(a), str(b), "--json", *extra)
+        assert code == 0, err
+        data = json.loads(out)
+        return {"paths": (data["a"]["path"], data["b"]["path"]),
+                "lu": {m["key"]: m for m in data["measures"]}["integrated_lufs"]["delta"]}  # fmt: skip
+
+    # A is the chain (+6 dB in B), B the dry path (unchanged between the snapshots).
+    assert compared() == {"paths": ("master bus", "master bus"), "lu": pytest.approx(6.0, abs=0.01)}
+    assert compared("--path", "A") == compared()
+    assert compared("--path", "b") == {"paths": ("mix bass", "mix bass"), "lu": 0.0}
+    assert compared("--path", "B", "--path-b", "A")["paths"] == ("mix bass", "master bus")
+    assert compared("--path", "B", "--path-b", "A")["lu"] == pytest.approx(
+        state_for(gain(6.0)).paths[1].readings.integrated_lufs
+        - state_for(gain(0.0)).paths[0].readings.integrated_lufs
+    )
+
+
+# Stored text with a terminal title (OSC), clear screen and colour (CSI), a C1 CSI, DEL,
+# and a right-to-left override.
+HOSTILE = "v1\x1b]0;pwned\x07\x1b[2J\x1b[31m red \x9b5m\x7f\u202e"
+SHOWN = "v1\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31m red \\x9b5m\\x7f\\u202e"
+
+
+def assert_inert(text: str) -> None:
+    for char in ("\x1b", "\x07", "\x9b", "\x7f", "\u202e"):
+        assert char not in text
+
+
+def test_stored_control_characters_are_shown_escaped_never_sent_to_the_terminal(home, capsys):
+    doc = doc_for(compressor(6.0), label=HOSTILE)
+    doc["note"] = "note " + HOSTILE
+    doc["paths"][1]["name"] = "chain " + HOSTILE
+    doc["paths"][1]["chain"]["name"] = "preset " + HOSTILE
+    doc["flags"] = [{"code": "true_peak_over", "severity": "problem", "start_s": 1.0,
+                     "end_s": 2.0, "path": 1, "message": "msg " + HOSTILE}]  # fmt: skip
+    a, b = store_docs(("sess " + HOSTILE, "2025-03-01 10:00", [doc, doc_for(compressor(2.0))]))
+    code, out, _ = run(capsys, "snapshots", "show", str(a))
+    assert code == 0
+    assert_inert(out)
+    for shown in (f"session sess {SHOWN}", f"Label: {SHOWN}", f"Note: note {SHOWN}",
+                  f"Chain on A: chain {SHOWN}: preset {SHOWN}", f"msg {SHOWN}"):  # fmt: skip
+        assert shown in out
+    for argv in (("snapshots", "list"), ("history",), ("snapshots", "diff", str(a), str(b))):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        assert_inert(out)
+        assert "\\x1b]0;pwned" in out  # the table may fold the rest of the cell
+    # Data formats keep the text exactly as stored (JSON escapes it itself) ...
+    code, out, _ = run(capsys, "snapshots", "show", str(a), "--json")
+    assert_inert(out)
+    assert json.loads(out)["label"] == HOSTILE and json.loads(out)["note"] == "note " + HOSTILE
+    code, out, _ = run(capsys, "snapshots", "export", str(a), "--format", "csv")
+    assert next(csv.DictReader(io.StringIO(out)))["label"] == HOSTILE
+    # ... but CSV printed on a terminal is shown escaped.
+    on_terminal = terminal_output("snapshots", "export", str(a), "--format", "csv")
+    assert_inert(on_terminal)
+    assert f",{SHOWN}," in on_terminal
+    # An error quoting a stored name is escaped too.
+    code, _, err = run(capsys, "snapshots", "diff", str(a), str(b), "--path", "zzz")
+    assert code == 2 and "matches no path" in err and err.count("\n") == 1
+    assert_inert(err)
+
+
+def terminal_output(*argv: str) -> str:
+    """What ``earmark ARGV`` prints with a real terminal (a pseudo-terminal) as stdout."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "earmark", *argv], stdout=follower,
+                                stderr=subprocess.PIPE, env=dict(os.environ))  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the program closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        proc.stderr.close()
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode("utf-8")
+
+
+def test_a_label_or_note_longer_than_the_limit_is_refused_in_one_line(home, capsys):
+    for option in ("--label", "--note"):
+        err = one_line_usage_error(capsys, "snapshot", "take", option, "x" * 100 * 1024)
+        assert f"argument {option}: too long: 102400 characters (at most 500)" in err
+    # At the limit the text is accepted: the command goes on to look for the session.
+    code, _, err = run(capsys, "snapshot", "take", "--label", "x" * snapshots.TEXT_MAX_CHARS)
+    assert code == 3 and "too long" not in err
 
 
 # -- history ------------------------------------------------------------------------------------

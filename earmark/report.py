@@ -57,6 +57,13 @@ __all__ = [
     "write_report",
 ]
 
+# The A and B paths' colours: the one home for them. The dashboard draws A and B in
+# these (ui/dashboard.py A_COL, B_COL), and so do the snapshot exports, so a path keeps
+# its colour from the screen to the PNG and HTML.
+A_RGB = (77, 171, 247)
+B_RGB = (255, 159, 67)
+A_COLOR = "#{:02x}{:02x}{:02x}".format(*A_RGB)
+B_COLOR = "#{:02x}{:02x}{:02x}".format(*B_RGB)
 BEFORE_COLOR = "#4c72b0"
 AFTER_COLOR = "#dd8452"
 EXTRA_COLORS = ("#55a868", "#c44e52", "#8172b3", "#937860")
@@ -314,6 +321,7 @@ class Section:
     paragraphs: Sequence[str] = ()
     bullets: Sequence[str] = ()
     table: Sequence[Sequence[Any]] | None = None  # first row is the header
+    column_colors: Sequence[str | None] = ()  # "#rrggbb" marks under the header cells
     images: Sequence[bytes] = ()  # PNG
     captions: Sequence[str] = ()
     html_body: str = ""  # trusted extra markup
@@ -364,7 +372,11 @@ def _section_html(s: Section, level: int) -> str:
         out.append("<ul>" + "".join(f"<li>{_li(b)}</li>" for b in s.bullets) + "</ul>")
     if s.table:
         head, *rows = s.table
-        out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in head))
+        marks = list(s.column_colors) + [None] * (len(head) - len(s.column_colors))
+        out.append(
+            "<table><thead><tr>"
+            + "".join(_th(str(c), color) for c, color in zip(head, marks, strict=False))
+        )
         out.append("</tr></thead><tbody>")
         for row in rows:
             out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
@@ -385,6 +397,13 @@ def _section_html(s: Section, level: int) -> str:
             out.append("<div>" + _section_html(col, level + 1) + "</div>")
         out.append("</div>")
     return "\n".join(out)
+
+
+def _th(text: str, color: str | None) -> str:
+    if color is None:
+        return f"<th>{html.escape(text)}</th>"
+    # A colour bar under the heading: the path's colour in the plots and on the dashboard.
+    return f'<th style="border-bottom:4px solid {html.escape(color)}">{html.escape(text)}</th>'
 
 
 def _li(text: str) -> str:

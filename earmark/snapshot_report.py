@@ -19,14 +19,17 @@ from earmark import report
 from earmark.measures import fmt_value
 from earmark.termtext import printable_data
 
-__all__ = ["figure", "html", "png"]
+__all__ = ["figure", "html", "path_colors", "png"]
 
 _STYLE = {"A": "-", "B": "--", None: ":"}
 
 
-def _color(i: int) -> str:
-    colors = (report.AFTER_COLOR, report.BEFORE_COLOR, *report.EXTRA_COLORS)
-    return colors[i % len(colors)]
+def path_colors(paths: list[dict]) -> list[str]:
+    """Each path's colour: A and B as on the dashboard (:data:`earmark.report.A_COLOR`,
+    ``B_COLOR``), the other paths the report's extra colours in order."""
+    extra = iter(report.EXTRA_COLORS * (1 + len(paths) // len(report.EXTRA_COLORS)))
+    by_role = {"A": report.A_COLOR, "B": report.B_COLOR}
+    return [by_role.get(p.get("role")) or next(extra) for p in paths]
 
 
 def _history(p: dict) -> Any:
@@ -63,8 +66,9 @@ def figure(doc: dict) -> Any:
     doc = printable_data(doc)  # stored names may hold control characters: drawn escaped
     fig = report.new_figure(10.0, 9.0)
     loud, psr, spec = fig.subplots(3, 1, height_ratios=(2.2, 1.3, 2.0))
-    for i, p in enumerate(_paths(doc)):
-        color, label = _color(i), _name(p)
+    paths = _paths(doc)
+    for p, color in zip(paths, path_colors(paths), strict=True):
+        label = _name(p)
         h = _history(p)
         if h is not None:
             flags = [f for f in doc.get("flags") or [] if f.get("path") in (None, p["index"])]
@@ -155,7 +159,7 @@ def html(doc: dict) -> str:
     )
     sections = [
         report.Section("Meters", images=(png(doc),), captions=("last 30 s and spectrum",)),
-        report.Section("Readings", table=table),
+        report.Section("Readings", table=table, column_colors=(None, None, *path_colors(paths))),
         report.Section("Flags", bullets=flags or ["none"]),
         report.Section("Chains", columns=tuple(chains)) if chains else None,
     ]

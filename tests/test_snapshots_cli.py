@@ -16,6 +16,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import snapdocs
 from snapdocs import compressor, doc_for, gain, shelf, state_for
@@ -390,6 +391,31 @@ def test_a_label_or_note_longer_than_the_limit_is_refused_in_one_line(home, caps
     # At the limit the text is accepted: the command goes on to look for the session.
     code, _, err = run(capsys, "snapshot", "take", "--label", "x" * snapshots.TEXT_MAX_CHARS)
     assert code == 3 and "too long" not in err
+
+
+def test_exports_draw_a_and_b_in_the_dashboards_colours(home, tmp_path, capsys):
+    from PIL import Image
+
+    from earmark import report
+    from earmark.ui import dashboard
+
+    assert (dashboard.A_COL, dashboard.B_COL) == (report.A_RGB, report.B_RGB)
+    (sid,) = store_docs(("colours", "2025-03-01 10:00", [doc_for(shelf(6.0))]))
+    png, page = tmp_path / "s.png", tmp_path / "s.html"
+    run(capsys, "snapshots", "export", str(sid), "--format", "png", "--out", str(png))
+    run(capsys, "snapshots", "export", str(sid), "--format", "html", "--out", str(page))
+    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int).reshape(-1, 3)
+
+    def count(rgb: tuple[int, int, int]) -> int:
+        return int((np.abs(pixels - np.array(rgb)).max(axis=1) <= 8).sum())
+
+    # Both paths are drawn (history, PSR, spectrum): hundreds of pixels each, in the
+    # dashboard's A blue and B orange, and none in the colours the export used to swap in.
+    assert count(report.A_RGB) > 500 and count(report.B_RGB) > 500
+    assert count((0xDD, 0x84, 0x52)) == 0 and count((0x4C, 0x72, 0xB0)) == 0
+    text = page.read_text()
+    assert f'<th style="border-bottom:4px solid {report.A_COLOR}">A: chain</th>' in text
+    assert f'<th style="border-bottom:4px solid {report.B_COLOR}">B: dry</th>' in text
 
 
 # -- history ------------------------------------------------------------------------------------

@@ -57,7 +57,13 @@ def demo_engine(
         Path("AI master (reference)", Player(master, "aggressive master")),
     ]
     return Engine(
-        sample_rate, paths, a=1, b=2, max_block=max(4096, blocksize), tap_seconds=tap_seconds
+        sample_rate,
+        paths,
+        a=1,
+        b=2,
+        max_block=max(4096, blocksize),
+        tap_seconds=tap_seconds,
+        block=blocksize,
     )
 
 
@@ -87,7 +93,13 @@ def run_engine(
     a = 1 if chain else 0
     b = len(paths) - 1 if references else 0
     return Engine(
-        sample_rate, paths, a=a, b=b, max_block=max(4096, blocksize), tap_seconds=tap_seconds
+        sample_rate,
+        paths,
+        a=a,
+        b=b,
+        max_block=max(4096, blocksize),
+        tap_seconds=tap_seconds,
+        block=blocksize,
     )
 
 

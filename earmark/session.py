@@ -334,7 +334,10 @@ class LiveSession:
             self._wake.clear()
 
     def _watch_chains(self) -> None:
-        """Report isolated chains whose host died (their paths are already silent)."""
+        """Report isolated chains whose host died (their paths are already silent), and
+        what the engine's guards muted (the output, a path with a faulty chain)."""
+        for line in self.engine.poll_status():
+            self.note("engine", line)
         for path in self.engine.paths:
             poll = getattr(path.chain, "poll", None)
             if poll is not None:

@@ -85,7 +85,11 @@ changes :attr:`Chain.latency_samples`.
 
 Non-finite plugin output (NaN/Inf) never leaves the chain: the block becomes
 silence, :attr:`Chain.nonfinite_blocks` counts it and
-:attr:`Chain.last_nonfinite_plugin` names the plugin (0-based index).
+:attr:`Chain.last_nonfinite_plugin` names the plugin (0-based index). Nor does
+an output of the wrong shape or type: it counts as the plugin raising, in
+:attr:`Chain.error_blocks` and :attr:`Chain.last_error`. (An empty output is
+silence, whatever its shape: pedalboard shapes a latent plugin's first, empty
+outputs for 1- and 2-frame stereo blocks (frames, 0).)
 """
 
 from __future__ import annotations
@@ -115,6 +119,7 @@ from earmark.presets.tomltools import (
 )
 
 from . import rt
+from .rt import MAX_BLOCK_FRAMES
 
 __all__ = [
     "BUILTINS",
@@ -136,10 +141,9 @@ KINDS = ("builtin", "vst3", "au")
 RESERVED_KEYS = (*KINDS, "label", "bypass", "mono")
 TOP_LEVEL_KEYS = ("name", "description", "version", "plugin")
 
-# Every plugin is prepared once for blocks of this size and then always handed
-# blocks no larger (pedalboard splits bigger ones), so a stream never triggers
-# a re-prepare, which would clear the plugin's state mid-stream.
-MAX_BLOCK_FRAMES = 8192
+# Every plugin is prepared once for blocks of MAX_BLOCK_FRAMES (rt) and then always
+# handed blocks no larger (pedalboard splits bigger ones), so a stream never
+# triggers a re-prepare, which would clear the plugin's state mid-stream.
 BYPASS_RAMP_S = 0.005  # 5 ms: long enough not to click, short enough to feel instant
 _LATENCY_PROBE_S = 1.0  # the impulse response window: longer than any plugin's latency
 _LATENCY_IMPULSE = 0.25  # -12 dBFS: below limiter ceilings, above gates' thresholds
@@ -810,12 +814,12 @@ class _Slot:
         instances = self.instances
         if len(instances) == 1:
             y = instances[0].process(x, self.sample_rate, MAX_BLOCK_FRAMES, False)
-            return _pad(y, frames)
+            return _pad(y, frames, x.shape[1])
         out = np.empty_like(x)
         for channel, inst in enumerate(instances):
             mono = np.ascontiguousarray(x[:, channel : channel + 1])
             y = inst.process(mono, self.sample_rate, MAX_BLOCK_FRAMES, False)
-            out[:, channel : channel + 1] = _pad(y, frames)
+            out[:, channel : channel + 1] = _pad(y, frames, 1)
         return out
 
     def apply_writes(self) -> None:
@@ -1171,11 +1175,31 @@ def _target_of(defs: Sequence[_ParamDef], key: str) -> str | None:
     return None
 
 
-def _pad(y: np.ndarray, frames: int) -> np.ndarray:
-    """Left-pad a short output with silence: a latent plugin's first blocks are short."""
+def _pad(y: np.ndarray, frames: int, channels: int) -> np.ndarray:
+    """Left-pad a short output with silence: a latent plugin's first blocks are short.
+
+    An empty output is no output, whatever its shape: pedalboard shapes a latent
+    plugin's empty output for a 1- or 2-frame stereo block (frames, 0), whose memory
+    the audio kernels would read past. Raises ValueError for anything else that is
+    not a float32 array of at most (``frames``, ``channels``).
+    """
+    if isinstance(y, np.ndarray) and y.size == 0:
+        return np.zeros((frames, channels), dtype=np.float32)
+    if (
+        not isinstance(y, np.ndarray)
+        or y.dtype != np.float32
+        or y.ndim != 2
+        or y.shape[1] != channels
+        or y.shape[0] > frames
+    ):
+        shown = tuple(y.shape) if isinstance(y, np.ndarray) else type(y).__name__
+        raise ValueError(
+            f"returned {shown} for a ({frames}, {channels}) block"
+            + (f" ({y.dtype})" if isinstance(y, np.ndarray) and y.dtype != np.float32 else "")
+        )
     if y.shape[0] == frames:
         return y
-    out = np.zeros((frames, y.shape[1]), dtype=np.float32)
+    out = np.zeros((frames, channels), dtype=np.float32)
     out[frames - y.shape[0] :] = y
     return out
 
@@ -1394,14 +1418,16 @@ def _measure_latency(
 
     None when nothing came out (a gate shut on the impulse).
     """
-    frames = max(MAX_BLOCK_FRAMES, round(window_s * sample_rate))
+    # Whole blocks: a tail of a frame or two would defeat pedalboard's layout guess.
+    frames = -(-max(MAX_BLOCK_FRAMES, round(window_s * sample_rate)) // MAX_BLOCK_FRAMES)
+    frames *= MAX_BLOCK_FRAMES
     impulse = np.zeros((frames, channels), np.float32)
     impulse[0] = _LATENCY_IMPULSE
     response = np.zeros(frames, np.float32)
     for inst in instances[:1]:
         for start in range(0, frames, MAX_BLOCK_FRAMES):
             block = impulse[start : start + MAX_BLOCK_FRAMES]
-            y = _pad(inst.process(block, sample_rate, MAX_BLOCK_FRAMES, False), block.shape[0])
+            y = _pad(inst.process(block, sample_rate, MAX_BLOCK_FRAMES, False), *block.shape)
             response[start : start + block.shape[0]] = np.max(np.abs(y), axis=1)
     if not np.isfinite(response).all() or response.max() < 1e-3 * _LATENCY_IMPULSE:
         return None

@@ -16,6 +16,12 @@ written in python-sounddevice's ``Stream`` docstring and DESIGN.md:
   ``collections.deque`` (append/popleft are atomic) and apply at the next block
   boundary;
 - the output buffer is always filled, silence when anything fails;
+- every array a chain returns is checked (a float32 ndarray shaped (frames, 2),
+  C-contiguous) before any kernel reads it, and every path's block is guarded
+  (``rt.guard_path``: NaN/Inf or beyond ``rt.ABSURD_DBFS`` becomes silence), so
+  the meters never read garbage; the last stage, ``rt.guard_output``, mutes
+  the output at a non-finite sample or one above ``OUTPUT_CEILING_DBFS`` and
+  the engine says so in :meth:`Engine.poll_status` and its state;
 - xruns (PortAudio status flags) are counted, and each callback's duration is
   kept in a preallocated ring for the benchmarks.
 
@@ -43,7 +49,21 @@ import numpy as np
 from earmark.meters import MeterBank, Readings
 
 from . import rt
+from .rt import MAX_BLOCK_FRAMES, MIN_BLOCK_FRAMES, OUTPUT_CEILING_DBFS, check_block_frames
 from .sources import Player, Source, Transport
+
+__all__ = [
+    "MAX_BLOCK_FRAMES",
+    "MIN_BLOCK_FRAMES",
+    "OUTPUT_CEILING_DBFS",
+    "Engine",
+    "EngineState",
+    "MeterThread",
+    "Path",
+    "PathState",
+    "Processor",
+    "check_block_frames",
+]
 
 # How often (in frames) the loudness match follows the meters: 100 ms at 48 kHz.
 _MATCH_INTERVAL_S = 0.1
@@ -63,6 +83,10 @@ _COMMANDS_PER_BLOCK = 32
 _METER_FEED_S = 1.0
 _METER_INTERVAL_S = 0.01
 _DIM_DB = -20.0
+_MAX_MONITOR_GAIN_DB = 60.0
+# A fault that persists (a broken chain on every block, a path too hot for the output
+# ceiling) gives one status line per this long, not one per poll.
+_STATUS_REPEAT_S = 5.0
 # Monitor matrices (out = M @ [L, R]).
 _MONITOR_MATRIX = {
     None: (1.0, 0.0, 0.0, 1.0),
@@ -73,14 +97,22 @@ _MONITOR_MATRIX = {
 }
 
 
-# Fields of ``Path._st`` (int64).
-P_RING_POS, P_DELAY, P_NONFINITE, P_RING_ADDR, P_RING_ROWS, P_COUNT = range(6)
+# Fields of ``Path._st`` (int64). P_NONFINITE counts the blocks the engine muted on
+# this path (its chain raised or returned a wrong array, NaN/Inf, or absurd levels);
+# P_FAULT is the latest one's kind (rt.FAULT_* or the F_* below).
+P_RING_POS, P_DELAY, P_NONFINITE, P_RING_ADDR, P_RING_ROWS, P_FAULT, P_COUNT = range(7)
+F_RAISED, F_WRONG_ARRAY = 3, 4
 # Fields of ``Engine.counters`` (int64).
 E_CALLBACKS, E_XRUNS, E_BLOCK, E_A, E_B, E_COUNT = range(6)
 
 
 class Processor(Protocol):
-    """What a path needs of a chain: block in, block out, and its latency."""
+    """What a path needs of a chain: block in, block out, and its latency.
+
+    ``process`` gets a float32 (frames, 2) block and returns a C-contiguous float32
+    (frames, 2) array. Anything else (another shape or dtype, not an array, an
+    exception) mutes the path for that block and is reported.
+    """
 
     latency_samples: int
 
@@ -109,6 +141,11 @@ class Path:
     _fed: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _metered: int = 0
     _reset_at: int | None = None
+    # The latest fault's evidence for its status line (the exception, or the wrong
+    # array itself: a reference, nothing is built in the callback).
+    _fault_evidence: object = field(default=None, repr=False)
+    _reported_blocks: int = 0
+    _reported_at: float = -math.inf
 
     delay_samples = rt.Slot("_st", P_DELAY)
     nonfinite_blocks = rt.Slot("_st", P_NONFINITE)
@@ -121,7 +158,8 @@ class Path:
     @property
     def muted_blocks(self) -> int:
         """Blocks this path played as silence because its chain failed: those the
-        engine caught plus those a Chain silenced itself (NaN/Inf or a raising plugin)."""
+        engine caught (a raise, a wrong array, NaN/Inf or absurd levels) plus those a
+        Chain silenced itself (NaN/Inf or a raising plugin)."""
         chain = self.chain
         own = getattr(chain, "nonfinite_blocks", 0) + getattr(chain, "error_blocks", 0)
         return self.nonfinite_blocks + own
@@ -158,6 +196,11 @@ class EngineState:
     position_s: float
     callback_p99_us: float | None
     callback_max_us: float | None
+    # The output guard (rt.guard_output): muted now, how often it muted, and why it
+    # did the latest time (None before it ever did).
+    output_muted: bool = False
+    output_trips: int = 0
+    output_status: str | None = None
 
 
 class Engine:
@@ -167,7 +210,10 @@ class Engine:
         sample_rate: the stream's rate.
         paths: the signal paths; A and B are chosen among them.
         a, b: indices of the paths compared (A audible at start).
-        max_block: the largest block the driver will deliver.
+        max_block: the largest block the driver will deliver (MIN_BLOCK_FRAMES to
+            MAX_BLOCK_FRAMES).
+        block: the driver's block size, when known (MIN_BLOCK_FRAMES to ``max_block``);
+            blocks of any size up to ``max_block`` are still processed safely.
         loudness_match: attenuate the louder of A and B to the quieter.
         fade_ms: A/B crossfade length.
         tap_seconds: how much of A's and B's output to keep for snapshot clips (at
@@ -186,11 +232,19 @@ class Engine:
         fade_ms: float = 30.0,
         transport: Transport | None = None,
         tap_seconds: float = 0.0,
+        block: int | None = None,
     ) -> None:
         if not paths:
             raise ValueError("the engine needs at least one path")
         self.sample_rate = int(sample_rate)
-        self.max_block = int(max_block)
+        self.max_block = check_block_frames(max_block, "the engine's largest block (max_block)")
+        if block is not None:
+            block = check_block_frames(block)
+            if block > self.max_block:
+                raise ValueError(
+                    f"block size must be {MIN_BLOCK_FRAMES}-{self.max_block} frames "
+                    f"(the engine's max_block), got {block}"
+                )
         self.paths = list(paths)
         self.transport = transport or Transport(
             length=max(
@@ -219,6 +273,10 @@ class Engine:
             "mono": False,
         }
         self._mx = rt.new_mix_state(self.sample_rate, fade_ms=fade_ms)
+        # The output guard's state (rt.O_* fields), shared with the native callback.
+        self._og = rt.new_guard_state(self.sample_rate)
+        self._reported_trips = 0
+        self._output_reported_at = -math.inf
         rt.warm_up()  # no kernel loads its code in the first callback
         self._silence = np.zeros((self.max_block, 2), dtype=np.float32)
         self._commands: deque[tuple] = deque()
@@ -239,7 +297,7 @@ class Engine:
         # Set by a driver while the native callback (engine.native) runs this engine:
         # commands then apply as they are posted.
         self.native = False
-        self._block_frames = 64
+        self._block_frames = 64 if block is None else block
         self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
         # When each of those callbacks began (perf_counter_ns): bench/realtime.py sets
         # them beside another client's to tell a callback that could not start (the GIL
@@ -337,11 +395,22 @@ class Engine:
             if p.chain is not None:
                 try:
                     y = p.chain.process(p._buf[:n])
-                except Exception:  # a plugin failed: this path goes silent, others play
+                    if not _block_shaped(y, n):
+                        # The kernels below would read past it (pedalboard returned
+                        # (n, 0) arrays at 1-2 frame blocks): silence, kept for the report.
+                        st[P_NONFINITE] += 1
+                        st[P_FAULT] = F_WRONG_ARRAY
+                        p._fault_evidence = y
+                        y = self._silence
+                except Exception as exc:  # a plugin failed: this path goes silent, others play
                     st[P_NONFINITE] += 1
+                    st[P_FAULT] = F_RAISED
+                    p._fault_evidence = exc
                     y = self._silence
-                if rt.silence_non_finite(y, n):
-                    st[P_NONFINITE] += 1
+            fault = rt.guard_path(y, n, rt.ABSURD_LEVEL)
+            if fault:
+                st[P_NONFINITE] += 1
+                st[P_FAULT] = fault
             st[P_RING_POS] = rt.delay(y, n, p._ring, st[P_RING_POS], st[P_DELAY], p._out)
             if self.meter_inline:
                 p.bank.process(p._out[:n])
@@ -351,7 +420,10 @@ class Engine:
         if self.meter_inline:
             self._matched(n)
         a_out, b_out = self.paths[c[E_A]]._out, self.paths[c[E_B]]._out
-        rt.mix_ab(a_out, b_out, outdata, n, self._mx)
+        mx = self._mx
+        rt.mix_ab(a_out, b_out, outdata, n, mx)
+        # The last stage: nothing after it touches what the device plays.
+        rt.guard_output(outdata, n, a_out, b_out, c[E_A], c[E_B], mx[rt.X_POS] > 0.5, self._og)
         rt.tap_pair(a_out, b_out, n, self._tap, self._tap_pos)
         slot = c[E_CALLBACKS] & (_TIMING_RING - 1)
         self.starts_ns[slot] = t0
@@ -464,7 +536,13 @@ class Engine:
     def _monitor_targets(self) -> None:
         m = self.monitor
         gain_db = float(m.get("trim_db", 0.0)) + (_DIM_DB if m.get("dim") else 0.0)
-        gain = 0.0 if m.get("mute") else 10.0 ** (gain_db / 20.0)
+        # A NaN trim would poison the gain smoother for good: mute instead. A huge one
+        # would overflow (OverflowError in the callback): the output guard mutes far
+        # below _MAX_MONITOR_GAIN_DB anyway.
+        if m.get("mute") or not math.isfinite(gain_db):
+            gain = 0.0
+        else:
+            gain = 10.0 ** (min(gain_db, _MAX_MONITOR_GAIN_DB) / 20.0)
         solo = m.get("solo")
         if solo is None and m.get("mono"):
             solo = "M"
@@ -545,6 +623,7 @@ class Engine:
             )
         p99, mx_us = self.callback_stats()
         mx = self._mx
+        og = self._og
         return EngineState(
             sample_rate=self.sample_rate,
             paths=tuple(paths),
@@ -562,7 +641,90 @@ class Engine:
             position_s=self.transport.pos / self.sample_rate,
             callback_p99_us=p99,
             callback_max_us=mx_us,
+            output_muted=og[rt.O_MUTED] != 0.0,
+            output_trips=int(og[rt.O_TRIPS]),
+            output_status=self._output_text() if og[rt.O_TRIPS] else None,
         )
+
+    def _output_text(self) -> str:
+        """Why the output guard muted the output the latest time (not the audio thread)."""
+        og = self._og
+        level, source = float(og[rt.O_LEVEL]), int(og[rt.O_SOURCE])
+        if og[rt.O_CAUSE] == rt.FAULT_NONFINITE or not math.isfinite(level):
+            what = "a non-finite sample"
+        else:
+            what = f"a sample at {_db(level):+.1f} dBFS"
+        if 0 <= source < len(self.paths):
+            where = f"from path {source + 1} ({self.paths[source].name})"
+        else:
+            where = "from the A/B mix and monitor gain"
+        return (
+            f"output muted: {what} {where}, above the {OUTPUT_CEILING_DBFS:+g} dBFS output "
+            f"ceiling; it plays again after {rt.OUTPUT_HOLD_S:g} s without one"
+        )
+
+    def poll_status(self, now: float | None = None) -> list[str]:
+        """New status lines since the last call: the output guard muted the output, a
+        path was muted for a faulty chain. A fault that persists is repeated at most
+        every few seconds. For the session thread (never the audio thread)."""
+        now = time.monotonic() if now is None else now
+        lines: list[str] = []
+        trips = int(self._og[rt.O_TRIPS])
+        if trips > self._reported_trips and now - self._output_reported_at >= _STATUS_REPEAT_S:
+            line = self._output_text()
+            if trips - self._reported_trips > 1:
+                line += f" ({trips - self._reported_trips} times since the last report)"
+            lines.append(line)
+            self._reported_trips = trips
+            self._output_reported_at = now
+        for i, p in enumerate(self.paths):
+            blocks = p.nonfinite_blocks
+            if blocks > p._reported_blocks and now - p._reported_at >= _STATUS_REPEAT_S:
+                lines.append(_path_fault_text(p, i, int(p._st[P_FAULT]), blocks))
+                p._reported_blocks = blocks
+                p._reported_at = now
+        return lines
+
+
+def _block_shaped(y: object, n: int) -> bool:
+    """True if ``y`` is what a chain must return for an n-frame block (the numba kernels
+    read it without bounds checks, and the path guard may zero it): a writeable,
+    C-contiguous float32 ndarray shaped (n, 2)."""
+    return (
+        type(y) is np.ndarray
+        and y.dtype == np.float32
+        and y.ndim == 2
+        and y.shape[0] == n
+        and y.shape[1] == 2
+        and y.flags.c_contiguous
+        and y.flags.writeable
+    )
+
+
+def _path_fault_text(p: Path, index: int, kind: int, blocks: int) -> str:
+    """The status line for a path the engine muted (not the audio thread)."""
+    what = {
+        rt.FAULT_NONFINITE: "it produced NaN/Inf samples",
+        rt.FAULT_ABSURD: f"it produced samples beyond {rt.ABSURD_DBFS:+g} dBFS (garbage)",
+    }.get(kind)
+    evidence = p._fault_evidence
+    if kind == F_RAISED and isinstance(evidence, BaseException):
+        lines = str(evidence).strip().splitlines()
+        what = f"its chain raised {type(evidence).__name__}" + (f": {lines[0]}" if lines else "")
+    elif kind == F_WRONG_ARRAY:
+        what = f"its chain returned {_describe_array(evidence)}, not a (frames, 2) float32 array"
+    elif what is None:
+        what = "its chain failed"
+    return f"path {index + 1} ({p.name}) muted: {what} ({blocks} blocks so far)"
+
+
+def _describe_array(y: object) -> str:
+    if not isinstance(y, np.ndarray):
+        return f"a {type(y).__name__}"
+    kind = "" if type(y) is np.ndarray else f" ({type(y).__name__})"
+    layout = "" if y.flags.c_contiguous else " non-C-contiguous"
+    layout += "" if y.flags.writeable else " read-only"
+    return f"a{layout} {y.dtype} array{kind} shaped {tuple(y.shape)}"
 
 
 def _programme_loudness(bank: MeterBank) -> float | None:

@@ -11,7 +11,9 @@ and exchanges audio with it through shared memory, pipelined by ``depth`` blocks
   child costs that path's sound and nothing else;
 - the child, at real-time priority where the system allows, waits for the
   wake-up, runs every submitted block through the chain (in order) and
-  publishes each result with the done counter.
+  publishes each result with the done counter. Whatever the chain does with a
+  block (raise, return an array of the wrong shape or type) the host writes
+  silence for it and counts it in ``error_blocks``: it never dies of it.
 
 The pipeline adds exactly ``depth`` blocks of latency, reported in
 ``latency_samples`` so the engine's alignment keeps every path
@@ -49,7 +51,8 @@ _SLOTS = 8
 # takes the same bytes).
 _WAKE = (1).to_bytes(8, "little")
 # ctrl (int64): submitted block number, done block number, child NaN/Inf blocks,
-# child error blocks, then the frame count of each ring slot.
+# child error blocks (the chain's own, plus blocks the host silenced because the
+# chain raised or returned a wrong array), then the frame count of each ring slot.
 _SUBMITTED, _DONE, _NONFINITE, _ERRORS, _FRAMES = 0, 1, 2, 3, 4
 _CTRL = _FRAMES + _SLOTS
 # SCHED_FIFO priority of a host: below JACK's client threads (5 under `jackd -R`'s
@@ -130,8 +133,8 @@ class IsolatedChain:
         self.depth = int(depth)
         self.sample_rate = float(sample_rate)
         self.channels = int(channels)
-        self.block = int(block)
-        self.max_block = int(max(max_block, block))
+        self.block = rt.check_block_frames(block)
+        self.max_block = max(rt.check_block_frames(max_block, "max_block"), self.block)
         self._spec = spec
         self._start_timeout_s = (
             _setting(_START_TIMEOUT_ENV, _START_TIMEOUT_S)
@@ -512,6 +515,20 @@ def _build_beside(
         conn.send(reply)
 
 
+def _run_block(chain: Any, x: np.ndarray, y: np.ndarray) -> bool:
+    """y = chain(x); False (and y silent) when the chain raised or returned anything
+    but a float32 array of x's shape, which the host would otherwise die of."""
+    try:
+        out = chain.process(x)
+        if isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == x.shape:
+            y[:] = out
+            return True
+    except Exception:  # the host must outlive any fault of its chain
+        pass
+    y[:] = 0.0
+    return False
+
+
 def _host_main(conn_fd: int, wake_fd: int) -> None:
     """The host: build the chain, then process submitted blocks until told to quit."""
     import select
@@ -545,6 +562,7 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
     gc.freeze()
     gc.disable()
     values: list[dict[str, float]] = []
+    silenced = 0  # blocks the chain failed to return (see _run_block)
     info = _host_info(chain, values, None)
     conn.send(("ready", int(chain.latency_samples), warnings, chain.spec, info))
     try:
@@ -560,9 +578,10 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
                 done += 1
                 slot = done % _SLOTS
                 n = int(ctrl[_FRAMES + slot])
-                y[slot, :n] = chain.process(x[slot, :n])
+                if not _run_block(chain, x[slot, :n], y[slot, :n]):
+                    silenced += 1
                 ctrl[_NONFINITE] = chain.nonfinite_blocks
-                ctrl[_ERRORS] = chain.error_blocks
+                ctrl[_ERRORS] = chain.error_blocks + silenced
                 ctrl[_DONE] = done
             if conn_fd in ready:
                 message = conn.recv()

@@ -11,8 +11,9 @@ copy callback running 5 % of its blocks beside such a call, and a numba
 ``Engine.process``, from the same arrays, through the same ``engine.rt``
 kernels:
 
-    sources -> isolated chains -> NaN/Inf guard -> alignment delay -> meter feed
-            -> A/B mix (loudness match, crossfade, monitor) -> tap -> counters
+    sources -> isolated chains -> path guard (NaN/Inf, absurd levels) -> alignment
+            delay -> meter feed -> A/B mix (loudness match, crossfade, monitor)
+            -> output guard -> tap -> counters
 
 and never touches a Python object. A :class:`NativePlan` is one int64 array
 of addresses and sizes that the callback receives as PortAudio's
@@ -50,7 +51,9 @@ from .engine import (
     E_BLOCK,
     E_CALLBACKS,
     E_XRUNS,
+    P_COUNT,
     P_DELAY,
+    P_FAULT,
     P_NONFINITE,
     P_RING_ADDR,
     P_RING_POS,
@@ -87,8 +90,8 @@ __all__ = ["NativePlan", "callback", "unsupported"]
 # The plan: G_* fields, then one row of R_* fields per path.
 (
     G_SIZE, G_PATHS, G_IN_CH, G_OUT_CH, G_MAX_BLOCK, G_COUNTERS, G_XRUN_RING, G_TIMINGS,
-    G_STARTS, G_MX, G_TAP, G_TAP_ROWS, G_TAP_POS, G_TRANSPORT, G_SCRATCH, G_COUNT,
-) = range(16)  # fmt: skip
+    G_STARTS, G_MX, G_TAP, G_TAP_ROWS, G_TAP_POS, G_TRANSPORT, G_SCRATCH, G_GUARD, G_COUNT,
+) = range(17)  # fmt: skip
 (
     R_SOURCE, R_CH0, R_CH1, R_DATA, R_DATA_ROWS, R_DATA_CH, R_BUF, R_OUT, R_ST, R_FEED,
     R_FEED_ROWS, R_FED, R_CHAIN, R_ISO_X, R_ISO_Y, R_ISO_CTRL, R_ISO_STATE, R_ISO_OUT,
@@ -236,12 +239,14 @@ def _block(inp_address: int, out_address: int, n: int, status: int, plan: np.nda
                 buf[i, 1] = inp[i, c1]
         else:
             buf[:n, :] = 0.0
-        st = nb.carray(_i64(row[R_ST]), (P_RING_ROWS + 1,))
+        st = nb.carray(_i64(row[R_ST]), (P_COUNT,))
         y = buf
         if row[R_CHAIN] == CHAIN_ISOLATED:
             y = _isolated(row, buf, n, scratch)
-            if rt.silence_non_finite(y, n):
-                st[P_NONFINITE] += 1
+        fault = rt.guard_path(y, n, rt.ABSURD_LEVEL)
+        if fault != rt.FAULT_NONE:
+            st[P_NONFINITE] += 1
+            st[P_FAULT] = fault
         # The delay line's address before its length: a replaced line only grows.
         ring_rows = st[P_RING_ROWS]
         ring = _rows(st[P_RING_ADDR], ring_rows, 2)
@@ -260,7 +265,11 @@ def _block(inp_address: int, out_address: int, n: int, status: int, plan: np.nda
     b_row = plan[G_COUNT + c[E_B] * R_COUNT : G_COUNT + (c[E_B] + 1) * R_COUNT]
     a_out = _rows(a_row[R_OUT], max_block, 2)
     b_out = _rows(b_row[R_OUT], max_block, 2)
-    rt.mix_ab(a_out, b_out, outdata, n, nb.carray(_f64(plan[G_MX]), (rt.X_COUNT,)))
+    mx = nb.carray(_f64(plan[G_MX]), (rt.X_COUNT,))
+    rt.mix_ab(a_out, b_out, outdata, n, mx)
+    # The last stage: nothing after it touches what the device plays.
+    og = nb.carray(_f64(plan[G_GUARD]), (rt.O_COUNT,))
+    rt.guard_output(outdata, n, a_out, b_out, c[E_A], c[E_B], mx[rt.X_POS] > 0.5, og)
     tap = _rows(plan[G_TAP], plan[G_TAP_ROWS], 4)
     rt.tap_pair(a_out, b_out, n, tap, nb.carray(_i64(plan[G_TAP_POS]), (2,)))
     slot = c[E_CALLBACKS] & (_TIMING_RING - 1)
@@ -338,6 +347,7 @@ class NativePlan:
                 G_TAP_POS: engine._tap_pos,
                 G_TRANSPORT: engine.transport.state,
                 G_SCRATCH: self.scratch,
+                G_GUARD: engine._og,
             },
         )
         for k, p in enumerate(engine.paths):

@@ -8,6 +8,20 @@ The A/B mix is an equal-power crossfade: gains cos(x*pi/2) and sin(x*pi/2)
 with x moving linearly over the fade. Loudness-match gains and the monitor's
 2x2 matrix (mono, L/R/M/S solo) and scalar gain (trim, dim, mute) follow their
 targets through one-pole smoothers (time constant ``smooth_samples``).
+
+Two guards keep garbage from the ears and the meters, in both callbacks (the
+Python ``Engine.process`` and the native block), through the same kernels:
+
+- :func:`guard_path` on every path's signal before it is delayed, metered and
+  mixed: a block with a NaN/Inf sample or one beyond :data:`ABSURD_DBFS`
+  becomes silence (no chain produces a hundred times full scale; a plugin
+  reading memory it does not own does);
+- :func:`guard_output` as the last stage of the block, on what goes to the
+  device: a sample that is not finite or exceeds :data:`OUTPUT_CEILING_DBFS`
+  mutes the output (what came before it in the block fades out over
+  :data:`OUTPUT_RAMP_S`, it and everything after are silent) until
+  :data:`OUTPUT_HOLD_S` of clean output has passed, then the output fades
+  back in. Its state lives in the engine; no chain can reach it.
 """
 
 from __future__ import annotations
@@ -16,6 +30,47 @@ import math
 
 import numba as nb
 import numpy as np
+
+# Block sizes the engine and an isolated host accept (frames). pedalboard guesses
+# whether an array is (frames, channels) or (channels, frames) from its shape, and
+# blocks of about as many frames as channels defeat the guess: at 1 or 2 frames a
+# stereo chain returned (frames, 0) arrays. 16 is also the smallest period JACK
+# and most interfaces offer. Every plugin is prepared for MAX_BLOCK_FRAMES
+# (pedalboard splits larger blocks, and would re-prepare, clearing state).
+MIN_BLOCK_FRAMES = 16
+MAX_BLOCK_FRAMES = 8192
+
+# The output guard (guard_output): the ceiling above which a sample mutes the output,
+# the fade before the offending sample, and how long the output must stay clean
+# before it plays again. +6 dBFS: float paths may run over full scale (the meters
+# say so), but nothing above this reaches monitors or headphones.
+OUTPUT_CEILING_DBFS = 6.0
+OUTPUT_RAMP_S = 0.003
+OUTPUT_HOLD_S = 1.0
+# A path's block with a sample beyond this is garbage, not audio (guard_path): the
+# meters would read hundreds of LUFS. 100 times full scale is beyond any gain
+# staging a chain could mean.
+ABSURD_DBFS = 40.0
+ABSURD_LEVEL = 10.0 ** (ABSURD_DBFS / 20.0)
+
+# What guard_path found (also a path's P_FAULT field in the engine).
+FAULT_NONE, FAULT_NONFINITE, FAULT_ABSURD = 0, 1, 2
+
+
+def check_block_frames(frames: object, what: str = "block size") -> int:
+    """``frames`` as an int when it is a block size the engine accepts, else ValueError
+    naming the value and the range."""
+    try:
+        n = int(frames)  # type: ignore[call-overload]
+        exact = n == frames
+    except (TypeError, ValueError, OverflowError):
+        exact = False
+    if not exact or not MIN_BLOCK_FRAMES <= n <= MAX_BLOCK_FRAMES:
+        raise ValueError(
+            f"{what} must be {MIN_BLOCK_FRAMES}-{MAX_BLOCK_FRAMES} frames, got {frames!r}"
+        )
+    return n
+
 
 # libc's usleep, called from nopython code so that a waiting thread holds no GIL.
 _usleep = nb.types.ExternalFunction("usleep", nb.types.int32(nb.types.uint32))
@@ -176,18 +231,142 @@ def delay(x: np.ndarray, n: int, ring: np.ndarray, pos: int, samples: int, out: 
 
 
 @nb.njit(cache=True, nogil=True)
-def silence_non_finite(x: np.ndarray, n: int) -> int:
-    """Zero the whole block if any sample is NaN/Inf (a broken plugin); returns the count."""
-    bad = 0
+def guard_path(x: np.ndarray, n: int, limit: float) -> int:
+    """Zero the first n frames of x if one sample is NaN/Inf or beyond ``limit`` (linear).
+
+    Returns FAULT_NONE, FAULT_NONFINITE or FAULT_ABSURD (the first offending sample's).
+    """
+    fault = FAULT_NONE
     for i in range(n):
         for c in range(x.shape[1]):
-            if not math.isfinite(x[i, c]):
-                bad += 1
-    if bad:
+            v = x[i, c]
+            if not abs(v) <= limit:  # NaN fails every comparison
+                fault = FAULT_ABSURD if math.isfinite(v) else FAULT_NONFINITE
+                break
+        if fault != FAULT_NONE:
+            break
+    if fault != FAULT_NONE:
         for i in range(n):
             for c in range(x.shape[1]):
                 x[i, c] = 0.0
-    return bad
+    return fault
+
+
+# Fields of the output guard's state ``og`` (float64, see new_guard_state).
+O_GAIN = 0  # the gain applied now (0 muted, 1 open)
+O_STEP = 1  # gain change per sample while fading (1 / ramp frames)
+O_CEILING = 2  # linear ceiling (OUTPUT_CEILING_DBFS)
+O_HOLD = 3  # clean frames needed before a muted output plays again
+O_CLEAN = 4  # clean frames since the last offending sample, while muted
+O_MUTED = 5  # 1 while muted
+O_TRIPS = 6  # times the guard muted the output (written after the three below)
+O_CAUSE = 7  # the latest trip's: FAULT_NONFINITE, or FAULT_ABSURD (above the ceiling)
+O_LEVEL = 8  # the tripping block's peak from the first offending sample (linear; inf: NaN/Inf)
+O_SOURCE = 9  # the path it came from (engine index), -1: the mix or monitor gain
+O_COUNT = 10
+
+
+def new_guard_state(sample_rate: int) -> np.ndarray:
+    """An open output guard for ``sample_rate`` (OUTPUT_CEILING_DBFS, _RAMP_S, _HOLD_S)."""
+    og = np.zeros(O_COUNT)
+    og[O_GAIN] = 1.0
+    og[O_STEP] = 1.0 / max(1.0, round(OUTPUT_RAMP_S * sample_rate))
+    og[O_CEILING] = 10.0 ** (OUTPUT_CEILING_DBFS / 20.0)
+    og[O_HOLD] = round(OUTPUT_HOLD_S * sample_rate)
+    og[O_SOURCE] = -1.0
+    return og
+
+
+@nb.njit(cache=True, nogil=True)
+def _offends(v: float, ceiling: float) -> bool:
+    return not abs(v) <= ceiling  # NaN fails every comparison
+
+
+@nb.njit(cache=True, nogil=True)
+def guard_output(
+    out: np.ndarray,
+    n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    ia: int,
+    ib: int,
+    b_audible: bool,
+    og: np.ndarray,
+) -> int:
+    """The last stage of a block: mute ``out[:n]`` (every channel) from its first sample that
+    is not finite or above the ceiling; returns 1 if this block tripped the guard, else 0.
+
+    Frames before that sample fade to silence over at most the ramp; it and the rest
+    of the block are silent, and so is every block until ``og[O_HOLD]`` clean frames
+    have passed; then the output fades back in over the ramp. ``a`` and ``b`` are
+    the compared paths' outputs (engine indices ``ia``, ``ib``; the audible one is
+    blamed first) for the trip's record. Never allocates.
+    """
+    ceiling = og[O_CEILING]
+    channels = out.shape[1]
+    first = -1
+    for i in range(n):
+        for c in range(channels):
+            if _offends(out[i, c], ceiling):
+                first = i
+                break
+        if first >= 0:
+            break
+    gain = og[O_GAIN]
+    step = og[O_STEP]
+    if first < 0:
+        if og[O_MUTED] != 0.0:
+            og[O_CLEAN] += n
+            if og[O_CLEAN] >= og[O_HOLD]:
+                og[O_MUTED] = 0.0  # fades in from the next block
+            out[:n, :] = 0.0
+            return 0
+        if gain >= 1.0:
+            return 0
+        for i in range(n):
+            gain = min(1.0, gain + step)
+            for c in range(channels):
+                out[i, c] *= gain
+        og[O_GAIN] = gain
+        return 0
+    tripped = 0
+    if og[O_MUTED] == 0.0:
+        tripped = 1
+        # What the status line reports: NaN/Inf if the rest of the block has one, else
+        # its peak (not just the first sample over the ceiling).
+        peak = 0.0
+        finite = True
+        for i in range(first, n):
+            for c in range(channels):
+                v = abs(out[i, c])
+                if not math.isfinite(v):
+                    finite = False
+                elif v > peak:
+                    peak = v
+        og[O_CAUSE] = FAULT_ABSURD if finite else FAULT_NONFINITE
+        og[O_LEVEL] = peak if finite else math.inf
+        source = -1
+        for k in range(2):
+            p = a if (k == 1) == b_audible else b
+            if _offends(p[first, 0], ceiling) or _offends(p[first, 1], ceiling):
+                source = ia if (k == 1) == b_audible else ib
+                break
+        og[O_SOURCE] = source
+        og[O_MUTED] = 1.0
+        og[O_TRIPS] += 1.0
+    og[O_CLEAN] = 0.0
+    ramp = min(first, int(round(1.0 / step)))
+    start = first - ramp
+    for i in range(start):
+        for c in range(channels):
+            out[i, c] *= gain
+    for i in range(start, first):
+        g = gain * (first - i) / (ramp + 1)
+        for c in range(channels):
+            out[i, c] *= g
+    out[first:n, :] = 0.0
+    og[O_GAIN] = 0.0
+    return tripped
 
 
 @nb.njit(cache=True, nogil=True)
@@ -285,7 +464,8 @@ def warm_up() -> None:
     counters = np.zeros(2, dtype=np.int64)
     read_loop(x, 0, n, True, out)
     copy_input(x, np.zeros(2, dtype=np.int64), n, out)
-    silence_non_finite(out, n)
+    guard_path(out, n, ABSURD_LEVEL)
+    guard_output(out, n, x, x, 0, 1, False, new_guard_state(48000))
     all_finite(out, n)
     copy_zeroing_non_finite(x, n, out)
     delay(x, n, ring, 0, 1, out)

@@ -267,3 +267,45 @@ def test_a_plugin_crash_under_the_native_callback_mutes_one_path_and_restarts(ja
     assert dry == pytest.approx(-20.0, abs=0.05)  # the dry path played on
     assert after == pytest.approx(-14.0, abs=0.05)  # restarted: +6 dB again
     assert chain.restarts == 1
+
+
+def test_the_native_block_guards_paths_and_output_exactly_as_the_python_block():
+    """A NaN, a +60 dBFS burst (absurd: the path is muted) and a +12 dBFS burst (over the
+    output ceiling: the output is muted, then fades back in) on a player path: the
+    native block and the Python block mute the same blocks and play the same bits."""
+    from earmark.engine import rt
+
+    rng = np.random.default_rng(11)
+    music = (0.2 * rng.standard_normal((3 * FS, 2))).astype(np.float32)
+    music[5000, 1] = np.nan
+    music[9000:9100] *= 5000.0  # +60 dBFS
+    music[20000:21000] *= 8.0  # +12 dBFS peaks: over the +6 dBFS ceiling
+    live_in = (0.1 * rng.standard_normal((3 * FS, 2))).astype(np.float32)
+    blocks = 2 * FS // BLOCK
+    runs = []
+    for kind in ("python", "native"):
+        paths = [Path("music", Player(music, "m")), Path("input", LiveInput((0, 1)))]
+        engine = Engine(FS, paths, a=0, b=1, max_block=256, loudness_match=False)
+        engine.meter_inline = False
+        step = engine.process
+        if kind == "native":
+            step = native.NativePlan(engine, 2, 2).process
+            engine.native = True
+        out = np.zeros((blocks * BLOCK, 2), dtype=np.float32)
+        for k in range(blocks):
+            block_in = np.ascontiguousarray(live_in[k * BLOCK : (k + 1) * BLOCK])
+            step(block_in, out[k * BLOCK : (k + 1) * BLOCK], BLOCK, False)
+            engine.meter_pending()
+        runs.append((out, engine.state(), engine))
+    (py_out, py_state, py_engine), (nat_out, nat_state, nat_engine) = runs
+    np.testing.assert_array_equal(nat_out, py_out)
+    np.testing.assert_array_equal(nat_engine._og, py_engine._og)
+    # The NaN's block and the three blocks the +60 dBFS burst touches were muted at the path.
+    assert nat_state.paths[0].nonfinite_blocks == py_state.paths[0].nonfinite_blocks == 4
+    assert nat_state.output_trips == py_state.output_trips == 1
+    first = 20000 + int(np.argmax(np.abs(music[20000:21000]).max(axis=1) > 10 ** (6 / 20)))
+    assert np.abs(py_out[first : 21000 + FS]).max() == 0.0  # muted for the hold
+    assert np.abs(py_out).max() <= 10 ** (rt.OUTPUT_CEILING_DBFS / 20)
+    for p_nat, p_py in zip(nat_state.paths, py_state.paths, strict=True):
+        assert p_nat.readings.true_peak_dbtp == p_py.readings.true_peak_dbtp
+    assert py_state.paths[0].readings.sample_peak_dbfs < 20.0  # +60 dBFS never metered

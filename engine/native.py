@@ -42,7 +42,12 @@ import numpy as np
 from numba import types as T
 from numba.extending import intrinsic
 
+from earmark.meters import jitcache
+
+from . import engine as _engine_module
+from . import isolated as _isolated_module
 from . import rt
+from . import sources as _sources_module
 from .engine import (
     _TIMING_RING,
     _XRUN_RING,
@@ -86,6 +91,18 @@ from .sources import (
 )
 
 __all__ = ["NativePlan", "callback", "unsupported"]
+
+
+def _cache_probe() -> None:
+    """Locates this module's numba cache for ``jitcache.drop_stale``."""
+
+
+# The block below compiles in rt's kernels and the slot constants of engine,
+# isolated and sources; numba's cache alone would not see those files change.
+jitcache.drop_stale(
+    _cache_probe,
+    [m.__file__ for m in (rt, _engine_module, _isolated_module, _sources_module)],
+)
 
 # The plan: G_* fields, then one row of R_* fields per path.
 (

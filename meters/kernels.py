@@ -23,7 +23,16 @@ import math
 import numba as nb
 import numpy as np
 
+from . import fft, jitcache
 from .fft import fft_stage
+
+
+def _cache_probe() -> None:
+    """Locates this module's numba cache for ``jitcache.drop_stale``."""
+
+
+# The kernels compile in fft.py's; numba's cache alone would not see it change.
+jitcache.drop_stale(_cache_probe, [fft.__file__])
 
 # Loudness histograms: 0.01 LU bins from -70 to +30 LUFS.
 HIST_MIN_LUFS = -70.0

@@ -24,8 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import snapdocs
+import soundfile as sf
 from snapdocs import doc_for, gain
 
 from earmark import control
@@ -483,6 +485,55 @@ def test_snapshot_take_reaches_a_session_whose_socket_path_is_longer_than_an_add
     with Store(store_file()) as store:
         assert store.snapshot(int(proc.stdout))["label"] == "long"
     assert not control_socket_file().exists()  # removed at stop
+
+
+# -- item 7: profile build into a home it cannot write ---------------------------------------------
+
+
+@contextlib.contextmanager
+def read_only_tmpfs(folder: Path):
+    folder.mkdir(parents=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    assert mount.returncode == 0, mount.stderr
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.mark.parametrize("kind", ["file", "under-a-file", "read-only"])
+def test_profile_build_into_a_home_it_cannot_write_says_why_in_one_line(tmp_path, kind):
+    master = tmp_path / "master.wav"
+    t = np.arange(48000 * 3) / 48000
+    x = 0.3 * np.sin(2 * np.pi * 997 * t)
+    sf.write(master, np.stack([x, x], axis=1), 48000)
+    blocker = tmp_path / "home-file"
+    blocker.write_text("a file where a folder should be")
+    with contextlib.ExitStack() as stack:
+        if kind == "file":
+            home, cause = blocker, f"{blocker} is a file, not a folder"
+        elif kind == "under-a-file":
+            home, cause = blocker / "earmark", f"{blocker} is a file, not a folder"
+        else:
+            home = stack.enter_context(read_only_tmpfs(tmp_path / "ro"))
+            cause = "the file system is mounted read-only"
+        env = dict(os.environ, EARMARK_HOME=str(home))
+        proc = subprocess.run(
+            [sys.executable, "-m", "earmark", "profile", "build", "mine", str(master)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    assert proc.returncode == 3
+    assert one_line(proc.stderr) == (
+        f"earmark: cannot write the profile: {home / 'profiles'}: cannot create it: {cause}"
+    )
+    assert proc.stdout == ""
 
 
 # -- the private folder itself ---------------------------------------------------------------------

@@ -409,6 +409,37 @@ def test_the_client_refuses_a_run_folder_owned_by_another_user(home):
     )
 
 
+def test_a_runtime_fallback_folder_another_user_made_first_is_one_line_not_a_traceback(
+    shared_tmp,
+):
+    env = {k: v for k, v in os.environ.items() if k not in ("EARMARK_HOME", "XDG_RUNTIME_DIR")}
+    env["TMPDIR"] = str(shared_tmp)
+    where = subprocess.run(
+        [sys.executable, "-c", "from earmark.config import runtime_dir; print(runtime_dir())"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    fallback = shared_tmp / f"runtime-{os.geteuid()}"
+    if where.stdout.strip() != str(fallback / "earmark"):
+        pytest.skip(f"this machine has a runtime folder ({where.stdout.strip()}): no fallback")
+    as_nobody(
+        "import os, sys; os.mkdir(sys.argv[1], 0o777); os.chmod(sys.argv[1], 0o777)", fallback
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "earmark", "snapshot", "take"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 3  # before the fix: a PermissionError traceback, exit 1
+    assert one_line(proc.stderr) == (
+        f"earmark: {fallback}: is owned by uid {NOBODY}, not 0; set XDG_RUNTIME_DIR instead; "
+        "refusing to look for a session there"
+    )
+
+
 IMPOSTOR = r"""
 import os, socket, sys
 os.chdir(sys.argv[1])

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -101,7 +102,7 @@ def find_sessions(folder: Path | None = None) -> list[dict]:
 
     Raises ``earmark.private.FolderError`` (one line) when the run folder cannot be
     trusted (a link, another user's, writable by others); files in it that are not
-    the user's own are skipped.
+    the user's own, or that name a command socket that is not the user's, are skipped.
     """
     try:
         private = open_private(folder or run_dir(), create=False, tighten=False)
@@ -119,10 +120,21 @@ def find_sessions(folder: Path | None = None) -> list[dict]:
                 with contextlib.suppress(OSError):
                     private.unlink(name)
                 continue
+            if not _own_socket(info.get("commands")):
+                continue  # a dashboard would send its commands to somebody else's socket
             info["file"] = str(private.path / name)
             found.append(info)
     found.sort(key=lambda i: i.get("started", 0.0), reverse=True)
     return found
+
+
+def _own_socket(path: Any) -> bool:
+    """True if ``path`` is a Unix socket of the current user's (not a link to one)."""
+    try:
+        info = os.lstat(str(path))
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISSOCK(info.st_mode) and info.st_uid == os.geteuid()
 
 
 def profile_info(profile: Any) -> dict | None:

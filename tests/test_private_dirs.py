@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def shared_tmp(monkeypatch) -> Path:
+def shared_tmp(monkeypatch) -> Iterator[Path]:
     """A temporary folder every local user can write to (1777, like /tmp), used as this
     process's ``tempfile.gettempdir()``: where the predictable rescue name lives."""
     folder = Path(tempfile.mkdtemp(prefix="earmark-shared-tmp-", dir="/tmp"))
@@ -351,6 +352,25 @@ def test_a_link_planted_at_the_session_file_s_names_is_never_followed(home, tmp_
     assert victim.read_text() == "the master's notes"  # before the fix: the session's JSON
     assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
     assert [s["session"] for s in found] == ["linked"]
+
+
+def test_dashboards_find_only_sessions_whose_address_and_command_socket_are_ours(home):
+    service = DashboardService()
+    session = LiveSession(snapdocs.chain_engine(gain(0.0), seconds=0), name="ours")
+    service.start(session)
+    run = runtime_dir()
+    forged = run / "session-1.json"  # pid 1 is alive: only the owner checks can drop it
+    try:
+        forged.write_text(json.dumps({"pid": 1, "session": "forged", "frame": "x",
+                                      "commands": str(service.inbox.path)}))  # fmt: skip
+        os.chown(forged, NOBODY, NOBODY)
+        before = [s["session"] for s in find_sessions()]
+        os.chown(service.inbox.path, NOBODY, NOBODY)
+        after = [s["session"] for s in find_sessions()]
+    finally:
+        service.stop(session)
+    assert before == ["ours"]  # the file of another user is skipped
+    assert after == []  # our address, but the socket it names is not ours any more
 
 
 def test_a_run_folder_that_is_a_link_is_refused_and_its_target_keeps_its_mode(home, tmp_path):

@@ -48,8 +48,13 @@ def _say(msg: str) -> None:
 
 def _cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.dashboard_service import find_sessions, run_dir
+    from earmark.private import FolderError
 
-    sessions = find_sessions()
+    try:
+        sessions = find_sessions()
+    except FolderError as exc:  # the run folder is a link, another user's, or open to all
+        _say(f"earmark: {exc}")
+        return EXIT_UNAVAILABLE
     if args.list:
         if not sessions:
             print(f"no running sessions (looked in {run_dir()})")
@@ -60,7 +65,10 @@ def _cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         parser.error("--width and --height must be at least 800 x 600")
 
     def pick() -> dict | None:
-        found = find_sessions()
+        try:
+            found = find_sessions()
+        except FolderError:
+            return None
         if args.session is not None:
             found = [s for s in found if s.get("session") == args.session]
         return found[0] if found else None

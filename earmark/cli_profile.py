@@ -6,6 +6,8 @@ import argparse
 import os
 import re
 import sys
+import tempfile
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -78,8 +80,10 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from earmark import config
     from earmark.engine.files import AudioFileError
     from earmark.meters.profile import ProfileError
+    from earmark.private import FolderError, make_folder, write_problem
     from earmark.profile_learn import learn_profile_text, measure_reference
     from earmark.profiles import list_profiles, load_profile
+    from earmark.store import describe_error
 
     name = args.name.strip()
     if not _NAME.match(name) or name.endswith(".toml"):
@@ -95,6 +99,16 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     target = folder / f"{key}.toml"
     if target.exists() and not args.force:
         parser.error(f"{target} exists; add --force to replace it")
+    # Before metering (which takes a while): can the profile be written at all?
+    try:
+        make_folder(folder)
+    except FolderError as exc:
+        _say(f"cannot write the profile: {exc}")
+        return EXIT_INPUT
+    problem = write_problem(folder)
+    if problem is not None:
+        _say(f"cannot write the profile to {target}: {problem}")
+        return EXIT_INPUT
     measured = []
     for path in args.files:
         try:
@@ -105,16 +119,28 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         _say("no readable reference; nothing written")
         return EXIT_INPUT
     text = learn_profile_text(name, measured, args.description)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".toml.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    try:
+        # A fresh file of an unpredictable name (O_EXCL), renamed over the target: a
+        # reader never sees half a profile, and no link at a known name is followed.
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".toml.tmp")
+        tmp = Path(tmp_name)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        _say(f"cannot write the profile to {target}: {describe_error(exc)}")
+        return EXIT_INPUT
     try:
         profile = load_profile(str(tmp))  # what we wrote must read back
     except ProfileError as exc:  # pragma: no cover - a bug in the writer
         tmp.unlink(missing_ok=True)
         _say(f"internal error: the learned profile does not read back: {exc}")
         return EXIT_USAGE
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        _say(f"cannot write the profile to {target}: {describe_error(exc)}")
+        return EXIT_INPUT
     print(f"wrote {target} ({len(measured)} reference{'s' if len(measured) != 1 else ''})")
     dyn = profile.dynamics
     if profile.loudness is not None:

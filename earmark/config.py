@@ -5,12 +5,25 @@ its data in one folder: ``$EARMARK_HOME`` for data and ``$EARMARK_HOME/cache``
 for caches. Without it, the platform's conventional folders are used through
 platformdirs (on Linux ``~/.local/share/earmark`` and ``~/.cache/earmark``).
 
-Nothing here creates a folder: callers create what they write.
+Nothing here creates a folder: callers create what they write, and the
+folders read back as trusted (the database's, the run folder, the rescue
+folders) are opened through ``earmark.private.open_private``.
+
+Where the run folder is (the control socket and the dashboard addresses):
+
+- ``$EARMARK_HOME/run`` when ``EARMARK_HOME`` is set;
+- else ``$XDG_RUNTIME_DIR/earmark`` when that variable names a private folder
+  of the user's (as the XDG spec requires; on Linux usually ``/run/user/UID``);
+- else ``/run/user/UID/earmark`` when that folder exists and is the user's,
+- else ``runtime-UID/earmark`` in the temporary folder (``/tmp/runtime-UID``),
+  as platformdirs decides. If another user already owns that name, the
+  folder is refused with one line (set ``XDG_RUNTIME_DIR`` or ``EARMARK_HOME``).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -71,20 +84,35 @@ def store_file() -> Path:
 
 
 def runtime_dir() -> Path:
-    """Where a running session keeps its control socket: ``$EARMARK_HOME/run`` if set,
-    else the platform's user runtime folder (``$XDG_RUNTIME_DIR/earmark`` on Linux)."""
+    """The run folder: a running session's control socket and dashboard address
+    (``$EARMARK_HOME/run`` if set, else the platform's user runtime folder; see the
+    module docstring).
+
+    Raises ``earmark.private.FolderError`` (one line) when the platform's fallback
+    folder belongs to another user.
+    """
     override = os.environ.get(HOME_ENV, "")
     if override:
         return Path(override).expanduser() / "run"
     with warnings.catch_warnings():
-        # Without XDG_RUNTIME_DIR platformdirs falls back to /tmp/runtime-$UID and warns;
-        # the fallback is what we want (the folder is created 0700 by its user).
+        # Without XDG_RUNTIME_DIR platformdirs falls back to /run/user/UID or
+        # /tmp/runtime-UID and warns; the fallback is what we want (created 0700, checked).
         warnings.simplefilter("ignore")
-        return platformdirs.user_runtime_path(_APP, appauthor=False)
+        try:
+            return platformdirs.user_runtime_path(_APP, appauthor=False)
+        except PermissionError as exc:
+            # Recent platformdirs refuses a /tmp/runtime-UID planted by another user.
+            from earmark.private import FolderError
+
+            fallback = Path(tempfile.gettempdir()) / f"runtime-{os.geteuid()}"
+            text = " ".join(str(exc).split())
+            prefix = f"runtime directory {fallback} "
+            raise FolderError(fallback, text.removeprefix(prefix)) from None
 
 
 def control_socket_file() -> Path:
-    """The Unix domain socket a running session answers ``earmark snapshot take`` on."""
+    """The Unix domain socket a running session answers ``earmark snapshot take`` on:
+    ``control.sock`` in :func:`runtime_dir`."""
     return runtime_dir() / "control.sock"
 
 

@@ -1,11 +1,20 @@
 """The local control channel: how ``earmark snapshot take`` reaches a running session.
 
 A running session (``earmark run`` / ``earmark demo``) listens on a Unix domain
-socket, ``config.control_socket_file()``: ``$XDG_RUNTIME_DIR/earmark/control.sock``
-(``$EARMARK_HOME/run/control.sock`` when ``EARMARK_HOME`` is set). The folder is
-made 0700 and the socket 0600, and on Linux the peer's user id is checked as
-well, so only the user who runs the session can talk to it. There is no network
-listener.
+socket, ``config.control_socket_file()``: ``control.sock`` in the run folder,
+``$EARMARK_HOME/run`` when ``EARMARK_HOME`` is set, else
+``$XDG_RUNTIME_DIR/earmark`` (``/run/user/UID/earmark``, or
+``/tmp/runtime-UID/earmark`` without a runtime folder; see ``earmark.config``).
+
+Only the user who runs the session can talk to it, and a client talks only to
+that user's session. The run folder is a private folder (``earmark.private``:
+created 0700, refused when it is a link, another user's or writable by
+others); the socket is made 0600 there. The server checks each client's user
+id (``SO_PEERCRED`` on Linux); the client checks the folder, that the socket
+file is a socket of its own user, and the server's user id. There is no
+network listener. The socket is bound and reached through the folder's open
+descriptor (``/proc/self/fd/N/control.sock`` on Linux), so a long
+``EARMARK_HOME`` does not hit the 108-byte limit of a socket address.
 
 Protocol: one JSON object per line each way, one request per connection::
 
@@ -30,12 +39,13 @@ import json
 import os
 import select
 import socket
-import stat
 import struct
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from earmark.private import FolderError, MissingFolderError, PrivateFolder, open_private
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -68,22 +78,12 @@ def socket_path() -> Path:
     return control_socket_file()
 
 
-def _private_dir(folder: Path) -> None:
-    """Create ``folder`` 0700, or check that an existing one is ours and private."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    info = folder.stat()
-    if info.st_uid != os.getuid():
-        raise ControlError(f"{folder}: belongs to another user; refusing to use it")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(folder, 0o700)
-
-
-def _answering(path: Path) -> bool:
-    """True if a process accepts connections on the socket at ``path``."""
+def _answering(address: str) -> bool:
+    """True if a process accepts connections on the socket at ``address``."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
-        probe.connect(os.fspath(path))
+        probe.connect(address)
         return True
     except OSError:
         return False
@@ -102,12 +102,18 @@ class ControlServer:
     tick_hz = 1.0
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else socket_path()
+        self._path_error: str | None = None
+        try:
+            self.path = Path(path) if path is not None else socket_path()
+        except FolderError as exc:  # the run folder's fallback name is another user's
+            self.path = exc.path / "control.sock"
+            self._path_error = str(exc)
         self.serving = False
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._session: Any = None
+        self._folder: PrivateFolder | None = None
         self._inode: int | None = None
         self._wake: tuple[int, int] = (-1, -1)
 
@@ -130,26 +136,40 @@ class ControlServer:
         self._thread.start()
 
     def _bind(self) -> None:
-        path = self.path
-        _private_dir(path.parent)
-        if len(os.fsencode(path)) >= 104:  # sun_path: 108 bytes on Linux, 104 on macOS
-            raise ControlError(f"{path}: path too long for a Unix socket")
-        if path.exists() or path.is_symlink():
-            if not stat.S_ISSOCK(path.lstat().st_mode):
-                raise ControlError(f"{path}: exists and is not a socket")
-            if _answering(path):
-                raise ControlError(f"another earmark session already answers on {path}")
-            path.unlink()  # stale: its session died without cleaning up
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if self._path_error is not None:
+            raise ControlError(self._path_error)
+        name = self.path.name
         try:
-            sock.bind(os.fspath(path))
-            os.chmod(path, 0o600)
-            sock.listen(8)
-        except OSError as exc:
-            sock.close()
-            raise ControlError(f"{path}: cannot listen: {exc.strerror or exc}") from exc
+            folder = open_private(self.path.parent)
+        except FolderError as exc:
+            raise ControlError(str(exc)) from None
+        try:
+            address = folder.socket_address(name)
+            try:
+                folder.check_socket(name)
+            except FileNotFoundError:
+                pass
+            else:
+                if _answering(address):
+                    raise ControlError(f"another earmark session already answers on {self.path}")
+                folder.unlink(name)  # stale: its session died without cleaning up
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(address)
+                folder.chmod(name, 0o600)
+                sock.listen(8)
+            except OSError as exc:
+                sock.close()
+                raise ControlError(f"{self.path}: cannot listen: {exc.strerror or exc}") from None
+        except FolderError as exc:
+            folder.close()
+            raise ControlError(str(exc)) from None
+        except BaseException:
+            folder.close()
+            raise
         self._sock = sock
-        self._inode = path.stat().st_ino
+        self._folder = folder
+        self._inode = folder.lstat(name).st_ino
 
     def tick(self, session: Any, state: Any) -> None:
         """Nothing to do per tick: the socket has its own thread."""
@@ -165,9 +185,12 @@ class ControlServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._folder is not None:
             with contextlib.suppress(OSError):
-                if self.path.stat().st_ino == self._inode:
-                    self.path.unlink()
+                if self._folder.lstat(self.path.name).st_ino == self._inode:
+                    self._folder.unlink(self.path.name)
+            self._folder.close()
+            self._folder = None
         for fd in self._wake:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -263,32 +286,30 @@ def request(
     Raises :class:`NoSessionError` when no session is running and
     :class:`ControlError` when the channel fails.
     """
-    path = Path(path) if path is not None else socket_path()
-    if not path.exists():
-        raise NoSessionError(
-            f"no earmark session is running (no control socket at {path}); "
-            "start one with `earmark run` or `earmark demo`"
-        )
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
     try:
+        path = Path(path) if path is not None else socket_path()
+    except FolderError as exc:
+        raise ControlError(f"{exc}; refusing to look for a session there") from None
+    no_socket = NoSessionError(
+        f"no earmark session is running (no control socket at {path}); "
+        "start one with `earmark run` or `earmark demo`"
+    )
+    try:
+        # tighten=False: a client looks, it does not change the session's folder.
+        folder = open_private(path.parent, create=False, tighten=False)
+    except MissingFolderError:
+        raise no_socket from None
+    except FolderError as exc:
+        raise ControlError(f"{exc}; refusing to look for a session there") from None
+    with folder:
         try:
-            sock.connect(os.fspath(path))
-        except OSError as exc:
-            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                raise NoSessionError(
-                    f"no earmark session is running (stale control socket at {path}, left by "
-                    "a session that ended without cleaning up)"
-                ) from None
-            raise ControlError(f"{path}: cannot connect: {exc.strerror or exc}") from None
-        _send(sock, {"v": PROTOCOL_VERSION, "cmd": cmd, **fields})
-        line = _read_line(sock)
-    except TimeoutError:
-        raise ControlError(f"{path}: the session did not answer within {timeout:g} s") from None
-    except OSError as exc:
-        raise ControlError(f"{path}: {exc.strerror or exc}") from None
-    finally:
-        sock.close()
+            folder.check_socket(path.name)
+            address = folder.socket_address(path.name)
+        except FileNotFoundError:
+            raise no_socket from None
+        except FolderError as exc:
+            raise ControlError(f"{exc}; not connecting") from None
+        line = _exchange(path, address, timeout, {"v": PROTOCOL_VERSION, "cmd": cmd, **fields})
     if not line:
         raise ControlError(f"{path}: the session closed the connection without answering")
     try:
@@ -299,6 +320,37 @@ def request(
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _exchange(path: Path, address: str, timeout: float, req: dict) -> str:
+    """Connect to ``address`` (the socket ``path``), check who answers, send ``req``,
+    return the answer's line."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(address)
+        except OSError as exc:
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                raise NoSessionError(
+                    f"no earmark session is running (stale control socket at {path}, left by "
+                    "a session that ended without cleaning up)"
+                ) from None
+            raise ControlError(f"{path}: cannot connect: {exc.strerror or exc}") from None
+        peer = _peer_uid(sock)
+        if peer is not None and peer != os.geteuid():
+            raise ControlError(
+                f"{path}: the process answering there runs as uid {peer}, not as you "
+                f"(uid {os.geteuid()}); not talking to it"
+            )
+        _send(sock, req)
+        return _read_line(sock)
+    except TimeoutError:
+        raise ControlError(f"{path}: the session did not answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise ControlError(f"{path}: {exc.strerror or exc}") from None
+    finally:
+        sock.close()
 
 
 def _send(conn: socket.socket, obj: dict) -> None:
@@ -319,16 +371,24 @@ def _read_line(conn: socket.socket) -> str:
     return b"".join(chunks).split(b"\n", 1)[0].decode("utf-8", "replace")
 
 
-def _same_user(conn: socket.socket) -> bool:
-    """Linux: the peer's uid (SO_PEERCRED) is ours. Elsewhere the 0600 mode decides."""
+def _peer_uid(conn: socket.socket) -> int | None:
+    """The user id of the process at the other end (SO_PEERCRED, Linux); None elsewhere
+    (there the private folder and the socket's 0600 mode decide)."""
     if not sys.platform.startswith("linux"):
-        return True
+        return None
     try:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
-        return False
+        return -1  # unknown: treated as somebody else
     _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid == os.getuid()
+    return uid
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """The client runs as the session's user (Linux: SO_PEERCRED; elsewhere the 0600
+    socket in its private folder decides)."""
+    peer = _peer_uid(conn)
+    return peer is None or peer == os.geteuid()
 
 
 def _text(value: Any) -> str | None:

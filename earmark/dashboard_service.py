@@ -13,9 +13,13 @@
 - notices a spawned dashboard that closed or crashed and says so once. The
   audio never waits for, or stops with, a dashboard.
 
-The frame's name and the socket's path go into a small file under
-``config.home()/run`` (folder 0700, file and socket 0600), which `earmark
-dashboard` reads to attach another dashboard to the running session.
+The frame's name and the socket's path go into a small file in the run
+folder, ``config.runtime_dir()`` (where the control socket is too), which
+`earmark dashboard` reads to attach another dashboard to the running session.
+The run folder is a private folder (``earmark.private``: 0700, refused when it
+is a link, another user's or writable by others); the file is written 0600
+through a fresh, unpredictably named file renamed into place (never through a
+link), and only files of the user's own are read back.
 
 The service also owns two session commands: ``reset_holds`` (true-peak hold
 and overs counters, which live here so the dashboard, the keyboard and a
@@ -30,6 +34,7 @@ import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,6 +49,13 @@ import numpy as np
 from earmark import config
 from earmark.engine.childproc import alive
 from earmark.meters import Readings
+from earmark.private import (
+    SOCKET_PATH_MAX_BYTES,
+    FolderError,
+    MissingFolderError,
+    PrivateFolder,
+    open_private,
+)
 from earmark.ui.stateframe import (
     HISTORY_CURVES,
     PATH_FIELDS,
@@ -70,7 +82,6 @@ _JSON_FLAGS = 200
 _JSON_MARKERS = 100
 _JSON_STATUS = 8
 _COST_RING = 64
-_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
 _READING_NAMES = {f.name for f in fields(Readings)}
 _CURVE_ATTR = {
     "momentary_lufs": "momentary_lufs",
@@ -81,28 +92,49 @@ _CURVE_ATTR = {
 
 
 def run_dir() -> Path:
-    """Where running sessions leave their dashboard address (``config.home()/run``)."""
-    return config.home() / "run"
+    """Where running sessions leave their dashboard address: the run folder,
+    ``config.runtime_dir()`` (``$EARMARK_HOME/run`` when set)."""
+    return config.runtime_dir()
 
 
 def find_sessions(folder: Path | None = None) -> list[dict]:
-    """Running sessions' dashboard addresses, newest first; files of dead sessions are removed."""
-    folder = folder or run_dir()
+    """Running sessions' dashboard addresses, newest first; files of dead sessions are removed.
+
+    Raises ``earmark.private.FolderError`` (one line) when the run folder cannot be
+    trusted (a link, another user's, writable by others); files in it that are not
+    the user's own, or that name a command socket that is not the user's, are skipped.
+    """
+    try:
+        private = open_private(folder or run_dir(), create=False, tighten=False)
+    except MissingFolderError:
+        return []
     found = []
-    for path in folder.glob("session-*.json"):
-        try:
-            info = json.loads(path.read_text())
-            pid = int(info["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if not alive(pid):
-            with contextlib.suppress(OSError):
-                path.unlink()
-            continue
-        info["file"] = str(path)
-        found.append(info)
+    with private:
+        for name in private.names("session-*.json"):
+            try:
+                info = json.loads(private.read_text(name))
+                pid = int(info["pid"])
+            except (OSError, ValueError, KeyError, TypeError, FolderError):
+                continue
+            if not alive(pid):
+                with contextlib.suppress(OSError):
+                    private.unlink(name)
+                continue
+            if not _own_socket(info.get("commands")):
+                continue  # a dashboard would send its commands to somebody else's socket
+            info["file"] = str(private.path / name)
+            found.append(info)
     found.sort(key=lambda i: i.get("started", 0.0), reverse=True)
     return found
+
+
+def _own_socket(path: Any) -> bool:
+    """True if ``path`` is a Unix socket of the current user's (not a link to one)."""
+    try:
+        info = os.lstat(str(path))
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISSOCK(info.st_mode) and info.st_uid == os.geteuid()
 
 
 def profile_info(profile: Any) -> dict | None:
@@ -188,23 +220,28 @@ class DashboardService:
         self._rows_seen = np.zeros(n, dtype=np.int64)
         self._tap = np.zeros((4 * self.layout.gonio_points, 4), dtype=np.float32)
         self._socket_dir: str | None = None
+        self._run_folder: PrivateFolder | None = None
 
     # -- service protocol ------------------------------------------------------------------
 
     def start(self, session: Any) -> None:
         """Create the frame and the command socket, leave the address, maybe spawn a window."""
+        # A run folder that cannot be trusted stops this service (one status line via the
+        # session), never the audio. Checked first: nothing is left behind when it fails.
+        private = open_private(self.folder or run_dir())
         self.writer = StateFrameWriter(self.layout)
-        folder = self.folder or run_dir()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(folder, 0o700)
+        folder = private.path
         sock = folder / f"session-{os.getpid()}.sock"
-        if len(str(sock)) > _SOCKET_PATH_MAX:
+        if len(os.fsencode(sock)) > SOCKET_PATH_MAX_BYTES:
+            # The dashboard sends to the socket by path, so it must fit in sun_path:
+            # mkdtemp makes a fresh 0700 folder of a random name.
             self._socket_dir = tempfile.mkdtemp(prefix="earmark-")
             sock = Path(self._socket_dir) / "commands.sock"
         self.inbox = CommandInbox(sock)
+        self._run_folder = private
         self.run_file = folder / f"session-{os.getpid()}.json"
-        _write_private(
-            self.run_file,
+        private.replace(
+            self.run_file.name,
             json.dumps(
                 {
                     "pid": os.getpid(),
@@ -245,9 +282,12 @@ class DashboardService:
         if self._socket_dir is not None:
             with contextlib.suppress(OSError):
                 os.rmdir(self._socket_dir)
-        if self.run_file is not None:
-            with contextlib.suppress(OSError):
-                self.run_file.unlink()
+        if self._run_folder is not None:
+            if self.run_file is not None:
+                with contextlib.suppress(OSError):
+                    self._run_folder.unlink(self.run_file.name)
+            self._run_folder.close()
+            self._run_folder = None
 
     # -- the window ------------------------------------------------------------------------
 
@@ -679,14 +719,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple | set):
         return list(value)
     return str(value)
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _exit_text(rc: int) -> str:

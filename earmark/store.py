@@ -39,6 +39,14 @@ the writer retries until it can; snapshots are never dropped. What is still
 unwritten when the writer stops is saved to a rescue file, which the next
 writer imports.
 
+Trust. The database's folder, the rescue folder beside it and the fallback
+rescue folder in the temporary folder (``earmark-rescue-UID/HASH``) are
+private folders (:mod:`earmark.private`): created 0700, and refused unless
+they are real folders of the user's that nobody else can write. A rescue file
+is imported only if it is a regular file of the user's; anything else (a file
+or folder planted by another user, a link) is refused with one status line
+and never imported.
+
 Reading. :class:`Store` reads (and migrates) the database; any number of
 processes may read while one writes (WAL).
 
@@ -68,6 +76,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from earmark.private import (
+    FolderError,
+    MissingFolderError,
+    PrivateFolder,
+    open_private,
+    write_problem,
+)
 
 __all__ = [
     "KEY_COLUMNS",
@@ -282,11 +298,7 @@ def connect(path: str | os.PathLike[str], *, migrate_to: int | None = None) -> s
     with it). Raises :class:`StoreError` with a clear cause on failure.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        cause = f"cannot create its folder: {exc.strerror or exc}"
-        raise StoreError(f"{path}: {cause}", cause) from exc
+    _check_folder(path)
     conn = None
     try:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), so
@@ -345,17 +357,21 @@ def _migrate(conn: sqlite3.Connection, path: Path, target: int) -> None:
         raise
 
 
+def _check_folder(path: Path) -> None:
+    """Create the database's folder (0700) or check that the existing one is the user's
+    and that nobody else can write into it: a database or journal planted there would
+    be read as ours. A link the user made to a folder elsewhere is followed."""
+    try:
+        # tighten=False: a data folder the user chose to make readable stays so.
+        open_private(path.parent, tighten=False, own_symlink=True).close()
+    except FolderError as exc:
+        cause = f"its folder {exc}"
+        raise StoreError(f"{path}: {cause}", cause) from None
+
+
 def _folder_cause(path: Path) -> str | None:
     """Why the database's folder cannot take writes, when that is the cause."""
-    folder = path.parent
-    try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
-            return f"the file system holding {folder} is mounted read-only"
-    except OSError:
-        return None
-    if not os.access(folder, os.W_OK):
-        return f"the folder {folder} is read-only (no write permission)"
-    return None
+    return write_problem(path.parent)
 
 
 def _statements(sql: str) -> list[str]:
@@ -632,6 +648,8 @@ class StoreWriter:
         on_status: called with one line when writing stops or resumes working.
         retry_s: the pause between attempts while the database cannot be written.
         batch_s: how long log rows gather before a commit (snapshots do not wait).
+        rescue_dir: where unwritten items go at stop (default ``rescue`` beside the
+            database; the temporary folder's ``earmark-rescue-UID`` is the fallback).
     """
 
     def __init__(
@@ -942,7 +960,11 @@ class StoreWriter:
     # -- rescue files ---------------------------------------------------------------------
 
     def _rescue(self, jobs: list[_Job]) -> None:
-        """Save unwritten jobs as JSON lines: in the database's folder, else the temp folder."""
+        """Save unwritten jobs as JSON lines: in the database's folder, else the temp folder.
+
+        Both are private folders (earmark.private): created 0700, refused when they are
+        links, another user's or writable by others; the file is created exclusively.
+        """
         if self.session_id is not None and jobs[0].kind != "session":
             # Rows of a session whose row is already stored go back to that session.
             jobs = [_Job("use_session", self.session_id), *jobs]
@@ -954,17 +976,16 @@ class StoreWriter:
         if not lines:
             return
         name = f"pending-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
-        for folder in (self.rescue_dir, _temp_rescue_dir(self.path)):
-            target = folder / name
+        causes: list[str] = []
+        for opener in (self._own_rescue_folder, self._temp_rescue_folder):
             try:
-                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-                with open(target, "x", encoding="utf-8") as f:
-                    f.write("\n".join(lines) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-            except OSError:
-                with contextlib.suppress(OSError):
-                    target.unlink()
+                with opener(create=True) as folder:
+                    target = folder.write_new(name, "\n".join(lines) + "\n")
+            except FolderError as exc:
+                causes.append(str(exc))
+                continue
+            except OSError as exc:
+                causes.append(f"{exc.filename or name}: {exc.strerror or exc}")
                 continue
             self.rescued.append(target)
             self._say(
@@ -973,39 +994,67 @@ class StoreWriter:
             )
             return
         self._say(
-            f"could not write {len(lines)} item(s) to {self.path}, {self.rescue_dir} "
-            f"or {_temp_rescue_dir(self.path)}: they are lost"
+            f"could not write {len(lines)} item(s) to {self.path} nor to a rescue folder "
+            f"({'; '.join(causes)}): they are lost"
         )
 
-    def _import_rescue(self) -> None:
-        """Queue what earlier runs rescued, ahead of this run's jobs; delete once committed."""
-        files: list[Path] = []
-        for folder in (self.rescue_dir, _temp_rescue_dir(self.path)):
-            with contextlib.suppress(OSError):
-                files += sorted(folder.glob("pending-*.jsonl"))
-        for file in files:
-            try:
-                jobs = [_from_rescue(json.loads(x)) for x in file.read_text().splitlines() if x]
-            except (OSError, ValueError):
-                continue
-            with self._lock:
-                # Rescued jobs carry their own session rows; this run's session id is restored
-                # by a marker job after them.
-                own = list(self._jobs)
-                self._jobs.clear()
-                self._jobs.extend(jobs)
-                self._jobs.append(_Job("restore", None))
-                self._jobs.extend(own)
-            self._write_rescued(file)
+    def _own_rescue_folder(self, create: bool) -> PrivateFolder:
+        return open_private(self.rescue_dir, create=create)
 
-    def _write_rescued(self, file: Path) -> bool:
+    def _temp_rescue_folder(self, create: bool) -> PrivateFolder:
+        """The fallback in the temporary folder: ``earmark-rescue-UID/HASH``, both levels
+        private. The name is predictable, so another user may have made it first: then
+        it is refused, never used."""
+        top, digest = _temp_rescue_dir(self.path)
+        with open_private(top, create=create) as parent:
+            return parent.folder(digest, create=create)
+
+    def _import_rescue(self) -> None:
+        """Queue what earlier runs rescued, ahead of this run's jobs; delete once committed.
+
+        Only files of this user in private folders are read; anything else is refused
+        with one status line and left where it is.
+        """
+        for opener in (self._own_rescue_folder, self._temp_rescue_folder):
+            try:
+                folder = opener(create=False)
+            except MissingFolderError:
+                continue
+            except FolderError as exc:
+                self._say(f"refusing the rescue folder {exc}; nothing is imported from it")
+                continue
+            with folder:
+                for name in folder.names("pending-*.jsonl"):
+                    try:
+                        text = folder.read_text(name)
+                        jobs = [_from_rescue(json.loads(x)) for x in text.splitlines() if x]
+                    except FolderError as exc:
+                        self._say(f"refusing the rescue file {exc}; it is not imported")
+                        continue
+                    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                        self._say(
+                            f"rescue file {folder.path / name} cannot be read "
+                            f"({type(exc).__name__}: {exc}); it is left as it is"
+                        )
+                        continue
+                    with self._lock:
+                        # Rescued jobs carry their own session rows; this run's session id
+                        # is restored by a marker job after them.
+                        own = list(self._jobs)
+                        self._jobs.clear()
+                        self._jobs.extend(jobs)
+                        self._jobs.append(_Job("restore", None))
+                        self._jobs.extend(own)
+                    self._write_rescued(folder, name)
+
+    def _write_rescued(self, folder: PrivateFolder, name: str) -> bool:
         saved = self.session_id
         self.session_id = None
         ok = self._write_pending_until("restore")
         self.session_id = saved
         if ok:
             with contextlib.suppress(OSError):
-                file.unlink()
+                folder.unlink(name)
         return ok
 
     def _write_pending_until(self, marker_kind: str) -> bool:
@@ -1050,10 +1099,11 @@ def _from_rescue(item: dict) -> _Job:
     return _Job(kind, payload, None, item.get("time") or 0.0)
 
 
-def _temp_rescue_dir(database: Path) -> Path:
-    """The fallback rescue folder, one per database (only its own writer imports it)."""
+def _temp_rescue_dir(database: Path) -> tuple[Path, str]:
+    """The fallback rescue folder and its sub-folder for this database (only its own
+    writer imports it): ``$TMPDIR/earmark-rescue-UID``, ``HASH``."""
     digest = hashlib.sha1(str(database.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"earmark-rescue-{os.getuid()}" / digest
+    return Path(tempfile.gettempdir()) / f"earmark-rescue-{os.geteuid()}", digest
 
 
 def _insert_snapshot(

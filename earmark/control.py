@@ -253,7 +253,10 @@ class ControlServer:
             ]
             return {**base, "position_s": state.position_s, "audible": state.audible,
                     "paths": paths}  # fmt: skip
-        label, note = _text(req.get("label")), _text(req.get("note"))
+        try:
+            label, note = _text(req.get("label"), "label"), _text(req.get("note"), "note")
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc), "pending": False}
         try:
             if cmd == "marker":
                 return {**base, "marker": session.call("marker", label, timeout=_CALL_TIMEOUT_S)}
@@ -391,11 +394,17 @@ def _same_user(conn: socket.socket) -> bool:
     return peer is None or peer == os.geteuid()
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, what: str) -> str | None:
+    """A label or note as stored: whitespace folded; longer than the store's limit
+    (``snapshots.TEXT_MAX_CHARS``) is refused, never cut without a word."""
+    from earmark.snapshots import TEXT_MAX_CHARS
+
     if value is None:
         return None
     text = " ".join(str(value).split())
-    return text[:500] or None
+    if len(text) > TEXT_MAX_CHARS:
+        raise ValueError(f"{what} too long: {len(text)} characters (at most {TEXT_MAX_CHARS})")
+    return text or None
 
 
 def _one_line(exc: BaseException, name: bool = True) -> str:

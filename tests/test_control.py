@@ -127,6 +127,24 @@ def test_ping_marker_and_status_over_the_socket(home):
     assert not bad["ok"] and "unknown command" in bad["error"]
 
 
+def test_a_label_longer_than_the_store_keeps_is_refused_over_the_socket_not_cut(home):
+    """Any client of the socket, not only the CLI: 501 characters are refused whole."""
+    from earmark.snapshots import TEXT_MAX_CHARS
+
+    session, _ = running_session("long")
+    try:
+        render(session.engine, 0.5, 512)
+        too_long = control.request("marker", label="x" * (TEXT_MAX_CHARS + 1))
+        at_limit = control.request("marker", label="y" * TEXT_MAX_CHARS)
+    finally:
+        session.stop()
+    assert not too_long["ok"]
+    assert too_long["error"] == (
+        f"label too long: {TEXT_MAX_CHARS + 1} characters (at most {TEXT_MAX_CHARS})"
+    )
+    assert at_limit["marker"]["label"] == "y" * TEXT_MAX_CHARS
+
+
 def test_snapshot_take_without_a_session_says_so(home):
     proc = earmark("snapshot", "take")
     assert proc.returncode == 3

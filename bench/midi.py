@@ -19,6 +19,14 @@ port that plays the controller.
    engine's xruns (PortAudio status flags) and callback times are compared with
    the same session without MIDI.
 
+3. ``--close-race SECONDS`` (only this): the SIGSEGV of issue 16. A controller
+   plugged and unplugged, and a surface's two ports joined and let go, as fast as
+   possible, while a third client changes the graph without pause; in child
+   processes, so a crash is counted, not fatal. "close" is what the surface did
+   before (python-rtmidi ``close_port``/``delete``: libjack unregisters the port
+   while its notification thread may be walking the port list); "keep" is what it
+   does now (ports registered once, joined and left by name). Three runs of each.
+
 Prints tables; asserts nothing.
 """
 
@@ -70,6 +78,70 @@ FLOOD = textwrap.dedent(
     time.sleep(0.5)
     """
 )
+
+
+CLOSE_RACE = textwrap.dedent(
+    """
+    import sys, threading, time
+    import rtmidi
+    from earmark.ui.midi import jack_graph, open_jack_end
+    J = rtmidi.API_UNIX_JACK
+    mode, seconds = sys.argv[1], float(sys.argv[2])
+    graph = jack_graph()
+    churn_out = open_jack_end("out", "churn", "c")
+    churn_in = open_jack_end("in", "churn-sink", "s")
+    def churn():
+        while True:
+            graph.connect(churn_out.port, churn_in.port)
+            graph.disconnect_all(churn_in.port)
+    threading.Thread(target=churn, daemon=True).start()
+    if mode == "keep":
+        ctl_out = open_jack_end("out", "ctl", "ctl")
+        ctl_in = open_jack_end("in", "ctl-leds", "ctl")
+        s_in = open_jack_end("in", "surface-in", "in", 16384)
+        s_out = open_jack_end("out", "surface-out", "leds")
+    else:
+        s_in = rtmidi.MidiIn(J, name="surface-in", queue_size_limit=16384)
+        s_out = rtmidi.MidiOut(J, name="surface-out")
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        if mode == "keep":  # plugged, joined, unplugged: connections only
+            graph.connect(ctl_out.port, s_in.port)
+            graph.connect(s_out.port, ctl_in.port)
+            graph.disconnect_all(ctl_out.port)
+            graph.disconnect_all(ctl_in.port)
+        else:  # the controller's ports come and go; the surface opens and closes its own
+            ctl_out = rtmidi.MidiOut(J, name="ctl")
+            ctl_out.open_virtual_port("ctl")
+            ctl_in = rtmidi.MidiIn(J, name="ctl-leds")
+            ctl_in.open_virtual_port("ctl")
+            s_in.open_port(s_in.get_ports().index("ctl:ctl"), "in")
+            s_out.open_port(s_out.get_ports().index("ctl-leds:ctl"), "leds")
+            ctl_out.delete()
+            ctl_in.delete()
+            s_in.close_port()
+            s_out.close_port()
+        n += 1
+        print(n, flush=True)
+    """
+)
+
+
+def close_race(seconds: float) -> None:
+    """Cycles each child lived through, and how it ended, for both ways of letting go."""
+    print(f"close race: {seconds:g} s per run, the graph changing without pause")
+    print(f"{'mode':8} {'run':>4} {'cycles':>8} {'ended':>22}")
+    env = {**os.environ, "JACK_DEFAULT_SERVER": SERVER, "JACK_NO_START_SERVER": "1"}
+    for mode in ("close", "keep"):
+        for run in range(3):
+            proc = subprocess.run(
+                [sys.executable, "-c", CLOSE_RACE, mode, str(seconds)],
+                capture_output=True, text=True, env=env, timeout=seconds + 60, check=False,
+            )  # fmt: skip
+            counts = [line for line in proc.stdout.split() if line.isdigit()]
+            code = proc.returncode
+            ended = "ok" if code == 0 else f"signal {-code} (SIGSEGV)" if code == -11 else code
+            print(f"{mode:8} {run + 1:4d} {counts[-1] if counts else '0':>8} {ended!s:>22}")
 
 
 def jack(cmd: str) -> None:
@@ -224,8 +296,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="per flood/idle run")
     ap.add_argument("--presses", type=int, default=300)
+    ap.add_argument("--close-race", type=float, metavar="SECONDS", help="only the close race")
     args = ap.parse_args()
     jack("start")
+    if args.close_race:
+        try:
+            close_race(args.close_race)
+        finally:
+            jack("stop")
+        return 0
     try:
         print(f"JACK dummy server, {FS} Hz, {PERIOD} frames ({PERIOD / FS * 1e3:.2f} ms)")
         print("\ncontrol-to-audible: MIDI message sent -> engine applies the A/B command")

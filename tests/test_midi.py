@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-import rtmidi
 
 from earmark.engine.chains import build_chain, load_chain
 from earmark.engine.drivers import NullDriver
@@ -35,12 +34,20 @@ from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
 from earmark.session import LiveSession
 from earmark.ui.controller_map import Binding, ControllerMap, Led, load_map, map_names, parse_map
-from earmark.ui.midi import ControllerSurface, Decoder, current_value, relative_delta
+from earmark.ui.midi import (
+    ControllerSurface,
+    Decoder,
+    current_value,
+    jack_graph,
+    jack_ports_registered,
+    open_jack_end,
+    park_jack_end,
+    relative_delta,
+)
 
 from synth import sine
 
 FS = 48000
-JACK = rtmidi.API_UNIX_JACK
 SHIPPED = ["korg-nanokontrol2", "behringer-x-touch-mini", "behringer-x-touch-mini-mc",
            "novation-launch-control-xl", "generic"]  # fmt: skip
 # The port names the hardware shows (ALSA/JACK bridges add their own prefixes; the maps'
@@ -65,18 +72,25 @@ def wait_for(check: Callable[[], object], timeout: float = 3.0, every: float = 0
 
 
 class Controller:
-    """The test's hardware: a virtual JACK MIDI output (the controls) and input (the LEDs)."""
+    """The test's hardware: a virtual JACK MIDI output (the controls) and input (the LEDs).
+
+    Its ports are registered once and kept, like earmark's own (ui/midi.py says why:
+    closing a JACK port while the graph changes can crash the process in libjack);
+    ``close`` parks them, and the next Controller on the same port name takes them again.
+    A controller that must really disappear is a :class:`Device` (a process of its own).
+    """
 
     def __init__(self, port: str, client: str = "fake-ctl") -> None:
         self.port = port
-        self.client = client
-        self.out = rtmidi.MidiOut(JACK, name=client)
-        self.out.open_virtual_port(port)
-        self.leds_in = rtmidi.MidiIn(JACK, name=f"{client}-leds")
-        self.leds_in.open_virtual_port(port)
+        self._out_end = open_jack_end("out", client, port)
+        self._leds_end = open_jack_end("in", f"{client}-leds", port)
+        self.client = self._out_end.port.split(":", 1)[0]
+        self.out = self._out_end.obj
+        self.leds_in = self._leds_end.obj
         self.leds_in.ignore_types(sysex=True, timing=True, active_sense=True)
         self.received: list[list[int]] = []
         self.sent = 0  # messages sent by the controls
+        self.closed = False
 
     def send(self, *messages: list[int]) -> None:
         for m in messages:
@@ -105,18 +119,79 @@ class Controller:
         return len(self.received)
 
     def _drain(self) -> None:
-        if self.leds_in.is_deleted:
+        if self.closed:
             return
         while (message := self.leds_in.get_message()) is not None:
             self.received.append(message[0])
 
     def close(self) -> None:
+        if self.closed:
+            return
         time.sleep(0.05)  # the last LED messages still in flight
         self._drain()
-        for obj in (self.out, self.leds_in):
-            if not obj.is_deleted:
-                obj.close_port()
-                obj.delete()
+        self.closed = True
+        park_jack_end(self._out_end)
+        park_jack_end(self._leds_end)
+
+
+# A controller that really comes and goes: its own process, killed to unplug it (jackd
+# drops its client and ports; nothing is unregistered in a process that goes on living).
+_DEVICE = """
+import json, os, sys
+import rtmidi
+J = rtmidi.API_UNIX_JACK
+client, port = sys.argv[1], sys.argv[2]
+out = rtmidi.MidiOut(J, name=client)
+out.open_virtual_port(port)
+leds = rtmidi.MidiIn(J, name=client + "-leds")
+leds.open_virtual_port(port)
+leds.set_callback(lambda event, data=None: print(json.dumps(event[0]), flush=True))
+print("ready", flush=True)
+for line in sys.stdin:
+    out.send_message(json.loads(line))
+os._exit(0)
+"""
+
+
+class Device:
+    """A controller in a process of its own: ``close`` pulls its plug (SIGKILL)."""
+
+    def __init__(self, port: str, client: str = "fake-device") -> None:
+        self.port = port
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _DEVICE, client, port],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.received: list[list[int]] = []
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        assert self._lines.get(timeout=20) == "ready\n"
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self._lines.put(line)
+
+    def send(self, *messages: list[int]) -> None:
+        for m in messages:
+            self.proc.stdin.write(json.dumps(m) + "\n")
+        self.proc.stdin.flush()
+
+    def led(self, kind: str, channel: int, number: int) -> int | None:
+        """The last value sent to this LED."""
+        while not self._lines.empty():
+            self.received.append(json.loads(self._lines.get()))
+        status = (0x90 if kind == "note" else 0xB0) | channel
+        for m in reversed(self.received):
+            if len(m) == 3 and m[0] == status and m[1] == number:
+                return m[2]
+        return None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
 
 
 class Witness:
@@ -132,10 +207,11 @@ class Witness:
 
     def __init__(self, ctl: Controller, queue_size: int = 1 << 15) -> None:
         self.source = f"{ctl.client}:{ctl.port}"
-        self.client = f"{ctl.client}-witness"
-        self.midi_in = rtmidi.MidiIn(JACK, name=self.client, queue_size_limit=queue_size)
+        self.end = open_jack_end("in", f"{ctl.client}-witness", "witness", queue_size)
+        self.client = self.end.port.split(":", 1)[0]
+        self.midi_in = self.end.obj
         self.midi_in.ignore_types(sysex=False, timing=True, active_sense=True)  # as the surface
-        self.midi_in.open_port(self.midi_in.get_ports().index(self.source), "witness")
+        assert jack_graph().connect(self.source, self.end.port)
         self.received: list[list[int]] = []
 
     def count(self) -> int:
@@ -155,9 +231,7 @@ class Witness:
         return n
 
     def close(self) -> None:
-        if not self.midi_in.is_deleted:
-            self.midi_in.close_port()
-            self.midi_in.delete()
+        park_jack_end(self.end)
 
 
 class ServerLog:
@@ -285,9 +359,15 @@ class Rig:
 
 @contextlib.contextmanager
 def live(
-    cmap: ControllerMap, port: str, *, surface_port: str | None = None, server=None, **kw
+    cmap: ControllerMap,
+    port: str,
+    *,
+    surface_port: str | None = None,
+    server=None,
+    ctl: Controller | Device | None = None,
+    **kw,
 ) -> Iterator[Rig]:
-    ctl = Controller(port)
+    ctl = ctl if ctl is not None else Controller(port)
     engine = make_engine()
     driver = NullDriver(engine, 64)
     driver.start()
@@ -1053,16 +1133,17 @@ def test_a_10000_message_per_second_flood_with_sysex_and_junk_is_bounded_and_sur
 
 def test_a_controller_that_disappears_and_returns_is_reopened(jack_server):
     cmap = load_map("korg-nanokontrol2")
-    port = HARDWARE_PORT["korg-nanokontrol2"]
-    with live(cmap, port) as rig:
+    port = "Replugged nanoKONTROL2 MIDI 1"
+    with live(cmap, port, surface_port=port, ctl=Device(port)) as rig:
         surface = rig.surface
+        registered = jack_ports_registered()
         rig.ctl.send([0xB0, 46, 127], [0xB0, 46, 0])
         assert wait_for(lambda: rig.state().audible == "B")
-        rig.ctl.close()  # unplugged
+        rig.ctl.close()  # unplugged: its client and ports go with its process
         assert wait_for(lambda: not surface.connected, 3.0)
         assert "lost" in surface.status and port in surface.status
         assert any("lost" in s.text for s in rig.session.status)
-        rig.ctl = Controller(port)  # plugged in again, same name
+        rig.ctl = Device(port)  # plugged in again, same name
         assert wait_for(lambda: surface.connected and surface.output_port is not None, 3.0)
         assert surface.counters.reconnects == 1
         assert "reconnected" in surface.status
@@ -1071,6 +1152,79 @@ def test_a_controller_that_disappears_and_returns_is_reopened(jack_server):
         rig.ctl.send([0xB0, 46, 127], [0xB0, 46, 0])
         assert wait_for(lambda: rig.state().audible == "A")
         assert surface.counters.errors == 0
+        # Left and joined again by name: not one JACK port closed or registered meanwhile.
+        assert jack_ports_registered() == registered
+
+
+class Churn:
+    """Graph changes without pause: a port joined and left as fast as JACK allows, from a
+    thread of its own. Each change makes jackd run a latency pass in every client's
+    notification thread: the moment libjack crashes a client that unregisters a port."""
+
+    def __init__(self) -> None:
+        self.ctl = Controller("Churn MIDI 1", client="churn")
+        self.sink = open_jack_end("in", "churn-sink", "sink")
+        self.changes = 0
+        self._on = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        graph, source = jack_graph(), f"{self.ctl.client}:{self.ctl.port}"
+        while self._on:
+            graph.connect(source, self.sink.port)
+            graph.disconnect_all(self.sink.port)
+            self.changes += 2
+
+    def stop(self) -> None:
+        self._on = False
+        self._thread.join(10)
+        park_jack_end(self.sink)
+        self.ctl.close()
+
+
+def test_unplugging_and_stopping_under_graph_churn_never_closes_a_jack_port(jack_server):
+    """The SIGSEGV that killed one `make test` in three: libjack crashes a client that
+    unregisters a port while a graph change is being handled (ui/midi.py). Here the graph
+    changes without pause while a controller is unplugged and plugged in 12 times, and a
+    second surface is started and stopped 40 times (each of which used to close two
+    ports): the process lives, every return is noticed, and the surfaces register their
+    ports once in all: two for the session's surface, two for the other."""
+    cmap = load_map("korg-nanokontrol2")
+    port = "Churned nanoKONTROL2 MIDI 1"
+    churn = Churn()
+    try:
+        with live(cmap, port, surface_port=port, ctl=Device(port), poll_s=0.02) as rig:
+            surface = rig.surface
+            before = jack_ports_registered()
+            for k in range(12):
+                rig.ctl.close()
+                assert wait_for(lambda: not surface.connected, 3.0), surface.status
+                rig.ctl = Device(port)
+                assert wait_for(lambda: surface.connected, 3.0), surface.status
+                assert surface.counters.reconnects == k + 1
+            assert jack_ports_registered() == before
+            # Started and stopped: with a controller there, the LED port opens too.
+            other_port = HARDWARE_PORT["korg-nanokontrol2"]
+            other_ctl = Controller(other_port)
+            before = jack_ports_registered()
+            try:
+                for k in range(40):
+                    other = ControllerSurface(cmap, client="earmark-midi-other")
+                    other.start(None)
+                    assert other.connected and other.output_port is not None, other.status
+                    other.stop()
+                    assert other.counters.errors == 0, other.last_error
+                    if k == 0:
+                        first = jack_ports_registered()
+            finally:
+                other_ctl.close()
+            assert first == before + 2
+            assert jack_ports_registered() == first
+            assert surface.counters.errors == 0, surface.last_error
+    finally:
+        churn.stop()
+    assert churn.changes > 100  # the graph did change all along
 
 
 def test_no_controller_and_no_midi_back_end_leave_a_status_and_the_session_running(
@@ -1132,6 +1286,31 @@ def earmark(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
     )
 
 
+def test_without_a_jack_server_the_controller_says_so_in_one_line_and_nothing_else():
+    """No JACK server by that name: the back-ends' own messages ("MidiInJack::initialize:
+    JACK server not running?", "Cannot connect to server socket", ...) used to reach the
+    terminal at every retry (10 s), under the live header. Now one status line says it."""
+    env = {
+        **os.environ,
+        "JACK_DEFAULT_SERVER": f"earmark-no-such-server-{os.getpid()}",
+        "EARMARK_MIDI_API": "jack",
+    }
+    proc = earmark(
+        "demo", "--no-ui", "--seconds", "11", "--controller", "korg-nanokontrol2", env=env
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    lines = err.splitlines()
+    noise = [line for line in lines if re.search(r"JACK server not running|Cannot connect to "
+             r"server|jack server is not running|JackShm|MidiInJack|ALSA lib", line)]  # fmt: skip
+    assert noise == []
+    said = [line for line in lines if "controller Korg nanoKONTROL2" in line]
+    assert said == [
+        "earmark: controller Korg nanoKONTROL2: no MIDI back-end could be opened "
+        "(no JACK server); controller off, trying again every 10 s"
+    ]
+
+
 def test_midi_ports_lists_the_controller_and_its_led_port(jack_server):
     ctl = Controller("Port Lister MIDI 1")
     try:
@@ -1144,8 +1323,8 @@ def test_midi_ports_lists_the_controller_and_its_led_port(jack_server):
     assert proc.returncode == 0, proc.stderr
     ports = json.loads(proc.stdout)
     assert ports["api"] == "jack"
-    assert "fake-ctl:Port Lister MIDI 1" in ports["inputs"]
-    assert "fake-ctl-leds:Port Lister MIDI 1" in ports["outputs"]
+    assert f"{ctl.client}:Port Lister MIDI 1" in ports["inputs"]
+    assert ctl._leds_end.port in ports["outputs"]
     assert not any(p.startswith("earmark-midi") for p in ports["inputs"] + ports["outputs"])
 
 
@@ -1230,7 +1409,9 @@ def test_demo_with_a_controller_answers_its_buttons_and_lights_its_leds(jack_ser
     try:
         proc = earmark("demo", "--controller", "korg-nanokontrol2", "--seconds", "12", "--no-ui")
         err = Lines(proc.stderr)
-        err.until("controller Korg nanoKONTROL2: listening to 'fake-ctl:nanoKONTROL2 MIDI 1'", 60)
+        err.until(
+            f"controller Korg nanoKONTROL2: listening to '{ctl.client}:nanoKONTROL2 MIDI 1'", 60
+        )
         assert wait_for(lambda: ctl.led("cc", 0, 46) == 0, 5.0)  # Cycle dark: A is heard
         ctl.send([0xB0, 46, 127], [0xB0, 46, 0])
         assert wait_for(lambda: ctl.led("cc", 0, 46) == 127, 3.0)  # B heard now

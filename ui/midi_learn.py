@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from .controller_map import ACTIONS, ControllerMap, dump_map, parse_map
-from .midi import CLIENT_PREFIX, Decoder, MidiUnavailableError, find_port, is_own_port, open_client
+from .midi import (
+    CLIENT_PREFIX,
+    Decoder,
+    MidiUnavailableError,
+    find_port,
+    is_own_port,
+    jack_graph,
+    open_port_client,
+    park_jack_end,
+)
 
 __all__ = ["Learned", "Listener", "classify", "parse_bind", "write_map"]
 
@@ -127,32 +136,45 @@ class Listener:
     """Every MIDI input matching ``pattern`` (all inputs when None), recorded as it arrives."""
 
     def __init__(self, pattern: str | None = None) -> None:
-        probe, self.api = open_client("in", f"{CLIENT_PREFIX}-learn")
-        try:
-            names = [n for n in probe.get_ports() if not is_own_port(n)]
-        finally:
-            probe.delete()
+        # With JACK each port is registered once and joined by name (ui/midi.py: closing a
+        # JACK port can crash the process); other back-ends open and close their ports.
+        first, self.api, end = open_port_client("in", f"{CLIENT_PREFIX}-learn-0", "learn")
+        listing = jack_graph().ports(inputs=False) if end is not None else first.get_ports()
+        names = [n for n in listing if not is_own_port(n)]
         if pattern:
             names = [n for n in names if find_port([n], pattern) is not None]
-        if not names:
-            where = f"matching {pattern!r}" if pattern else "at all"
-            raise MidiUnavailableError(
-                f"no MIDI input {where} ({self.api}); see earmark midi ports"
-            )
         self.ports = names
         self._queue: deque[tuple[float, str, list[int]]] = deque(maxlen=4096)
         self._wake = threading.Event()
-        self._ins = []
+        self._ins: list[tuple[Any, Any]] = []
         for k, name in enumerate(names):
-            midi_in, _ = open_client("in", f"{CLIENT_PREFIX}-learn-{k}")
+            if k == 0:
+                midi_in = first
+            else:
+                midi_in, _, end = open_port_client("in", f"{CLIENT_PREFIX}-learn-{k}", "learn")
+            midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+            if end is not None:
+                end.use_callback(self._recorder(name))
+                self._ins.append((midi_in, end))
+                jack_graph().connect(name, end.port)
+                continue
             index = find_port(midi_in.get_ports(), name)
             if index is None:  # gone in between
                 midi_in.delete()
                 continue
-            midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
             midi_in.set_callback(self._recorder(name))
             midi_in.open_port(index, "learn")
-            self._ins.append(midi_in)
+            self._ins.append((midi_in, None))
+        if not names:
+            self.close()
+            if end is None:
+                first.delete()  # no port was opened: closing the client alone is safe
+            else:
+                park_jack_end(end)
+            where = f"matching {pattern!r}" if pattern else "at all"
+            raise MidiUnavailableError(
+                f"no MIDI input {where} ({self.api}); see earmark midi ports"
+            )
 
     def _recorder(self, port: str):
         def record(event: Any, data: Any = None) -> None:
@@ -185,8 +207,12 @@ class Listener:
         return classify([m for _, p, m in taken if p == port], port)
 
     def close(self) -> None:
-        for midi_in in self._ins:
+        for midi_in, end in self._ins:
             try:
+                if end is not None:
+                    end.deliver = None
+                    park_jack_end(end)
+                    continue
                 midi_in.cancel_callback()
                 midi_in.close_port()
                 midi_in.delete()

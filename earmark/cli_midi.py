@@ -185,10 +185,19 @@ def _cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     except MapError as exc:
         _say(str(exc))
         return EXIT_USAGE
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    from earmark import outfiles
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _say(f"{out.parent}: cannot create the folder: {exc.strerror or exc}")
+        return EXIT_INPUT
+    try:
+        # Through a new temporary file, never a fixed name a link could be planted at.
+        outfiles.write(out, text, force=args.force, option="--out")
+    except outfiles.OutputError as exc:
+        _say(str(exc))
+        return EXIT_USAGE
     print(f"wrote {out} ({len(cmap.controls)} controls); use it with --controller {out.stem}")
     return EXIT_OK
 

@@ -1332,6 +1332,11 @@ def test_midi_learn_binds_each_control_moved_and_the_map_drives_a_session(
     jack_server, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("EARMARK_HOME", str(tmp_path))
+    # A link planted where a fixed temporary name would be: never written through.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "controllers").mkdir()
+    (tmp_path / "controllers" / "desk.toml.tmp").symlink_to(victim)
     ctl = Controller("My Desk MIDI 1")
     try:
         proc = earmark(
@@ -1365,6 +1370,7 @@ def test_midi_learn_binds_each_control_moved_and_the_map_drives_a_session(
         assert proc.returncode == 0, rest
         written = tmp_path / "controllers" / "desk.toml"
         assert f"wrote {written} (4 controls)" in out
+        assert victim.read_text() == "precious" and not written.is_symlink()
     finally:
         ctl.close()
     cmap = load_map("desk")

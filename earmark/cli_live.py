@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import sys
 
 from earmark.cli_midi import CONTROLLER_HELP, load_surfaces
@@ -130,7 +132,10 @@ def _clip_seconds(text: str) -> float:
 
 
 def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    # A closed terminal (SIGHUP) makes writes fail with EIO: a line nobody can read
+    # must not stop the session from writing its flags and its last snapshot.
+    with contextlib.suppress(OSError, ValueError):
+        print(msg, file=sys.stderr, flush=True)
 
 
 def _device(text: str | None):
@@ -157,14 +162,15 @@ def _flags(session, befores: dict[int, int]) -> None:
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
+    from earmark.engine.childproc import shield_resource_tracker
     from earmark.engine.isolated import IsolationError
-    from earmark.recorder import record_live
 
     profile = _profile(args, parser)
 
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
         return EXIT_USAGE
+    shield_resource_tracker()  # before the first shared memory (isolated chains, state frame)
     _say(f"earmark: rendering the demo material at {args.samplerate} Hz ...")
     try:
         engine = live.demo_engine(
@@ -187,18 +193,15 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
     # Paths: the dry mix, the mix through the chain, the master made from the mix.
-    _flags(session, befores={1: 0, 2: 0})
-    record_live(session, "demo", clip_seconds=args.clip_seconds)
-    for surface in controllers:
-        session.add_service(surface, name="midi")
+    _services(session, "demo", args, befores={1: 0, 2: 0}, controllers=controllers)
     return _stream(session, args, "earmark demo")
 
 
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
+    from earmark.engine.childproc import shield_resource_tracker
     from earmark.engine.files import AudioFileError
     from earmark.engine.isolated import IsolationError
-    from earmark.recorder import record_live
 
     profile = _profile(args, parser)
     try:
@@ -215,6 +218,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
         return EXIT_USAGE
+    shield_resource_tracker()  # before the first shared memory (isolated chains, state frame)
     try:
         engine = live.run_engine(
             args.samplerate,
@@ -247,15 +251,30 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
     # Paths: the dry input, the input through the chain (if any), the references.
-    _flags(session, befores={1: 0} if args.chain else {})
-    record_live(session, "run", clip_seconds=args.clip_seconds)
-    for surface in controllers:
-        session.add_service(surface, name="midi")
+    befores = {1: 0} if args.chain else {}
+    _services(session, "run", args, befores=befores, controllers=controllers)
     return _stream(session, args, "earmark run")
 
 
+def _services(session, kind: str, args: argparse.Namespace, *, befores, controllers) -> None:
+    """What a live command runs beside the audio: the session log and snapshots (and the
+    control socket), the live flags, the controllers.
+
+    The recorder is added before the flags because services stop in reverse order:
+    the flags finish first (programme flags judged on the whole session), so that the
+    "session end" snapshot and the session log hold the final flags.
+    """
+    from earmark.recorder import record_live
+
+    record_live(session, kind, clip_seconds=args.clip_seconds)
+    _flags(session, befores=befores)
+    for surface in controllers:
+        session.add_service(surface, name="midi")
+
+
 def _stream(session, args: argparse.Namespace, title: str) -> int:
-    """Stream the session until --seconds, q or Ctrl-C; then the summary and the flags."""
+    """Stream the session until --seconds, q, Ctrl-C, SIGTERM or SIGHUP; then the summary
+    and the flags."""
     from earmark.session import AudioStartError
 
     try:
@@ -263,9 +282,23 @@ def _stream(session, args: argparse.Namespace, title: str) -> int:
     except AudioStartError as exc:
         _say(f"earmark: {exc}")
         return EXIT_INPUT
+    except Exception as exc:
+        if not _terminal_gone(exc):
+            raise
+        # The terminal closed under the view (its SIGHUP stopped the session, which
+        # has written its flags and last snapshot): a stop, not a failure.
     _summary(session.engine)
     _flag_summary(session)
     return EXIT_OK
+
+
+def _terminal_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` is the view's terminal gone: after a hangup, reading, writing and
+    setting its modes fail with EIO (OSError, or termios.error from the key reader)."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and type(exc).__name__ == "error" and exc.args:  # termios.error
+        code = exc.args[0]
+    return code == errno.EIO
 
 
 def _summary(engine) -> None:

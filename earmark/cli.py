@@ -284,8 +284,9 @@ def _captured_native_stderr(enabled: bool = True) -> Iterator[_Captured]:
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.analysis import analyze
     from earmark.engine.demo import aggressive_master, demo_mix
+    from earmark.live import DEFAULT_SAMPLE_RATE
 
-    sample_rate = args.samplerate
+    sample_rate = args.samplerate or DEFAULT_SAMPLE_RATE  # the live demo's, with no device
     seconds = args.seconds or 30.0
     print(
         f"{_PROG}: rendering {seconds:g} s of demo material and its aggressive master...",

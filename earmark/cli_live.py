@@ -7,6 +7,7 @@ import contextlib
 import errno
 import sys
 
+from earmark import cli_args
 from earmark.cli_midi import CONTROLLER_HELP, load_surfaces
 
 EXIT_OK = 0
@@ -27,6 +28,12 @@ _ISOLATE_HELP = (
     "no Python thread can delay; costs two blocks of latency, compensated. --no-isolate "
     "runs the chains in this process, with the Python callback"
 )
+_SECONDS_HELP = "stop after N seconds, N > 0 (default: until q or Ctrl-C)"
+_RATE_HELP = "stream rate in Hz (default: the output device's own rate; 48000 with no device)"
+_BLOCK_HELP = (
+    f"frames per audio block, {cli_args.MIN_BLOCK_FRAMES} to {cli_args.MAX_BLOCK_FRAMES} "
+    "(default 64)"
+)
 
 
 def register(sub: argparse._SubParsersAction, offline_demo) -> None:
@@ -40,20 +47,20 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "it shows the terminal view. --offline prints the measured comparison instead.",
     )
     demo.add_argument(
-        "--seconds",
-        type=float,
-        default=None,
-        metavar="N",
-        help="stop after N seconds (default: until q or Ctrl-C)",
+        "--seconds", type=cli_args.seconds, default=None, metavar="N", help=_SECONDS_HELP
     )
     demo.add_argument(
         "--chain",
-        default="gentle-master",
+        default=None,
         metavar="PRESET|FILE",
         help="the chain on path A (default gentle-master)",
     )
-    demo.add_argument("--samplerate", type=int, default=48000)
-    demo.add_argument("--blocksize", type=int, default=64)
+    demo.add_argument(
+        "--samplerate", type=cli_args.sample_rate, default=None, metavar="HZ", help=_RATE_HELP
+    )
+    demo.add_argument(
+        "--blocksize", type=cli_args.blocksize, default=64, metavar="FRAMES", help=_BLOCK_HELP
+    )
     demo.add_argument("--output", default=None, metavar="DEV", help="output device (name or index)")
     demo.add_argument("--profile", default=None, metavar="NAME|FILE", help=_PROFILE_HELP)
     demo.add_argument(
@@ -65,7 +72,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "--isolate", action=argparse.BooleanOptionalAction, default=True, help=_ISOLATE_HELP
     )
     demo.add_argument(
-        "--clip-seconds", type=_clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
+        "--clip-seconds", type=cli_args.clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
     demo.add_argument(
         "--offline",
@@ -85,8 +92,12 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     )
     run.add_argument("--input", default=None, metavar="DEV", help="input device (name or index)")
     run.add_argument("--output", default=None, metavar="DEV", help="output device")
-    run.add_argument("--samplerate", type=int, default=48000)
-    run.add_argument("--blocksize", type=int, default=64)
+    run.add_argument(
+        "--samplerate", type=cli_args.sample_rate, default=None, metavar="HZ", help=_RATE_HELP
+    )
+    run.add_argument(
+        "--blocksize", type=cli_args.blocksize, default=64, metavar="FRAMES", help=_BLOCK_HELP
+    )
     run.add_argument(
         "--channels",
         default="1,2",
@@ -100,13 +111,15 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
     )
     run.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
-    run.add_argument("--seconds", type=float, default=None, metavar="N")
+    run.add_argument(
+        "--seconds", type=cli_args.seconds, default=None, metavar="N", help=_SECONDS_HELP
+    )
     run.add_argument("--no-ui", action="store_true")
     run.add_argument(
         "--isolate", action=argparse.BooleanOptionalAction, default=True, help=_ISOLATE_HELP
     )
     run.add_argument(
-        "--clip-seconds", type=_clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
+        "--clip-seconds", type=cli_args.clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
     run.set_defaults(handler=_cmd_run, subparser=run)
 
@@ -119,16 +132,6 @@ def show_session(session, seconds, **kw) -> None:
     from earmark.dashboard_service import show_session as show
 
     show(session, seconds, **kw)
-
-
-def _clip_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.0 <= value <= 60.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 60 seconds, got {text}")
-    return value
 
 
 def _say(msg: str) -> None:
@@ -170,12 +173,16 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
         return EXIT_USAGE
+    setup = _audio_setup(live, output=_device(args.output), sample_rate=args.samplerate)
+    if setup is None:
+        return EXIT_INPUT
     shield_resource_tracker()  # before the first shared memory (isolated chains, state frame)
-    _say(f"earmark: rendering the demo material at {args.samplerate} Hz ...")
+    chain = args.chain or live.DEFAULT_CHAIN
+    _say(f"earmark: rendering the demo material at {setup.sample_rate} Hz ...")
     try:
         engine = live.demo_engine(
-            args.samplerate,
-            args.chain,
+            setup.sample_rate,
+            chain,
             blocksize=args.blocksize,
             isolate=args.isolate,
             tap_seconds=args.clip_seconds,
@@ -185,7 +192,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_USAGE
     driver = live.open_driver(
         engine,
-        device=_device(args.output),
+        setup,
         blocksize=args.blocksize,
         input_channels=0,
         say=_say,
@@ -218,10 +225,19 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
         return EXIT_USAGE
+    setup = _audio_setup(
+        live,
+        output=_device(args.output),
+        input=_device(args.input),
+        input_channels=max(channels) + 1,
+        sample_rate=args.samplerate,
+    )
+    if setup is None:
+        return EXIT_INPUT
     shield_resource_tracker()  # before the first shared memory (isolated chains, state frame)
     try:
         engine = live.run_engine(
-            args.samplerate,
+            setup.sample_rate,
             args.chain,
             args.reference,
             channels,
@@ -238,12 +254,9 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for path in engine.paths:
         if note := getattr(path.source, "note", ""):
             _say(f"earmark: {path.name}: {note}")
-    device = (_device(args.input), _device(args.output))
-    if device == (None, None):
-        device = None
     driver = live.open_driver(
         engine,
-        device=device,
+        setup,
         blocksize=args.blocksize,
         input_channels=max(channels) + 1,
         say=_say,
@@ -254,6 +267,16 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     befores = {1: 0} if args.chain else {}
     _services(session, "run", args, befores=befores, controllers=controllers)
     return _stream(session, args, "earmark run")
+
+
+def _audio_setup(live, **kw):
+    """The checked device and rate (``live.audio_setup``), or None once a device error
+    has been said (one line naming the device; the command exits 3)."""
+    try:
+        return live.audio_setup(**kw)
+    except live.DeviceError as exc:
+        _say(f"earmark: {exc}")
+        return None
 
 
 def _services(session, kind: str, args: argparse.Namespace, *, befores, controllers) -> None:

@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "--chain",
         default=None,
         metavar="PRESET|FILE",
-        help="the chain on path A (default gentle-master)",
+        help="the chain on path A (default gentle-master); with --offline, measured "
+        "offline beside the mix and the master",
     )
     demo.add_argument(
         "--samplerate", type=cli_args.sample_rate, default=None, metavar="HZ", help=_RATE_HELP
@@ -77,7 +78,8 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     demo.add_argument(
         "--offline",
         action="store_true",
-        help="measure the mix and the master offline and compare (no streaming)",
+        help="measure the mix, the master (and --chain's output) offline and compare, "
+        "judged against --profile (no streaming)",
     )
     demo.set_defaults(
         handler=lambda a, p: offline_demo(a, p) if a.offline else _cmd_demo(a, p), subparser=demo

@@ -18,9 +18,11 @@ other command lives in its own ``cli_*`` module and registers itself in
     ``--report`` never writes onto a FILE, and replaces an existing file only with
     ``--force`` (:mod:`earmark.outfiles`); a refusal is a usage error (exit 2).
 
-``earmark demo --offline``
-    Render the built-in demo mix and an aggressive master of it, and print
-    both analyses side by side with a plain reading of what the master did.
+``earmark demo --offline [--chain PRESET|FILE] [--profile NAME|FILE]``
+    Render the built-in demo mix and an aggressive master of it (and the mix
+    through ``--chain``, the live demo's path A), and print the analyses side
+    by side, flags judged against ``--profile``, with a plain reading of what
+    the master did.
 
 Exit codes: 0 ok; 1 ``--strict`` and a flag of severity ``problem`` was found;
 2 usage error; 3 at least one input could not be read (every readable input
@@ -313,9 +315,16 @@ def _captured_native_stderr(enabled: bool = True) -> Iterator[_Captured]:
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.analysis import analyze
-    from earmark.engine.demo import aggressive_master, demo_mix
+    from earmark.engine.demo import aggressive_master, demo_mix, through_chain
+    from earmark.profiles import ProfileError, resolve_profile
 
-    sample_rate = args.samplerate
+    try:
+        profile = resolve_profile(args.profile)
+    except ProfileError as exc:
+        parser.error(f"--profile: {exc}")
+    from earmark.live import DEFAULT_SAMPLE_RATE
+
+    sample_rate = args.samplerate or DEFAULT_SAMPLE_RATE  # the live demo's, with no device
     seconds = args.seconds or 30.0
     print(
         f"{_PROG}: rendering {seconds:g} s of demo material and its aggressive master...",
@@ -323,11 +332,32 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         flush=True,
     )
     mix = demo_mix(seconds=seconds, sample_rate=sample_rate)
-    master = aggressive_master(mix, sample_rate)
-    before = analyze(mix, sample_rate=sample_rate)
-    after = analyze(master, sample_rate=sample_rate)
-    _print_table([("Mix", before), ("Aggressive master", after)], change=True)
-    _console().print(_demo_reading(before, after))
+    versions = [("Mix", mix)]
+    if args.chain:  # the live demo's path A, measured offline
+        try:
+            versions.append(
+                (
+                    f"Mix -> {args.chain}",
+                    through_chain(mix, sample_rate, args.chain, args.blocksize),
+                )
+            )
+        except (ValueError, OSError) as exc:
+            print(f"{_PROG}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
+    versions.append(("Aggressive master", aggressive_master(mix, sample_rate)))
+    columns = [
+        (label, analyze(x, sample_rate=sample_rate, profile=profile)) for label, x in versions
+    ]
+    _print_table(columns, change=True)
+    console = _console()
+    console.print(_demo_reading(columns[0][1], columns[-1][1]))
+    from earmark.ui.flags_text import flag_lines
+
+    for label, a in columns:  # judged against --profile, explained as analyze does
+        if a.flags:
+            console.print(f"\n{label} ({a.profile or 'default'} profile):", markup=False)
+            for line in flag_lines(a.flags):
+                console.print("  " + line, soft_wrap=True, markup=False)
     return EXIT_OK
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import sys
 
+from earmark import cli_args
 from earmark.cli_midi import CONTROLLER_HELP, load_surfaces
 
 EXIT_OK = 0
@@ -25,6 +28,12 @@ _ISOLATE_HELP = (
     "no Python thread can delay; costs two blocks of latency, compensated. --no-isolate "
     "runs the chains in this process, with the Python callback"
 )
+_SECONDS_HELP = "stop after N seconds, N > 0 (default: until q or Ctrl-C)"
+_RATE_HELP = "stream rate in Hz (default: the output device's own rate; 48000 with no device)"
+_BLOCK_HELP = (
+    f"frames per audio block, {cli_args.MIN_BLOCK_FRAMES} to {cli_args.MAX_BLOCK_FRAMES} "
+    "(default 64)"
+)
 
 
 def register(sub: argparse._SubParsersAction, offline_demo) -> None:
@@ -38,20 +47,21 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "it shows the terminal view. --offline prints the measured comparison instead.",
     )
     demo.add_argument(
-        "--seconds",
-        type=float,
-        default=None,
-        metavar="N",
-        help="stop after N seconds (default: until q or Ctrl-C)",
+        "--seconds", type=cli_args.seconds, default=None, metavar="N", help=_SECONDS_HELP
     )
     demo.add_argument(
         "--chain",
-        default="gentle-master",
+        default=None,
         metavar="PRESET|FILE",
-        help="the chain on path A (default gentle-master)",
+        help="the chain on path A (default gentle-master); with --offline, measured "
+        "offline beside the mix and the master",
     )
-    demo.add_argument("--samplerate", type=int, default=48000)
-    demo.add_argument("--blocksize", type=int, default=64)
+    demo.add_argument(
+        "--samplerate", type=cli_args.sample_rate, default=None, metavar="HZ", help=_RATE_HELP
+    )
+    demo.add_argument(
+        "--blocksize", type=cli_args.blocksize, default=64, metavar="FRAMES", help=_BLOCK_HELP
+    )
     demo.add_argument("--output", default=None, metavar="DEV", help="output device (name or index)")
     demo.add_argument("--profile", default=None, metavar="NAME|FILE", help=_PROFILE_HELP)
     demo.add_argument(
@@ -63,12 +73,13 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "--isolate", action=argparse.BooleanOptionalAction, default=True, help=_ISOLATE_HELP
     )
     demo.add_argument(
-        "--clip-seconds", type=_clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
+        "--clip-seconds", type=cli_args.clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
     demo.add_argument(
         "--offline",
         action="store_true",
-        help="measure the mix and the master offline and compare (no streaming)",
+        help="measure the mix, the master (and --chain's output) offline and compare, "
+        "judged against --profile (no streaming)",
     )
     demo.set_defaults(
         handler=lambda a, p: offline_demo(a, p) if a.offline else _cmd_demo(a, p), subparser=demo
@@ -83,8 +94,12 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     )
     run.add_argument("--input", default=None, metavar="DEV", help="input device (name or index)")
     run.add_argument("--output", default=None, metavar="DEV", help="output device")
-    run.add_argument("--samplerate", type=int, default=48000)
-    run.add_argument("--blocksize", type=int, default=64)
+    run.add_argument(
+        "--samplerate", type=cli_args.sample_rate, default=None, metavar="HZ", help=_RATE_HELP
+    )
+    run.add_argument(
+        "--blocksize", type=cli_args.blocksize, default=64, metavar="FRAMES", help=_BLOCK_HELP
+    )
     run.add_argument(
         "--channels",
         default="1,2",
@@ -98,13 +113,15 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "--controller", action="append", default=[], metavar="MAP[@PORT]", help=CONTROLLER_HELP
     )
     run.add_argument("--session", default=None, metavar="NAME", help=_SESSION_HELP)
-    run.add_argument("--seconds", type=float, default=None, metavar="N")
+    run.add_argument(
+        "--seconds", type=cli_args.seconds, default=None, metavar="N", help=_SECONDS_HELP
+    )
     run.add_argument("--no-ui", action="store_true")
     run.add_argument(
         "--isolate", action=argparse.BooleanOptionalAction, default=True, help=_ISOLATE_HELP
     )
     run.add_argument(
-        "--clip-seconds", type=_clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
+        "--clip-seconds", type=cli_args.clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
     run.set_defaults(handler=_cmd_run, subparser=run)
 
@@ -119,18 +136,11 @@ def show_session(session, seconds, **kw) -> None:
     show(session, seconds, **kw)
 
 
-def _clip_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.0 <= value <= 60.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 60 seconds, got {text}")
-    return value
-
-
 def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    # A closed terminal (SIGHUP) makes writes fail with EIO: a line nobody can read
+    # must not stop the session from writing its flags and its last snapshot.
+    with contextlib.suppress(OSError, ValueError):
+        print(msg, file=sys.stderr, flush=True)
 
 
 def _device(text: str | None):
@@ -157,19 +167,24 @@ def _flags(session, befores: dict[int, int]) -> None:
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
+    from earmark.engine.childproc import shield_resource_tracker
     from earmark.engine.isolated import IsolationError
-    from earmark.recorder import record_live
 
     profile = _profile(args, parser)
 
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
         return EXIT_USAGE
-    _say(f"earmark: rendering the demo material at {args.samplerate} Hz ...")
+    setup = _audio_setup(live, output=_device(args.output), sample_rate=args.samplerate)
+    if setup is None:
+        return EXIT_INPUT
+    shield_resource_tracker()  # before the first shared memory (isolated chains, state frame)
+    chain = args.chain or live.DEFAULT_CHAIN
+    _say(f"earmark: rendering the demo material at {setup.sample_rate} Hz ...")
     try:
         engine = live.demo_engine(
-            args.samplerate,
-            args.chain,
+            setup.sample_rate,
+            chain,
             blocksize=args.blocksize,
             isolate=args.isolate,
             tap_seconds=args.clip_seconds,
@@ -179,7 +194,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_USAGE
     driver = live.open_driver(
         engine,
-        device=_device(args.output),
+        setup,
         blocksize=args.blocksize,
         input_channels=0,
         say=_say,
@@ -187,18 +202,15 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
     # Paths: the dry mix, the mix through the chain, the master made from the mix.
-    _flags(session, befores={1: 0, 2: 0})
-    record_live(session, "demo", clip_seconds=args.clip_seconds)
-    for surface in controllers:
-        session.add_service(surface, name="midi")
+    _services(session, "demo", args, befores={1: 0, 2: 0}, controllers=controllers)
     return _stream(session, args, "earmark demo")
 
 
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark import live
+    from earmark.engine.childproc import shield_resource_tracker
     from earmark.engine.files import AudioFileError
     from earmark.engine.isolated import IsolationError
-    from earmark.recorder import record_live
 
     profile = _profile(args, parser)
     try:
@@ -215,9 +227,19 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
         return EXIT_USAGE
+    setup = _audio_setup(
+        live,
+        output=_device(args.output),
+        input=_device(args.input),
+        input_channels=max(channels) + 1,
+        sample_rate=args.samplerate,
+    )
+    if setup is None:
+        return EXIT_INPUT
+    shield_resource_tracker()  # before the first shared memory (isolated chains, state frame)
     try:
         engine = live.run_engine(
-            args.samplerate,
+            setup.sample_rate,
             args.chain,
             args.reference,
             channels,
@@ -234,12 +256,9 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for path in engine.paths:
         if note := getattr(path.source, "note", ""):
             _say(f"earmark: {path.name}: {note}")
-    device = (_device(args.input), _device(args.output))
-    if device == (None, None):
-        device = None
     driver = live.open_driver(
         engine,
-        device=device,
+        setup,
         blocksize=args.blocksize,
         input_channels=max(channels) + 1,
         say=_say,
@@ -247,15 +266,40 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
     # Paths: the dry input, the input through the chain (if any), the references.
-    _flags(session, befores={1: 0} if args.chain else {})
-    record_live(session, "run", clip_seconds=args.clip_seconds)
-    for surface in controllers:
-        session.add_service(surface, name="midi")
+    befores = {1: 0} if args.chain else {}
+    _services(session, "run", args, befores=befores, controllers=controllers)
     return _stream(session, args, "earmark run")
 
 
+def _audio_setup(live, **kw):
+    """The checked device and rate (``live.audio_setup``), or None once a device error
+    has been said (one line naming the device; the command exits 3)."""
+    try:
+        return live.audio_setup(**kw)
+    except live.DeviceError as exc:
+        _say(f"earmark: {exc}")
+        return None
+
+
+def _services(session, kind: str, args: argparse.Namespace, *, befores, controllers) -> None:
+    """What a live command runs beside the audio: the session log and snapshots (and the
+    control socket), the live flags, the controllers.
+
+    The recorder is added before the flags because services stop in reverse order:
+    the flags finish first (programme flags judged on the whole session), so that the
+    "session end" snapshot and the session log hold the final flags.
+    """
+    from earmark.recorder import record_live
+
+    record_live(session, kind, clip_seconds=args.clip_seconds)
+    _flags(session, befores=befores)
+    for surface in controllers:
+        session.add_service(surface, name="midi")
+
+
 def _stream(session, args: argparse.Namespace, title: str) -> int:
-    """Stream the session until --seconds, q or Ctrl-C; then the summary and the flags."""
+    """Stream the session until --seconds, q, Ctrl-C, SIGTERM or SIGHUP; then the summary
+    and the flags."""
     from earmark.session import AudioStartError
 
     try:
@@ -263,9 +307,23 @@ def _stream(session, args: argparse.Namespace, title: str) -> int:
     except AudioStartError as exc:
         _say(f"earmark: {exc}")
         return EXIT_INPUT
+    except Exception as exc:
+        if not _terminal_gone(exc):
+            raise
+        # The terminal closed under the view (its SIGHUP stopped the session, which
+        # has written its flags and last snapshot): a stop, not a failure.
     _summary(session.engine)
     _flag_summary(session)
     return EXIT_OK
+
+
+def _terminal_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` is the view's terminal gone: after a hangup, reading, writing and
+    setting its modes fail with EIO (OSError, or termios.error from the key reader)."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and type(exc).__name__ == "error" and exc.args:  # termios.error
+        code = exc.args[0]
+    return code == errno.EIO
 
 
 def _summary(engine) -> None:

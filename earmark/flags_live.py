@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Mapping
 from typing import Any
 
-from earmark.engine.childproc import kill, start_module
+from earmark.engine.childproc import kill, start_module, stop_signals_held
 from earmark.meters.profile import Profile
 
 __all__ = ["FlagService"]
@@ -85,7 +86,10 @@ class FlagService:
                 raise ValueError(f"befores: no paths {path} and {before} among {n}")
         self.rows_sent, self._before_sent, self._rows_seen = [0] * n, [0] * n, [0] * n
         banks = [(p.bank.sample_rate, p.bank.channels) for p in session.engine.paths]
-        self._proc, self._conn = start_module("earmark.flags_worker")
+        # Started with the session's stop signals held: a process-group SIGTERM or
+        # SIGHUP must not end the worker before it has given the final flags.
+        with stop_signals_held():
+            self._proc, self._conn = start_module("earmark.flags_worker")
         # The worker loads the detectors (~0.5 s) while the session starts: its
         # answer is collected before the first tick's.
         self._pace = session.engine.after_callback
@@ -176,8 +180,9 @@ class FlagService:
 
     def _fail(self, exc: BaseException) -> None:
         self._failed = True
+        ended = _ended(self._proc)  # a dead worker explains the broken pipe
         self._stop_worker()
-        raise RuntimeError(f"live flags stopped: {exc or type(exc).__name__}") from None
+        raise RuntimeError(f"live flags stopped: {ended or exc or type(exc).__name__}") from None
 
     def _stop_worker(self) -> None:
         proc, conn = self._proc, self._conn
@@ -191,3 +196,18 @@ class FlagService:
                 proc.wait(2.0)
             except Exception:
                 kill(proc)
+
+
+def _ended(proc: Any) -> str | None:
+    """How the worker ended ("the flag worker was killed by SIGKILL"); None if it runs."""
+    code = None if proc is None else proc.poll()
+    if code is None:
+        return None
+    if code < 0:
+        try:
+            how = f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"killed by signal {-code}"
+    else:
+        how = f"exited with status {code}"
+    return f"the flag worker was {how}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from earmark.engine.drivers import AudioDriver, NullDriver, SoundDeviceDriver
 from earmark.engine.engine import Engine, Path
@@ -19,6 +21,8 @@ from earmark.engine.sources import LiveInput, Player, load_player
 from earmark.session import LiveSession
 
 DEFAULT_CHAIN = "gentle-master"
+DEFAULT_SAMPLE_RATE = 48000  # the null sink's, when no device gives its own
+_DEVICES_HINT = "`earmark devices` lists the devices"
 _STATUS_SHOWN_S = 15.0  # how long the view's header shows the latest status line
 
 
@@ -103,48 +107,163 @@ def run_engine(
     )
 
 
+class DeviceError(RuntimeError):
+    """An audio device that is not there, or that refuses the stream's settings.
+
+    The message is one line naming the device and saying how to see the valid
+    ones; the live commands print it and exit 3 (an input that is unavailable).
+    """
+
+
+@dataclass(frozen=True)
+class AudioSetup:
+    """Where a live session streams, checked before anything is rendered or loaded.
+
+    ``device`` is what :class:`SoundDeviceDriver` takes (None for the default
+    device, a name or an index, or an (input, output) pair); ``null_reason`` is
+    set when there is no device to stream to, and says why (the null sink).
+    """
+
+    device: object
+    sample_rate: int
+    null_reason: str | None = None
+
+
+def audio_setup(
+    output: object = None,
+    input: object = None,
+    *,
+    input_channels: int = 0,
+    sample_rate: int | None = None,
+) -> AudioSetup:
+    """Check the devices a live command names, and the stream's rate and channels.
+
+    ``sample_rate`` None takes the output device's own rate (a JACK server's
+    rate), or DEFAULT_SAMPLE_RATE for the null sink. The null sink is chosen
+    only when no device is named and there is none to use (no devices at all,
+    or no default one). Everything else that is wrong raises
+    :class:`DeviceError`: a named device that does not exist, and a rate or a
+    channel count that the device refuses (never a silent switch to the null
+    sink, which would leave the engineer listening to nothing).
+    """
+    named = input is not None or output is not None
+    try:
+        import sounddevice as sd
+
+        count = len(sd.query_devices())
+    except Exception as exc:  # PortAudio missing, or failing to initialise
+        if named:
+            raise DeviceError(f"cannot reach the audio devices: {_one_line(exc)}") from None
+        return AudioSetup(None, sample_rate or DEFAULT_SAMPLE_RATE, _one_line(exc))
+    if count == 0 and not named:
+        return AudioSetup(None, sample_rate or DEFAULT_SAMPLE_RATE, "no audio devices")
+    out_info = _device_info(sd, output, "output", count)
+    in_info = _device_info(sd, input, "input", count) if input_channels > 0 else None
+    missing = "output" if out_info is None else None
+    if input_channels > 0 and in_info is None:
+        missing = missing or "input"
+    if missing is not None:
+        if named:  # the other direction has no default: say which option names one
+            raise DeviceError(
+                f"there is no default {missing} device: name one with --{missing} ({_DEVICES_HINT})"
+            )
+        return AudioSetup(None, sample_rate or DEFAULT_SAMPLE_RATE, f"no default {missing} device")
+    rate = sample_rate or int(round(out_info["default_samplerate"]))
+    _check_settings(sd, output, out_info, "output", 2, rate)
+    if in_info is not None:
+        _check_settings(sd, input, in_info, "input", input_channels, rate)
+    device = (input, output) if input_channels > 0 and named else output
+    return AudioSetup(device, rate)
+
+
+def _device_info(sd: Any, spec: object, kind: str, count: int) -> Any:
+    """PortAudio's description of the ``kind`` device ``spec``; None for a missing default."""
+    try:
+        info = sd.query_devices(spec, kind)
+    except (ValueError, sd.PortAudioError) as exc:
+        if spec is None:
+            return None
+        if isinstance(spec, int):
+            known = f"devices are numbered 0 to {count - 1}" if count else "there are no devices"
+            cause = f"no such device ({known})"
+        elif str(exc).startswith("Multiple"):  # sounddevice matches parts of names
+            cause = f"several {kind} devices match it (give more of the name, or its number)"
+        else:
+            cause = f"no {kind} device matches it"
+        raise DeviceError(f"{kind} device {spec!r}: {cause}; {_DEVICES_HINT}") from None
+    if info[f"max_{kind}_channels"] < 1:
+        raise DeviceError(f"{_who(sd, info, kind)} has no {kind} channels; {_DEVICES_HINT}")
+    return info
+
+
+def _check_settings(sd: Any, spec: object, info: Any, kind: str, channels: int, rate: int) -> None:
+    """PortAudio's format check for one direction; DeviceError saying what was refused."""
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    try:
+        check(spec, channels, "float32", samplerate=rate)
+    except sd.PortAudioError as exc:
+        who = _who(sd, info, kind)
+        cause = str(exc.args[0]) if exc.args else _one_line(exc)
+        have = info[f"max_{kind}_channels"]
+        if "sample rate" in cause.lower():
+            default = int(round(info["default_samplerate"]))
+            raise DeviceError(
+                f"{who} refuses {rate} Hz; its own rate is {default} Hz (--samplerate "
+                f"{default}, or leave --samplerate out to use it); {_DEVICES_HINT}"
+            ) from None
+        if "channels" in cause.lower() and channels > have:
+            raise DeviceError(
+                f"{who} has {have} {kind} channel(s), {channels} are needed; {_DEVICES_HINT}"
+            ) from None
+        raise DeviceError(
+            f"{who} refuses {channels} {kind} channel(s) at {rate} Hz: {cause}; {_DEVICES_HINT}"
+        ) from None
+
+
+def _who(sd: Any, info: Any, kind: str) -> str:
+    """'output device 0 'system' (JACK Audio Connection Kit)': what the user sees in devices."""
+    try:
+        api = sd.query_hostapis(info["hostapi"])["name"]
+    except Exception:
+        api = "?"
+    return f"{kind} device {info['index']} {info['name']!r} ({api})"
+
+
 def open_driver(
     engine: Engine,
+    setup: AudioSetup,
     *,
-    device: object = None,
     blocksize: int = 64,
     input_channels: int = 2,
     say: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
     start: bool = True,
 ) -> AudioDriver:
-    """A sounddevice stream on ``device`` (default device if None); a null sink if none opens.
+    """The driver for ``setup`` (see :func:`audio_setup`): a sounddevice stream, or the
+    null sink when ``setup`` has no device.
 
-    With ``start=False`` the device and settings are checked (PortAudio's format
-    check) but nothing streams yet: :meth:`LiveSession.start` starts the driver
-    once the session's services are up, so that their start-up (worker
+    With ``start=False`` nothing streams yet: :meth:`LiveSession.start` starts the
+    driver once the session's services are up, so that their start-up (worker
     processes, MIDI ports joining the graph, the store) does not land on the
     first seconds of audio.
     """
-    try:
-        import sounddevice as sd
-
-        if device is None and not len(sd.query_devices()):
-            raise RuntimeError("no audio devices")
-        driver: AudioDriver = SoundDeviceDriver(
-            engine, device=device, blocksize=blocksize, channels=(input_channels, 2), on_event=say
+    driver: AudioDriver
+    if setup.null_reason is not None:
+        say(
+            f"earmark: no audio device ({setup.null_reason}); "
+            "streaming into a null sink in real time"
         )
-        if start:
-            driver.start()
-        else:
-            dev_in, dev_out = device if isinstance(device, tuple) else (device, device)
-            rate = engine.sample_rate
-            if input_channels > 0:
-                sd.check_input_settings(dev_in, input_channels, "float32", samplerate=rate)
-            sd.check_output_settings(dev_out, 2, "float32", samplerate=rate)
-        return driver
-    except Exception as exc:
-        if device is not None:
-            raise
-        say(f"earmark: no audio device ({_one_line(exc)}); streaming into a null sink in real time")
         driver = NullDriver(engine, blocksize=blocksize)
-        if start:
-            driver.start()
-        return driver
+    else:
+        driver = SoundDeviceDriver(
+            engine,
+            device=setup.device,
+            blocksize=blocksize,
+            channels=(input_channels, 2),
+            on_event=say,
+        )
+    if start:
+        driver.start()
+    return driver
 
 
 def _one_line(exc: BaseException) -> str:

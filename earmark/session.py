@@ -290,10 +290,11 @@ class LiveSession:
     def run(self, seconds: float | None = None, view: Callable[[LiveSession], None] | None = None):
         """Start, show ``view(session)`` (or just wait ``seconds``), stop on return or Ctrl-C.
 
-        SIGTERM ends it like Ctrl-C (a clean stop: the session log is flushed and the
-        services stop in order) when called from the main thread.
+        SIGTERM and SIGHUP (a closed terminal, a dropped SSH connection) end it like
+        Ctrl-C (a clean stop: the final flags, the session log and its last snapshot
+        are written, the services stop in order) when called from the main thread.
         """
-        previous = _terminate_as_interrupt()
+        previous = _stop_signals_as_interrupt()
         self.start()
         try:
             if view is not None:
@@ -306,8 +307,8 @@ class LiveSession:
             pass
         finally:
             self.stop()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _loop(self) -> None:
         next_state = 0.0
@@ -365,15 +366,28 @@ class LiveSession:
                 pending.future.set_result(result)
 
 
-def _terminate_as_interrupt() -> Any:
-    """Make SIGTERM raise KeyboardInterrupt; returns the previous handler (None off main)."""
+def _stop_signals_as_interrupt() -> dict[int, Any]:
+    """Make SIGTERM and SIGHUP raise KeyboardInterrupt; return the previous handlers
+    (none off the main thread). A SIGHUP ignored on entry (``nohup earmark run``)
+    stays ignored: the session was asked to outlive its terminal."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
+
+    stopping = False
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        nonlocal stopping
+        if not stopping:  # a second signal (a hangup, then a logout's SIGTERM) must not
+            stopping = True  # cut short the clean stop the first one started
+            raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, interrupt)
+    previous: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)  # no SIGHUP on Windows
+        if signum is None or (name == "SIGHUP" and signal.getsignal(signum) == signal.SIG_IGN):
+            continue
+        previous[signum] = signal.signal(signum, interrupt)
+    return previous
 
 
 def _add_marker(session: LiveSession, label: str | None = None, *_: object) -> dict:

@@ -12,13 +12,30 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 
-__all__ = ["alive", "huge_pages", "kill", "start_module"]
+__all__ = [
+    "SESSION_STOP_SIGNALS",
+    "alive",
+    "huge_pages",
+    "kill",
+    "shield_resource_tracker",
+    "start_module",
+    "stop_signals_held",
+]
+
+# What stops a live session: Ctrl-C, SIGTERM, a closed terminal or dropped SSH
+# connection (SIGHUP). Sent to the whole process group (a terminal, `kill -- -PGID`,
+# a shell hanging up its jobs) they reach the session's helper processes too, which
+# must outlive them until the session has stopped them in order.
+SESSION_STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def start_module(
@@ -78,3 +95,38 @@ def huge_pages(allowed: bool) -> bool:
         return libc.prctl(_PR_SET_THP_DISABLE, 0 if allowed else 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Block SESSION_STOP_SIGNALS in this thread while child processes are started.
+
+    A child inherits the blocked set through fork and exec: a signal sent to the
+    process group before the child has set its own dispositions stays pending (and
+    is discarded once it ignores it) instead of killing it during its start-up; a
+    child that never unblocks one is immune to it. This process still gets its own
+    copy: another thread takes it, or this one as soon as the set is unblocked.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SESSION_STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def shield_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, out of reach of a hangup.
+
+    The tracker (started by the first ``SharedMemory``: the isolated chains, the
+    state frame) ignores SIGINT and SIGTERM but not SIGHUP: a terminal closing
+    killed it mid-session, and the session's end then printed "resource_tracker:
+    process died unexpectedly" and KeyError tracebacks. Started with the stop
+    signals held, it keeps SIGHUP blocked for good.
+    """
+    from multiprocessing import resource_tracker
+
+    with stop_signals_held():
+        resource_tracker.ensure_running()

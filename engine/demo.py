@@ -326,6 +326,29 @@ def aggressive_master(mix: np.ndarray, sample_rate: int, target_lufs: float = -7
     return np.ascontiguousarray(y.T)
 
 
+def through_chain(
+    audio: np.ndarray, sample_rate: int, chain: str, blocksize: int = 512
+) -> np.ndarray:
+    """``audio`` through the chain preset or file ``chain``, offline (``demo --offline``).
+
+    The chain runs block by block, as the audio callback runs it in ``earmark
+    demo``; its latency is flushed with silence and removed, so the result lines
+    up with ``audio`` sample for sample. Raises what loading and building the
+    chain raise (``PresetError`` naming the file and line, ``OSError``).
+    """
+    from .chains import build_chain, load_chain
+
+    x = np.ascontiguousarray(audio, dtype=np.float32)
+    frames, channels = x.shape
+    built = build_chain(load_chain(chain), sample_rate, channels)
+    latency = int(built.latency_samples)
+    padded = np.concatenate([x, np.zeros((latency, channels), dtype=np.float32)])
+    out = np.empty_like(padded)
+    for start in range(0, len(padded), blocksize):
+        out[start : start + blocksize] = built.process(padded[start : start + blocksize])
+    return out[latency : latency + frames]
+
+
 def write_demo_files(
     directory: str | Path, seconds: float = 30.0, sample_rate: int = 48000
 ) -> tuple[Path, Path]:

@@ -131,3 +131,40 @@ def test_demo_with_an_isolated_chain_measures_what_the_chain_in_process_measures
     # What the chains add to the monitoring latency: the host's two blocks more.
     isolated_by_ms = runs[(), "chains"] - runs[("--no-isolate",), "chains"]
     assert isolated_by_ms == pytest.approx(2 * 64 / 48000 * 1e3, abs=0.11)
+
+
+def offline_table(stdout: str) -> dict[str, list[str]]:
+    """The offline demo's table: measure -> its cells (unit dropped)."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.replace("┃", "│").split("│")[1:-1]]
+        if cells:
+            rows[cells[0]] = cells[2:]
+    return rows
+
+
+def test_the_offline_demo_measures_the_chain_and_judges_against_the_profile(tmp_path):
+    """Before, --chain and --profile were silently ignored with --offline. A chain of one
+    +6 dB gain must read exactly 6 LU above the mix, and the flags be explained against
+    the jazz profile."""
+    chain = tmp_path / "plus6.toml"
+    chain.write_text('[[plugin]]\nbuiltin = "Gain"\ngain_db = 6.0\n')
+    proc = earmark(
+        "demo", "--offline", "--seconds", "8", "--chain", str(chain), "--profile", "jazz"
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = offline_table(proc.stdout)
+    assert rows["Measure"] == ["Mix", f"Mix -> {chain}", "Aggressive master", "Change"]
+    mix, chained, master, change = (float(v) for v in rows["Integrated"])
+    assert chained - mix == pytest.approx(6.0, abs=0.05)
+    assert change == pytest.approx(master - mix, abs=0.11)  # still the mix against the master
+    assert f"Mix -> {chain} (jazz profile):" in proc.stdout
+    assert "Aggressive master (jazz profile):" in proc.stdout
+    assert "jazz profile's -1.0 dBTP ceiling" in proc.stdout
+
+
+def test_the_offline_demo_refuses_a_chain_it_cannot_load_in_one_line(tmp_path):
+    proc = earmark("demo", "--offline", "--seconds", "8", "--chain", "no-such-chain")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("earmark: no chain preset named 'no-such-chain'")
+    assert "Traceback" not in proc.stderr

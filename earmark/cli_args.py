@@ -1,0 +1,88 @@
+"""Argument types for the live commands (``demo``, ``run``): argparse ``type=`` functions.
+
+Each one turns the text of an option into its value or raises
+``argparse.ArgumentTypeError`` with the bad value and the valid range, so that
+argparse reports it as a usage error (exit 2) before anything is rendered,
+loaded or opened: ``argument --blocksize: must be a whole number of frames from
+16 to 8192, got -64``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from earmark.meters.bank import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+__all__ = [
+    "MAX_BLOCK_FRAMES",
+    "MAX_CLIP_SECONDS",
+    "MIN_BLOCK_FRAMES",
+    "blocksize",
+    "clip_seconds",
+    "sample_rate",
+    "seconds",
+]
+
+# Below 16 frames a block is too short for the chains (pedalboard returns no
+# samples for 1- and 2-frame blocks) and shorter than any audio interface's
+# period; above 8192 (170 ms at 48 kHz) it is no longer monitoring.
+MIN_BLOCK_FRAMES = 16
+MAX_BLOCK_FRAMES = 8192
+MAX_CLIP_SECONDS = 60.0
+
+
+def seconds(text: str) -> float:
+    """``--seconds``: a finite number of seconds above 0 (leave it out to stream until q)."""
+    value = _number(text, "seconds")
+    if not (math.isfinite(value) and value > 0.0):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0 (leave it out to stream until q or Ctrl-C), "
+            f"got {text}"
+        )
+    return value
+
+
+def blocksize(text: str) -> int:
+    """``--blocksize``: frames per audio block, from MIN_BLOCK_FRAMES to MAX_BLOCK_FRAMES."""
+    value = _whole(text, "a whole number of frames")
+    if not MIN_BLOCK_FRAMES <= value <= MAX_BLOCK_FRAMES:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of frames from {MIN_BLOCK_FRAMES} to {MAX_BLOCK_FRAMES}, "
+            f"got {text}"
+        )
+    return value
+
+
+def sample_rate(text: str) -> int:
+    """``--samplerate``: a whole number of Hz the meters support (8000 to 384000)."""
+    value = _whole(text, "a whole number of Hz")
+    if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}, got {text}"
+        )
+    return value
+
+
+def clip_seconds(text: str) -> float:
+    """``--clip-seconds``: 0 (no clips) to MAX_CLIP_SECONDS."""
+    value = _number(text, "seconds")
+    if not 0.0 <= value <= MAX_CLIP_SECONDS:  # nan fails both comparisons
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and {MAX_CLIP_SECONDS:g} seconds, got {text}"
+        )
+    return value
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def _whole(text: str, what: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None

@@ -33,7 +33,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from earmark import config
-from earmark.engine.childproc import alive
+from earmark.engine.childproc import alive, signal_name
 from earmark.meters import Readings
 from earmark.private import (
     SOCKET_PATH_MAX_BYTES,
@@ -722,12 +721,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _exit_text(rc: int) -> str:
-    if rc < 0:
-        try:
-            return signal.Signals(-rc).name
-        except ValueError:
-            return f"signal {-rc}"
-    return f"exit code {rc}"
+    return signal_name(-rc) if rc < 0 else f"exit code {rc}"
 
 
 def publish_only(session: Any) -> DashboardService:

@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from collections.abc import Mapping
 from typing import Any
 
-from earmark.engine.childproc import kill, start_module, stop_signals_held
+from earmark.engine.childproc import kill, signal_name, start_module, stop_signals_held
 from earmark.meters.profile import Profile
 
 __all__ = ["FlagService"]
@@ -203,11 +202,5 @@ def _ended(proc: Any) -> str | None:
     code = None if proc is None else proc.poll()
     if code is None:
         return None
-    if code < 0:
-        try:
-            how = f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            how = f"killed by signal {-code}"
-    else:
-        how = f"exited with status {code}"
+    how = f"killed by {signal_name(-code)}" if code < 0 else f"exited with status {code}"
     return f"the flag worker was {how}"

@@ -13,12 +13,11 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-from earmark.engine.childproc import SESSION_STOP_SIGNALS
+from earmark.engine.childproc import ignore_stop_signals
 from earmark.meters.detectors import Detector, Flag
 
 
@@ -68,15 +67,8 @@ def _key(flag: Flag) -> tuple:
 
 def main(conn_fd: int) -> None:
     """Serve one session until it says quit or goes away."""
-    # Ctrl-C, SIGTERM and SIGHUP are the session's to handle: sent to the process group
-    # (a terminal closing, `kill -- -PGID`) they must not end this worker before the
-    # session has asked for the final flags; the session stops it with "quit", and a
-    # session that dies closes the socket. The parent started us with them blocked
-    # (childproc.stop_signals_held): ignoring them discards any that arrived meanwhile.
-    for signum in SESSION_STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, SESSION_STOP_SIGNALS)
+    # The session asks for the final flags before it stops this worker.
+    ignore_stop_signals()
     conn = Connection(conn_fd)
     worker: FlagWorker | None = None
     while True:

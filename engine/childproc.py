@@ -63,6 +63,23 @@ def kill(proc: subprocess.Popen) -> None:
         proc.wait(2.0)
 
 
+def how_ended(code: int | None) -> str:
+    """A child's return code in words: "killed by SIGSEGV", "exit code 3", "still running"."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {signal_name(-code)}"
+    return f"exit code {code}"
+
+
+def signal_name(signum: int) -> str:
+    """``SIGSEGV`` for 11; ``signal 99`` for a number with no name here."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def alive(pid: int) -> bool:
     """Whether a process ``pid`` exists (one owned by another user counts; pid <= 0 never)."""
     if pid <= 0:
@@ -115,6 +132,20 @@ def stop_signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def ignore_stop_signals() -> None:
+    """In a child started under :func:`stop_signals_held`: leave stopping to the parent.
+
+    Ctrl-C, SIGTERM and SIGHUP sent to the process group (a terminal closing,
+    ``kill -- -PGID``) must not end a helper before the session has stopped it in
+    order; the session asks it to quit, and a session that dies closes its socket.
+    Ignoring them discards any that arrived while they were blocked.
+    """
+    for signum in SESSION_STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SESSION_STOP_SIGNALS)
 
 
 def shield_resource_tracker() -> None:

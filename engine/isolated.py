@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -42,7 +41,14 @@ import numpy as np
 
 from . import rt
 from .chains import ChainSpec, ParamValue, PluginSpec
-from .childproc import huge_pages, kill, start_module
+from .childproc import (
+    how_ended,
+    huge_pages,
+    ignore_stop_signals,
+    kill,
+    start_module,
+    stop_signals_held,
+)
 
 __all__ = ["IsolatedChain", "IsolationError"]
 
@@ -173,7 +179,8 @@ class IsolatedChain:
     def _start(self) -> None:
         """Start a host: ``python -m earmark.engine.isolated`` with a wake pipe and a socket."""
         wake_r, wake_w = _wake_pair()
-        proc, conn = start_module("earmark.engine.isolated", [str(wake_r)], pass_fds=[wake_r])
+        with stop_signals_held():  # a process-group signal must not kill it while it starts
+            proc, conn = start_module("earmark.engine.isolated", [str(wake_r)], pass_fds=[wake_r])
         if wake_r != wake_w:
             os.close(wake_r)
         try:
@@ -438,15 +445,7 @@ def _retire(fd: int) -> None:
     _retired.append((now, fd))
 
 
-def _exit_text(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
+_exit_text = how_ended
 
 
 def _realtime_host() -> str | None:
@@ -535,7 +534,7 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
 
     from .chains import build_chain
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    ignore_stop_signals()  # the session stops its hosts in order, after the audio
     conn = Connection(conn_fd)
     spec, sample_rate, channels, max_block, shm_name = conn.recv()
     try:

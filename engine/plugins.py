@@ -45,6 +45,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .childproc import signal_name
+
 __all__ = [
     "PLUGIN_PATH_ENV",
     "PROBE_HANG_ENV",
@@ -475,10 +477,7 @@ def _run_child(bundle: Path, plugin_name: str | None, timeout_s: float) -> dict[
         last = _last_line(err.read())
     code = child.returncode
     if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
+        name = signal_name(-code)
         return f"crashed ({name})" + (f": {last}" if last else "")
     if code != 0:
         return f"probe exited with code {code}" + (f": {last}" if last else "")

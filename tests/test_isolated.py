@@ -156,6 +156,22 @@ def test_a_crashing_host_mutes_its_path_is_reported_and_the_rest_plays_on(tone):
     assert iso.restarts == 1
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_stop_signal_to_the_process_group_leaves_the_host_to_the_session(tone, signum):
+    """A terminal closing or `kill -- -PGID` reaches the hosts too; the session stops
+    them after the audio, so the signal itself must not end a host mid-stream."""
+    iso = IsolatedChain(gain_spec(6.0), FS, 2, block=BLOCK)
+    with streaming(iso, tone) as engine:
+        time.sleep(1.0)
+        os.kill(iso.pid, signum)
+        time.sleep(3.5)
+        alive = iso.restarts == 0 and iso.pid is not None and os.waitpid(iso.pid, os.WNOHANG)
+        loud = engine.state().paths[0].readings.short_term_lufs
+    assert alive == (0, 0)  # the very same host process, still running
+    late = iso.late_blocks / max(1, engine.callbacks)
+    assert loud == pytest.approx(-14.0, abs=0.1 + 20 * late)  # +6 dB on a -20 LUFS tone
+
+
 def test_a_chain_that_cannot_load_fails_in_the_parent_with_the_preset_error():
     bad = parse_chain('name = "bad"\n[[plugin]]\nbuiltin = "Gain"\ngain_db = 6.0\n', "bad.toml")
     bad = type(bad)(bad.name, bad.description, (PluginSpec.vst3("NoSuchPlugin"),), bad.source)

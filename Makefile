@@ -5,13 +5,11 @@ PY    := $(VENV)/bin/python
 
 .PHONY: demo test bench lint bootstrap clean screenshot
 
-# Real VST3 plugins. The engine searches the standard VST3 folders
-# (/usr/lib/vst3, /usr/local/lib/vst3, ~/.vst3) plus EARMARK_PLUGIN_PATH
-# (colon-separated). On Debian 13 the plugins are system packages in
-# /usr/lib/vst3; on Debian 12 scripts/install-plugins unpacks Debian 13's builds
-# into this project-local folder, appended to whatever the caller set.
-PLUGIN_DIR := $(CURDIR)/.cache/plugins/usr/lib/vst3
-test demo bench: export EARMARK_PLUGIN_PATH := $(if $(EARMARK_PLUGIN_PATH),$(EARMARK_PLUGIN_PATH):)$(PLUGIN_DIR)
+# Real VST3 plugins. On Debian 13 they are system packages in /usr/lib/vst3; on
+# Debian 12 scripts/install-plugins unpacks Debian 13's builds into
+# .cache/plugins/usr/lib/vst3, a folder earmark searches by itself after
+# EARMARK_PLUGIN_PATH and the standard VST3 folders (engine/plugins.py), so no
+# target needs to set anything: `earmark` typed by hand finds the same plugins.
 
 # bootstrap is idempotent and takes well under a second when nothing is missing.
 bootstrap:

@@ -15,10 +15,16 @@ PY    := $(VENV)/bin/python
 bootstrap:
 	scripts/bootstrap
 
-# DEMO_SECONDS=0 streams until q / Ctrl-C.
+# DEMO_SECONDS=0 streams until q / Ctrl-C. Before it streams, the demo's
+# material goes into demo/ as files (mix.wav, master.wav, ai-master.wav,
+# my-chain.toml): the README's examples use them, as typed, from this folder.
 DEMO_SECONDS ?= 20
-demo: bootstrap
+demo: bootstrap demo/.stamp
 	$(VENV)/bin/earmark demo $(if $(filter 0,$(DEMO_SECONDS)),,--seconds $(DEMO_SECONDS))
+
+demo/.stamp: scripts/demo-files engine/demo.py presets/chains/gentle-master.toml | bootstrap
+	$(PY) scripts/demo-files demo
+	touch $@
 
 test: bootstrap
 	$(PY) -m pytest -q tests
@@ -40,5 +46,5 @@ lint: bootstrap
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -55,6 +55,16 @@ def test_the_key_table_follows_the_dashboard_design_and_gives_each_key_one_actio
     from earmark.ui.dashboard import KEYS_HELP as DASHBOARD_KEYS_HELP
 
     assert KEYS_HELP == DASHBOARD_KEYS_HELP + "  ·  Q quit"
+    # With Shift (or Caps Lock) a letter does what it does without, as in the dashboard.
+    on = conventions.Toggles(1, 2, "A", True, False, False, (None, False, None))
+    for key in KEYS:
+        assert conventions.key_commands(key.char.upper(), on) == conventions.key_commands(
+            key.char, on
+        )
+    assert conventions.key_commands("B", on) == [("bypass", 1, None, True)]
+    assert conventions.key_commands("l", on) == [("match", False)]
+    assert conventions.key_commands("r", on) == [("reset_meters",), ("reset_holds",)]
+    assert conventions.key_commands("k", on) == []  # the old terminal marker key: free now
 
 
 @pytest.fixture()

@@ -18,7 +18,9 @@ Then every fenced block runs, each in a copy of that state:
   (``earmark demo``/``earmark run``, which stream until q) gets
   ``--seconds N --no-ui`` appended. A live command followed by
   ``earmark snapshot take`` ("from another terminal") runs in the background
-  while the following commands run. A command must exit 0 (0 or 1 with
+  while that command is retried until it reaches the session (the session
+  answers from before its stream starts until it has stopped). A command must
+  exit 0 (0 or 1 with
   ``--strict``, whose 1 means "problem flagged") and never print a traceback.
 - ``$ earmark ...`` lines of output samples run the same way, and each line of
   the sample under them must be in what the command printed (whitespace aside,
@@ -51,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent  # the venv's bin: where `earmark` is after activation
 LIVE_SECONDS = 3  # a live command of the README, stopped after this long
-BACKGROUND_SECONDS = 10  # a live command that other commands talk to meanwhile
+BACKGROUND_SECONDS = 5  # a live command other commands talk to while it runs
+REACH_TIMEOUT_S = 120  # how long they may wait for its session to come up (a loaded machine)
 COMMAND_TIMEOUT_S = 240  # `plugins scan` probes 21 bundles; one of them hangs 20 s
 
 # Commands that cannot run headless, with why. Keep it short: anything that can
@@ -278,10 +281,14 @@ def run_commands(commands: list[str], folder: Path) -> list[Outcome]:
         if command.startswith("earmark snapshot take") and background is not None:
             # "From another terminal", once the session is up: until then it says
             # there is none (exit 3), as it would to a user who typed it too soon.
-            deadline = time.monotonic() + BACKGROUND_SECONDS
+            deadline = time.monotonic() + REACH_TIMEOUT_S
             while True:
                 outcome = finish(command, shell(command, folder))
-                if outcome.code != 3 or time.monotonic() > deadline:
+                if (
+                    outcome.code != 3
+                    or time.monotonic() > deadline
+                    or background[1].poll() is not None
+                ):
                     break
                 time.sleep(0.5)
             outcomes.append(outcome)

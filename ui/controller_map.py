@@ -568,7 +568,7 @@ def _channel(value: Any, error) -> int | None:
 
 
 def _path(value: Any, error) -> str | int:
-    """ "A", "B", or a path number from 1 (the views' ``#``; maps have always counted from 1)."""
+    """Which path a binding acts on: A, B, or a number from 1 (maps always counted from 1)."""
     if value in ("A", "B", "a", "b"):
         return str(value).upper()
     return path_index(_int(value, 1, 64, lambda c: error(f'{c} (or "A" or "B")')))

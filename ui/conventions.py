@@ -98,7 +98,7 @@ def key_commands(char: str | None, toggles: Toggles) -> list[tuple]:
     Empty for a key that is not in :data:`KEYS`, for ``q`` (the terminal view
     stops itself) and for B when neither A nor B has a chain.
     """
-    key = _BY_CHAR.get(char or "")
+    key = _BY_CHAR.get((char or "").lower())  # Shift-M is M, as in the dashboard
     if key is None:
         return []
     action = key.action

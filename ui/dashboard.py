@@ -1477,6 +1477,8 @@ class Dashboard:
             if on:
                 words.append(key.upper())
         dpg.set_value("em_monitor_state", "monitor: " + (" ".join(words) or "normal"))
+        match = bool(frame.h("loudness_match"))
+        dpg.bind_item_theme("em_btn_match", self._themes["button_on" if match else "button_off"])
 
     # -- geometry for tests and screenshots -----------------------------------------------
 

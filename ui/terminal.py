@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .conventions import Toggles, help_line, key_commands, path_number
+from .conventions import Toggles, help_line, key_commands, key_for, path_number
 
 KEYS_HELP = help_line(terminal=True)
 
@@ -152,7 +152,7 @@ def run_view(
             live.update(render_state(state, header(), flags() if flags else None), refresh=True)
             if keys:
                 key = _read_key(period)
-                if key == "q":
+                if key is not None and key.lower() == key_for("quit").char:
                     break
                 handle_key(key, state, post, chains() if chains else ())
             else:

@@ -11,11 +11,11 @@ O mono, R reset); loudness match, which the dashboard had no key for, is L.
 has no quit key, since closing it never stops the session.
 
 **Path numbers.** People count paths from 1, in the order the views list
-them: the terminal's ``#`` column, the dashboard, the flags' "(path 3)", a
-controller map's ``path = 3``, ``snapshots diff --path 3``. Code and stored
-data (``EngineState.paths``, flag dicts' ``path``, a snapshot's ``index``)
-count from 0. :func:`path_number` and :func:`path_index` are the only places
-the two meet.
+them: the terminal's ``#`` column, the dashboard's header, the flags'
+"(path 3)", a controller map's ``path = 3``. Code and stored data
+(``EngineState.paths``, flag dicts' ``path``, a snapshot's ``index``) count
+from 0. :func:`path_number` and :func:`path_index` are where the two meet
+(``snapshots diff --path N`` should read its number with :func:`path_index` too).
 """
 
 from __future__ import annotations

@@ -5,22 +5,26 @@ PY    := $(VENV)/bin/python
 
 .PHONY: demo test bench lint bootstrap clean screenshot
 
-# Real VST3 plugins. The engine searches the standard VST3 folders
-# (/usr/lib/vst3, /usr/local/lib/vst3, ~/.vst3) plus EARMARK_PLUGIN_PATH
-# (colon-separated). On Debian 13 the plugins are system packages in
-# /usr/lib/vst3; on Debian 12 scripts/install-plugins unpacks Debian 13's builds
-# into this project-local folder, appended to whatever the caller set.
-PLUGIN_DIR := $(CURDIR)/.cache/plugins/usr/lib/vst3
-test demo bench: export EARMARK_PLUGIN_PATH := $(if $(EARMARK_PLUGIN_PATH),$(EARMARK_PLUGIN_PATH):)$(PLUGIN_DIR)
+# Real VST3 plugins. On Debian 13 they are system packages in /usr/lib/vst3; on
+# Debian 12 scripts/install-plugins unpacks Debian 13's builds into
+# .cache/plugins/usr/lib/vst3, a folder earmark searches by itself after
+# EARMARK_PLUGIN_PATH and the standard VST3 folders (engine/plugins.py), so no
+# target needs to set anything: `earmark` typed by hand finds the same plugins.
 
 # bootstrap is idempotent and takes well under a second when nothing is missing.
 bootstrap:
 	scripts/bootstrap
 
-# DEMO_SECONDS=0 streams until q / Ctrl-C.
+# DEMO_SECONDS=0 streams until q / Ctrl-C. Before it streams, the demo's
+# material goes into demo/ as files (mix.wav, master.wav, ai-master.wav,
+# my-chain.toml): the README's examples use them, as typed, from this folder.
 DEMO_SECONDS ?= 20
-demo: bootstrap
+demo: bootstrap demo/.stamp
 	$(VENV)/bin/earmark demo $(if $(filter 0,$(DEMO_SECONDS)),,--seconds $(DEMO_SECONDS))
+
+demo/.stamp: scripts/demo-files engine/demo.py presets/chains/gentle-master.toml | bootstrap
+	$(PY) scripts/demo-files demo
+	touch $@
 
 test: bootstrap
 	$(PY) -m pytest -q tests
@@ -42,5 +46,5 @@ lint: bootstrap
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo
 	find . -name __pycache__ -prune -exec rm -rf {} +

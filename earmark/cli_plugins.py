@@ -8,7 +8,9 @@
     Unchanged bundles are not probed again unless ``--force`` is given.
 
 ``earmark plugins list [--json]``
-    Show the cached results: name, format, channels, latency, CPU, status, reason.
+    Show the cached results: name, format, channels, latency, CPU, status, reason;
+    bundles found in the search path but not scanned yet are listed as such
+    (``--json`` prints the cached records only).
 
 Exit codes: 0 ok (bad plugins are a result, not an error); 2 usage error;
 3 a PATH given to ``scan`` does not exist (the others are still scanned).
@@ -118,10 +120,23 @@ def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json:
         sys.stdout.write(json.dumps([r.to_json() for r in records], indent=2) + "\n")
         return EXIT_OK
-    if not records:
-        print("earmark: no plugins scanned yet; run 'earmark plugins scan'", file=sys.stderr)
+    unscanned = plugins.unscanned_bundles(records)
+    if not records and not unscanned:
+        where = ", ".join(str(p) for p in plugins.default_search_path())
+        print(f"earmark: no plugins scanned and no plugin bundles in {where}", file=sys.stderr)
         return EXIT_OK
-    _print_records(records)
+    formats = plugins.BUNDLE_FORMATS
+    waiting = [
+        plugins.PluginRecord(str(b), formats.get(b.suffix.lower(), "vst3"), 0, "not scanned")
+        for b in unscanned
+    ]
+    _print_records([*records, *waiting])
+    if waiting:
+        print(
+            f"earmark: {len(waiting)} plugin bundle{'s' if len(waiting) != 1 else ''} not "
+            "scanned yet; run 'earmark plugins scan' to validate them",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -142,7 +157,7 @@ def _print_records(records: list[Any]) -> None:
         latency = "-" if r.latency_samples is None else f"{r.latency_samples} smp"
         # Probe time for 1 s of audio, as a share of real time.
         cpu = "-" if r.process_ms is None else f"{r.process_ms / 10.0:.1f}%"
-        status = "ok" if r.ok else "[red]bad[/red]"
+        status = "ok" if r.ok else "[red]bad[/red]" if r.status == "bad" else r.status
         table.add_row(r.display_name, r.format.upper(), channels, latency, cpu, status, r.reason)
     out = sys.stdout
     width = None if out.isatty() else _PIPE_WIDTH

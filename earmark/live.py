@@ -290,7 +290,9 @@ def stream_with_view(session: LiveSession, seconds: float | None, title: str) ->
         return line
 
     session.run(
-        view=lambda s: run_view(s.state, s.post, header, seconds=seconds, flags=lambda: s.flags)
+        view=lambda s: run_view(
+            s.state, s.post, header, seconds=seconds, flags=lambda: s.flags, chains=s.chains
+        )
     )
 
 

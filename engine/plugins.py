@@ -18,7 +18,10 @@ probed again unless ``force`` is given. :func:`resolve` turns a scanned name
 ("ZaMaximX2") or a path into a bundle path for the chain loader.
 
 Search path (:func:`default_search_path`): ``EARMARK_PLUGIN_PATH`` (a
-``:``-separated list) first, then the platform's standard folders.
+``:``-separated list) first, then the platform's standard folders, then the
+project's own plugin folder (:data:`PROJECT_PLUGIN_DIR`, where
+``scripts/install-plugins`` unpacks Debian 13's VST3 builds on Debian 12) when
+earmark runs from its source tree, so no environment variable is needed.
 
 A ``bad`` record is still *loadable* when the fault is in what the plugin
 outputs (non-finite samples at default settings: the chain replaces those by
@@ -50,6 +53,7 @@ from .childproc import signal_name
 __all__ = [
     "PLUGIN_PATH_ENV",
     "PROBE_HANG_ENV",
+    "PROJECT_PLUGIN_DIR",
     "ParameterInfo",
     "PluginNotFoundError",
     "PluginRecord",
@@ -59,9 +63,16 @@ __all__ = [
     "probe",
     "resolve",
     "scan",
+    "unscanned_bundles",
 ]
 
 PLUGIN_PATH_ENV = "EARMARK_PLUGIN_PATH"
+# Where scripts/install-plugins unpacks the VST3 bundles on Debian 12 (it has no
+# VST3 packages of its own): inside the project, beside this source tree. Part of
+# the search path whenever it exists, so a chain naming those plugins works
+# after `make demo` without EARMARK_PLUGIN_PATH (`scripts/install-plugins
+# --print-path` prints the same folder).
+PROJECT_PLUGIN_DIR = Path(__file__).resolve().parents[1] / ".cache" / "plugins" / "usr/lib/vst3"
 # Test hook: a probe whose bundle file name equals this value sleeps instead of
 # loading, so the timeout path can be exercised (a real VST3 cannot be made to
 # hang on demand). Never set outside tests.
@@ -219,10 +230,12 @@ class PluginRecord:
 
 
 def default_search_path() -> list[Path]:
-    """``EARMARK_PLUGIN_PATH`` entries first, then the platform's standard plugin folders.
+    """``EARMARK_PLUGIN_PATH`` entries first, then the platform's standard plugin folders,
+    then :data:`PROJECT_PLUGIN_DIR` if it exists.
 
-    Folders that do not exist are included (a scan skips them), so the list
-    reads the same on every machine of a platform.
+    The standard folders are included even when they do not exist (a scan skips
+    them), so the list reads the same on every machine of a platform; the
+    project's folder only exists in a source tree whose bootstrap filled it.
     """
     paths = [Path(p).expanduser() for p in os.environ.get(PLUGIN_PATH_ENV, "").split(":") if p]
     user = Path.home()
@@ -238,6 +251,8 @@ def default_search_path() -> list[Path]:
         paths.append(Path(common) / "VST3")
     else:
         paths += [user / ".vst3", Path("/usr/lib/vst3"), Path("/usr/local/lib/vst3")]
+    if PROJECT_PLUGIN_DIR.is_dir():
+        paths.append(PROJECT_PLUGIN_DIR)
     return _unique(paths)
 
 
@@ -565,9 +580,7 @@ def resolve(
             roots = default_search_path() if search_path is None else search_path
             found = [b for b in find_bundles(roots) if _bundle_stem(b).casefold() == wanted]
             if not found:
-                known = sorted({r.display_name for r in records})
-                hint = f" (scanned: {', '.join(known)})" if known else " (no plugin scan cached)"
-                raise PluginNotFoundError(f"no plugin named {text!r} was found{hint}")
+                raise PluginNotFoundError(_not_found(text, roots, records))
             bundle = found[0]
     current = _current_records(bundle, records, cache_file, timeout_s)
     if wanted is not None and len(current) > 1:
@@ -577,6 +590,38 @@ def resolve(
         bad = current[0] if current else _bad(bundle, 0, "the probe returned no result", False)
         raise PluginNotFoundError(f"{bad.display_name} ({bundle}) failed its probe: {bad.reason}")
     return bundle
+
+
+def _not_found(name: str, roots: Sequence[str | os.PathLike[str]], records) -> str:
+    """One line: what was searched, what is known, and exactly what to do about it."""
+    where = ", ".join(str(r) for r in roots) or "no folder"
+    known = sorted({r.display_name for r in records})
+    scanned = f"; scanned: {', '.join(known)}" if known else ""
+    return (
+        f"no plugin named {name!r} was found in {where}{scanned}: install its .vst3 bundle "
+        f"in one of those folders or add its folder to {PLUGIN_PATH_ENV}, then run "
+        "'earmark plugins scan' (or give the bundle's path)"
+    )
+
+
+def unscanned_bundles(
+    records: Sequence[PluginRecord], paths: Iterable[str | os.PathLike[str]] | None = None
+) -> list[Path]:
+    """Bundles under ``paths`` (default :func:`default_search_path`) without a current record.
+
+    What ``earmark plugins list`` shows as not scanned yet: installed, found,
+    but not validated (a chain naming one probes it when it loads).
+    """
+    current: dict[str, int] = {r.path: r.mtime_ns for r in records}
+    out = []
+    for bundle in find_bundles(default_search_path() if paths is None else paths):
+        try:
+            mtime = bundle_mtime_ns(bundle)
+        except OSError:
+            mtime = -1
+        if current.get(str(bundle)) != mtime:
+            out.append(bundle)
+    return out
 
 
 def _current_records(

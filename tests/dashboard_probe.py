@@ -11,7 +11,8 @@ one JSON request per stdin line with one JSON line on stdout:
 - ``{"op": "geometry"}``: item rectangles on the viewport (``Dashboard.geometry``)
 - ``{"op": "limits", "axis": T}``: a plot axis' limits
 - ``{"op": "framebuffer", "path": P}``: the rendered frame as an (h, w, 3) uint8 .npy
-- ``{"op": "key", "keysym": "space"}``: a real key press (XTEST)
+- ``{"op": "key", "keysym": "space", "hold_s": 0}``: a real key press (XTEST), held
+  ``hold_s`` seconds
 - ``{"op": "click", "tag": T}``: a real left click on an item's centre (XTEST)
 - ``{"op": "state"}``: the dashboard's own state (follow, selected flag, commands sent)
 
@@ -26,6 +27,7 @@ import json
 import os
 import select
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -136,11 +138,22 @@ class Probe:
             }
         if op == "key":
             # Keys go to the window under the pointer when no window manager sets the focus.
+            # "hold_s" keeps the key down that long (frames go on meanwhile) before release.
+            release_at = [0.0]
+
+            def press() -> None:
+                self.xin.key(req["keysym"], True)
+                release_at[0] = time.monotonic() + float(req.get("hold_s", 0.0))
+
+            def hold() -> None:
+                if time.monotonic() < release_at[0]:
+                    self.steps.insert(0, hold)
+
             self.steps = [
                 lambda: self.xin.move(*self.rest(dpg)),
                 lambda: None,
-                lambda: self.xin.key(req["keysym"], True),
-                lambda: None,
+                press,
+                hold,
                 lambda: self.xin.key(req["keysym"], False),
                 lambda: None,
                 lambda: reply({"ok": True}),

@@ -555,6 +555,21 @@ def test_key_d_dims_the_monitor_and_the_dashboard_says_so(rig):
     assert rig.engine.state().monitor["dim"] is False
 
 
+def test_a_key_held_down_for_a_second_acts_once(rig):
+    """Dear PyGui repeats the press of a held key every few frames; before the dashboard
+    ignored the repeats, holding D for 1 s toggled the dim on and off again and again
+    (and, at the ~9 frames a second of Xvfb, a plain press of Space sometimes twice)."""
+    win = rig.window
+    before = len(win.call("state")["commands"])
+    win.call("key", keysym="d", hold_s=1.0, timeout=30)
+    win.until(lambda w: w.text("em_monitor_state") == "monitor: DIM")
+    time.sleep(0.5)  # any late repeat would have been sent by now
+    assert win.call("state")["commands"][before:] == [["monitor", {"dim": True}]]
+    assert rig.engine.state().monitor["dim"] is True
+    win.call("key", keysym="d")
+    win.until(lambda w: w.text("em_monitor_state") == "monitor: normal")
+
+
 def test_a_killed_dashboard_leaves_the_audio_and_the_frame_running(rig):
     win = rig.window
     win.proc.send_signal(signal.SIGKILL)
@@ -589,7 +604,7 @@ def test_a_frame_that_stops_reads_stale_and_an_ended_session_says_so(xvfb, tmp_p
     win = Window(xvfb, writer.name, str(tmp_path / "nobody.sock"))
     try:
         win.until(lambda w: (w.text("em_hdr_live") or "").startswith("LIVE"))
-        assert win.label("em_hdr_A") == "A ▶ chain"
+        assert win.label("em_hdr_A") == "A ▶ chain (path 2)"  # numbered from 1, as --path
         beating.clear()
         beat.join()
         stale = win.until(

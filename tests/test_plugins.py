@@ -214,6 +214,20 @@ def test_resolve_probes_a_bundle_it_has_not_seen_before_trusting_it(tmp_path: Pa
     assert [Path(r.path).name for r in plugins.load_records(cache)] == ["Unseen.vst3"]
 
 
+def test_a_plugin_found_nowhere_names_the_folders_searched_and_what_to_run(tmp_path: Path):
+    folders = [tmp_path / "a", tmp_path / "b"]
+    with pytest.raises(PluginNotFoundError) as err:
+        plugins.resolve("ZamNothing", tmp_path / "plugins.json", search_path=folders)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"no plugin named 'ZamNothing' was found in {folders[0]}, {folders[1]}"
+    )
+    assert f"add its folder to {plugins.PLUGIN_PATH_ENV}, then run 'earmark plugins scan'" in (
+        message
+    )
+
+
 # -- command line and config --------------------------------------------------------------
 
 

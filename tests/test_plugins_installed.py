@@ -2,9 +2,10 @@
 
 scripts/bootstrap installs Debian 13's zam-plugins and dragonfly-reverb-vst3:
 system packages in /usr/lib/vst3 on Debian 13, unpacked into
-.cache/plugins/usr/lib/vst3 on Debian 12 (the Makefile points
-EARMARK_PLUGIN_PATH there). The search path is the standard VST3 folders plus
-EARMARK_PLUGIN_PATH, as DESIGN.md says.
+.cache/plugins/usr/lib/vst3 on Debian 12. The search path is
+EARMARK_PLUGIN_PATH, the standard VST3 folders and that project folder, so a
+user who types `earmark` after `make demo` finds them with no variable set (the
+tests below remove EARMARK_PLUGIN_PATH to check it).
 
 Plugins are loaded in a child process, as earmark's scanner does: a third-party
 plugin may crash or hang its host (ZamVerb, for one, spends minutes in
@@ -15,13 +16,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-STANDARD_VST3_DIRS = ("/usr/lib/vst3", "/usr/local/lib/vst3", "~/.vst3")
+from earmark.engine import plugins
+
+ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 120
 
 # Bundle names and the channel counts their main bus accepts.
@@ -31,8 +35,13 @@ MONO_ONLY = ("ZamEQ2", "ZamGEQ31")
 
 
 def vst3_search_path() -> list[Path]:
-    extra = [p for p in os.environ.get("EARMARK_PLUGIN_PATH", "").split(":") if p]
-    return [Path(p).expanduser() for p in (*STANDARD_VST3_DIRS, *extra)]
+    """earmark's own search path as a user without EARMARK_PLUGIN_PATH has it."""
+    saved = os.environ.pop(plugins.PLUGIN_PATH_ENV, None)
+    try:
+        return plugins.default_search_path()
+    finally:
+        if saved is not None:
+            os.environ[plugins.PLUGIN_PATH_ENV] = saved
 
 
 def find_bundle(name: str) -> Path | None:
@@ -48,8 +57,7 @@ def bundle_or_fail(name: str) -> Path:
     if bundle is None:
         pytest.fail(
             f"{name}.vst3 is not in {[str(p) for p in vst3_search_path()]}: run scripts/bootstrap "
-            "(Debian 12: it unpacks into .cache/plugins/usr/lib/vst3; `make test` exports "
-            "EARMARK_PLUGIN_PATH=$PWD/.cache/plugins/usr/lib/vst3)",
+            "(Debian 12: it unpacks into .cache/plugins/usr/lib/vst3)",
             pytrace=False,
         )
     return bundle
@@ -178,3 +186,60 @@ def test_zamcompx2_at_minus_30_db_ratio_4_turns_a_minus_10_dbfs_sine_down_by_its
     assert gain_r4_quieter - gain_r4 == pytest.approx(7.5, abs=0.5)
     # Below the threshold it does nothing.
     assert abs(gain_below) < 0.05
+
+
+# -- found by `earmark` as typed, with no variable set (issue 16, item 11) ----------------
+
+# A user's shell after `make demo`: no EARMARK_PLUGIN_PATH (the Makefile no longer
+# sets one), and no JACK server (the live command below streams into a null sink).
+USER_ENV = {k: v for k, v in os.environ.items() if k != plugins.PLUGIN_PATH_ENV}
+USER_ENV.update(COLUMNS="200", JACK_DEFAULT_SERVER="earmark-no-such-server")
+
+
+def earmark_as_typed(*args: str, home: Path, timeout: float = CHILD_TIMEOUT_S):
+    return subprocess.run(
+        [sys.executable, "-m", "earmark", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(USER_ENV, EARMARK_HOME=str(home)),
+        check=False,
+    )
+
+
+def test_install_plugins_fills_the_folder_earmark_searches_by_itself():
+    printed = subprocess.run(
+        [str(ROOT / "scripts" / "install-plugins"), "--print-path"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()  # fmt: skip
+    assert Path(printed) == plugins.PROJECT_PLUGIN_DIR
+    if plugins.PROJECT_PLUGIN_DIR.is_dir():  # Debian 12 (on 13: /usr/lib/vst3)
+        assert plugins.PROJECT_PLUGIN_DIR in vst3_search_path()
+
+
+def test_plugins_list_with_no_scan_yet_lists_the_installed_bundles_as_not_scanned(tmp_path):
+    found = plugins.find_bundles(vst3_search_path())
+    proc = earmark_as_typed("plugins", "list", home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if "not scanned" in line]
+    assert len(rows) == len(found) >= len((*STEREO_ONLY, *MONO_ONLY))
+    assert any(" ZamCompX2 " in row for row in rows), proc.stdout
+    assert f"{len(found)} plugin bundles not scanned yet; run 'earmark plugins scan'" in (
+        proc.stderr
+    )
+
+
+def test_a_chain_naming_an_unscanned_plugin_probes_it_and_plays_with_no_variable_set(tmp_path):
+    """`earmark demo --chain vst3-master` in a fresh home: before, exit 2 and "no plugin
+    named 'ZamCompX2' was found"; now both bundles are found, probed in a child process
+    before they are loaded, and the chain holds the demo mix (about -18 LUFS) at about
+    -13.4 LUFS under ZaMaximX2's -1.5 dB ceiling (true peak about -1.3 dBTP)."""
+    home = tmp_path / "home"
+    proc = earmark_as_typed(
+        "demo", "--chain", "vst3-master", "--no-ui", "--seconds", "2", home=home
+    )
+    assert proc.returncode == 0, proc.stderr
+    found = re.search(r"A mix -> vst3-master: (-?\d+\.\d) LUFS, (-?\d+\.\d) dBTP", proc.stderr)
+    assert found, proc.stderr
+    assert -16.0 < float(found.group(1)) < -11.0
+    assert float(found.group(2)) <= -1.0

@@ -26,7 +26,7 @@ learn``)::
     cc = 16
     mode = "absolute"           # relative-twos, relative-binary-offset, relative-sign-magnitude
     action = "parameter"
-    path = "A"                  # "A", "B" or a path number as the view lists them (from 1)
+    path = "A"                  # "A", "B" or a path number as the views list them (from 1)
     plugin = 1                  # counts from 1, as the chain file's [[plugin]] tables
     key = "threshold_db"        # the chain preset's key, with its unit
     min = -40.0
@@ -50,6 +50,8 @@ from typing import Any
 
 from earmark.presets.tomltools import TomlLines, choices, did_you_mean, num, toml_files
 from earmark.presets.tomltools import show_value as _show
+
+from .conventions import path_index, path_number
 
 __all__ = [
     "ACTIONS",
@@ -566,9 +568,10 @@ def _channel(value: Any, error) -> int | None:
 
 
 def _path(value: Any, error) -> str | int:
+    """Which path a binding acts on: A, B, or a number from 1 (maps always counted from 1)."""
     if value in ("A", "B", "a", "b"):
         return str(value).upper()
-    return _int(value, 1, 64, lambda c: error(f'{c} (or "A" or "B")')) - 1
+    return path_index(_int(value, 1, 64, lambda c: error(f'{c} (or "A" or "B")')))
 
 
 def _int(value: Any, low: int, high: int, error) -> int:
@@ -629,7 +632,9 @@ def dump_map(cmap: ControllerMap, header: str = "") -> str:
         if not b.continuous and b.button != "toggle":
             out.append(f"button = {_toml(b.button)}")
         if b.action in ("chain_bypass", "plugin_bypass", "parameter"):
-            out.append(f"path = {_toml(b.path if isinstance(b.path, str) else b.path + 1)}")
+            out.append(
+                f"path = {_toml(b.path if isinstance(b.path, str) else path_number(b.path))}"
+            )
         if b.action in ("plugin_bypass", "parameter"):
             out.append(f"plugin = {b.plugin + 1}")
         if b.text is not None:

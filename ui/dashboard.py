@@ -16,7 +16,9 @@ vs B with the profile's band and harsh bands outlined when in excess;
 correlation and goniometers; the flag list (click to centre the history on a
 flag); the chains with bypass; the monitor section; snapshot and marker.
 
-Keys: Space A/B, B bypass, S snapshot, M marker, D dim, O mono, R reset holds.
+Keys (``earmark.ui.conventions.KEYS``, the terminal view's too): Space A/B,
+B bypass chain, L loudness match, D dim, O mono, R reset meters and peak holds,
+S snapshot, M marker. Paths are numbered from 1, as everywhere a user types one.
 
 Updates come in two speeds (STYLE.md item 11): bars, header and goniometers
 on every new frame; curves and spectra when new 10 Hz points arrive; lists and
@@ -40,6 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .conventions import KEYS, Toggles, help_line, key_commands, key_for, path_number
 from .judgement import NONE, OK, PROBLEM, WATCH, Targets, flag_word, judge
 from .stateframe import CommandSender, Frame, PathFrame, StateFrameError, StateFrameReader
 from .xdisplay import display_available
@@ -54,9 +57,7 @@ EXIT_NO_SESSION = 3
 MAX_FPS = 60.0
 IDLE_FPS = 10.0  # when no new state frame arrives (a paused or stale session)
 MAX_LOAD = 0.5  # the largest share of a core the render loop may take
-KEYS_HELP = (
-    "Space A/B  ·  B bypass  ·  S snapshot  ·  M marker  ·  D dim  ·  O mono  ·  R reset holds"
-)
+KEYS_HELP = help_line(terminal=False)
 
 # Colours (RGB): dark panels; A blue, B orange; states green / amber / red.
 BG = (17, 19, 23)
@@ -186,6 +187,7 @@ class Dashboard:
         self._phosphor = [np.zeros((GONIO_PX, GONIO_PX)) for _ in range(2)]
         self._gonio_rgba = [np.zeros((GONIO_PX, GONIO_PX, 4), np.float32) for _ in range(2)]
         self._themes: dict[str, Any] = {}
+        self._keys_held: set[str] = set()
         self._dpg: Any = None
 
     # -- commands -------------------------------------------------------------------------
@@ -195,8 +197,35 @@ class Dashboard:
         self.commands_sent.append(tuple(command))
         return self.sender.send(*command)
 
-    def toggle_ab(self) -> None:
-        self.send("select", "toggle")
+    def _key_down(self, char: str) -> None:
+        """A key went down: act once per press. Dear PyGui repeats the press of a held key
+        (after about 0.3 s, two or three frames under software GL), which would toggle
+        A/B or the dim straight back."""
+        if char in self._keys_held:
+            return
+        self._keys_held.add(char)
+        self.press(char)
+
+    def press(self, char: str) -> None:
+        """What the key ``char`` does (the table the terminal view uses too)."""
+        for command in key_commands(char, self.toggles()):
+            self.send(*command)
+
+    def toggles(self) -> Toggles:
+        """What the keys act on, as the latest frame shows the session."""
+        frame = self.frame
+        if frame is None:
+            return Toggles(0, 0, "A", False, False, False, ())
+        chains = [p.get("chain") for p in frame.info.get("paths", [])]
+        return Toggles(
+            a=int(frame.h("a") or 0),
+            b=int(frame.h("b") or 0),
+            audible="B" if frame.h("audible") else "A",
+            loudness_match=bool(frame.h("loudness_match")),
+            dim=bool(frame.h("dim")),
+            mono=bool(frame.h("mono")),
+            bypassed=tuple(None if not c else bool(c.get("bypassed")) for c in chains),
+        )
 
     def select(self, which: str) -> None:
         self.send("select", which)
@@ -205,28 +234,12 @@ class Dashboard:
         current = bool(self.frame and self.frame.h(key))
         self.send("monitor", {key: not current})
 
-    def snapshot(self) -> None:
-        self.send("snapshot")
-
-    def marker(self) -> None:
-        self.send("marker")
-
-    def reset_holds(self) -> None:
-        self.send("reset_holds")
-
-    def bypass_chain(self, path: int | None = None) -> None:
-        """Toggle the whole chain of ``path`` (default: the audible path's, else A's or B's)."""
+    def bypass_chain(self, path: int) -> None:
+        """Toggle the whole chain of ``path`` (its panel's button; the B key picks the path)."""
         frame = self.frame
         if frame is None:
             return
         chains = [p.get("chain") for p in frame.info.get("paths", [])]
-        if path is None:
-            a, b = int(frame.h("a") or 0), int(frame.h("b") or 0)
-            audible = b if frame.h("audible") else a
-            order = [audible, a, b]
-            path = next((i for i in order if i < len(chains) and chains[i]), None)
-            if path is None:
-                return
         chain = chains[path] if path < len(chains) else None
         if not chain:
             return
@@ -307,16 +320,16 @@ class Dashboard:
         dpg.bind_item_theme("em_main", self._themes["global"])
         dpg.set_primary_window("em_main", True)
         with dpg.handler_registry():
-            for key, action in (
-                (dpg.mvKey_Spacebar, self.toggle_ab),
-                (dpg.mvKey_B, self.bypass_chain),
-                (dpg.mvKey_S, self.snapshot),
-                (dpg.mvKey_M, self.marker),
-                (dpg.mvKey_D, lambda: self.toggle_monitor("dim")),
-                (dpg.mvKey_O, lambda: self.toggle_monitor("mono")),
-                (dpg.mvKey_R, self.reset_holds),
-            ):
-                dpg.add_key_press_handler(key, callback=_no_args(action))
+            for key in KEYS:
+                if key.terminal_only:
+                    continue
+                code = getattr(dpg, f"mvKey_{key.dpg_key}")
+                dpg.add_key_press_handler(
+                    code, callback=_no_args(lambda c=key.char: self._key_down(c))
+                )
+                dpg.add_key_release_handler(
+                    code, callback=_no_args(lambda c=key.char: self._keys_held.discard(c))
+                )
 
     def _load_fonts(self, dpg: Any) -> None:
         sans = find_font("DejaVuSans.ttf")
@@ -919,28 +932,31 @@ class Dashboard:
         t = dpg.add_text("MONITOR", tag="em_monitor_title")
         self._font(t, "head")
 
-        def monitor(key: str) -> Callable[[], None]:
-            return lambda: self.toggle_monitor(key)
+        def keyed(word: str, action: str) -> tuple[str, Callable[[], None]]:
+            """A button that does what its key does, labelled with the key."""
+            key = key_for(action)
+            return f"{word} ({key.name})", lambda: self.press(key.char)
 
-        # Rows of (label, tag, action); the last row also holds the monitor's state text.
+        # Rows of (label, action, tag); the last row also holds the monitor's state text.
         rows = (
-            (("DIM (D)", "em_mon_dim", monitor("dim")),
-             ("MONO (O)", "em_mon_mono", monitor("mono")),
-             ("MUTE", "em_mon_mute", monitor("mute"))),
-            (("A/B (Space)", "em_btn_ab", self.toggle_ab),
-             ("SNAPSHOT (S)", "em_btn_snapshot", self.snapshot),
-             ("MARKER (M)", "em_btn_marker", self.marker)),
-            (("RESET HOLDS (R)", "em_btn_reset", self.reset_holds),),
+            ((*keyed("DIM", "dim"), "em_mon_dim"),
+             (*keyed("MONO", "mono"), "em_mon_mono"),
+             ("MUTE", lambda: self.toggle_monitor("mute"), "em_mon_mute")),
+            ((*keyed("A/B", "ab_toggle"), "em_btn_ab"),
+             (*keyed("SNAPSHOT", "snapshot"), "em_btn_snapshot"),
+             (*keyed("MARKER", "marker"), "em_btn_marker")),
+            ((*keyed("MATCH", "match"), "em_btn_match"),
+             (*keyed("RESET", "reset"), "em_btn_reset")),
         )  # fmt: skip
         for row in rows:
             with dpg.group(horizontal=True):
-                for label, tag, action in row:
-                    wide = len(row) == 1
+                for label, action, tag in row:
+                    last = row is rows[-1]
                     dpg.add_button(
                         label=label,
                         tag=tag,
-                        width=180 if wide else 118,
-                        height=26 if wide else 30,
+                        width=118,
+                        height=26 if last else 30,
                         callback=_no_args(action),
                     )
                 if row is rows[-1]:
@@ -989,16 +1005,21 @@ class Dashboard:
         return pa, pb
 
     def _names(self, frame: Frame) -> list[str]:
-        return [p.get("name", f"path {i}") for i, p in enumerate(frame.info.get("paths", []))]
+        return [
+            p.get("name", f"path {path_number(i)}")
+            for i, p in enumerate(frame.info.get("paths", []))
+        ]
 
     def _update_header(self, dpg: Any, frame: Frame) -> None:
         names = self._names(frame)
         audible = "B" if frame.h("audible") else "A"
         for side in ("A", "B"):
             index = int(frame.h(side.lower()) or 0)
-            name = names[index] if index < len(names) else f"path {index}"
+            name = names[index] if index < len(names) else "?"
             mark = "▶" if side == audible else "◻"
-            dpg.set_item_label(f"em_hdr_{side}", f"{side} {mark} {name}")
+            dpg.set_item_label(
+                f"em_hdr_{side}", f"{side} {mark} {name} (path {path_number(index)})"
+            )
             theme = f"button_audible_{side}" if side == audible else "button_quiet"
             dpg.bind_item_theme(f"em_hdr_{side}", self._themes[theme])
         ma, mb = frame.h("match_a_db"), frame.h("match_b_db")
@@ -1456,6 +1477,8 @@ class Dashboard:
             if on:
                 words.append(key.upper())
         dpg.set_value("em_monitor_state", "monitor: " + (" ".join(words) or "normal"))
+        match = bool(frame.h("loudness_match"))
+        dpg.bind_item_theme("em_btn_match", self._themes["button_on" if match else "button_off"])
 
     # -- geometry for tests and screenshots -----------------------------------------------
 

@@ -3,9 +3,10 @@
 A rich table refreshed a few times a second from ``Engine.state()``: every
 path's meters side by side with A and B marked (the audible one with a play
 sign, in words as well as colour), the loudness-match offset, the stream's
-latency, xruns and callback time. Keys (when stdin is a terminal): space
-toggles A/B, m loudness match, d dim, o mono, r reset meters, s snapshot,
-k marker, q quits.
+latency, xruns and callback time. Paths are numbered from 1, as everywhere a
+user types one. Keys (when stdin is a terminal) are the dashboard's
+(``earmark.ui.conventions.KEYS``: Space A/B, B bypass chain, L loudness match,
+D dim, O mono, R reset meters, S snapshot, M marker), plus Q to quit.
 When stdout is not a terminal it prints one plain status line every few seconds.
 """
 
@@ -16,14 +17,16 @@ import os
 import select
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-KEYS_HELP = "space A/B · m match · d dim · o mono · r reset · s snapshot · k marker · q quit"
+from .conventions import Toggles, help_line, key_commands, key_for, path_number
+
+KEYS_HELP = help_line(terminal=True)
 
 
 def _f(v: float | None, nd: int = 1) -> str:
@@ -33,6 +36,7 @@ def _f(v: float | None, nd: int = 1) -> str:
 def render_state(state, header: str, session_flags: list | None = None) -> Group:
     """One frame of the view for an ``EngineState`` (and the session's flags, if given)."""
     table = Table(expand=False, header_style="bold")
+    table.add_column("#", justify="right")
     table.add_column("path")
     for col in ("M", "S", "I LUFS", "LRA", "TP dBTP", "PSR", "PLR", "match dB", "delay"):
         table.add_column(col, justify="right")
@@ -51,6 +55,7 @@ def render_state(state, header: str, session_flags: list | None = None) -> Group
         if p.nonfinite_blocks:
             name.append(f"  MUTED {p.nonfinite_blocks} bad blocks", style="bold red")
         table.add_row(
+            str(path_number(i)),
             name,
             _f(r.momentary_lufs),
             _f(r.short_term_lufs),
@@ -130,9 +135,11 @@ def run_view(
     refresh_hz: float = 8.0,
     console: Console | None = None,
     flags: Callable[[], list] | None = None,
+    chains: Callable[[], Sequence] | None = None,
 ) -> None:
     """Show the view until q, Ctrl-C or ``seconds`` have passed; ``flags`` returns the
-    session's flags (dicts with ``path`` and ``open``) to list the open ones."""
+    session's flags (dicts with ``path`` and ``open``) to list the open ones, ``chains``
+    each path's chain or None (``LiveSession.chains``), for the B key's bypass."""
     console = console or Console()
     end = None if seconds is None else time.monotonic() + seconds
     period = 1.0 / refresh_hz
@@ -145,28 +152,34 @@ def run_view(
             live.update(render_state(state, header(), flags() if flags else None), refresh=True)
             if keys:
                 key = _read_key(period)
-                if key == "q":
+                if key is not None and key.lower() == key_for("quit").char:
                     break
-                _handle_key(key, state, post)
+                handle_key(key, state, post, chains() if chains else ())
             else:
                 time.sleep(period)
 
 
-def _handle_key(key: str | None, state, post: Callable[..., None]) -> None:
-    if key == " ":
-        post("select", "toggle")
-    elif key == "m":
-        post("match", not state.loudness_match)
-    elif key == "d":
-        post("monitor", {"dim": not state.monitor.get("dim")})
-    elif key == "o":
-        post("monitor", {"mono": not state.monitor.get("mono")})
-    elif key == "r":
-        post("reset_meters")
-    elif key == "s":
-        post("snapshot")  # a session command: stored by the session log, id in the status
-    elif key == "k":
-        post("marker")
+def handle_key(key: str | None, state, post: Callable[..., object], chains: Sequence = ()) -> None:
+    """Post what ``key`` does (the shared table) for an ``EngineState`` and the paths' chains."""
+    for command in key_commands(key, toggles(state, chains)):
+        post(*command)
+
+
+def toggles(state, chains: Sequence = ()) -> Toggles:
+    """What the keys act on, from an ``EngineState`` and each path's chain (or None)."""
+    # As the dashboard's frame says it (dashboard_service.chain_info): a chain with no
+    # plugin is never "bypassed".
+    plugins = [None if c is None else tuple(getattr(c, "bypassed", ())) for c in chains]
+    bypassed = tuple(None if p is None else bool(p) and all(p) for p in plugins)
+    return Toggles(
+        a=state.a,
+        b=state.b,
+        audible=state.audible,
+        loudness_match=bool(state.loudness_match),
+        dim=bool(state.monitor.get("dim")),
+        mono=bool(state.monitor.get("mono")),
+        bypassed=bypassed,
+    )
 
 
 def _plain(
@@ -184,17 +197,23 @@ def _plain(
             tag = "A" if i == s.a else ("B" if i == s.b else "-")
             r = p.readings
             parts.append(
-                f"[{tag}] {p.name}: S {_f(r.short_term_lufs)} I {_f(r.integrated_lufs)}"
+                f"{path_number(i)} [{tag}] {p.name}: S {_f(r.short_term_lufs)} "
+                f"I {_f(r.integrated_lufs)}"
                 f" TP {_f(r.true_peak_dbtp)}"
             )
         open_flags = [f for f in (flags() if flags else ()) if f.get("open")]
         if open_flags:
             parts.append(
                 "open flags: "
-                + ", ".join(f"{f.get('code')} (path {f.get('path')})" for f in open_flags)
+                + ", ".join(f"{f.get('code')} (path {_number(f.get('path'))})" for f in open_flags)
             )
         console.print(
             f"{header()} | {s.position_s:.1f} s | xruns {s.xruns} | " + " | ".join(parts),
             soft_wrap=True,
             markup=False,
         )
+
+
+def _number(index: object) -> object:
+    """A flag's path as people number it (a non-index, e.g. None, as it is)."""
+    return path_number(index) if isinstance(index, int) else index

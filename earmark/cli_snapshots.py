@@ -75,9 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     diff.add_argument("a", type=int, metavar="A")
     diff.add_argument("b", type=int, metavar="B")
     diff.add_argument(
-        "--path", metavar="A|B|NAME|INDEX", help="the path to compare in both (A, B: by role)"
+        "--path", metavar="A|B|NAME|NUMBER", help="the path to compare in both (A, B: by role)"
     )
-    diff.add_argument("--path-b", metavar="A|B|NAME|INDEX", help="another path in B")
+    diff.add_argument("--path-b", metavar="A|B|NAME|NUMBER", help="another path in B")
     diff.add_argument("--json", action="store_true")
     diff.set_defaults(handler=_cmd_diff, subparser=diff)
 

@@ -680,10 +680,12 @@ def _bypass(session: Any, path: int, plugin: int | None = None, on: bool = True,
     """
     chains = session.chains()
     if not isinstance(path, int) or not 0 <= path < len(chains):
-        raise ValueError(f"bypass: no path {path!r} (0..{len(chains) - 1})")
+        # The command counts from 0; people count paths from 1 (ui.conventions).
+        shown = path + 1 if isinstance(path, int) else path
+        raise ValueError(f"bypass: no path {shown!r} (paths 1 to {len(chains)})")
     chain = chains[path]
     if chain is None or not hasattr(chain, "set_bypass"):
-        raise ValueError(f"bypass: path {path} has no chain")
+        raise ValueError(f"bypass: path {path + 1} has no chain")
     if plugin is not None:
         chain.set_bypass(int(plugin), bool(on))
         return list(chain.bypassed)

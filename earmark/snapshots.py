@@ -494,9 +494,11 @@ class Comparison:
 
 
 def pick_path(doc: dict, which: str | int | None = None) -> dict:
-    """A path of a snapshot: its A or B path (``"A"``, ``"B"``, any case), by index, by name
-    (or a unique part of it); by default its A path. A path named exactly ``A`` or ``B``
-    wins over the role."""
+    """A path of a snapshot: its A or B path (``"A"``, ``"B"``, any case), by its number
+    (from 1, as the views and the controller maps count), by name (or a unique part of
+    it); by default its A path. A path named exactly ``A`` or ``B`` wins over the role."""
+    from earmark.ui.conventions import path_numbers
+
     paths = doc.get("paths") or []
     if not paths:
         raise ValueError(f"snapshot {doc.get('id', '?')} has no paths")
@@ -505,13 +507,13 @@ def pick_path(doc: dict, which: str | int | None = None) -> dict:
     text = str(which)
     if text.upper() in ("A", "B") and not any(p.get("name") == text for p in paths):
         return _role_path(doc, paths, text.upper())
-    if text.isdigit() and int(text) < len(paths):
-        return paths[int(text)]
+    if text.isdigit() and 1 <= int(text) <= len(paths):
+        return paths[int(text) - 1]
     exact = [p for p in paths if p.get("name") == text]
     part = [p for p in paths if text.lower() in str(p.get("name", "")).lower()]
     found = exact or part
     if len(found) != 1:
-        names = ", ".join(f"{p['index']}: {p['name']}" for p in paths)
+        names = path_numbers([str(p.get("name", "")) for p in paths])
         why = "matches several paths" if found else "matches no path"
         raise ValueError(f"snapshot {doc.get('id', '?')}: path {text!r} {why} ({names})")
     return found[0]

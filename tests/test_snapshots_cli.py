@@ -184,6 +184,12 @@ def test_diff_can_compare_two_paths_of_one_snapshot(home, capsys):
     assert json.loads(out)["summary"].startswith("B is 6.0 LU louder")
     code, _, err = run(capsys, "snapshots", "diff", str(sid), str(sid), "--path", "nope")
     assert code == 2 and "matches no path" in err
+    # Paths are numbered from 1, as in the views and the controller maps: 1 is dry.
+    code, out, _ = run(capsys, "snapshots", "diff", str(sid), str(sid), "--path", "1",
+                       "--path-b", "2", "--json")  # fmt: skip
+    assert json.loads(out)["summary"].startswith("B is 6.0 LU louder")
+    code, _, err = run(capsys, "snapshots", "diff", str(sid), str(sid), "--path", "0")
+    assert code == 2 and "(1: dry, 2: chain" in err
 
 
 # -- list, show ---------------------------------------------------------------------------------

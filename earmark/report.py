@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from earmark.meters import History
     from earmark.transform import Transformation
 
+from earmark.ui.conventions import A_RGB, B_RGB
+
 __all__ = [
     "Section",
     "analysis_report",
@@ -57,11 +59,7 @@ __all__ = [
     "write_report",
 ]
 
-# The A and B paths' colours: the one home for them. The dashboard draws A and B in
-# these (ui/dashboard.py A_COL, B_COL), and so do the snapshot exports, so a path keeps
-# its colour from the screen to the PNG and HTML.
-A_RGB = (77, 171, 247)
-B_RGB = (255, 159, 67)
+# The A and B paths' colours, as the dashboard draws them (one home: ui.conventions).
 A_COLOR = "#{:02x}{:02x}{:02x}".format(*A_RGB)
 B_COLOR = "#{:02x}{:02x}{:02x}".format(*B_RGB)
 BEFORE_COLOR = "#4c72b0"

@@ -1,4 +1,4 @@
-"""What every control surface of a live session agrees on: the keys, and path numbers.
+"""What every surface of a live session agrees on: the keys, path numbers, A and B colours.
 
 **Keys.** :data:`KEYS` is the one table of the live views' keys. The terminal
 view (``earmark.ui.terminal``) and the dashboard (``earmark.ui.dashboard``)
@@ -15,13 +15,20 @@ them: the terminal's ``#`` column, the dashboard's header, the flags'
 "(path 3)", a controller map's ``path = 3``. Code and stored data
 (``EngineState.paths``, flag dicts' ``path``, a snapshot's ``index``) count
 from 0. :func:`path_number` and :func:`path_index` are where the two meet
-(``snapshots diff --path N`` should read its number with :func:`path_index` too).
+(``snapshots diff --path N`` counts from 1 too).
+
+**Colours.** A is drawn in :data:`A_RGB` and B in :data:`B_RGB` on the
+dashboard, and in the same colours in the PNG and HTML exports
+(``earmark.report``), so a path keeps its colour from the screen to the page.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+A_RGB = (77, 171, 247)  # A: blue
+B_RGB = (255, 159, 67)  # B: orange
 
 __all__ = [
     "KEYS",

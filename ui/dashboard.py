@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .conventions import KEYS, Toggles, help_line, key_commands, key_for, path_number
+from .conventions import A_RGB, B_RGB, KEYS, Toggles, help_line, key_commands, key_for, path_number
 from .judgement import NONE, OK, PROBLEM, WATCH, Targets, flag_word, judge
 from .stateframe import CommandSender, Frame, PathFrame, StateFrameError, StateFrameReader
 from .xdisplay import display_available
@@ -67,8 +67,8 @@ GRID = (58, 63, 72)
 TICK = (92, 99, 112)
 TEXT = (222, 225, 230)
 TEXT_DIM = (128, 135, 146)
-A_COL = (77, 171, 247)
-B_COL = (255, 159, 67)
+A_COL = A_RGB
+B_COL = B_RGB
 OK_COL = (81, 207, 102)
 WATCH_COL = (252, 196, 25)
 PROBLEM_COL = (255, 84, 84)

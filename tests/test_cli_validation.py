@@ -31,10 +31,11 @@ def earmark(*args: str, env: dict | None = None, timeout: float = 120):
 
 
 def error_line(stderr: str) -> str:
-    """argparse's error line (after its usage lines)."""
-    lines = [line for line in stderr.splitlines() if ": error: " in line]
-    assert len(lines) == 1, stderr
-    return lines[0]
+    """The one line a usage error prints (``earmark demo: argument ...: ... (see --help)``),
+    without its ``(see --help)`` tail; anything more on stderr fails the test."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("earmark "), stderr
+    return lines[0].removesuffix(" (see --help)")
 
 
 # -- usage errors (exit 2), before anything is rendered or opened ---------------------------

@@ -10,19 +10,10 @@ import sys
 import pytest
 import soundfile as sf
 
+from clirun import earmark
 from synth import sine
 
 ENV = dict(os.environ, COLUMNS="200")
-
-
-def earmark(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "earmark", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-    )
 
 
 def summary_lufs(stderr: str, name: str) -> float:

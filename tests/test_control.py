@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import snapdocs
-from snapdocs import gain
 
 from earmark import control, snapshots
 from earmark.config import control_socket_file, store_file
@@ -23,6 +21,10 @@ from earmark.recorder import SessionRecorder
 from earmark.session import LiveSession
 from earmark.store import Store, StoreWriter
 
+import snapdocs
+from clirun import earmark
+from snapdocs import gain
+
 
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
@@ -30,17 +32,6 @@ def home(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "h"
     monkeypatch.setenv("EARMARK_HOME", str(folder))
     return folder
-
-
-def earmark(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "earmark", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def running_session(name: str = "ctl", **recorder) -> tuple[LiveSession, object]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import math
 
-import material
 import numpy as np
 import pedalboard
 import pytest
@@ -20,6 +19,8 @@ from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.meters import MeterBank
 from earmark.meters.detectors import CODES, Detector, Flag, detect
 from earmark.profiles import load_profile
+
+import material
 
 FS = 48000
 

@@ -149,9 +149,9 @@ def test_diff_report_is_written_when_new_and_refused_when_it_exists(wavs, capsys
 @pytest.fixture
 def stored(tmp_path, monkeypatch) -> int:
     """One real snapshot in a real database under a private EARMARK_HOME; its id."""
-    from snapdocs import doc_for, gain
-
     from earmark.store import StoreWriter
+
+    from snapdocs import doc_for, gain
 
     monkeypatch.setenv("EARMARK_HOME", str(tmp_path / "home"))
     writer = StoreWriter()

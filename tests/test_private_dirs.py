@@ -27,9 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import snapdocs
 import soundfile as sf
-from snapdocs import doc_for, gain
 
 from earmark import control
 from earmark.config import control_socket_file, runtime_dir, store_file
@@ -37,6 +35,10 @@ from earmark.dashboard_service import DashboardService, find_sessions
 from earmark.recorder import SessionRecorder
 from earmark.session import LiveSession
 from earmark.store import SnapshotPendingError, Store, StoreError, StoreWriter
+
+import snapdocs
+from clirun import earmark
+from snapdocs import doc_for, gain
 
 NOBODY = 65534
 # The second user runs the system's Python: the project's virtualenv lives under /root.
@@ -81,17 +83,6 @@ def as_nobody(code: str, *args: str) -> subprocess.CompletedProcess:
     )
     assert proc.returncode == 0, proc.stderr
     return proc
-
-
-def earmark(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "earmark", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def one_line(stderr: str) -> str:

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import snapdocs
-from snapdocs import compressor, doc_for, gain, shelf, state_for
 
 from earmark import snapshots
 from earmark.cli import main
 from earmark.store import Store, StoreWriter
+
+import snapdocs
+from snapdocs import compressor, doc_for, gain, shelf, state_for
 
 
 @pytest.fixture

@@ -79,39 +79,34 @@ def assert_clean_stop(proc: subprocess.Popen, stderr: str) -> None:
         assert bad not in stderr, stderr[-3000:]
 
 
-def test_sighup_to_the_process_group_stops_like_sigterm_with_the_final_flags(jack_server, tmp_path):
-    """A dropped SSH connection: the shell hangs up its jobs, SIGHUP to the whole
-    process group (before: the session died on the spot, no snapshot)."""
-    proc = demo(tmp_path, "hup", process_group=0, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+@pytest.mark.parametrize(
+    "signum",
+    [
+        # A dropped SSH connection: the shell hangs up its jobs, SIGHUP to the whole
+        # process group (before: the session died on the spot, no snapshot).
+        signal.SIGHUP,
+        # `kill -- -PGID`, a service manager: the flag worker gets the SIGTERM too
+        # (before: it died, "flags failed to stop cleanly: ... Broken pipe", and the last
+        # snapshot held provisional flags, still open).
+        signal.SIGTERM,
+    ],
+    ids=["sighup", "sigterm"],
+)
+def test_a_stop_signal_to_the_process_group_stops_cleanly_with_the_final_flags(
+    jack_server, tmp_path, signum
+):
+    name = signal.Signals(signum).name.lower()
+    proc = demo(tmp_path, name, process_group=0, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = ""
     try:
-        wait_until_flagged(tmp_path, "hup", proc)
-        os.killpg(proc.pid, signal.SIGHUP)
+        wait_until_flagged(tmp_path, name, proc)
+        os.killpg(proc.pid, signum)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert_clean_stop(proc, err)
-    assert_final_flags(*session_end(tmp_path, "hup"), stderr=err)
-
-
-def test_a_process_group_sigterm_stops_without_a_broken_pipe(jack_server, tmp_path):
-    """`kill -- -PGID`, a service manager: the flag worker gets the SIGTERM too (before:
-    it died, "flags failed to stop cleanly: ... Broken pipe", and the last snapshot held
-    provisional flags, still open)."""
-    proc = demo(
-        tmp_path, "term", process_group=0, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    err = ""
-    try:
-        wait_until_flagged(tmp_path, "term", proc)
-        os.killpg(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert_clean_stop(proc, err)
-    assert_final_flags(*session_end(tmp_path, "term"), stderr=err)
+    assert_final_flags(*session_end(tmp_path, name), stderr=err)
 
 
 def test_a_closed_terminal_stops_the_session_cleanly(jack_server, tmp_path):

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import snapdocs
-from snapdocs import compressor, doc_for, gain, state_for
 
 from earmark import snapshots
 from earmark.engine.sources import Player
@@ -37,6 +35,9 @@ from earmark.store import (
     connect,
     dumps,
 )
+
+import snapdocs
+from snapdocs import compressor, doc_for, gain, state_for
 
 HERE = Path(__file__).resolve().parent
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from earmark.engine.rt import MAX_BLOCK_FRAMES, MIN_BLOCK_FRAMES  # the engine's own range
 from earmark.meters.bank import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 __all__ = [
@@ -24,11 +25,6 @@ __all__ = [
     "seconds",
 ]
 
-# Below 16 frames a block is too short for the chains (pedalboard returns no
-# samples for 1- and 2-frame blocks) and shorter than any audio interface's
-# period; above 8192 (170 ms at 48 kHz) it is no longer monitoring.
-MIN_BLOCK_FRAMES = 16
-MAX_BLOCK_FRAMES = 8192
 MAX_CLIP_SECONDS = 60.0
 
 

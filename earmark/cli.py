@@ -324,6 +324,30 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"--profile: {exc}")
     from earmark.live import DEFAULT_SAMPLE_RATE
 
+    # Options of the live demo that mean nothing offline are refused, never ignored.
+    live_only = [
+        option
+        for option, given in (
+            ("--output", args.output is not None),
+            ("--controller", bool(args.controller)),
+            ("--session", args.session is not None),
+            ("--clip-seconds", bool(args.clip_seconds)),
+        )
+        if given
+    ]
+    if live_only:
+        parser.error(
+            f"{', '.join(live_only)}: only for the live demo; --offline renders and measures "
+            "without a device, a controller or a session"
+        )
+    if args.chain:  # a chain that cannot load is said before anything is rendered
+        from earmark.engine.chains import load_chain
+
+        try:
+            load_chain(args.chain)
+        except (ValueError, OSError) as exc:
+            print(f"{_PROG}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
     sample_rate = args.samplerate or DEFAULT_SAMPLE_RATE  # the live demo's, with no device
     seconds = args.seconds or 30.0
     print(

@@ -32,7 +32,15 @@ def demo(home: Path, session: str, argv0: tuple[str, ...] = (), **popen) -> subp
     env = dict(os.environ, EARMARK_HOME=str(home), COLUMNS="200")
     env.pop("DISPLAY", None)  # the terminal view, never a window
     argv = [*argv0, sys.executable, "-m", "earmark", "demo", "--no-ui", "--seconds", "300"]
-    return subprocess.Popen([*argv, "--session", session], env=env, text=True, **popen)
+    # The session as a terminal starts it: a hangup kills by default. The runner may
+    # have inherited SIGHUP ignored (nohup, some CI runners) and would pass that on.
+    return subprocess.Popen(
+        [*argv, "--session", session], env=env, text=True, preexec_fn=_hangup_default, **popen
+    )
+
+
+def _hangup_default() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def wait_until_flagged(home: Path, session: str, proc: subprocess.Popen) -> None:

@@ -1052,7 +1052,6 @@ class ControllerSurface:
         name = names[index]
         if not self._join(self._in, self._in_end, index, name, "in"):
             return
-        self.input_port = name
         self._decoder = Decoder(
             cc14=[(b.channel, b.number) for b in self.map.controls if b.kind == "cc14"],
             nrpn_channels=[b.channel for b in self.map.controls if b.kind == "nrpn"],
@@ -1067,6 +1066,8 @@ class ControllerSurface:
         else:
             self._say(f"controller {self.map.name}: listening to {name!r} ({self.api})")
         self._ever_connected = True
+        # Last: whoever sees the controller connected sees its counters already counted.
+        self.input_port = name
 
     def _poll_output(self) -> None:
         names = self._ports(self._out, self._out_end)

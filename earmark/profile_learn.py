@@ -53,6 +53,7 @@ PROBLEM_BELOW_DB = 2.0  # problem thresholds sit this far under the warnings, as
 PSR_PERCENTILE = 5.0
 JUDGE_ABOVE_LUFS = -20.0  # as the shipped profiles (K-20 reference level)
 MIN_SPREAD_DB = 1.5
+MAX_SPREAD_DB = 30.0  # the profile schema's range (a band a codec cut off varies wildly)
 
 
 @dataclass
@@ -234,7 +235,8 @@ def _tonal_lines(refs: Sequence[Measured]) -> list[str]:
         finite = [v for v in vals if math.isfinite(v)]
         levels.append(float(np.mean(finite)) if len(finite) == len(vals) else math.nan)
         win = win[np.isfinite(win)]
-        spreads.append(max(MIN_SPREAD_DB, float(np.std(win))) if len(win) else MIN_SPREAD_DB)
+        spread = float(np.std(win)) if len(win) else MIN_SPREAD_DB
+        spreads.append(min(MAX_SPREAD_DB, max(MIN_SPREAD_DB, spread)))
         windows.append(win)
     keep = [i for i, v in enumerate(levels) if math.isfinite(v) and v > -90.0]
     bands = [bands[i] for i in keep]
@@ -275,9 +277,22 @@ def _tonal_lines(refs: Sequence[Measured]) -> list[str]:
         value = base if seen is None else max(base, math.ceil((seen + TONAL_MARGIN_DB) * 10) / 10)
         note = "" if seen is None else f"; the references' brightest 3 s reach {seen:+.1f} dB"
         out.append(f"{key} = {value:.1f}   # at least REFERENCE.md's inference ({text}){note}")
+    # Each reference's long-term level relative to its body, so that a verdict can rank
+    # a master among them ("brighter in 2-5 kHz than 9 of your 10 references").
+    for key, (lo, hi) in (("reference_presence_db", PRESENCE_HZ), ("reference_air_db", AIR_HZ)):
+        tilts = []
+        for m in refs:
+            sel = [m.band_hz.index(f) for f in bands]
+            rel = np.asarray(m.long_rel_db)[sel]
+            tilt = float(band_sum_db(rel, bands, lo, hi) - band_sum_db(rel, bands, *BODY_HZ))
+            if math.isfinite(tilt):
+                tilts.append(tilt)
+        if len(tilts) == len(refs):
+            out.append(f"{key} = [" + ", ".join(f"{v:.1f}" for v in tilts) + "]")
     out += [
         "sustain_s = 5.0            # as shipped (inference)",
-        "rise_db = 3.0              # as shipped (inference): against a BEFORE version",
+        "rise_db = 3.0              # as shipped (inference): added against a BEFORE version",
+        "rise_problem_db = 6.0      # as shipped (inference)",
     ]
     return out
 

@@ -303,6 +303,7 @@ def diff(
     hist_b = _history(shifted, vb.rate)
     hist_a = _history(va.audio, va.rate)
     flags_b, flags_a = _flags(vb, va, hist_b_native, hist_b, hist_a, prof)
+    flags_a = tuple(_with_eq_move(f, result.moves) for f in flags_a)
     return Transformation(
         before=vb.analysis,
         after=va.analysis,
@@ -426,6 +427,32 @@ def _flags(
     before = detect(hist_b, prof, vb.rate, channels_b)
     after = detect(hist_a, prof, va.rate, channels_a, before=hist_b_on_a)
     return tuple(flag_dict(f) for f in before), tuple(flag_dict(f) for f in after)
+
+
+def _with_eq_move(flag: dict[str, Any], moves: Sequence[EqMove]) -> dict[str, Any]:
+    """A harsh_highs flag names the EQ boosts diff found in (or reaching into) its band.
+
+    A high shelf lifts everything above its corner, so one with its corner below the
+    band's top counts; a bell counts when its centre lies within half an octave of
+    the band.
+    """
+    band = flag.get("band_hz")
+    if flag.get("code") != "harsh_highs" or not isinstance(band, list | tuple):
+        return flag
+    lo, hi = float(band[0]), float(band[1])
+    found = [
+        m
+        for m in moves
+        if m.gain_db > 0.0
+        and (
+            (m.kind == "high_shelf" and m.freq_hz <= hi)
+            or (m.kind == "bell" and lo / math.sqrt(2.0) <= m.freq_hz <= hi * math.sqrt(2.0))
+        )
+    ]
+    if not found:
+        return flag
+    text = _join([m.describe() for m in found])
+    return {**flag, "message": f"{flag['message']}; diff found {text}"}
 
 
 def _flag_key(flag: Mapping[str, Any]) -> tuple[str, Any]:

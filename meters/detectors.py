@@ -107,8 +107,17 @@ ONSET_MIN_COUNT = 4  # onsets needed in the window for a median
 _SILENCE_LUFS = -50.0  # spectra and onsets of quieter windows are not judged
 _RELATIVE_GATE_LU = -20.0  # EBU Tech 3342's gate, against the programme so far
 _HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its flag
+# A high band this far below the programme's loudness (K-weighted total) is not judged
+# for what the processing added (inference: inaudible under the rest of the mix).
+_HARSH_AUDIBLE_DB = -40.0
 _RESONANCE_AUDIBLE_DB = 40.0  # bands further below the row's loudest are not judged
 _RESONANCE_NEAR = (2, 3, 4)  # neighbourhood: 2/3 to 4/3 octave either side
+# Across notes (inference): over the sustain window the neighbourhood's level must move
+# (its standard deviation at least 1.5 dB, three times the 3 s spectra's own scatter on
+# steady noise: a loop or a drone is one held sound), and the peak's prominence vary at
+# most half as much as that.
+_RESONANCE_MOVING_DB = 1.5
+_RESONANCE_STEADIER = 0.5
 # Lund (AES 2012): the most popular tracks of 2006-08 averaged a PLR just over 9 dB;
 # Anderton: rock/EDM LRA about 5-6 LU, hip-hop <= 5 LU. Dynamics at or below these
 # are called "typical of a loud pop master" when a dynamic genre's profile rejects them.
@@ -312,12 +321,41 @@ class _ResonanceBand:
         self.values: list[tuple[float, float, float]] = []
         self.flag_rows = 0  # judged rows since the window that opened the flag began
         self.flag_hits = 0
+        self.open_share = 0.0  # share of the opening window's spectra with the peak
+        # The band's prominence and its neighbourhood's level, per judged row: a
+        # resonance stays while the music around it changes.
+        self.prom: deque[float] = deque(maxlen=n)
+        self.side: deque[float] = deque(maxlen=n)
 
     @property
     def full(self) -> bool:
         return len(self.hits) == self.n
 
-    def push(self, best: tuple[float, float, float] | None, own: bool) -> None:
+    def across_notes(self) -> bool:
+        """Does the peak keep its height while the spectrum around it changes?
+
+        An EQ boost or a room mode lifts whatever passes through it, so its
+        prominence varies less than the music around it does. A note (a bass line's
+        tonic, a held chord over a moving part) comes and goes with the playing: its
+        prominence varies as much as the neighbourhood or more (inference).
+        """
+        pairs = [(p, q) for p, q in zip(self.prom, self.side, strict=True)]
+        pairs = [(p, q) for p, q in pairs if math.isfinite(p) and math.isfinite(q)]
+        if len(pairs) < 0.5 * self.n:
+            return False
+        sd_prom = float(np.std([p for p, _ in pairs]))
+        sd_side = float(np.std([q for _, q in pairs]))
+        return sd_side >= _RESONANCE_MOVING_DB and sd_prom <= _RESONANCE_STEADIER * sd_side
+
+    def push(
+        self,
+        best: tuple[float, float, float] | None,
+        own: bool,
+        prom_db: float = math.nan,
+        side_db: float = math.nan,
+    ) -> None:
+        self.prom.append(prom_db)
+        self.side.append(side_db)
         if len(self.hits) == self.n:
             self.hit_count -= self.hits.popleft()
             self.own_count -= self.own.popleft()
@@ -554,13 +592,20 @@ class Detector:
             for name, (lo, hi) in (("presence", PRESENCE_HZ), ("air", AIR_HZ), ("body", BODY_HZ))
         }
         tonal = self.profile.tonal
+        self._spreads: dict[str, float] = {}
         if tonal is not None:
-            levels, _ = tonal.at(band_hz)
+            levels, spreads = tonal.at(band_hz)
             target = np.array(levels, dtype=np.float64)
+            spread = np.array(spreads, dtype=np.float64)
             for name, (lo, hi) in (("presence", PRESENCE_HZ), ("air", AIR_HZ), ("body", BODY_HZ)):
                 v = float(band_sum_db(target, band_hz, lo, hi))
                 if math.isfinite(v):
                     self._targets[name] = v
+                # The band's tolerance: the profile's spread, power-weighted over its bands.
+                sel = (hz_arr >= lo) & (hz_arr <= hi) & np.isfinite(target) & np.isfinite(spread)
+                if sel.any():
+                    w = 10.0 ** (target[sel] / 10.0)
+                    self._spreads[name] = float((w * spread[sel]).sum() / w.sum())
         res = self.profile.resonance
         hz = np.asarray(band_hz)
         nb = len(hz)
@@ -591,6 +636,7 @@ class Detector:
         bands = self._res_bands
         rows = spec.shape[0]
         prom = np.full((rows, len(bands)), np.nan)
+        side = np.full((rows, len(bands)), np.nan)
         cand = np.zeros((rows, len(bands)), dtype=bool)
         freq = np.full((rows, len(bands)), np.nan)
         if len(bands) and self.profile.resonance is not None:
@@ -602,7 +648,8 @@ class Detector:
                 side_lo, side_hi = _median3(below), _median3(above)
                 # Against the mean of the two sides (a sloped spectrum cancels), and above
                 # each side on its own: a peak, not the cliff at a band-limited edge.
-                prom = level - 0.5 * (side_lo + side_hi)
+                side = 0.5 * (side_lo + side_hi)
+                prom = level - side
                 clear = level - np.maximum(side_lo, side_hi)
                 left, right = spec[:, bands - 1], spec[:, bands + 1]
                 narrow = np.minimum(level - np.minimum(left, right), clear)
@@ -621,6 +668,7 @@ class Detector:
                 delta = np.clip(np.where(np.isfinite(delta), delta, 0.0), -0.5, 0.5)
                 freq = self._exact_hz[bands][None, :] * 2.0 ** (delta / 3.0)
         out["res_prom"] = prom
+        out["res_side"] = side
         out["res_cand"] = cand
         out["res_freq"] = freq
         return out
@@ -639,6 +687,7 @@ class Detector:
             rel = relative_levels(spec, self._k_gain)
             presence = band_sum_db(rel, self._band_hz, *PRESENCE_HZ)
             air = band_sum_db(rel, self._band_hz, *AIR_HZ)
+            body = band_sum_db(rel, self._band_hz, *BODY_HZ)
         energy = _power_db(np.asarray(rows.channel_mean_square))
         for i in range(n):
             r = first + i
@@ -655,6 +704,7 @@ class Detector:
                 ),
                 "presence": float(presence[i]) if have_spec else math.nan,
                 "air": float(air[i]) if have_spec else math.nan,
+                "body": float(body[i]) if have_spec else math.nan,
             }
             self._before_end = r
 
@@ -711,7 +761,15 @@ class Detector:
         self._ct = _Sustained(int(round((tr.sustain_s if tr else 3.0) / _ROW_S)))
         ha = p.harshness
         need = int(round((ha.sustain_s if ha else 5.0) / _ROW_S))
-        self._harsh_tracks = {"presence": _Sustained(need), "air": _Sustained(need)}
+        self._harsh_tracks = {
+            "presence": _Sustained(need),
+            "air": _Sustained(need),
+            "added": _Sustained(max(1, need // 2)),  # on a running median over `need` rows
+        }
+        self._harsh_rises: dict[str, deque[float]] = {
+            "presence": deque(maxlen=need),
+            "air": deque(maxlen=need),
+        }
         self._res_state: dict[int, _ResonanceBand] = {}
 
     def _new(self, code: str, start_s: float, unit: str | None) -> _Record:
@@ -940,37 +998,117 @@ class Detector:
 
     def _harsh(self, row: dict[str, Any]) -> None:
         ha = self.profile.harshness
-        if ha is None or "presence" not in row or not self._targets:
+        if ha is None or "presence" not in row:
             return
-        r, t = row["row"], row["t"]
+        r = row["row"]
         before = self._before.get(r) if self._has_before else None
+        if self._has_before:
+            self._harsh_added(row, before, ha)
+        if self._targets:
+            self._harsh_target(row, ha)
+
+    def _harsh_added(self, row: dict[str, Any], before: dict[str, Any] | None, ha: Any) -> None:
+        """With a BEFORE version: what the processing added to 2-5 / 5-10 kHz against the body.
+
+        Each band's level relative to the body (250 Hz-1.6 kHz) after, minus the same
+        before, row by row on the aligned 3 s spectra: a gain change or a limiter moves
+        both alike and adds nothing; an EQ boost in the highs adds its dB. The row's
+        value is the median over the last ``harshness.sustain_s`` (a running median, so
+        one cymbal crash in either version does not open or close the flag).
+        """
+        t = row["t"]
+        rises = self._harsh_rises
+        for band in rises:
+            rise = math.nan
+            if before is not None and row["gated"]:
+                now, then = row[band] - row["body"], before[band] - before["body"]
+                audible = row[band] >= _HARSH_AUDIBLE_DB
+                if audible and math.isfinite(now) and math.isfinite(then):
+                    # Rounded to 1 µdB: a live BEFORE's rows come in other batches, whose
+                    # vectorised sums may differ in the last bit, and the flags must not.
+                    rise = round(now - then, 6)
+            rises[band].append(rise)
+        medians = {}
+        for band, window in rises.items():
+            valid = [v for v in window if math.isfinite(v)]
+            # Judged once half the window holds rows both versions can be compared on.
+            ok = len(valid) * 2 >= window.maxlen
+            medians[band] = float(np.median(valid)) if ok else math.nan
+        best = max(medians, key=lambda b: medians[b] if math.isfinite(medians[b]) else -math.inf)
+        value = medians[best]
+        cond = math.isfinite(value) and value >= ha.rise_db
+        tr = self._harsh_tracks["added"]
+        event = tr.step(cond, t, value, (rises["presence"][-1], rises["air"][-1]))
+        if event is None:
+            return
+        if event == "close":
+            self._close(tr)
+            return
+        if event == "open":
+            # The band that gained most over the opening run names the flag (its identity).
+            run = [e for _, _, e in tr.run]
+            gains = [_finite_median([e[i] for e in run]) for i in (0, 1)]
+            band = "air" if gains[1] > gains[0] else "presence"
+            tr.record = self._new("harsh_highs", tr.run[0][0] - ha.sustain_s, "dB")
+            tr.record.band_hz = AIR_HZ if band == "air" else PRESENCE_HZ
+        tr.run.clear()
+        rec = tr.record
+        assert rec is not None
+        rec.end_s = t
+        named = 1 if rec.band_hz == AIR_HZ else 0
+        per_band = []
+        for i in (0, 1):
+            vals = [e[i] for e in tr.extras if math.isfinite(e[i])]
+            per_band.append(float(np.median(vals)) if vals else math.nan)
+        added = per_band[named]
+        other = per_band[1 - named]
+        rec.value = added
+        rec.threshold = ha.rise_db
+        problem = ha.rise_problem_db
+        rec.severity = "problem" if problem is not None and added >= problem else "warning"
+        name = _band_name(rec.band_hz)
+        other_name = _band_name(AIR_HZ if named == 0 else PRESENCE_HZ)
+        also = ""
+        if math.isfinite(other) and other >= ha.rise_db:
+            also = f", and {other:.1f} dB to {other_name}"
+        tail = f" (a problem from {problem:g} dB)" if problem is not None else ""
+        rec.message = (
+            f"the processing added {added:.1f} dB to {name} relative to the body (250 Hz-1.6 kHz)"
+            f"{also}, loudness-normalised, against the BEFORE version, over "
+            f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s): harsher "
+            f"highs; the {self.profile.title} flags {ha.rise_db:g} dB added{tail}"
+        )
+
+    def _harsh_target(self, row: dict[str, Any], ha: Any) -> None:
+        """Without evidence of what was added: the highs against the profile's tonal target.
+
+        Each band is judged relative to the body against the target's same difference,
+        so a bass-heavy or a mid-heavy mix is not called bright for what its lows do.
+        """
+        t = row["t"]
         body_target = self._targets.get("body")
         body_ok = (
             body_target is not None
             and math.isfinite(row["body"])
             and body_target - row["body"] <= ha.body_deficit_db
         )
+        added = self._harsh_tracks["added"].record is not None
         for band, limit, lo_hi in (
             ("presence", ha.presence_excess_db, PRESENCE_HZ),
             ("air", ha.air_excess_db, AIR_HZ),
         ):
             target = self._targets.get(band)
-            if limit is None or target is None:
+            if limit is None or target is None or body_target is None:
                 continue
-            excess = row[band] - target
-            rise = math.nan
-            if before is not None and math.isfinite(before[band]):
-                rise = row[band] - before[band]
+            limit = max(limit, self._spreads.get(band, 0.0))
+            excess = (row[band] - row["body"]) - (target - body_target)
             over = row["gated"] and math.isfinite(excess) and excess >= limit
-            with_evidence = over and math.isfinite(rise) and rise >= ha.rise_db
-            if before is not None:
-                cond = with_evidence or (
-                    over and band == "presence" and body_ok and not ha.require_before
-                )
-            else:
-                cond = over and band == "presence" and body_ok and not ha.require_before
+            # Above 5 kHz brightness is a style until a BEFORE version shows the processing
+            # added it; what a BEFORE explains is the "added" flag's (no second flag).
+            cond = over and band == "presence" and body_ok and not ha.require_before
+            cond = cond and not added
             tr = self._harsh_tracks[band]
-            event = tr.step(cond, t, excess, rise if with_evidence else math.nan)
+            event = tr.step(cond, t, excess)
             if event is None:
                 continue
             if event == "close":
@@ -986,20 +1124,18 @@ class Detector:
             med = float(np.median(tr.values))
             rec.value = med
             rec.threshold = limit
-            name = f"{lo_hi[0] / 1000:g}-{lo_hi[1] / 1000:g} kHz"
-            rises = [x for x in tr.extras if math.isfinite(x)]
-            evidence = ""
-            if rises and len(rises) * 2 >= len(tr.extras):
-                rec.severity = "problem"
-                evidence = (
-                    f", {float(np.median(rises)):.1f} dB more than in the BEFORE version: the "
-                    "processing made it harsh"
-                )
+            name = _band_name(lo_hi)
+            rank = ""
+            refs = ha.reference_presence_db if band == "presence" else ha.reference_air_db
+            if refs:
+                level = med + target - body_target
+                brighter = sum(1 for v in refs if level > v)
+                rank = f": brighter in {name} than {brighter} of your {len(refs)} references"
             rec.message = (
                 f"{name} sat a median {med:.1f} dB (up to {max(tr.values):.1f} dB) above the "
-                f"{self.profile.title}'s tonal target, loudness-normalised, for "
-                f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s)"
-                f"{evidence}; the profile allows {limit:g} dB"
+                f"{self.profile.title}'s tonal target relative to the body (250 Hz-1.6 kHz), "
+                f"loudness-normalised, for {rec.end_s - rec.start_s:.1f} s "
+                f"({rec.start_s:.1f}-{rec.end_s:.1f} s){rank}; the profile allows {limit:g} dB"
             )
 
     # -- resonance ---------------------------------------------------------------------
@@ -1010,8 +1146,10 @@ class Detector:
             return
         t = row["t"]
         cand, prom, freq = row["res_cand"], row["res_prom"], row["res_freq"]
+        side = row["res_side"]
         n = int(round(res.sustain_s / _ROW_S))
         nb = len(self._res_bands)
+        need = math.ceil(res.persistence * n)
         states = self._res_state
         if not states:
             for j in range(nb):
@@ -1025,7 +1163,7 @@ class Detector:
                 if 0 <= k < nb and cand[k] and (best is None or prom[k] > best[0]):
                     best = (float(prom[k]), float(freq[k]), t)
             st = states[j]
-            st.push(best, bool(cand[j]))
+            st.push(best, bool(cand[j]), float(prom[j]), float(side[j]))
             rec = st.record
             if rec is None:
                 continue
@@ -1033,24 +1171,25 @@ class Detector:
                 st.values.append(best)
             st.flag_rows += 1
             st.flag_hits += best is not None
-            if st.hit_count < 0.5 * n:  # no longer persistent: closed at its last sight
+            if st.hit_count < need:  # no longer as persistent as the profile asks: closed
                 rec.open = False
                 st.record = None
                 continue
             self._resonance_message(rec, st, res, n)
         # Open at most one flag per cluster: the band that was itself the peak most often.
-        need = math.ceil(res.persistence * n)
         ready = [
             j
             for j, st in states.items()
             if st.record is None and st.full and st.hit_count >= need and st.own_count > 0
         ]
+        ready = [j for j in ready if states[j].across_notes()]
         for j in sorted(ready, key=lambda j: (-states[j].own_count, j)):
             if any(states[k].record is not None for k in range(max(0, j - 2), min(nb, j + 3))):
                 continue
             st = states[j]
             st.values = [b for b in st.best if b is not None]
             st.flag_rows, st.flag_hits = len(st.hits), st.hit_count
+            st.open_share = st.hit_count / max(1, len(st.hits))
             st.record = self._new("resonance", st.values[0][2] - 3.0, "dB")
             self._resonance_message(st.record, st, res, n)
 
@@ -1065,13 +1204,16 @@ class Detector:
         rec.end_s = values[-1][2]
         rec.value = prom_med
         rec.threshold = res.prominence_db
-        share = 100.0 * st.flag_hits / max(1, st.flag_rows)
+        # The flag stays open only while every sustain window keeps the profile's
+        # persistence, so that is the share the sentence can quote.
+        asked = 100.0 * res.persistence
         rec.message = (
             f"a narrow peak near {_hz(f_med)} stood a median {prom_med:.1f} dB above its "
-            f"neighbourhood (2/3 to 4/3 octave either side) in {share:.0f} % of the 3 s "
-            f"spectra over {rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-"
-            f"{rec.end_s:.1f} s): a resonance; the {self.profile.title} flags narrow peaks "
-            f"of {res.prominence_db:g} dB or more that last {res.sustain_s:g} s"
+            f"neighbourhood (2/3 to 4/3 octave either side) in at least {asked:.0f} % of the "
+            f"3 s spectra of every {res.sustain_s:g} s over {rec.end_s - rec.start_s:.1f} s "
+            f"({rec.start_s:.1f}-{rec.end_s:.1f} s), steady while the music around it "
+            f"changed: a resonance; the {self.profile.title} flags narrow peaks of "
+            f"{res.prominence_db:g} dB or more in {asked:.0f} % of {res.sustain_s:g} s"
         )
 
     # -- programme measures ------------------------------------------------------------
@@ -1279,6 +1421,17 @@ def _is_onset(energy_db: float, previous_db: list[float]) -> bool:
     if len(previous_db) < 2 or not math.isfinite(energy_db):
         return False
     return all(energy_db - p >= ONSET_RISE_DB for p in previous_db[-2:])
+
+
+def _finite_median(values: list[float]) -> float:
+    """Median of the finite values; -inf when there are none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.median(finite)) if finite else -math.inf
+
+
+def _band_name(lo_hi: Any) -> str:
+    """``2-5 kHz`` for (2000, 5000)."""
+    return f"{lo_hi[0] / 1000:g}-{lo_hi[1] / 1000:g} kHz"
 
 
 def _hz(f: float) -> str:

@@ -50,7 +50,8 @@ that one check off (useful with ``extends``)::
     air_excess_db = 5.0            # 5-10 kHz above the target (needs a BEFORE version)
     sustain_s = 5.0
     body_deficit_db = 6.0          # highs over a missing body are a passage, not a master
-    rise_db = 3.0                  # with BEFORE: the excess grew this much
+    rise_db = 3.0                  # with BEFORE: the processing added this much (vs the body)
+    rise_problem_db = 6.0          # ... this much -> problem
     require_before = false
 
     [resonance]                    # resonance (needs nothing else)
@@ -193,7 +194,12 @@ class Harshness:
     sustain_s: float = 5.0
     body_deficit_db: float = 6.0
     rise_db: float = 3.0
+    rise_problem_db: float | None = 6.0
     require_before: bool = False
+    # Learned profiles: each reference's long-term 2-5 / 5-10 kHz level relative to its
+    # body (250 Hz-1.6 kHz), so a verdict can rank a master among them.
+    reference_presence_db: tuple[float, ...] = ()
+    reference_air_db: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +330,10 @@ _SCHEMA: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
         "sustain_s": (_NUM, 0.5, 600.0),
         "body_deficit_db": (_NUM, 0.0, 60.0),
         "rise_db": (_NUM, 0.1, 40.0),
+        "rise_problem_db": (_NUM, 0.1, 40.0),
         "require_before": ("bool", None, None),
+        "reference_presence_db": ("floats", -120.0, 60.0),
+        "reference_air_db": ("floats", -120.0, 60.0),
     },
     "resonance": {
         "prominence_db": (_NUM, 1.0, 60.0),
@@ -347,7 +356,7 @@ _OPTIONAL = {
         "dr_min",
     },
     "transients": {"crest_min_db", "drop_db", "drop_problem_db"},
-    "harshness": {"presence_excess_db", "air_excess_db"},
+    "harshness": {"presence_excess_db", "air_excess_db", "rise_problem_db"},
 }
 
 
@@ -475,6 +484,7 @@ def build_profile(chain: Sequence[ProfileData], name: str | None = None) -> Prof
     if "harshness" in merged:
         if tonal is None:
             raise fail("harshness", "needs a [tonal] target to compare the highs with")
+        pair("harshness", "rise_db", "rise_problem_db", higher_is_better=False)
         h = Harshness()
         harshness = Harshness(
             **{k: val("harshness", k, getattr(h, k)) for k in _SCHEMA["harshness"]}

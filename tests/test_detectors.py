@@ -224,11 +224,13 @@ def test_a_peak_of_8_db_at_4_khz_is_harsh_in_2_to_5_khz():
     assert f["value"] >= 3.0 and f["threshold"] == 3.0 and f["unit"] == "dB"
     assert f["severity"] == "warning"  # no BEFORE version: no evidence it was added
     assert "2-5 kHz" in f["message"] and "pop profile" in f["message"]
-    # With the clean version as BEFORE the excess is shown to be the processing's.
+    # With the clean version as BEFORE the excess is shown to be the processing's: one
+    # flag (the target's own judgement gives way to the evidence), naming what was added.
     hc, _ = history(clean)
     hb, _ = history(bright)
     (g,) = [g for g in detect(hb, load_profile("pop"), FS, 2, before=hc) if g.code == "harsh_highs"]
-    assert g.severity == "problem" and "more than in the BEFORE version" in g.message
+    assert g.band_hz == (2000.0, 5000.0) and g.value >= 3.0
+    assert "against the BEFORE version" in g.message and "dB to 2-5 kHz" in g.message
 
 
 def test_a_high_shelf_is_harsh_above_5_khz_only_against_the_mix():
@@ -244,32 +246,39 @@ def test_a_high_shelf_is_harsh_above_5_khz_only_against_the_mix():
 
 @pytest.mark.parametrize(("freq_hz", "q", "gain_db"), [(2500.0, 8.0, 12.0), (630.0, 6.0, 10.0)])
 def test_a_steady_narrow_peak_is_a_resonance_at_its_frequency(freq_hz, q, gain_db):
-    rng = np.random.default_rng(2)
-    n = 30 * FS
-    spec = np.fft.rfft(rng.standard_normal((n, 2)), axis=0)
-    f = np.fft.rfftfreq(n, 1 / FS)
-    spec[1:] /= np.sqrt(f[1:, None])  # pink: flat in 1/3-octave bands
-    spec[0] = 0
-    pink = np.fft.irfft(spec, n, axis=0)
-    pink = 0.05 * pink / pink.std()
-    assert "resonance" not in codes(flags_of(pink, "pop"))
+    # A beat of noise on the pop target: the spectrum around the peak moves with the beat.
+    clean = on_target("pop")
+    assert "resonance" not in codes(flags_of(clean, "pop"))
     peaked = process(
-        pink, [pedalboard.PeakFilter(cutoff_frequency_hz=freq_hz, gain_db=gain_db, q=q)]
+        clean, [pedalboard.PeakFilter(cutoff_frequency_hz=freq_hz, gain_db=gain_db, q=q)]
     )
     res = [f for f in flags_of(peaked, "pop") if f["code"] == "resonance"]
     assert len(res) == 1
     assert abs(math.log2(res[0]["band_hz"] / freq_hz)) <= 1 / 6  # within 1/6 octave
     assert res[0]["value"] >= 6.0
+    # The persistence quoted is the profile's own (pop asks 80 % of 10 s).
+    assert "at least 80 % of the 3 s spectra of every 10 s" in res[0]["message"]
 
 
-def test_a_steady_tone_over_noise_is_a_resonance_at_its_frequency():
+@pytest.mark.parametrize(("freq_hz", "q"), [(315.0, 12.0), (630.0, 6.0), (1000.0, 10.0)])
+def test_a_narrow_bell_on_plucked_notes_is_a_resonance_at_its_frequency(freq_hz, q):
+    # A +12 dB bell over changing plucked notes: the peak stays while the notes change.
+    clean = material.acoustic_piece(40.0)
+    bell = process(clean, [pedalboard.PeakFilter(cutoff_frequency_hz=freq_hz, gain_db=12.0, q=q)])
+    res = [f for f in flags_of(bell, "pop") if f["code"] == "resonance"]
+    assert any(abs(math.log2(f["band_hz"] / freq_hz)) <= 1 / 6 for f in res), (freq_hz, q)
+
+
+def test_notes_and_a_steady_tone_are_not_resonances():
+    # Plucked notes (the phrase's tonic recurs) and orchestral swells: no resonance.
+    assert "resonance" not in codes(flags_of(material.acoustic_piece(40.0), "pop"))
+    # One held tone over steady noise is one held note, not a resonance.
     rng = np.random.default_rng(3)
     n = 30 * FS
     noise = 0.05 * rng.standard_normal((n, 2))
     t = np.arange(n) / FS
     tone = 0.05 * np.sin(2 * np.pi * 1800.0 * t)
-    res = [f for f in flags_of(noise + tone[:, None], "pop") if f["code"] == "resonance"]
-    assert len(res) == 1 and abs(math.log2(res[0]["band_hz"] / 1800.0)) <= 1 / 6
+    assert "resonance" not in codes(flags_of(noise + tone[:, None], "pop"))
 
 
 # -- peaks, clipping, loudness ------------------------------------------------------------------

@@ -29,8 +29,10 @@ from pedalboard.io import StreamResampler
 
 import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
+from earmark.profiles import load_profile
 from earmark.transform import CONTRACT_KEYS, DYNAMICS_KEYS
 
+import material as synth_material  # the detectors' seeded material (a fixture is `material`)
 from synth import music_like
 
 SR = 48000
@@ -431,3 +433,68 @@ def test_cli_usage_errors_exit_2(files, tmp_path):
     )
     assert proc.returncode == 2
     assert "no such folder" in proc.stderr
+
+
+# -- harsh highs: what the processing added, with the move diff found ------------------------
+
+
+def _band_rise_db(before: np.ndarray, after: np.ndarray, lo: float, hi: float) -> float:
+    """Known answer: the band's power gain minus the body's (250 Hz-1.6 kHz), by FFT."""
+    f = np.fft.rfftfreq(len(before), 1 / SR)
+
+    def gain(a, b):
+        pa = (np.abs(np.fft.rfft(after, axis=0)) ** 2).sum(axis=1)
+        pb = (np.abs(np.fft.rfft(before, axis=0)) ** 2).sum(axis=1)
+        sel = (f >= a) & (f < b)
+        return 10 * np.log10(pa[sel].sum() / pb[sel].sum())
+
+    # Band edges of the 1/3-octave bands whose centres lie in the range.
+    return gain(lo / 2 ** (1 / 6), hi * 2 ** (1 / 6)) - gain(
+        250 / 2 ** (1 / 6), 1600 * 2 ** (1 / 6)
+    )
+
+
+def test_a_7_db_high_shelf_is_harsh_with_the_db_added_and_the_shelf_named():
+    clean = synth_material.target_noise(np.array(load_profile("pop").tonal.level_db), 30.0)
+    shelf = process(clean, pb.HighShelfFilter(cutoff_frequency_hz=4000, gain_db=7.0))
+    t = earmark.diff(clean, shelf, sample_rate=SR)
+    harsh = [f for f in t.flags_introduced if f["code"] == "harsh_highs"]
+    assert len(harsh) == 1
+    (f,) = harsh
+    lo, hi = f["band_hz"]
+    assert (lo, hi) == (5000.0, 10000.0)  # the shelf adds most above its 4 kHz corner
+    assert f["value"] == pytest.approx(_band_rise_db(clean, shelf, lo, hi), abs=1.0)
+    assert f["severity"] == ("problem" if f["value"] >= 6.0 else "warning")
+    assert "dB to 5-10 kHz" in f["message"] and "high shelf above 4." in f["message"]
+
+
+def test_a_2_db_high_shelf_or_a_gain_change_adds_no_harshness():
+    clean = synth_material.target_noise(np.array(load_profile("pop").tonal.level_db), 30.0)
+    for plugins in (
+        [pb.HighShelfFilter(cutoff_frequency_hz=4000, gain_db=2.0)],
+        [pb.Gain(gain_db=-6.0)],
+    ):
+        t = earmark.diff(clean, process(clean, *plugins), sample_rate=SR)
+        assert not [f for f in t.flags_after if f["code"] == "harsh_highs"], plugins
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_high_boost_in_eq_moves_always_raises_harsh_highs(seed):
+    # Consistency: a move diff reports that lifts 2-5 or 5-10 kHz against the body by
+    # more than the profile's 3 dB must come with a harsh_highs flag.
+    rng = np.random.default_rng(70 + seed)
+    gain_db = float(rng.uniform(5.0, 10.0))
+    freq_hz = float(np.exp(rng.uniform(np.log(2500.0), np.log(8000.0))))
+    kind = pb.HighShelfFilter if seed % 2 else pb.PeakFilter
+    clean = synth_material.target_noise(
+        np.array(load_profile("pop").tonal.level_db), 30.0, seed=seed
+    )
+    after = process(clean, kind(cutoff_frequency_hz=freq_hz, gain_db=gain_db))
+    t = earmark.diff(clean, after, sample_rate=SR)
+    curve = np.array(t.eq_curve)
+    hz, db = curve[:, 0], curve[:, 1]
+    body = db[(hz >= 250) & (hz <= 1600)].mean()
+    lifts = [db[(hz >= lo) & (hz <= hi)].mean() - body for lo, hi in ((2000, 5000), (5000, 10000))]
+    boosts = [m for m in t.eq_moves if m.gain_db > 0 and m.freq_hz >= 2000]
+    if boosts and max(lifts) >= 3.0 + 1.0:
+        assert any(f["code"] == "harsh_highs" for f in t.flags_introduced), (kind, gain_db, freq_hz)

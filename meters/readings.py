@@ -65,6 +65,11 @@ class Readings:
     non_finite_samples: int = 0  # NaN/Inf samples replaced by 0 before metering
     clipped_samples: int = 0  # samples in runs of >= 3 at full scale, all channels
 
+    # Psychoacoustic sharpness (DIN 45692 on ISO 532-1 loudness), acum, each spectrum
+    # heard at the loudness of K-20 pink noise (meters.sharpness): the balance, not the level.
+    sharpness_acum: float | None = None  # of the programme's long-term spectrum
+    sharpness_short_acum: float | None = None  # of the last ~3 s spectrum
+
 
 @dataclass(frozen=True, slots=True)
 class History:
@@ -92,6 +97,9 @@ class History:
     # dB re a full-scale sine, mid + side power (as Readings.spectrum_short_db).
     spectrum_db: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     band_hz: tuple[float, ...] = ()
+    # DIN 45692 sharpness (acum) of each row's 3 s spectrum, heard at the K-20 listening
+    # loudness (meters.sharpness); NaN without a spectrum.
+    sharpness_acum: np.ndarray = field(default_factory=lambda: np.zeros(0))
     first_row: int = 0  # number of the first row (rows count from 0 at the start/reset)
     sample_rate: int = 0
     samples_per_row: int = 0  # the 100 ms sub-block, libebur128's rounding

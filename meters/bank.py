@@ -329,7 +329,6 @@ class MeterBank:
             channel_peak=self._chan_hist[idx, :, 1],
             spectrum_db=spec_db,
             band_hz=self._band_tuple,
-            sharpness_acum=self._row_sharpness(spec_db),
             first_row=first,
             sample_rate=self.sample_rate,
             samples_per_row=self.sub_len,
@@ -373,11 +372,6 @@ class MeterBank:
             return None, None
         s = sharpness_acum([long_db, short_db], self._band_tuple, sample_rate=self.sample_rate)
         return _finite(float(s[0])), _finite(float(s[1]))
-
-    def _row_sharpness(self, spec_db: np.ndarray) -> np.ndarray:
-        if not self.spectrum or spec_db.shape[0] == 0:
-            return np.full(spec_db.shape[0], np.nan)
-        return sharpness_acum(spec_db, self._band_tuple, sample_rate=self.sample_rate)
 
     def _dr(self) -> float | None:
         blocks = int(self._cnt[K.C_DR_BLOCKS])

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .sharpness import sharpness_acum
+
 
 @dataclass(frozen=True, slots=True)
 class Readings:
@@ -97,12 +99,23 @@ class History:
     # dB re a full-scale sine, mid + side power (as Readings.spectrum_short_db).
     spectrum_db: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     band_hz: tuple[float, ...] = ()
-    # DIN 45692 sharpness (acum) of each row's 3 s spectrum, heard at the K-20 listening
-    # loudness (meters.sharpness); NaN without a spectrum.
-    sharpness_acum: np.ndarray = field(default_factory=lambda: np.zeros(0))
     first_row: int = 0  # number of the first row (rows count from 0 at the start/reset)
     sample_rate: int = 0
     samples_per_row: int = 0  # the 100 ms sub-block, libebur128's rounding
 
     def __len__(self) -> int:
         return len(self.t_s)
+
+    def sharpness_acum(self) -> np.ndarray:
+        """DIN 45692 sharpness (acum) of each row's 3 s spectrum, heard at the K-20
+        listening loudness (:mod:`earmark.meters.sharpness`); NaN without a spectrum.
+
+        Computed on each call, about 3 us a row, so that the rows cost nothing to
+        whoever does not ask (``analyze`` reports the programme's, from Readings).
+        """
+        if self.spectrum_db.size == 0:
+            return np.full(len(self), np.nan)
+        # A hand-made History may not say its rate; the K-weighting of the loudness
+        # normalisation barely depends on it below 20 kHz.
+        rate = self.sample_rate or 48000
+        return sharpness_acum(self.spectrum_db, self.band_hz, sample_rate=rate)

@@ -337,6 +337,14 @@ def sharpness_from_loudness(
 
 
 @functools.lru_cache(maxsize=8)
+def _iso_columns(band_hz: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Which ISO bands ``band_hz`` has, and the columns holding them."""
+    have = np.array([f in band_hz for f in ISO_BAND_HZ])
+    columns = np.array([band_hz.index(f) for f in ISO_BAND_HZ if f in band_hz], dtype=np.int64)
+    return have, columns
+
+
+@functools.lru_cache(maxsize=8)
 def _listening(band_hz: tuple[float, ...], sample_rate: int) -> tuple[np.ndarray, float]:
     return k_weighting_gain_db(band_hz, sample_rate), listening_spl_db(sample_rate)
 
@@ -392,11 +400,9 @@ def sharpness_acum(
         rows = relative_levels(rows, k_gain) + listen_db
     else:
         rows = rows + float(spl_at_full_scale_db)
-    column = {f: i for i, f in enumerate(hz)}
     iso = np.full((rows.shape[0], len(ISO_BAND_HZ)), np.nan)
-    for k, f in enumerate(ISO_BAND_HZ):
-        if f in column:
-            iso[:, k] = rows[:, column[f]]
+    have, columns = _iso_columns(tuple(hz))
+    iso[:, have] = rows[:, columns]
     out = np.empty(rows.shape[0])
     _sharpness_rows(np.ascontiguousarray(iso), bool(diffuse), out)
     return out[0] if single else out

@@ -85,6 +85,9 @@ class Analysis:
     psr_median_db: float | None = None
     correlation_programme: float | None = None
     side_to_mid_db: float | None = None
+    # DIN 45692 sharpness of the long-term spectrum, heard at the K-20 listening
+    # loudness (earmark.meters.sharpness): the balance, independent of the level.
+    sharpness_acum: float | None = None
     true_peak_channels_dbtp: tuple[float | None, ...] = ()
     sample_peak_channels_dbfs: tuple[float | None, ...] = ()
     non_finite_samples: int = 0  # NaN/Inf samples metered as 0
@@ -120,6 +123,7 @@ class Analysis:
             "psr_median_db",
             "correlation_programme",
             "side_to_mid_db",
+            "sharpness_acum",
             "true_peak_channels_dbtp",
             "sample_peak_channels_dbfs",
             "non_finite_samples",
@@ -276,6 +280,7 @@ def _result(
         psr_median_db=r.psr_median_db,
         correlation_programme=r.correlation_programme,
         side_to_mid_db=r.side_to_mid_db,
+        sharpness_acum=r.sharpness_acum,
         true_peak_channels_dbtp=r.true_peak_channels_dbtp,
         sample_peak_channels_dbfs=r.sample_peak_channels_dbfs,
         non_finite_samples=r.non_finite_samples,
@@ -335,7 +340,7 @@ def _json_value(key: str, value: Any) -> Any:
             return _round_to(value, 3)
         if key.startswith("correlation"):
             return _round_to(value, 3)
-        if key.endswith(_DB_SUFFIXES):
+        if key.endswith(_DB_SUFFIXES) or key.endswith("_acum"):
             return _round_to(value, 2)
         return _round_to(value, 4)
     return value

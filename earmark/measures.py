@@ -28,6 +28,7 @@ MEASURES: tuple[tuple[str, str, str, int | None], ...] = (
     ("Crest factor", "dB", "crest_db", 1),
     ("DR", "", "dr", None),
     ("Spectral tilt", "dB/oct", "spectral_tilt_db_per_oct", 2),
+    ("Sharpness", "acum", "sharpness_acum", 2),
     ("Correlation min", "", "correlation_min", 2),
     ("Correlation", "", "correlation_programme", 2),
     ("Side/mid", "dB", "side_to_mid_db", 1),

@@ -445,6 +445,7 @@ MEASURES: tuple[tuple[str, str, str, int, float], ...] = (
     ("dr", "DR", "", 0, 1.0),
     ("spectral_tilt_db_per_oct", "Tilt", "dB/oct", 2, 0.2),
     ("harshness_db", "Harshness 2-5 kHz", "dB", 1, 0.5),
+    ("sharpness_acum", "Sharpness", "acum", 2, 0.1),
     ("correlation_programme", "Correlation", "", 2, 0.1),
     ("side_to_mid_db", "Side/mid", "dB", 1, 1.0),
 )
@@ -675,6 +676,7 @@ def _sentences(cmp: Comparison) -> list[str]:
         ("true_peak_dbtp", "true peak", "dB", "higher", "lower"),
         ("crest_db", "crest factor", "dB", "higher", "lower"),
         ("harshness_db", "2-5 kHz energy", "dB", "up", "down"),
+        ("sharpness_acum", "sharpness", "acum", "up", "down"),
     )
     thresholds = {k: t for k, _, _, _, t in MEASURES}
     for key, name, unit, up, down in phrases:

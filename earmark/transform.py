@@ -215,6 +215,9 @@ class Transformation:
                 "kept": [_rounded(f) for f in self.flags_kept],
             },
             "loudness_change_lu": _r(self.loudness_change_lu, 2),
+            "sharpness_change_acum": _r(
+                _delta(self.before.sharpness_acum, self.after.sharpness_acum), 2
+            ),
             "offset_ms": _r(r.alignment.offset_ms, 3),
             "polarity_inverted": r.alignment.polarity < 0,
             "alignment_correlation": _r(r.alignment.correlation, 3),
@@ -569,7 +572,8 @@ def _summary(a: Analysis) -> dict[str, Any]:
     keys = (
         "file", "sample_rate", "channels", "duration_s", "integrated_lufs", "loudness_range_lu",
         "true_peak_dbtp", "sample_peak_dbfs", "plr_db", "psr_median_db", "psr_min_db",
-        "crest_db", "dr", "spectral_tilt_db_per_oct", "correlation_programme", "side_to_mid_db",
+        "crest_db", "dr", "spectral_tilt_db_per_oct", "sharpness_acum", "correlation_programme",
+        "side_to_mid_db",
     )  # fmt: skip
     return _rounded({k: getattr(a, k) for k in keys})
 

@@ -23,6 +23,7 @@ from .channels import channel_weights
 from .fft import fft_stages, fft_tables
 from .kweighting import k_weighting_sos
 from .readings import History, Readings
+from .sharpness import sharpness_acum
 from .truepeak import TAPS_PER_PHASE, interpolation_phases, oversampling_factor
 
 MIN_SAMPLE_RATE = 8000
@@ -240,6 +241,7 @@ class MeterBank:
         psr_min, psr_median = self._psr_stats(stats_gate)
 
         long_db, short_db, tilt = self._spectrum()
+        sharp_long, sharp_short = self._sharpness(long_db, short_db)
         dr_db = self._dr()
 
         corr_prog, side_mid = self._stereo_programme()
@@ -282,6 +284,8 @@ class MeterBank:
             side_to_mid_db=side_mid,
             non_finite_samples=int(cnt[K.C_NONFINITE]),
             clipped_samples=int(cnt[K.C_CLIPPED]),
+            sharpness_acum=sharp_long,
+            sharpness_short_acum=sharp_short,
         )
 
     @property
@@ -359,6 +363,15 @@ class MeterBank:
         )  # fmt: skip
         long_db, short_db = out.tolist()
         return _nones(long_db), _nones(short_db), _finite(tilt)
+
+    def _sharpness(
+        self, long_db: tuple[float | None, ...], short_db: tuple[float | None, ...]
+    ) -> tuple[float | None, float | None]:
+        """Sharpness of the programme's and the last 3 s spectra (one kernel call)."""
+        if not self.spectrum or all(v is None for v in long_db):
+            return None, None
+        s = sharpness_acum([long_db, short_db], self._band_tuple, sample_rate=self.sample_rate)
+        return _finite(float(s[0])), _finite(float(s[1]))
 
     def _dr(self) -> float | None:
         blocks = int(self._cnt[K.C_DR_BLOCKS])

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .sharpness import sharpness_acum
+
 
 @dataclass(frozen=True, slots=True)
 class Readings:
@@ -65,6 +67,11 @@ class Readings:
     non_finite_samples: int = 0  # NaN/Inf samples replaced by 0 before metering
     clipped_samples: int = 0  # samples in runs of >= 3 at full scale, all channels
 
+    # Psychoacoustic sharpness (DIN 45692 on ISO 532-1 loudness), acum, each spectrum
+    # heard at the loudness of K-20 pink noise (meters.sharpness): the balance, not the level.
+    sharpness_acum: float | None = None  # of the programme's long-term spectrum
+    sharpness_short_acum: float | None = None  # of the last ~3 s spectrum
+
 
 @dataclass(frozen=True, slots=True)
 class History:
@@ -98,3 +105,17 @@ class History:
 
     def __len__(self) -> int:
         return len(self.t_s)
+
+    def sharpness_acum(self) -> np.ndarray:
+        """DIN 45692 sharpness (acum) of each row's 3 s spectrum, heard at the K-20
+        listening loudness (:mod:`earmark.meters.sharpness`); NaN without a spectrum.
+
+        Computed on each call, about 3 us a row, so that the rows cost nothing to
+        whoever does not ask (``analyze`` reports the programme's, from Readings).
+        """
+        if self.spectrum_db.size == 0:
+            return np.full(len(self), np.nan)
+        # A hand-made History may not say its rate; the K-weighting of the loudness
+        # normalisation barely depends on it below 20 kHz.
+        rate = self.sample_rate or 48000
+        return sharpness_acum(self.spectrum_db, self.band_hz, sample_rate=rate)

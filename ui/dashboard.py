@@ -763,6 +763,9 @@ class Dashboard:
             t = dpg.add_text("SPECTRUM  A vs B")
             self._font(t, "head")
             dpg.add_text("1/3 oct · 3 s bold, programme faint", color=TEXT_DIM)
+            # DIN 45692 sharpness, each at the same listening loudness (3 s, programme).
+            for side in ("A", "B"):
+                dpg.add_text("–", tag=f"em_sharp_{side}", color=TEXT_DIM)
         with self._plot(dpg, "em_spec_plot", width=width, height=226):
             dpg.add_plot_legend(location=dpg.mvPlot_Location_SouthWest, horizontal=True)
             x = self._axis(dpg, dpg.mvXAxis, "em_spec_x", scale=dpg.mvPlotScale_Log10)
@@ -1284,10 +1287,16 @@ class Dashboard:
         pa, pb = self._ab(frame)
         for side, p in (("A", pa), ("B", pb)):
             if p is None or not len(p.band_hz):
+                dpg.set_value(f"em_sharp_{side}", "")
                 dpg.set_value(f"em_spec_{side}", [[], []])
                 dpg.set_value(f"em_spec_long_{side}", [[], []])
                 continue
             hz = p.band_hz.astype(np.float64).tolist()
+            dpg.set_value(
+                f"em_sharp_{side}",
+                f"  {side} sharpness {_fmt(p.values.get('sharpness_short_acum'), 2)}"
+                f" · prog {_fmt(p.values.get('sharpness_acum'), 2)} acum",
+            )
             dpg.set_value(f"em_spec_{side}", [hz, p.spectrum_short_db.astype(np.float64).tolist()])
             dpg.set_value(
                 f"em_spec_long_{side}", [hz, p.spectrum_long_db.astype(np.float64).tolist()]

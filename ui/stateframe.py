@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"EARMARK\x00", "little")
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 STALE_AFTER_S = 0.5
 
 HEADER_FIELDS: tuple[str, ...] = (
@@ -131,6 +131,8 @@ PATH_FIELDS: tuple[str, ...] = (
     "psr_median_db",
     "dr_db",
     "spectral_tilt_db_per_oct",
+    "sharpness_acum",  # DIN 45692, programme (long-term spectrum)
+    "sharpness_short_acum",  # the last ~3 s
     "correlation",
     "correlation_min",
     "correlation_programme",

@@ -12,15 +12,24 @@ self-contained HTML page with plots (``--report``). The report never replaces
 BEFORE, AFTER or MIX, and replaces an existing file only with ``--force``
 (:mod:`earmark.outfiles`).
 
+Alignment comes first: when the offset found cannot be trusted (the two are
+probably not versions of one programme, or one is time-stretched or drowned in
+reverb; :attr:`earmark.meters.diff.Alignment.doubt`), the diff says so in one
+line on stderr and explains nothing. ``--force`` explains them anyway, with the
+doubt as the first line of the output (on stderr with ``--json``, whose object
+then has ``alignment.doubtful`` true).
+
 Exit codes: 0 ok; 2 usage error (bad option, unknown profile, report path not
 writable, an existing report without ``--force``, a report onto an input); 3 an
-input cannot be read or the two cannot be compared (one line on stderr per cause,
-naming the file). No traceback unless ``EARMARK_DEBUG=1``.
+input cannot be read, the two cannot be compared, or their alignment is doubtful
+(without ``--force``; one line on stderr per cause, naming the files). No
+traceback unless ``EARMARK_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -51,7 +60,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "transformation: loudness and gain, the EQ curve as shelves/bells/cuts, compression "
         "threshold and ratio from the level transfer, limiting, PSR/LRA/crest/transient and "
         "stereo width changes, and the flags AFTER introduced or removed.",
-        epilog="Exit codes: 0 ok, 2 usage error, 3 unreadable input (or nothing to compare).",
+        epilog="The two are aligned first; when the alignment is doubtful (not versions of one "
+        "programme, time-stretched, drowned in reverb) nothing is explained unless --force. "
+        "Exit codes: 0 ok, 2 usage error, 3 unreadable input, nothing to compare, or a "
+        "doubtful alignment (without --force).",
     )
     p.add_argument("before", metavar="BEFORE", help="the earlier version (e.g. the mix)")
     p.add_argument("after", metavar="AFTER", help="the later version (e.g. the master)")
@@ -61,7 +73,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="OUT.html",
         help="write an HTML report with plots (never onto BEFORE, AFTER or MIX)",
     )
-    p.add_argument("--force", action="store_true", help="replace an existing --report file")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --report file, and explain a pair whose alignment is doubtful",
+    )
     p.add_argument("--profile", metavar="NAME|FILE", help="genre or delivery profile for flags")
     p.add_argument(
         "--mix",
@@ -115,9 +131,11 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.mix:
         return _run_mix(args, profile)
     try:
-        t = _diff(args.before, args.after, profile)
+        t = _diff(args.before, args.after, profile, args.force)
     except _DiffFailedError:
         return EXIT_UNREADABLE
+    if args.json:
+        _say_doubts([(f"{args.before}, {args.after}", t)])
     labels = ("BEFORE", "AFTER")
     written = True
     if args.report:
@@ -134,11 +152,16 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _run_mix(args: argparse.Namespace, profile: Any) -> int:
-    try:
-        ta = _diff(args.mix, args.before, profile)
-        tb = _diff(args.mix, args.after, profile)
-    except _DiffFailedError:
+    pairs = [(args.mix, args.before), (args.mix, args.after)]
+    done = []
+    for before, after in pairs:  # both tried, so that each doubtful pair is named
+        with contextlib.suppress(_DiffFailedError):  # its cause is already on stderr
+            done.append(_diff(before, after, profile, args.force))
+    if len(done) < len(pairs):
         return EXIT_UNREADABLE
+    ta, tb = done
+    if args.json:
+        _say_doubts([(f"{m}, {v}", t) for (m, v), t in zip(pairs, done, strict=True)])
     label_a, label_b = _labels(args.before, args.after)
     mix_label = os.path.basename(args.mix) or args.mix
     written = True
@@ -167,12 +190,14 @@ class _DiffFailedError(Exception):
     """A diff could not be made; its cause is already on stderr."""
 
 
-def _diff(before: str, after: str, profile: Any) -> Transformation:
+def _diff(before: str, after: str, profile: Any, force: bool) -> Transformation:
     from earmark.engine.files import AudioFileError
-    from earmark.transform import diff
+    from earmark.transform import DoubtfulAlignmentError, diff
 
     try:
-        return diff(before, after, profile=profile)
+        return diff(before, after, profile=profile, force=force)
+    except DoubtfulAlignmentError as exc:
+        _say(f"{before}, {after}", f"{exc}; nothing explained (--force explains them anyway)")
     except AudioFileError as exc:
         _say(exc.path, exc.cause)
     except ValueError as exc:
@@ -185,6 +210,22 @@ def _diff(before: str, after: str, profile: Any) -> Transformation:
             message += " (EARMARK_DEBUG=1 shows the traceback)"
         _say(f"{before}, {after}", message)
     raise _DiffFailedError
+
+
+def _say_doubts(pairs: list[tuple[str, Transformation]]) -> None:
+    """With ``--json``, a forced doubtful alignment's one line on stderr (stdout is JSON)."""
+    for what, t in pairs:
+        if t.alignment_doubt is not None:
+            _say(what, f"alignment doubtful: {t.alignment_doubt}; explained because of --force")
+
+
+def _doubt_line(t: Transformation, what: str = "") -> str:
+    """The first line of a forced, doubtful diff's readable output."""
+    where = f" ({what})" if what else ""
+    return (
+        f"[bold yellow]alignment doubtful{where}:[/bold yellow] {t.alignment_doubt};"
+        " explained because of --force, read it with care"
+    )
 
 
 def _unreadable(paths: list[str]) -> list[str]:
@@ -227,6 +268,8 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
 
     con = _console()
     r = t.result
+    if t.alignment_doubt is not None:
+        con.print(_doubt_line(t), soft_wrap=True)
     con.print(
         f"[bold]earmark diff[/bold] · {t.before.file} → {t.after.file}  "
         f"[dim](offset {fmt_signed(r.alignment.offset_ms, 2)} ms, {r.sample_rate} Hz,"
@@ -293,16 +336,24 @@ def _print_details(con: Any, t: Transformation) -> None:
     if not t.flags_introduced and not t.flags_removed:
         kept = len(t.flags_kept)
         lines.append(f"  none introduced or removed ({kept} unchanged)")
-    for w in t.warnings:
-        lines.append(f"[yellow]warning:[/yellow] {w}")
+    lines += _warning_lines(t)
     for line in lines:
         con.print(line, markup=True)
+
+
+def _warning_lines(t: Transformation) -> list[str]:
+    """The warnings, less the alignment doubt (already the first line)."""
+    shown = t.warnings[1:] if t.alignment_doubt is not None else t.warnings
+    return [f"[yellow]warning:[/yellow] {w}" for w in shown]
 
 
 def _print_mix(mix_label: str, versions: list[tuple[str, Transformation]]) -> None:
     from rich.table import Table
 
     con = _console()
+    for label, t in versions:
+        if t.alignment_doubt is not None:
+            con.print(_doubt_line(t, f"{mix_label} → {label}"), soft_wrap=True)
     con.print(
         f"[bold]earmark diff[/bold] · two masters of {mix_label}: "
         + ", ".join(label for label, _ in versions)
@@ -327,6 +378,8 @@ def _print_mix(mix_label: str, versions: list[tuple[str, Transformation]]) -> No
         con.print()
         con.print(f"[bold]{mix_label} → {label}[/bold]")
         con.print("; ".join(t.narrate(mix_label, label)) + ".")
+        for line in _warning_lines(t):
+            con.print(line, markup=True)
 
 
 def _say(what: str, message: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,10 +23,10 @@ import numpy as np
 from earmark.analysis import Analysis, analyze
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.meters import History, MeterBank
-from earmark.meters.diff import DiffResult, EqMove, compare, format_hz
+from earmark.meters.diff import Alignment, DiffResult, EqMove, align, compare, format_hz
 from earmark.snapshots import flag_dict
 
-__all__ = ["CONTRACT_KEYS", "Transformation", "diff"]
+__all__ = ["CONTRACT_KEYS", "DoubtfulAlignmentError", "Transformation", "diff"]
 
 # Keys of the ``diff --json`` contract (DESIGN.md, "Command line"), first and in order.
 CONTRACT_KEYS: tuple[str, ...] = (
@@ -46,7 +46,6 @@ DYNAMICS_KEYS: tuple[str, ...] = (
     "limited",
 )
 
-_UNRELATED = 0.1  # alignment correlation below which two files are not versions of one programme
 _WIDTH_SAY_PCT = 3.0
 _HEAVY_GR_DB = 6.0  # gain reduction from which compression visibly reshapes the spectrum
 _SMALL_MOVE_DB = 2.0  # width changes smaller than this are "unchanged"
@@ -180,6 +179,11 @@ class Transformation:
         }
 
     @property
+    def alignment_doubt(self) -> str | None:
+        """Why the offset should not be trusted (None when it can be); see ``diff(force=)``."""
+        return self.result.alignment.doubt
+
+    @property
     def narrative(self) -> tuple[str, ...]:
         """What changed, one short clause each, in the order an engineer reads a master."""
         return self.narrate()
@@ -221,6 +225,7 @@ class Transformation:
             "offset_ms": _r(r.alignment.offset_ms, 3),
             "polarity_inverted": r.alignment.polarity < 0,
             "alignment_correlation": _r(r.alignment.correlation, 3),
+            "alignment": _alignment_dict(r.alignment),
             "compared_sample_rate": r.sample_rate,
             "compared_s": _r(r.duration_s, 3),
             "profile": self.profile,
@@ -242,6 +247,7 @@ def diff(
     *,
     sample_rate: int | None = None,
     profile: Any = None,
+    force: bool = False,
 ) -> Transformation:
     """Explain what turned ``before`` into ``after``.
 
@@ -255,6 +261,8 @@ def diff(
             ignored for files).
         profile: a profile name, file or :class:`~earmark.meters.profile.Profile`
             for the flags (default: the generic profile).
+        force: explain the two even when their alignment is doubtful (the
+            doubt is then the first of ``warnings``, and ``alignment_doubt``).
 
     Returns:
         A :class:`Transformation`.
@@ -262,6 +270,9 @@ def diff(
     Raises:
         earmark.engine.files.AudioFileError: a file cannot be read (its
             message names the file).
+        DoubtfulAlignmentError: (a ValueError) the offset found cannot be
+            trusted: the two are probably not versions of one programme, or one
+            is time-stretched or drowned in reverb (not raised with ``force``).
         ValueError: a bad array or sample rate, an unknown profile, audio too
             short to compare (under 1 s of overlap), or versions that do not
             overlap.
@@ -277,19 +288,22 @@ def diff(
     xa = _resample(va.audio, va.rate, rate)
     if min(xb.shape[0], xa.shape[0]) < rate:
         raise ValueError("BEFORE and AFTER must each be at least 1 s long to be compared")
-    result = compare(xb, xa, rate, top_hz=0.45 * min(vb.rate, va.rate))
-    if result.duration_s < 1.0:
+    # Align first, so that a doubtful pair is refused before anything is measured.
+    alignment = align(xb, xa, rate)
+    if alignment.doubtful and not force:
+        raise DoubtfulAlignmentError(alignment)
+    lag = alignment.offset_samples
+    overlap_s = min(xb.shape[0] - max(0, -lag), xa.shape[0] - max(0, lag)) / rate
+    if overlap_s < 1.0:
         raise ValueError(
-            f"BEFORE and AFTER overlap for only {result.duration_s:.2f} s at the best offset"
-            f" ({result.alignment.offset_ms:.0f} ms); they cannot be compared"
+            f"BEFORE and AFTER overlap for only {max(overlap_s, 0.0):.2f} s at the best offset"
+            f" ({alignment.offset_ms:.0f} ms); they cannot be compared"
         )
-    best = result.alignment
-    if best.correlation < _UNRELATED:
-        raise ValueError(
-            f"the two versions do not correlate at any offset (best {best.correlation:.2f}"
-            f" at {best.offset_ms:.0f} ms): they are not versions of the same audio"
-        )
+    result = compare(xb, xa, rate, top_hz=0.45 * min(vb.rate, va.rate), alignment=alignment)
+    vb, va = _analysed(vb), _analysed(va)
     warnings = list(result.warnings)
+    if alignment.doubt is not None:
+        warnings.insert(0, f"alignment doubtful: {alignment.doubt}")
     if vb.rate != va.rate:
         low = "BEFORE" if vb.rate < va.rate else "AFTER"
         warnings.append(
@@ -323,13 +337,22 @@ def diff(
 # -- loading -----------------------------------------------------------------------------
 
 
+class DoubtfulAlignmentError(ValueError):
+    """The offset :func:`diff` found cannot be trusted; ``alignment`` says how far it got."""
+
+    def __init__(self, alignment: Alignment) -> None:
+        self.alignment = alignment
+        super().__init__(f"alignment doubtful: {alignment.doubt}")
+
+
 @dataclass(frozen=True, slots=True)
 class _Version:
     label: str
     file: str | None
     audio: np.ndarray  # float32 (frames, channels)
     rate: int
-    analysis: Analysis
+    source: Any  # the path or the array as given: what ``analysis`` measures
+    analysis: Analysis | None = None  # measured once the two are known to align
 
 
 def _load(source: Source, sample_rate: int | None, label: str) -> _Version:
@@ -342,7 +365,7 @@ def _load(source: Source, sample_rate: int | None, label: str) -> _Version:
             if blocks
             else np.zeros((0, info.channels), dtype=np.float32)
         )
-        return _Version(label, path, audio, info.sample_rate, analyze(path))
+        return _Version(label, path, audio, info.sample_rate, path)
     if sample_rate is None:
         raise ValueError(f"{label}: sample_rate is required for an array")
     audio = np.asarray(source)
@@ -354,13 +377,20 @@ def _load(source: Source, sample_rate: int | None, label: str) -> _Version:
         )
     if audio.shape[1] > 64 and audio.shape[1] > audio.shape[0]:
         raise ValueError(f"{label}: shape {audio.shape} looks like (channels, frames); pass .T")
-    analysis = analyze(audio, sample_rate=sample_rate)
+    source = audio
     if np.issubdtype(audio.dtype, np.integer):
         audio = audio.astype(np.float64) / 2.0 ** (np.iinfo(audio.dtype).bits - 1)
     audio = np.nan_to_num(
         np.ascontiguousarray(audio, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0
     )
-    return _Version(label, None, audio, int(sample_rate), analysis)
+    return _Version(label, None, audio, int(sample_rate), source)
+
+
+def _analysed(v: _Version) -> _Version:
+    """``v`` measured as ``earmark analyze`` measures it."""
+    if v.file is not None:
+        return replace(v, analysis=analyze(v.file))
+    return replace(v, analysis=analyze(v.source, sample_rate=v.rate))
 
 
 def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -576,6 +606,20 @@ def _summary(a: Analysis) -> dict[str, Any]:
         "side_to_mid_db",
     )  # fmt: skip
     return _rounded({k: getattr(a, k) for k in keys})
+
+
+def _alignment_dict(al: Alignment) -> dict[str, Any]:
+    """The ``alignment`` object of ``diff --json``: the offset and how far to trust it."""
+    return {
+        "offset_ms": _r(al.offset_ms, 3),
+        "polarity_inverted": al.polarity < 0,
+        "correlation": _r(al.correlation, 3),
+        "confidence": _r(al.confidence, 3),
+        "peak_ratio": _r(al.peak_ratio, 1),
+        "coarse_agrees": al.coarse_agrees,
+        "doubtful": al.doubtful,
+        "doubt": al.doubt,
+    }
 
 
 def _r(value: Any, digits: int) -> Any:

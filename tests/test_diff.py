@@ -30,7 +30,7 @@ from pedalboard.io import StreamResampler
 import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.profiles import load_profile
-from earmark.transform import CONTRACT_KEYS, DYNAMICS_KEYS
+from earmark.transform import CONTRACT_KEYS, DYNAMICS_KEYS, DoubtfulAlignmentError
 
 import material as synth_material  # the detectors' seeded material (a fixture is `material`)
 from synth import music_like
@@ -305,7 +305,7 @@ def test_earlier_start_and_polarity_flip(noisy):
 
 
 def test_unrelated_or_silent_versions_are_refused(demo, noisy):
-    with pytest.raises(ValueError, match="not versions of the same audio"):
+    with pytest.raises(DoubtfulAlignmentError, match="may not be versions of the same audio"):
         earmark.diff(demo, noisy, sample_rate=SR)
     with pytest.raises(ValueError, match="AFTER is digital silence"):
         earmark.diff(demo, np.zeros_like(demo), sample_rate=SR)
@@ -377,6 +377,9 @@ def test_cli_json_contract_and_report(files):
     assert obj["dynamics"]["ratio"] == 1.0 and obj["dynamics"]["limited"] is False
     assert set(obj["flags"]) == {"introduced", "removed", "kept"}
     assert obj["stereo"]["width_change_pct"] is not None
+    assert obj["alignment"]["doubtful"] is False and obj["alignment"]["doubt"] is None
+    assert obj["alignment"]["confidence"] > 0.9
+    assert obj["alignment"]["offset_ms"] == pytest.approx(0.0, abs=1000.0 / SR)  # one sample
     assert obj["before"]["file"] == str(files["mix"])
     assert "NaN" not in proc.stdout and "Infinity" not in proc.stdout
     page = report.read_text(encoding="utf-8")

@@ -1,6 +1,7 @@
 """Judgement on real music: are the flags right on pieces processed at settings nobody chose?
 
     .venv/bin/python bench/judgement.py [--quick] [--seed 17] [--json FILE] [--list]
+                                        [--case PIECE/FAMILY/VARIANT] [--write DIR]
     make judgement
 
 Builds the corpus if it is missing (bench/corpus.py: 11 excerpts of Debian's free game
@@ -508,6 +509,19 @@ def report(results: list[dict[str, Any]], console: Any, list_cases: bool) -> Non
     console.print(t)
 
 
+def write_cases(todo: Sequence[Case], out_dir: Path) -> None:
+    """Each case as ``PIECE-FAMILY-VARIANT.wav`` beside its dry ``PIECE.wav`` (float WAV)."""
+    import soundfile as sf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for c in todo:
+        dry = _excerpt(c.piece_index)
+        wet, _ = corpus.process(c.family, settings_of(c), dry)
+        sf.write(str(out_dir / f"{c.piece.key}.wav"), dry, corpus.FS, subtype="FLOAT")
+        name = f"{c.piece.key}-{c.family}-{c.variant}.wav"
+        sf.write(str(out_dir / name), wet, corpus.FS, subtype="FLOAT")
+
+
 def _median(values: Iterable[float | None]) -> float | None:
     v = [x for x in values if x is not None]
     return float(np.median(v)) if v else None
@@ -524,6 +538,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every case's result")
     parser.add_argument("--list", action="store_true", help="print every case's settings")
     parser.add_argument("--jobs", type=int, default=POOL, help="worker processes (default 2)")
+    parser.add_argument(
+        "--case",
+        action="append",
+        metavar="PIECE/FAMILY/VARIANT",
+        help="judge only this case (repeatable), e.g. city-blues/harsh/0",
+    )
+    parser.add_argument(
+        "--write",
+        type=Path,
+        metavar="DIR",
+        help="also write each judged case and its dry excerpt as WAV (for earmark diff)",
+    )
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 
@@ -532,10 +558,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"building the corpus ({len(missing)} excerpts missing) ...")
         corpus.build()
     t0 = time.perf_counter()
+    todo = cases(args.seed, args.quick)
+    if args.case:
+        known = {c.key for c in cases(args.seed)}
+        unknown = [k for k in args.case if k not in known]
+        if unknown:
+            parser.error(f"no case {unknown[0]!r}; e.g. {corpus.PIECES[0].key}/crush/0")
+        todo = [c for c in cases(args.seed) if c.key in args.case]
     learned, notes = learned_profiles(corpus.CORPUS_DIR / "profiles")
     for note in notes:
         console.print(f"note: {note}", markup=False)
-    todo = cases(args.seed, args.quick)
     console.print(
         f"{len(todo)} cases, seed {args.seed}: each piece's and family's settings come from"
         " np.random.default_rng([seed, piece, family]) (piece: corpus.PIECES index;"
@@ -567,6 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(results)} cases judged in {elapsed / 60:.1f} min on {args.jobs} processes"
         f" (case median {np.median([r['seconds'] for r in results]):.1f} s)"
     )
+    if args.write:
+        write_cases(todo, args.write)
+        console.print(f"wrote {len(todo)} cases and their dry excerpts to {args.write}")
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -39,7 +39,7 @@ bench: bootstrap
 
 # Judgement on real music (bench/judgement.py): builds .cache/corpus from Debian's free
 # game music (apt-get download, no root) on first use, then 132 processed cases judged
-# five ways; about 8 minutes on 2 free cores. JUDGEMENT_ARGS=--quick: 28 cases.
+# five ways; about 10 minutes on 2 cores. JUDGEMENT_ARGS=--quick: 28 cases.
 judgement: bootstrap
 	$(PY) bench/judgement.py $(JUDGEMENT_ARGS)
 

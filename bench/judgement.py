@@ -27,8 +27,8 @@ polarity flip) on every diff pair and on each piece against itself, and the issu
 goals. Nothing is asserted; the bench measures whatever the detectors on the branch do.
 
 Truth: ``crush`` is over-compression and crushed transients; ``harsh`` is harsh highs;
-``combo`` is all three; the controls are none. About 8 minutes on 2 free cores
-(``--quick``: 2).
+``combo`` is all three; the controls are none. About 10 minutes on 2 cores
+(``--quick``: 2-3).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # bench/corpus.py, beside this file
+
+from earmark.meters.tonal import AIR_HZ, PRESENCE_HZ
 
 MODES = ("default", "genre", "learned", "diff", "live")
 CLASSES: dict[str, tuple[str, ...]] = {
@@ -179,20 +181,17 @@ def _dry_analysis(piece_index: int) -> Any:
     return analyze(_excerpt(piece_index), corpus.FS)
 
 
-def presence_minus_body_db(analysis: Any) -> float | None:
-    """Loudness-normalised 2-5 kHz minus 250 Hz-1.6 kHz of an Analysis's long-term spectrum."""
-    from earmark.meters.tonal import (
-        BODY_HZ,
-        PRESENCE_HZ,
-        band_sum_db,
-        k_weighting_gain_db,
-        relative_levels,
-    )
+def presence_minus_body_db(
+    analysis: Any, band_hz: tuple[float, float] = PRESENCE_HZ
+) -> float | None:
+    """Loudness-normalised 2-5 kHz (or ``band_hz``) minus 250 Hz-1.6 kHz of an Analysis's
+    long-term spectrum."""
+    from earmark.meters.tonal import BODY_HZ, band_sum_db, k_weighting_gain_db, relative_levels
 
     hz = analysis.band_hz
     long_db = np.array([np.nan if v is None else v for v in analysis.spectrum_long_db])
     rel = relative_levels(long_db, k_weighting_gain_db(hz, analysis.sample_rate))
-    value = float(band_sum_db(rel, hz, *PRESENCE_HZ) - band_sum_db(rel, hz, *BODY_HZ))
+    value = float(band_sum_db(rel, hz, *band_hz) - band_sum_db(rel, hz, *BODY_HZ))
     return value if np.isfinite(value) else None
 
 
@@ -230,6 +229,9 @@ def run_case(case: Case, learned_path: str) -> dict[str, Any]:
         "psr_median_db": a.psr_median_db,
         "psr_change_db": _delta(b.psr_median_db, a.psr_median_db),
         "presence_change_db": _delta(pb, pa),
+        "air_change_db": _delta(
+            presence_minus_body_db(b, AIR_HZ), presence_minus_body_db(a, AIR_HZ)
+        ),
         "true_peak_dbtp": a.true_peak_dbtp,
     }
     try:
@@ -423,7 +425,16 @@ def report(results: list[dict[str, Any]], console: Any, list_cases: bool) -> Non
         console.print(t)
 
     t = Table(title="What the processing did (median over cases; change from the excerpt)")
-    for col in ("family", "cases", "LUFS", "d LU", "PSR dB", "d PSR dB", "d 2-5k/body dB"):
+    for col in (
+        "family",
+        "cases",
+        "LUFS",
+        "d LU",
+        "PSR dB",
+        "d PSR dB",
+        "d 2-5k/body dB",
+        "d 5-10k/body dB",
+    ):
         t.add_column(col, justify="right" if col != "family" else "left")
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for r in results:
@@ -437,6 +448,7 @@ def report(results: list[dict[str, Any]], console: Any, list_cases: bool) -> Non
                 "psr_median_db",
                 "psr_change_db",
                 "presence_change_db",
+                "air_change_db",
             )
         }
         t.add_row(
@@ -450,6 +462,7 @@ def report(results: list[dict[str, Any]], console: Any, list_cases: bool) -> Non
                     "psr_median_db",
                     "psr_change_db",
                     "presence_change_db",
+                    "air_change_db",
                 )
             ),
         )

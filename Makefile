@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 
-.PHONY: demo test bench lint bootstrap clean screenshot
+.PHONY: demo test bench judgement lint bootstrap clean screenshot
 
 # Real VST3 plugins. On Debian 13 they are system packages in /usr/lib/vst3; on
 # Debian 12 scripts/install-plugins unpacks Debian 13's builds into
@@ -36,6 +36,12 @@ bench: bootstrap
 	$(PY) bench/meters.py
 	$(PY) bench/realtime.py --services
 	$(PY) bench/gil.py
+
+# Judgement on real music (bench/judgement.py): builds .cache/corpus from Debian's free
+# game music (apt-get download, no root) on first use, then 132 processed cases judged
+# five ways; about 10 minutes on 2 cores. JUDGEMENT_ARGS=--quick: 28 cases.
+judgement: bootstrap
+	$(PY) bench/judgement.py $(JUDGEMENT_ARGS)
 
 # docs/dashboard.png: the dashboard during the demo, on a private Xvfb (about 30 s).
 screenshot: bootstrap

@@ -30,6 +30,8 @@ that one check off (useful with ``extends``)::
     plr_problem_db = 9.0
     dr_min = 8
     min_programme_s = 20.0         # LRA/PLR/DR are judged after this much programme
+    corroborate = false            # true: over_compression also needs the programme's
+                                   # PLR <= 10 dB or DR < 8 so far (a loud master's)
 
     [transients]                   # crushed_transients
     crest_min_db = 8.0             # onset peak above short-term loudness (median, 10 s)
@@ -152,6 +154,7 @@ class Dynamics:
     plr_problem_db: float | None = None
     dr_min: int | None = None
     min_programme_s: float = 20.0
+    corroborate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
         "plr_problem_db": (_NUM, 0.0, 40.0),
         "dr_min": ("int", 1, 30),
         "min_programme_s": (_NUM, 3.0, 3600.0),
+        "corroborate": ("bool", None, None),
     },
     "transients": {
         "crest_min_db": (_NUM, 0.0, 40.0),

@@ -17,7 +17,7 @@ import pytest
 import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.meters import MeterBank
-from earmark.meters.detectors import CODES, Detector, Flag, detect
+from earmark.meters.detectors import CODES, Detector, Flag, detect, transient_loss
 from earmark.profiles import load_profile
 
 import material
@@ -154,7 +154,12 @@ def test_heavy_compression_and_limiting_is_over_compression():
     assert f["severity"] == ("problem" if longest >= 50 else "warning")
     assert f["threshold"] == (6.0 if longest >= 50 else 8.0)
     assert f["end_s"] - f["start_s"] > 20.0  # the whole programme, not a moment
-    assert "PSR stayed below" in f["message"] and "pop profile" in f["message"]
+    # One threshold per sentence: the one that set the severity, and no other floor.
+    assert f"PSR was below {f['threshold']:g} dB" in f["message"] or (
+        f"PSR stayed below {f['threshold']:g} dB" in f["message"]
+    )
+    other = 8.0 if f["threshold"] == 6.0 else 6.0
+    assert f"{other:g} dB" not in f["message"] and "pop profile" in f["message"]
 
 
 def test_over_compression_opens_within_seconds_and_closes_when_it_ends():
@@ -187,9 +192,11 @@ def test_a_loud_pop_master_under_jazz_is_a_genre_mismatch():
     _, r = history(master())
     assert f["severity"] == "problem"  # LRA below the 5 LU mismatch line
     assert f["value"] == pytest.approx(r.loudness_range_lu, abs=0.05)
-    assert f["threshold"] == 6.0 and f["unit"] == "LU"
+    # The problem floor set the severity, so the flag and its sentence quote it alone.
+    assert f["threshold"] == 5.0 and f["unit"] == "LU"
     assert "typical of a loud pop master" in f["message"]
-    assert "jazz profile expects LRA >= 6 LU" in f["message"]
+    assert "jazz profile calls LRA below 5 LU" in f["message"] and "a problem" in f["message"]
+    assert "6 LU" not in f["message"]
     # The same master under pop is a (milder) pop master: no genre mismatch.
     pop = [f for f in flags_of(master(), "pop") if f["code"] == "collapsed_dynamics"]
     assert all("typical of a loud pop master" not in f["message"] for f in pop)
@@ -203,8 +210,14 @@ def test_crushed_transients_against_the_unprocessed_version():
     hl, _ = history(limited)
     (f,) = [f for f in detect(hl, load_profile("pop"), FS, 2, before=hm)
             if f.code == "crushed_transients"]  # fmt: skip
-    assert f.value >= 3.0 and f.threshold == 3.0
+    assert f.value >= 3.0 and f.threshold == (6.0 if f.value >= 6.0 else 3.0)
+    assert f.severity == ("problem" if f.value >= 6.0 else "warning")
     assert "against the BEFORE version" in f.message
+    assert f"a loss of {f.threshold:g} dB or more" in f.message
+    # One number per fact: the flag spans the programme, and the programme's loss by the
+    # same measure (what `diff` prints) is the flag's value.
+    assert f.start_s == 0.0 and f.end_s >= 29.0
+    assert transient_loss(hm, hl).drop_db == pytest.approx(f.value, abs=1e-9)
     # A pure gain change moves peaks and loudness together: nothing was crushed.
     quieter, _ = history(mix() * 10 ** (-6 / 20))
     assert "crushed_transients" not in codes(detect(quieter, load_profile("pop"), FS, 2, before=hm))

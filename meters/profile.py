@@ -448,11 +448,21 @@ def build_profile(chain: Sequence[ProfileData], name: str | None = None) -> Prof
     if "loudness" in merged:
         if "target_lufs" not in merged["loudness"]:
             raise fail("loudness", "needs 'target_lufs'")
+        # A platform names the target it set: a later file that moves the target without
+        # naming a platform has its own target, and messages must not call it the platform's.
+        set_by = {
+            key: max((i for i, d in enumerate(chain) if key in d.sections.get("loudness", {})),
+                     default=-1)
+            for key in ("target_lufs", "platform")
+        }  # fmt: skip
+        platform = val("loudness", "platform", None)
+        if set_by["platform"] < set_by["target_lufs"]:
+            platform = None
         loudness = LoudnessTarget(
             target_lufs=val("loudness", "target_lufs", None),
             tolerance_lu=val("loudness", "tolerance_lu", 1.0),
             severity=val("loudness", "severity", "warning"),
-            platform=val("loudness", "platform", None),
+            platform=platform,
             min_programme_s=val("loudness", "min_programme_s", 10.0),
         )
     true_peak = None
@@ -493,7 +503,8 @@ def build_profile(chain: Sequence[ProfileData], name: str | None = None) -> Prof
             raise fail("resonance.max_hz", f"must be above min_hz ({resonance.min_hz:g})")
     default_name = _stem(src) if src else "profile"
     return Profile(
-        name=name or top.get("name", default_name),
+        # The profile in force is the last file: an extending profile is not its base.
+        name=name or own.top.get("name", default_name),
         description=top.get("description", ""),
         kind=top.get("kind", "generic"),
         source=src,

@@ -162,6 +162,79 @@ def test_heavy_compression_and_limiting_is_over_compression():
     assert f"{other:g} dB" not in f["message"] and "pop profile" in f["message"]
 
 
+def crushed(x: np.ndarray, seed: int) -> np.ndarray:
+    """The issue's crushed family at seeded settings nobody chose: a compressor at ratio
+    6-10 above -32..-28 dB, make-up gain, a limiter, to about -8..-5 LUFS."""
+    rng = np.random.default_rng(seed)
+    comp = pedalboard.Compressor(
+        threshold_db=rng.uniform(-32, -28), ratio=rng.uniform(6, 10),
+        attack_ms=rng.uniform(0.5, 15), release_ms=rng.uniform(30, 250),
+    )  # fmt: skip
+    y = process(x, [comp])
+    limit_db = rng.uniform(-6, -2)
+    _, r = history(y)
+    make_up_db = rng.uniform(-8, -5) - r.integrated_lufs + limit_db - 1.0
+    return process(
+        y,
+        [
+            pedalboard.Gain(gain_db=make_up_db),
+            pedalboard.Limiter(threshold_db=limit_db, release_ms=rng.uniform(30, 200)),
+            pedalboard.Gain(gain_db=-rng.uniform(0.3, 1.0)),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("piece", "seed"), [("orchestral", 11), ("orchestral", 12), ("acoustic", 13), ("acoustic", 14)]
+)
+def test_a_crushed_master_is_over_compression_under_the_default_profile(piece, seed):
+    x = material.orchestral_piece() if piece == "orchestral" else material.acoustic_piece()
+    y = crushed(x, seed)
+    _, r = history(y)
+    assert -9.0 < r.integrated_lufs < -4.0 and r.plr_db <= 10.0  # a loud, limited master
+    flags = [f for f in flags_of(y) if f["code"] in ("over_compression", "collapsed_dynamics")]
+    # One loss, one kind of flag: over_compression (one per loud passage; the acoustic
+    # piece has rests), whose sentence quotes the programme's PLR and DR.
+    assert {f["code"] for f in flags} == {"over_compression"}
+    for f in flags:
+        assert f["value"] < 8.0 and f["threshold"] == (6.0 if f["severity"] == "problem" else 8.0)
+        assert "programme PLR" in f["message"] and "default profile" in f["message"]
+    assert sum(f["end_s"] - f["start_s"] for f in flags) > 15.0
+    # With the unprocessed piece as BEFORE (diff), it is flagged the same way.
+    hx, _ = history(x)
+    hy, _ = history(y)
+    assert "over_compression" in codes(detect(hy, load_profile("default"), FS, 2, before=hx))
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_dynamic_and_gently_compressed_pieces_raise_no_dynamics_flag_by_default(seed):
+    rng = np.random.default_rng(seed)
+    for x in (material.orchestral_piece(), material.acoustic_piece()):
+        gentle = process(
+            x * 10 ** (rng.uniform(6, 12) / 20),  # louder, to be judged (K-20 gate)
+            [pedalboard.Compressor(threshold_db=rng.uniform(-26, -14), ratio=rng.uniform(1.3, 2.5),
+                                   attack_ms=rng.uniform(20, 80), release_ms=rng.uniform(150, 600))],
+        )  # fmt: skip
+        for y in (x, gentle):
+            assert not codes(flags_of(y)) & {"over_compression", "collapsed_dynamics"}
+
+
+def test_a_profile_extending_jazz_quotes_its_own_floors(tmp_path):
+    mine = tmp_path / "our-jazz.toml"
+    mine.write_text(
+        'extends = "jazz"\n[dynamics]\nlra_min_lu = 9.0  # ours\nlra_problem_lu = 7.0  # ours\n'
+        "psr_min_db = 11.0  # ours\n"
+    )
+    flags = flags_of(master(), str(mine))
+    (lra,) = [f for f in flags if f["code"] == "collapsed_dynamics"]
+    assert lra["threshold"] == 7.0 and "our-jazz profile calls LRA below 7 LU" in lra["message"]
+    assert "5 LU" not in lra["message"] and "6 LU" not in lra["message"]  # jazz's own floors
+    for f in (f for f in flags if f["code"] == "over_compression"):
+        assert f["threshold"] in (11.0, 8.0) and "our-jazz profile" in f["message"]
+        other = {11.0: "8 dB", 8.0: "11 dB"}[f["threshold"]]
+        assert other not in f["message"]
+
+
 def test_over_compression_opens_within_seconds_and_closes_when_it_ends():
     # 20 s clean, 20 s limited hard, 20 s clean: the flag spans the middle.
     clean = material.target_noise(np.array(load_profile("pop").tonal.level_db), 60.0, seed=4)

@@ -12,7 +12,7 @@ them passes its own profile and a master that departs from them is flagged:
 - transients: the lowest median onset crest over 10 s any reference has, less a margin;
 - tonal: the mean long-term 1/3-octave level (relative to the K-weighted total) over
   the references, with the spread of their 3 s spectra; harshness thresholds never
-  tighter than REFERENCE.md's inference (3 dB in 2-5 kHz, 5 dB in 5-10 kHz) and
+  tighter than docs/reference.md's inference (3 dB in 2-5 kHz, 5 dB in 5-10 kHz) and
   wide enough for the brightest 3 s of every reference.
 """
 
@@ -276,7 +276,7 @@ def _tonal_lines(refs: Sequence[Measured]) -> list[str]:
         seen = excess[name]
         value = base if seen is None else max(base, math.ceil((seen + TONAL_MARGIN_DB) * 10) / 10)
         note = "" if seen is None else f"; the references' brightest 3 s reach {seen:+.1f} dB"
-        out.append(f"{key} = {value:.1f}   # at least REFERENCE.md's inference ({text}){note}")
+        out.append(f"{key} = {value:.1f}   # at least docs/reference.md's inference ({text}){note}")
     # Each reference's long-term level relative to its body, so that a verdict can rank
     # a master among them ("brighter in 2-5 kHz than 9 of your 10 references").
     for key, (lo, hi) in (("reference_presence_db", PRESENCE_HZ), ("reference_air_db", AIR_HZ)):

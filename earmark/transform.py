@@ -549,10 +549,9 @@ def _narrative(t: Transformation, before: str, after: str) -> list[str]:
     lra = _delta(b.loudness_range_lu, a.loudness_range_lu)
     if lra is not None and abs(lra) >= 0.5:
         out.append(f"LRA {b.loudness_range_lu:.1f} -> {a.loudness_range_lu:.1f} LU")
-    tc = r.transients.change_db
-    if tc is not None and abs(tc) >= 1.0:
-        verb = "flattened" if tc < 0 else "sharpened"
-        out.append(f"transients {verb} by {abs(tc):.1f} dB")
+    clause = _transients_clause(t, before, after)
+    if clause:
+        out.append(clause)
     width = r.stereo.width_change_pct
     if width is not None and abs(width) >= _WIDTH_SAY_PCT:
         out.append(f"width {width:+.0f}%")
@@ -568,6 +567,27 @@ def _narrative(t: Transformation, before: str, after: str) -> list[str]:
     if gone:
         out.append("removes " + _join(sorted({str(f.get("code")) for f in gone})))
     return out
+
+
+def _transients_clause(t: Transformation, before: str, after: str) -> str | None:
+    """The transients, in the measure the ``crushed_transients`` flag quotes.
+
+    One number per fact: onset peaks over the short-term loudness at BEFORE's onsets
+    (:func:`earmark.meters.detectors.transient_loss`), so a flag spanning the
+    programme and this clause give the same median loss.
+    """
+    try:
+        from earmark.meters.detectors import transient_loss
+    except ImportError:
+        return None
+    loss = transient_loss(t.before_history, t.after_history)
+    if loss is None or abs(loss.drop_db) < 1.0:
+        return None
+    verb = "lost" if loss.drop_db > 0 else "gained"
+    return (
+        f"onset peaks {verb} a median {abs(loss.drop_db):.1f} dB over the short-term loudness"
+        f" ({loss.before_db:.1f} -> {loss.after_db:.1f} dB, {loss.onsets} onsets of {before})"
+    )
 
 
 def describe_move(t: Transformation, move: EqMove) -> str:

@@ -2,7 +2,7 @@
 
 Band levels are in dB relative to a full-scale sine: a 0 dBFS sine reads 0 dB
 in its band, pink noise reads equal levels in every band (so a flat 1/3-octave
-display means a -3 dB/octave per-Hz spectrum, as in REFERENCE.md).
+display means a -3 dB/octave per-Hz spectrum, as in docs/reference.md "Tonal balance").
 Each FFT bin's power is shared between the bands its width overlaps, so the
 narrow low bands still get a smooth estimate from a few bins.
 """

@@ -76,8 +76,10 @@ __all__ = [
     "ONSET_WINDOW_ROWS",
     "Detector",
     "Flag",
+    "TransientLoss",
     "detect",
     "onset_mask",
+    "transient_loss",
 ]
 
 CODES = (
@@ -127,6 +129,9 @@ _LOUD_GENRE_PSR_DB = 8.0  # a profile whose PSR floor is at most this is a loud 
 # The unweighted crest of a stereo programme reads about 3 dB above its PSR (a stereo
 # sine: PSR 0 dB, crest 3 dB), so the crest evidence uses the PSR floor + 3 dB.
 _CREST_OVER_PSR_DB = 3.0
+# DR8 is the minimum for the Dynamic Range Day award (docs/reference.md, "Dynamics"):
+# a programme DR below it corroborates a low PSR as over-compression.
+_DR_AWARD_MIN = 8
 # Loudness histograms for the programme measures (as the MeterBank keeps them).
 _HIST_BINS_PER_LU = 100
 _HIST_BINS = 100 * _HIST_BINS_PER_LU
@@ -255,6 +260,7 @@ class _Sustained:
         self.values: list[float] = []
         self.extras: list[Any] = []
         self.problem_run = 0
+        self.problem_rows = 0
 
     def step(self, cond: bool, t: float, value: float, extra: Any = None) -> str | None:
         """Feed one row; returns "open", "extend", "close" or None."""
@@ -470,11 +476,13 @@ class Detector:
         self._gated_st_rows = 0
         self._dr_acc: np.ndarray | None = None
         self._dr_blocks: list[np.ndarray] = []  # (channels, 2): ms2, peak per 3 s block
+        self._dr_cache: tuple[int, int | None] = (0, None)  # (blocks, DR) of the last _dr()
         self._crest_ring: deque[tuple[float, float]] = deque(maxlen=_SHORT_TERM_ROWS)
         self._energy: deque[float] = deque(maxlen=3)  # row power (dB), for onsets
         self._last_row_index = -1
         self._onsets: deque[tuple[int, float]] = deque()
         self._before_onsets: deque[tuple[int, tuple[float, float]]] = deque()
+        self._ct_pairs: list[tuple[float, float]] = []  # onsets of the open crushed flag
         self._before_energy: deque[float] = deque(maxlen=3)
         self._programme_records: dict[str, _Record] = {}
         self._final = False
@@ -876,9 +884,17 @@ class Detector:
             and math.isfinite(psr)
         )
         floor = dyn.psr_min_db
-        cond = judged and psr < floor and crest < floor + _CREST_OVER_PSR_DB
+        low = judged and psr < floor and crest < floor + _CREST_OVER_PSR_DB
         tr = self._oc
-        event = tr.step(cond, t, psr, crest)
+        plr, dr = self._plr_so_far(), self._dr_so_far()
+        if low and tr.record is None and dyn.corroborate:
+            # A flag opens only when the programme agrees: its PLR or DR so far is a loud
+            # master's. A dense passage of a dynamic piece has a low PSR for a while; a
+            # master whose peaks were held down has it everywhere, so its PLR and DR fall.
+            low = (plr is not None and plr <= _LOUD_MASTER_PLR_DB) or (
+                dr is not None and dr < _DR_AWARD_MIN
+            )
+        event = tr.step(low, t, psr, crest)
         if event is None:
             return
         if event == "close":
@@ -888,28 +904,55 @@ class Detector:
             first_t = tr.run[0][0]
             tr.record = self._new("over_compression", first_t - 3.0, "dB")
             tr.run.clear()
+            tr.problem_rows = 0
         rec = tr.record
         assert rec is not None
         problem = dyn.psr_problem_db
         if problem is not None and psr < problem:
             tr.problem_run += 1
+            tr.problem_rows += 1
             if tr.problem_run >= tr.need:
                 rec.severity = "problem"
         else:
             tr.problem_run = 0
         rec.end_s = t
-        low = min(tr.values)
-        rec.value = low
-        thr = problem if rec.severity == "problem" and problem is not None else floor
-        rec.threshold = thr
-        crest_now = float(np.nanmin(tr.extras))
+        lowest = min(tr.values)
+        median = float(np.median(tr.values))
+        rec.value = lowest
+        span = rec.end_s - rec.start_s
+        crest_low = float(np.nanmin(tr.extras))
+        evidence = [f"short-term crest down to {crest_low:.1f} dB"]
+        if plr is not None:
+            evidence.append(f"programme PLR {plr:.1f} dB")
+        if dr is not None:
+            evidence.append(f"DR {dr}")
+        # One threshold per sentence: the one that set the severity.
+        if rec.severity == "problem" and problem is not None:
+            rec.threshold = problem
+            below = f"PSR was below {problem:g} dB for {tr.problem_rows * _ROW_S:.1f} s of "
+            verdict = f"the {self.profile.title} calls PSR below {problem:g} dB a problem"
+        else:
+            rec.threshold = floor
+            below = f"PSR stayed below {floor:g} dB for "
+            verdict = f"the {self.profile.title} expects PSR >= {floor:g} dB"
         rec.message = (
-            f"PSR stayed below {thr:g} dB for {rec.end_s - rec.start_s:.1f} s "
-            f"({rec.start_s:.1f}-{rec.end_s:.1f} s; lowest {low:.1f} dB, short-term crest "
-            f"down to {crest_now:.1f} dB): the peaks are held down to the loudness, the mark "
-            f"of heavy compression and limiting; the {self.profile.title} expects PSR >= "
-            f"{floor:g} dB"
+            f"{below}{span:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s; median {median:.1f} dB, "
+            f"lowest {lowest:.1f} dB; {_join(evidence)}): the peaks are held down to the "
+            f"loudness, the mark of heavy compression and limiting; {verdict}"
         )
+
+    def _plr_so_far(self) -> float | None:
+        """The programme's PLR so far (max true peak minus integrated loudness), dB."""
+        if self._integrated is None or not math.isfinite(self._max_tp):
+            return None
+        return self._max_tp - self._integrated
+
+    def _dr_so_far(self) -> int | None:
+        """The programme's DR so far, recomputed only when a 3 s block was added."""
+        if self._dr_cache[0] != len(self._dr_blocks):
+            dr_db = self._dr()
+            self._dr_cache = (len(self._dr_blocks), None if dr_db is None else round(dr_db))
+        return self._dr_cache[1]
 
     # -- transients --------------------------------------------------------------------
 
@@ -928,7 +971,10 @@ class Detector:
             self._onsets.popleft()
         before = self._before.get(r) if self._has_before else None
         if before is not None and before["onset"] and math.isfinite(tp) and math.isfinite(s):
-            self._before_onsets.append((r, (before["tp"] - before["s"], tp - s)))
+            pair = (before["tp"] - before["s"], tp - s)
+            self._before_onsets.append((r, pair))
+            if self._ct.record is not None:
+                self._ct_pairs.append(pair)
         while self._before_onsets and self._before_onsets[0][0] <= r - ONSET_WINDOW_ROWS:
             self._before_onsets.popleft()
 
@@ -963,25 +1009,33 @@ class Detector:
                 "crushed_transients", tr.run[0][0] - ONSET_WINDOW_ROWS * _ROW_S, "dB"
             )
             tr.run.clear()
+            # The onsets of the window that opened the flag, then every later one: the
+            # flag quotes the loss over its own onsets (transient_loss's measure).
+            self._ct_pairs = [v for _, v in self._before_onsets]
         rec = tr.record
         assert rec is not None
         rec.end_s = t
         details = [d for d in tr.extras if d is not None]
-        if details:
-            drop = float(np.median(tr.values))
-            b_med = float(np.median([d[0] for d in details]))
-            a_med = float(np.median([d[1] for d in details]))
+        if details and self._ct_pairs:
+            loss = _loss(self._ct_pairs)
+            drop = loss.drop_db
             problem = tr_p.drop_problem_db
-            if problem is not None and drop >= problem:
-                rec.severity = "problem"
+            # The severity follows the loss the sentence quotes (all the flag's onsets).
+            rec.severity = "problem" if problem is not None and drop >= problem else "warning"
             rec.value = drop
-            rec.threshold = tr_p.drop_db
+            # One threshold per sentence: the one that set the severity.
+            if rec.severity == "problem" and problem is not None:
+                rec.threshold = problem
+                verdict = f"calls a loss of {problem:g} dB or more a problem"
+            else:
+                rec.threshold = tr_p.drop_db
+                verdict = f"flags a loss of {tr_p.drop_db:g} dB or more"
             rec.message = (
                 f"onset peaks lost a median {drop:.1f} dB against the BEFORE version (from "
-                f"{b_med:.1f} to {a_med:.1f} dB above the short-term loudness) for "
-                f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s): the "
-                f"transients were crushed; the {self.profile.title} flags a loss of "
-                f"{tr_p.drop_db:g} dB or more"
+                f"{loss.before_db:.1f} to {loss.after_db:.1f} dB above the short-term "
+                f"loudness, {loss.onsets} onsets) over {rec.end_s - rec.start_s:.1f} s "
+                f"({rec.start_s:.1f}-{rec.end_s:.1f} s): the transients were crushed; the "
+                f"{self.profile.title} {verdict}"
             )
         else:
             med = float(np.median(tr.values))
@@ -1342,14 +1396,21 @@ class Detector:
         rec = self._programme_flag("collapsed_dynamics", bool(below), recover, t)
         if rec is None or not below:
             return
-        _, value, floor, _, unit = below[0]
+        # One threshold per measure and sentence: the problem floors when a measure is
+        # under one (that set the severity), else the warning floors.
+        problems = [c for c in below if c[3] is not None and c[1] < c[3]]
+        _, value, floor, problem_floor, unit = (problems or below)[0]
         rec.unit = unit or None
         rec.value = value
-        rec.threshold = floor
-        problem = any(c[3] is not None and c[1] < c[3] for c in below)
-        rec.severity = "problem" if problem else "warning"
+        rec.threshold = problem_floor if problems else floor
+        rec.severity = "problem" if problems else "warning"
         measured = _join([_measure(n, v, u) for n, v, _, _, u in checks])
-        expects = _join([f"{n} >= {f:g}{' ' + u if u else ''}" for n, _, f, _, u in below])
+        if problems:
+            under = _join([f"{n} below {p:g}{' ' + u if u else ''}" for n, _, _, p, u in problems])
+            expects = f"calls {under} a problem"
+        else:
+            floors = _join([f"{n} >= {f:g}{' ' + u if u else ''}" for n, _, f, _, u in below])
+            expects = f"expects {floors}"
         loud_genre = dyn.psr_min_db is not None and dyn.psr_min_db <= _LOUD_GENRE_PSR_DB
         loud_master = (lra is not None and lra <= _LOUD_MASTER_LRA_LU) or (
             plr is not None and plr <= _LOUD_MASTER_PLR_DB
@@ -1360,7 +1421,7 @@ class Detector:
             verdict = "dynamics narrower than the genre's"
         rec.message = (
             f"over {played:.0f} s of programme {measured}: {verdict}; the "
-            f"{self.profile.title} expects {expects}"
+            f"{self.profile.title} {expects}"
         )
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -1390,6 +1451,56 @@ def detect(
     det = Detector(profile, sample_rate, channels, before=before)
     det.update(rows)
     return det.finish()
+
+
+@dataclass(frozen=True, slots=True)
+class TransientLoss:
+    """How far onset peaks stand above the short-term loudness, BEFORE and AFTER.
+
+    The measure of ``crushed_transients`` with a BEFORE version: onsets are found in
+    BEFORE (:func:`onset_mask`, 100 ms rows), and at each one the true peak of the row
+    over the short-term loudness is read in both versions; medians over the onsets.
+    """
+
+    onsets: int
+    before_db: float  # median onset peak over the short-term loudness, BEFORE
+    after_db: float  # the same onsets, AFTER
+    drop_db: float  # median of the per-onset losses (BEFORE minus AFTER); > 0: flattened
+
+
+def _loss(pairs: list[tuple[float, float]]) -> TransientLoss:
+    b = np.array([p[0] for p in pairs])
+    a = np.array([p[1] for p in pairs])
+    drop = float(np.median(b - a))
+    return TransientLoss(len(pairs), float(np.median(b)), float(np.median(a)), drop)
+
+
+def transient_loss(before: History, after: History) -> TransientLoss | None:
+    """The loss of onset peaks over a whole programme (rows aligned one for one).
+
+    The same measure the ``crushed_transients`` flag quotes over its span, so a
+    summary and a flag give one number for one loss. None with fewer than
+    ``ONSET_MIN_COUNT`` onsets.
+    """
+    n = min(len(before), len(after))
+    if n == 0:
+        return None
+    s_b = np.asarray(before.short_term_lufs[:n], dtype=np.float64)
+    tp_b = np.asarray(before.true_peak_dbtp[:n], dtype=np.float64)
+    s_a = np.asarray(after.short_term_lufs[:n], dtype=np.float64)
+    tp_a = np.asarray(after.true_peak_dbtp[:n], dtype=np.float64)
+    onsets = onset_mask(_power_db(np.asarray(before.channel_mean_square)[:n]))
+    with np.errstate(invalid="ignore"):
+        use = (
+            onsets
+            & (s_b >= _SILENCE_LUFS)
+            & np.isfinite(tp_b)
+            & np.isfinite(tp_a)
+            & np.isfinite(s_a)
+        )
+    if int(use.sum()) < ONSET_MIN_COUNT:
+        return None
+    return _loss(list(zip((tp_b - s_b)[use].tolist(), (tp_a - s_a)[use].tolist(), strict=True)))
 
 
 def _median3(values: np.ndarray) -> np.ndarray:

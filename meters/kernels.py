@@ -87,7 +87,7 @@ H_ROWS = 7
 # Clipping: a run of CLIP_RUN or more consecutive samples at or beyond full scale on
 # one channel, all of one sign (a flat top). 32767/32768 is the largest positive
 # 16-bit code. Three consecutive full-scale samples is the usual "over" of digital
-# peak meters (a convention, not a standard; not in REFERENCE.md): one or two can be
+# peak meters (a convention, not a standard; not in docs/reference.md): one or two can be
 # a legitimate peak landing on full scale, three in a row are a flat top.
 CLIP_LEVEL = 32767.0 / 32768.0
 CLIP_RUN = 3

@@ -30,6 +30,8 @@ that one check off (useful with ``extends``)::
     plr_problem_db = 9.0
     dr_min = 8
     min_programme_s = 20.0         # LRA/PLR/DR are judged after this much programme
+    corroborate = false            # true: over_compression also needs the programme's
+                                   # PLR <= 10 dB or DR < 8 so far (a loud master's)
 
     [transients]                   # crushed_transients
     crest_min_db = 8.0             # onset peak above short-term loudness (median, 10 s)
@@ -153,6 +155,7 @@ class Dynamics:
     plr_problem_db: float | None = None
     dr_min: int | None = None
     min_programme_s: float = 20.0
+    corroborate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +310,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
         "plr_problem_db": (_NUM, 0.0, 40.0),
         "dr_min": ("int", 1, 30),
         "min_programme_s": (_NUM, 3.0, 3600.0),
+        "corroborate": ("bool", None, None),
     },
     "transients": {
         "crest_min_db": (_NUM, 0.0, 40.0),
@@ -453,11 +457,21 @@ def build_profile(chain: Sequence[ProfileData], name: str | None = None) -> Prof
     if "loudness" in merged:
         if "target_lufs" not in merged["loudness"]:
             raise fail("loudness", "needs 'target_lufs'")
+        # A platform names the target it set: a later file that moves the target without
+        # naming a platform has its own target, and messages must not call it the platform's.
+        set_by = {
+            key: max((i for i, d in enumerate(chain) if key in d.sections.get("loudness", {})),
+                     default=-1)
+            for key in ("target_lufs", "platform")
+        }  # fmt: skip
+        platform = val("loudness", "platform", None)
+        if set_by["platform"] < set_by["target_lufs"]:
+            platform = None
         loudness = LoudnessTarget(
             target_lufs=val("loudness", "target_lufs", None),
             tolerance_lu=val("loudness", "tolerance_lu", 1.0),
             severity=val("loudness", "severity", "warning"),
-            platform=val("loudness", "platform", None),
+            platform=platform,
             min_programme_s=val("loudness", "min_programme_s", 10.0),
         )
     true_peak = None
@@ -499,7 +513,8 @@ def build_profile(chain: Sequence[ProfileData], name: str | None = None) -> Prof
             raise fail("resonance.max_hz", f"must be above min_hz ({resonance.min_hz:g})")
     default_name = _stem(src) if src else "profile"
     return Profile(
-        name=name or top.get("name", default_name),
+        # The profile in force is the last file: an extending profile is not its base.
+        name=name or own.top.get("name", default_name),
         description=top.get("description", ""),
         kind=top.get("kind", "generic"),
         source=src,

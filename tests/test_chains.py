@@ -115,7 +115,7 @@ def test_gentle_master_limits_to_its_ceiling_and_costs_plr_as_its_loudness_gain_
     What the settings imply, and what is asserted:
     - the limiter clips its output samples at the ceiling: sample peak <= -1.2 dBFS;
     - its true-peak sidechain is 4x oversampled, which reads inter-sample peaks
-      at most ~0.17 dB low below 12 kHz (REFERENCE.md): true peak <= -1.03 dBTP,
+      at most ~0.17 dB low below 12 kHz (docs/reference.md): true peak <= -1.03 dBTP,
       under the -1 dBTP delivery ceiling the preset keeps;
     - the preset says it lands near -14 LUFS from the -18.4 LUFS demo mix;
     - with peaks held at the ceiling, PLR falls by exactly the loudness gained

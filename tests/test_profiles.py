@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pedalboard
@@ -67,8 +68,19 @@ def test_every_shipped_value_carries_its_rationale(name):
             assert commented, f"{name}.toml:{i + 1}: {line.strip()} has no rationale"
     if "inference" not in text:
         pytest.fail(
-            f"{name}.toml says nothing is inferred; REFERENCE.md marks most values as inference"
+            f"{name}.toml says nothing is inferred; docs/reference.md marks most values as inference"
         )
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_source_pointer_names_a_section_of_the_reference_page_in_the_repo(name):
+    text = (resources.files("earmark.presets") / "profiles" / f"{name}.toml").read_text()
+    page = (Path(__file__).parents[1] / "docs" / "reference.md").read_text()
+    sections = set(re.findall(r"^## (.+)$", page, flags=re.M))
+    assert "REFERENCE" not in text and "workspace" not in text and "../shared" not in text
+    assert "docs/reference.md" in text, f"{name}.toml does not say where its sources are"
+    for quoted in re.findall(r'docs/reference\.md "([^"]+)"', text):
+        assert quoted in sections, f"{name}.toml points at a missing section {quoted!r}"
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -84,7 +96,7 @@ def test_delivery_targets_match_reference():
         p = load_profile(name)
         assert p.loudness is not None and p.loudness.target_lufs == target, name
         # Deliveries add their target to the default's unambiguous checks.
-        assert p.dynamics is not None and p.dynamics.psr_min_db == 6.0, name
+        assert p.dynamics is not None and p.dynamics.psr_min_db == 8.0, name
     assert load_profile("ebu-r128").loudness.tolerance_lu == 0.5
     assert load_profile("ebu-r128").loudness.severity == "problem"
 
@@ -101,7 +113,11 @@ def test_the_default_profile_flags_only_unambiguous_problems():
     p = default_profile()
     assert p.name == "default" and p.loudness is None and p.resonance is None
     assert p.dynamics.lra_min_lu is None and p.dynamics.plr_min_db is None
-    assert p.dynamics.psr_min_db == 6.0
+    # Over-compression without a genre: Dynameter's "Limited" floor, corroborated by
+    # the programme (PLR or DR), and no collapsed_dynamics (one loss, one flag).
+    assert p.dynamics.psr_min_db == 8.0 and p.dynamics.psr_problem_db == 6.0
+    assert p.dynamics.corroborate and p.dynamics.dr_min is None
+    assert not load_profile("pop").dynamics.corroborate
     assert p.transients.crest_min_db is None  # transients only against a BEFORE version
     assert p.harshness.require_before
     assert earmark.analyze(np.zeros((FS, 2)), sample_rate=FS).profile == "default"
@@ -138,6 +154,18 @@ def test_lookup_by_name_file_and_user_folder(tmp_path):
     p = load_profile("House Style")
     assert p.dynamics.lra_min_lu == 8.0 and p.dynamics.psr_min_db == 10.0  # the rest is jazz
     assert any(i.name == "house-style" and i.origin == "user" for i in list_profiles())
+
+
+def test_a_target_moved_without_naming_a_platform_is_not_called_the_platforms(tmp_path):
+    mine = tmp_path / "louder.toml"
+    mine.write_text('extends = "spotify"\n[loudness]\ntarget_lufs = -11.0  # our label\n')
+    assert load_profile(str(mine)).loudness.platform is None
+    assert load_profile("spotify").loudness.platform == "Spotify"
+    named = tmp_path / "named.toml"
+    named.write_text(
+        'extends = "spotify"\n[loudness]\ntarget_lufs = -11.0  # Loud\nplatform = "Spotify Loud"\n'
+    )
+    assert load_profile(str(named)).loudness.platform == "Spotify Loud"
 
 
 def test_combining_a_genre_and_a_delivery_keeps_the_genre():

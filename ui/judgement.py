@@ -2,7 +2,7 @@
 
 The dashboard never shows a state by colour alone; these functions give the
 word, the colour follows from it. Without a profile the defaults are the
-streaming delivery targets and the dynamics floors in REFERENCE.md: -14 LUFS
+streaming delivery targets and the dynamics floors in docs/reference.md: -14 LUFS
 integrated (Spotify, YouTube, TIDAL), -1 dBTP ceiling, PSR >= 8 dB
 (Dynameter's "Limited" floor), PLR >= 8 dB (below is "generally detrimental",
 Robjohns). A profile overrides each of them.
@@ -32,7 +32,8 @@ class Targets:
     ceiling_dbtp: float = -1.0
     psr_min_db: float = 8.0
     plr_min_db: float = 8.0
-    lra_min_lu: float | None = None  # no genre, no LRA expectation (REFERENCE.md)
+    # No genre, no LRA expectation (docs/reference.md "Loudness range by genre").
+    lra_min_lu: float | None = None
     tonal: tuple[tuple[float, float, float], ...] = ()  # (hz, low_db, high_db) vs integrated
     harsh: tuple[tuple[float, float, float], ...] = ((2000.0, 5000.0, 0.0), (5000.0, 10000.0, 0.0))
     from_profile: bool = False

@@ -66,9 +66,12 @@ under :data:`EPISODE_GAP_S` belong to one flag, which lists them all
 (``Flag.occurrences``), spans them, and takes its severity, value, threshold and
 unit from the worst. With one occurrence the flag's message is that occurrence's
 sentence; with several it is a summary ("at 7 places between 23.0 and 59.2 s,
-worst +3.96 dBFS at 55.0 s") followed by the worst occurrence's sentence. A flag
-that is still gathering occurrences keeps its start and band (a session log keys
-flags by them), so live it grows in place.
+worst +3.96 dBFS at 55.0 s") followed by the worst occurrence's sentence. The
+worst is a problem before a warning, then the occurrence furthest past its
+threshold (clipping: the highest sample peak, then the most clipped samples). A
+flag holds at most :data:`MAX_OCCURRENCES`. A flag that is still gathering
+occurrences keeps its start and band (a session log keys flags by them), so live
+it grows in place.
 """
 
 from __future__ import annotations
@@ -313,7 +316,8 @@ class _Record:
         if self.rank is not None:
             rank = self.rank
         elif self.value is not None and self.threshold is not None:
-            rank = (abs(float(self.value) - float(self.threshold)),)
+            past = abs(float(self.value) - float(self.threshold))
+            rank = (past if math.isfinite(past) else 0.0,)  # a NaN must not win or lose
         else:
             rank = (0.0,)
         return self.severity == "problem", rank

@@ -293,7 +293,10 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
 
 
 def _print_details(con: Any, t: Transformation) -> None:
+    from rich.markup import escape
+
     from earmark.transform import describe_move
+    from earmark.ui.flags_text import flag_bullet
 
     r = t.result
     lines = ["[bold]EQ[/bold]"]
@@ -332,7 +335,8 @@ def _print_details(con: Any, t: Transformation) -> None:
     ):
         if flags:
             lines.append(f"  {title}:")
-            lines += [f"    {f.get('severity')}: {f.get('message')}" for f in flags]
+            # One line per flag (a flag groups its occurrences and lists them).
+            lines += [f"    {escape(flag_bullet(f))}" for f in flags]
     if not t.flags_introduced and not t.flags_removed:
         kept = len(t.flags_kept)
         lines.append(f"  none introduced or removed ({kept} unchanged)")

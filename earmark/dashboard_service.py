@@ -78,6 +78,9 @@ DEFAULT_CEILING_DBTP = -1.0
 _ENGINE_COMMANDS = {"select", "compare", "match", "monitor", "seek", "play", "reset_meters"}
 _MONITOR_KEYS = {"dim", "mono", "mute", "solo", "trim_db"}
 _JSON_FLAGS = 200
+# A flag groups up to 100 occurrences (earmark.meters.detectors.MAX_OCCURRENCES): the
+# frame's JSON area carries the latest ones' spans only, for the flag lane.
+_JSON_OCCURRENCES = 16
 _JSON_MARKERS = 100
 _JSON_STATUS = 8
 _COST_RING = 64
@@ -572,7 +575,7 @@ class DashboardService:
         return {
             "session": session.name,
             "paths": paths,
-            "flags": list(session.flags[-_JSON_FLAGS:]),
+            "flags": [_frame_flag(f) for f in session.flags[-_JSON_FLAGS:]],
             "markers": list(session.markers[-_JSON_MARKERS:]),
             "status": status,
             "midi": self._midi_status(session),
@@ -765,3 +768,14 @@ def show_session(
         "(closing the window does not: `earmark dashboard` reopens it)"
     )
     session.run(seconds)
+
+
+def _frame_flag(flag: dict) -> dict:
+    """A flag as the dashboard needs it: its occurrences as spans only (the latest
+    ``_JSON_OCCURRENCES``) and their count, so a long session's flags fit the frame."""
+    occ = flag.get("occurrences")
+    if not isinstance(occ, list):
+        return flag
+    latest = occ[-_JSON_OCCURRENCES:]
+    spans = [{"start_s": o.get("start_s"), "end_s": o.get("end_s")} for o in latest]
+    return {**flag, "occurrences": spans, "occurrence_count": len(occ)}

@@ -6,7 +6,11 @@ each path's MeterBank completed since the last tick (``MeterBank.history(since=)
 and feeds them to that path's :class:`~earmark.meters.detectors.Detector` — the
 same code ``earmark analyze`` runs on a file, so the same audio gives the same flags.
 ``session.flags`` then holds every flag of every path as DESIGN.md's dicts plus
-``path`` (the path's index) and ``open`` (the problem is still going on).
+``path`` (the path's index) and ``open`` (the problem is still going on). A flag
+is one code (and band) and episode: when the problem comes back within
+``EPISODE_GAP_S`` the same flag grows (a new entry in its ``occurrences``, its
+start and band unchanged, so the session log updates it in place), as
+``analyze`` groups the same occurrences offline.
 
 A path may be compared with a BEFORE path (``befores={1: 0}``: the chain's output
 against the dry input, which the engine delays by the chain's latency so that

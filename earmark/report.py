@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from earmark.transform import Transformation
 
 from earmark.ui.conventions import A_RGB, B_RGB
+from earmark.ui.flags_text import flag_bullet, occurrences
 
 __all__ = [
     "Section",
@@ -145,7 +146,7 @@ def _flag_lanes(ax: Axes) -> int:
 
 
 def _shade_flags(ax: Axes, flags: Iterable[Mapping[str, Any] | Any]) -> None:
-    """Each flag code gets a lane at the top (a bar over the flagged time, labelled
+    """Each flag code gets a lane at the top (a bar over each occurrence, labelled
     with the code) and a faint shade over the whole height."""
     lanes: dict[str, int] = {}
     for f in flags:
@@ -153,14 +154,19 @@ def _shade_flags(ax: Axes, flags: Iterable[Mapping[str, Any] | Any]) -> None:
         start, end = d.get("start_s"), d.get("end_s")
         if start is None or end is None:
             continue
-        start, end = float(start), max(float(end), float(start) + 0.1)
+        start = float(start)
         color = _SEVERITY_COLOR.get(str(d.get("severity")), "#999999")
         code = str(d.get("code", ""))
         new = code not in lanes
         lane = lanes.setdefault(code, len(lanes))
         top = 1.0 - lane * _LANE
-        ax.axvspan(start, end, color=color, alpha=0.035, lw=0)
-        ax.axvspan(start, end, ymin=top - _LANE * 0.8, ymax=top, color=color, alpha=0.8, lw=0)
+        # A flag that groups occurrences is one bar per occurrence, in one lane.
+        spans = [(o.get("start_s"), o.get("end_s")) for o in occurrences(d)]
+        spans = [(s, e) for s, e in spans if s is not None and e is not None] or [(start, end)]
+        for s, e in spans:
+            s, e = float(s), max(float(e), float(s) + 0.1)
+            ax.axvspan(s, e, color=color, alpha=0.035, lw=0)
+            ax.axvspan(s, e, ymin=top - _LANE * 0.8, ymax=top, color=color, alpha=0.8, lw=0)
         if new:
             ax.text(
                 start,
@@ -534,7 +540,7 @@ def _analysis_section(
     if single:
         table = [["Measure", "Unit", "Value"]]
         table += [[n, u, fmt_value(getattr(a, attr), d)] for n, u, attr, d in MEASURES]
-    bullets = [f"{f.get('severity')}: {f.get('message')}" for f in flags] or ["no flags"]
+    bullets = [flag_bullet(f) for f in flags] or ["no flags"]
     details = f"{a.sample_rate} Hz · {a.channels} ch · {a.duration_s:.1f} s"
     if a.format:
         details += f" · {a.format} {a.subtype or ''}".rstrip()
@@ -801,7 +807,7 @@ def _diff_sections(
 
     # Flags.
     def lines(flags: Sequence[Mapping[str, Any]]) -> list[str]:
-        return [f"{f.get('severity')}: {f.get('message')}" for f in flags]
+        return [flag_bullet(f) for f in flags]
 
     sections.append(
         Section(

@@ -112,7 +112,9 @@ class LiveSession:
         self.name = name or datetime.now().strftime("%Y-%m-%d %H:%M")
         self.profile = profile
         self.tick_hz = float(tick_hz)
-        self.flags: list[dict] = []  # open and recent flags (dicts, DESIGN.md), with "path"
+        # Open and recent flags (dicts, DESIGN.md, with "path" and "open"); one per code,
+        # band and episode, its "occurrences" growing as the problem comes back.
+        self.flags: list[dict] = []
         self.markers: list[dict] = []
         self.status: deque[Status] = deque(maxlen=_MAX_STATUS)
         self._say = say

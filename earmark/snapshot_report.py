@@ -18,6 +18,7 @@ import numpy as np
 from earmark import report
 from earmark.measures import fmt_value
 from earmark.termtext import printable_data
+from earmark.ui.flags_text import occurrence_list
 
 __all__ = ["figure", "html", "path_colors", "png"]
 
@@ -131,12 +132,14 @@ def html(doc: dict) -> str:
         table.append(
             [label, unit, *(fmt_value(p.get(key, p["readings"].get(key)), d) for p in paths)]
         )
-    flags = [
-        f"{f.get('severity')}: {f.get('code')} on "
-        f"{doc['paths'][f['path']]['name'] if isinstance(f.get('path'), int) else 'all'}: "
-        f"{f.get('message')}"
-        for f in doc.get("flags") or []
-    ]
+    flags = []
+    for f in doc.get("flags") or []:
+        where = doc["paths"][f["path"]]["name"] if isinstance(f.get("path"), int) else "all"
+        listed = occurrence_list(f)  # a flag grouping several occurrences lists them
+        flags.append(
+            f"{f.get('severity')}: {f.get('code')} on {where}: {f.get('message')}"
+            + (f" ({listed})" if listed else "")
+        )
     chains = []
     for p in paths:
         chain = p.get("chain")

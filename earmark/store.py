@@ -20,7 +20,7 @@ tests) holds:
     each, so a whole session can be replayed as curves.
 ``markers``, ``flags``
     every marker and every flag of a session (a flag's row is updated as it
-    grows and closes).
+    grows, gathers occurrences and closes; ``data`` holds its ``occurrences``).
 
 Durability. The database runs in WAL mode with ``synchronous=FULL``: every
 commit syncs the write-ahead log to the disk before it returns, so a snapshot
@@ -403,7 +403,9 @@ def describe_error(exc: BaseException) -> str:
 
 
 def flag_key(flag: dict) -> str:
-    """A flag's identity within a session: path, code, band and onset (it grows and closes)."""
+    """A flag's identity within a session: path, code, band and onset. A flag keeps
+    them while it grows, closes and gathers occurrences (the detector's flags start
+    at their first occurrence), so its row is updated in place."""
     start = flag.get("start_s")
     start_text = "" if start is None else f"{float(start):.3f}"
     return f"{flag.get('path', '')}:{flag.get('code', '')}:{flag.get('band_hz') or ''}:{start_text}"

@@ -47,12 +47,31 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
     neighbourhood (2/3 to 4/3 octave either side) and above both adjacent bands,
     in most 3 s spectra over ``resonance.sustain_s``; reports its frequency.
 ``true_peak_over``
-    True peak above the profile's ceiling (a problem above 0 dBTP).
+    True peak above the profile's ceiling (0 dBTP without one): the one code for
+    an over between the samples. A problem above 0 dBTP, where a DAC or a lossy
+    encoder will clip what the samples do not show.
 ``clipping``
-    Runs of three or more full-scale samples, samples above full scale, and
-    inter-sample peaks above 0 dBTP (which a DAC or lossy encoder will clip).
+    The waveform itself is clipped: runs of three or more full-scale samples, or
+    samples beyond full scale. Never raised by an inter-sample peak alone (that is
+    ``true_peak_over``'s fact), so one over is reported once. Its value is the sample
+    peak in dBFS (0 for runs at full scale); its sentence counts the clipped samples.
 ``loudness_target``
     Integrated loudness off the delivery target by more than its tolerance.
+
+Grouping: one flag per code (and band) and *episode*. Each time a detector's
+condition starts and ends is an *occurrence* (:class:`Occurrence`: an over
+grouped with the overs less than 3 s after it, a passage of over-compression
+from its onset to its release); occurrences of one code and band whose gap is
+under :data:`EPISODE_GAP_S` belong to one flag, which lists them all
+(``Flag.occurrences``), spans them, and takes its severity, value, threshold and
+unit from the worst. With one occurrence the flag's message is that occurrence's
+sentence; with several it is a summary ("at 7 places between 23.0 and 59.2 s,
+worst +3.96 dBFS at 55.0 s") followed by the worst occurrence's sentence. The
+worst is a problem before a warning, then the occurrence furthest past its
+threshold (clipping: the highest sample peak, then the most clipped samples). A
+flag holds at most :data:`MAX_OCCURRENCES`. A flag that is still gathering
+occurrences keeps its start and band (a session log keys flags by them), so live
+it grows in place.
 """
 
 from __future__ import annotations
@@ -72,14 +91,18 @@ from .tonal import AIR_HZ, BODY_HZ, PRESENCE_HZ, band_sum_db, k_weighting_gain_d
 
 __all__ = [
     "CODES",
+    "EPISODE_GAP_S",
+    "MAX_OCCURRENCES",
     "ONSET_RISE_DB",
     "ONSET_WINDOW_ROWS",
     "Detector",
     "Flag",
+    "Occurrence",
     "TransientLoss",
     "detect",
     "onset_mask",
     "transient_loss",
+    "value_text",
 ]
 
 CODES = (
@@ -97,7 +120,18 @@ SEVERITIES = ("warning", "problem")
 _ROW_S = 0.1
 _SHORT_TERM_ROWS = 30  # 3 s
 _EVAL_EVERY_ROWS = 10  # programme measures (LRA, PLR, DR, integrated) once a second
-_EVENT_GAP_ROWS = 30  # overs/clips closer than 3 s belong to one flag
+_EVENT_GAP_ROWS = 30  # overs/clips closer than 3 s are one occurrence
+# Episodes (inference): occurrences of one code and band less than 30 s apart are one
+# flag. 30 s is about one section of a song (8 to 16 bars at 90-130 bpm last 15-43 s),
+# so a problem that keeps coming back through a chorus is one flag an engineer
+# revisits as one passage, while the same problem in a later section, after a
+# section without it, is a flag of its own. Live, a flag can still grow for 30 s
+# after its last occurrence ended.
+EPISODE_GAP_S = 30.0
+# A flag lists at most this many occurrences; the next one starts a new flag. It
+# bounds what a live session rewrites each time a long-running flag grows (the
+# session log stores the whole flag); 100 overs 3 s apart are already 5 minutes.
+MAX_OCCURRENCES = 100
 _RELEASE_ROWS = 10  # a sustained condition must be gone for 1 s to close its flag
 # Onsets (inference): a 100 ms block with at least twice the power (+3 dB) of each of
 # the two blocks before it. A crescendo or a sustained texture has none; a drum hit,
@@ -138,13 +172,56 @@ _HIST_BINS = 100 * _HIST_BINS_PER_LU
 
 
 @dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One time a detector's condition held: where, what it measured, and its sentence.
+
+    ``value`` is in the flag's ``unit``. ``at_s`` is the start of the 100 ms block
+    where the value was measured, for point-like problems (overs, clips); None for a
+    passage, whose value is over its whole span.
+    """
+
+    start_s: float
+    end_s: float
+    value: float | None
+    severity: str
+    message: str
+    at_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The occurrence as a JSON-ready dict."""
+        return {
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "value": None if self.value is None else round(float(self.value), 2),
+            "severity": self.severity,
+            "at_s": None if self.at_s is None else round(self.at_s, 3),
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Occurrence:
+        """The inverse of :meth:`to_dict`."""
+        at = data.get("at_s")
+        return cls(
+            start_s=float(data["start_s"]),
+            end_s=float(data["end_s"]),
+            value=data.get("value"),
+            severity=str(data.get("severity", "warning")),
+            message=str(data.get("message", "")),
+            at_s=None if at is None else float(at),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Flag:
     """One explained problem (DESIGN.md "Detectors and profiles").
 
     ``band_hz`` is a frequency for a resonance, a ``(low, high)`` range for
     harsh highs, else None. ``value`` is what was measured (the worst or the
     typical value over the flag, as the message says), ``threshold`` what the
-    profile expects, both in ``unit``.
+    profile expects, both in ``unit``. ``occurrences`` are the times the problem
+    happened in this episode (see the module docstring), in order; the flag's
+    severity, value and threshold are those of the worst of them.
     """
 
     code: str
@@ -156,11 +233,13 @@ class Flag:
     unit: str | None
     band_hz: float | tuple[float, float] | None
     message: str
+    occurrences: tuple[Occurrence, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The flag as a JSON-ready dict (DESIGN.md's keys, in order)."""
+        """The flag as a JSON-ready dict (DESIGN.md's keys, in order, then ``occurrences``
+        when the flag has them, as every detector's flag does)."""
         band = list(self.band_hz) if isinstance(self.band_hz, tuple) else self.band_hz
-        return {
+        out = {
             "code": self.code,
             "severity": self.severity,
             "start_s": round(self.start_s, 3),
@@ -171,6 +250,9 @@ class Flag:
             "band_hz": band,
             "message": self.message,
         }
+        if self.occurrences:
+            out["occurrences"] = [o.to_dict() for o in self.occurrences]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Flag:
@@ -186,25 +268,35 @@ class Flag:
             unit=data.get("unit"),
             band_hz=tuple(band) if isinstance(band, list | tuple) else band,
             message=str(data.get("message", "")),
+            occurrences=tuple(Occurrence.from_dict(o) for o in data.get("occurrences") or ()),
         )
 
 
 class _Record:
-    """A flag while it is being built (mutable); ``snapshot`` freezes it."""
+    """One occurrence while it is being built (mutable). The detectors set its
+    fields; :meth:`Detector.flags` groups records into flags.
+
+    ``at_s`` (the block of the worst value, for point-like problems), ``rank`` (a
+    tuple, larger is worse, default: how far the value is past the threshold) and
+    ``worst_text`` (how the value reads in a summary, default :func:`value_text`)
+    are optional.
+    """
 
     __slots__ = (
-        "_last",
+        "at_s",
         "band_hz",
         "code",
         "end_s",
         "message",
         "open",
+        "rank",
         "seq",
         "severity",
         "start_s",
         "threshold",
         "unit",
         "value",
+        "worst_text",
     )  # fmt: skip
 
     def __init__(self, code: str, seq: int, start_s: float, unit: str | None) -> None:
@@ -219,28 +311,85 @@ class _Record:
         self.band_hz: float | tuple[float, float] | None = None
         self.message = ""
         self.open = True
-        self._last: Flag | None = None
+        self.at_s: float | None = None
+        self.rank: tuple[float, ...] | None = None
+        self.worst_text: str | None = None
 
-    def snapshot(self) -> Flag:
-        return Flag(
-            self.code,
-            self.severity,
+    def occurrence(self) -> Occurrence:
+        return Occurrence(
             round(self.start_s, 3),
             round(max(self.end_s, self.start_s), 3),
             None if self.value is None else float(self.value),
-            None if self.threshold is None else float(self.threshold),
-            self.unit,
-            self.band_hz,
+            self.severity,
             self.message,
+            None if self.at_s is None else round(self.at_s, 3),
         )
 
-    def changed(self) -> Flag | None:
-        """The snapshot if it differs from the last one taken here, else None."""
-        snap = self.snapshot()
-        if snap == self._last:
-            return None
-        self._last = snap
-        return snap
+    def badness(self) -> tuple[bool, tuple[float, ...]]:
+        """Sort key of the worst occurrence: problems first, then ``rank``."""
+        if self.rank is not None:
+            rank = self.rank
+        elif self.value is not None and self.threshold is not None:
+            past = abs(float(self.value) - float(self.threshold))
+            rank = (past if math.isfinite(past) else 0.0,)  # a NaN must not win or lose
+        else:
+            rank = (0.0,)
+        return self.severity == "problem", rank
+
+
+def _band_key(band: float | tuple[float, float] | None) -> Any:
+    """Which occurrences are the same band: a range as it is, a frequency by its
+    1/3-octave band (a resonance's estimate moves a little between occurrences)."""
+    if isinstance(band, int | float):
+        return round(3.0 * math.log2(max(float(band), 1e-3) / 1000.0))
+    return band
+
+
+def _group_flag(group: list[_Record]) -> Flag:
+    """The flag of one episode: its occurrences, spanned, named by the worst."""
+    first = group[0]
+    occurrences = tuple(rec.occurrence() for rec in group)
+    worst = max(group, key=lambda rec: rec.badness())  # the first of equals
+    start = occurrences[0].start_s
+    end = max(o.end_s for o in occurrences)
+    message = worst.message
+    if len(group) > 1:
+        text = worst.worst_text or value_text(worst.value, worst.unit)
+        where = (
+            f"at {worst.at_s:.1f} s"
+            if worst.at_s is not None
+            else f"in {worst.start_s:.1f}-{max(worst.end_s, worst.start_s):.1f} s"
+        )
+        places = "at {} places" if all(r.at_s is not None for r in group) else "in {} passages"
+        message = (
+            f"{places.format(len(group))} between {start:.1f} and {end:.1f} s, worst "
+            f"{text} {where}. The worst: {worst.message}"
+        )
+    return Flag(
+        first.code,
+        worst.severity,
+        start,
+        end,
+        None if worst.value is None else float(worst.value),
+        None if worst.threshold is None else float(worst.threshold),
+        worst.unit,
+        first.band_hz,
+        message,
+        occurrences,
+    )
+
+
+def value_text(value: float | None, unit: str | None) -> str:
+    """A flag's or an occurrence's value as a summary writes it: ``+3.96 dBFS``,
+    ``412 samples``, ``4.1 dB``."""
+    if value is None:
+        return "-"
+    v = float(value)
+    if unit in ("dBTP", "dBFS"):
+        return f"{v:+.2f} {unit}"
+    if unit == "samples":
+        return f"{int(round(v))} samples"
+    return f"{v:.1f} {unit}" if unit else f"{v:.1f}"
 
 
 class _Sustained:
@@ -286,7 +435,8 @@ class _Sustained:
 
 
 class _Events:
-    """Sparse events (overs, clips) grouped into one flag until ``gap`` rows pass without one."""
+    """Sparse events (overs, clips) grouped into one occurrence until ``gap`` rows pass
+    without one; ``worst`` and ``worst_t`` are its worst value and that block's start."""
 
     def __init__(self, gap: int = _EVENT_GAP_ROWS) -> None:
         self.gap = gap
@@ -294,21 +444,24 @@ class _Events:
         self.last_row = -(10**9)
         self.rows = 0
         self.worst = -math.inf
+        self.worst_t = 0.0
+        self.worst_clipped = 0
         self.total = 0.0
 
     def event(self, row: int) -> bool:
-        """An event on ``row``; True when it starts a new flag."""
+        """An event on ``row``; True when it starts a new occurrence."""
         new = self.record is None
         if new:
             self.rows = 0
             self.worst = -math.inf
+            self.worst_clipped = 0
             self.total = 0.0
         self.last_row = row
         self.rows += 1
         return new
 
     def quiet(self, row: int) -> bool:
-        """No event on ``row``; True when the open flag closes now."""
+        """No event on ``row``; True when the open occurrence closes now."""
         return self.record is not None and row - self.last_row >= self.gap
 
 
@@ -451,7 +604,8 @@ class Detector:
         self.profile = profile
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
-        self._records: list[_Record] = []
+        self._records: list[_Record] = []  # occurrences, in order of creation
+        self._reported: dict[int, Flag] = {}  # flag by its first occurrence, as last reported
         self._seq = 0
         self._next_row: int | None = None  # next absolute row to accept
         self._first_t: float | None = None
@@ -536,14 +690,13 @@ class Detector:
         return self.flags()
 
     def flags(self) -> list[Flag]:
-        """Every flag so far (closed and open), in order of start."""
-        return [r.snapshot() for r in sorted(self._records, key=lambda r: (r.start_s, r.seq))]
+        """Every flag so far (closed and open), one per code, band and episode, in order
+        of start."""
+        return [_group_flag(g) for g in self._groups()]
 
     def open_flags(self) -> list[Flag]:
-        """The flags whose problem is still going on."""
-        return [
-            r.snapshot() for r in sorted(self._records, key=lambda r: (r.start_s, r.seq)) if r.open
-        ]
+        """The flags whose problem is still going on (their latest occurrence is open)."""
+        return [_group_flag(g) for g in self._groups() if any(r.open for r in g)]
 
     # -- feeding -----------------------------------------------------------------------
 
@@ -762,7 +915,6 @@ class Detector:
         p = self.profile
         self._tp_events = _Events()
         self._clip_events = _Events()
-        self._isp_events = _Events()
         dyn = p.dynamics
         self._oc = _Sustained(int(round((dyn.sustain_s if dyn else 5.0) / _ROW_S)))
         tr = p.transients
@@ -787,78 +939,76 @@ class Detector:
         return rec
 
     def _peaks_and_clips(self, row: dict[str, Any]) -> None:
+        """``true_peak_over`` and ``clipping``, one fact each (see the module docstring)."""
         r, t = row["row"], row["t"]
         tp, sp, clipped = row["tp"], row["sp"], int(row["clip"])
+        block_s = t - _ROW_S  # where this row's 100 ms block starts
         title = self.profile.title
         ceiling = self.profile.true_peak.ceiling_dbtp if self.profile.true_peak else None
-        # true_peak_over
+        # true_peak_over: above the ceiling; without one, above 0 dBTP (what a DAC clips)
+        limit = 0.0 if ceiling is None else ceiling
         ev = self._tp_events
-        if ceiling is not None and tp > ceiling:
+        if tp > limit:
             if ev.event(r):
-                ev.record = self._new("true_peak_over", t - _ROW_S, "dBTP")
+                ev.record = self._new("true_peak_over", block_s, "dBTP")
             rec = ev.record
             assert rec is not None
-            ev.worst = max(ev.worst, tp)
+            if tp > ev.worst:
+                ev.worst, ev.worst_t = tp, block_s
             rec.end_s = t
             rec.value = ev.worst
-            rec.threshold = ceiling
+            rec.at_s = ev.worst_t
+            rec.threshold = limit
             rec.severity = "problem" if ev.worst > 0.0 else "warning"
-            tail = (
-                ": above 0 dBTP a DAC or a lossy encoder will clip them" if ev.worst > 0.0 else ""
+            tail = ""
+            if ev.worst > 0.0:
+                tail = ": above 0 dBTP a DAC or a lossy encoder will clip them"
+                if not sp > 0.0:
+                    tail += " (the samples stay within full scale: an inter-sample over)"
+            worst = f"{ev.worst:+.2f}"  # as value_text writes it: one number for the fact
+            above = (
+                "above 0 dBTP"
+                if ceiling is None
+                else f"above the {title}'s {ceiling:+.1f} dBTP ceiling"
             )
-            worst = f"{ev.worst:+.2f}" if ev.worst - ceiling < 0.1 else f"{ev.worst:+.1f}"
             rec.message = (
-                f"true peak reached {worst} dBTP, above the {title}'s "
-                f"{ceiling:+.1f} dBTP ceiling, in {ev.rows} of the 100 ms blocks between "
-                f"{rec.start_s:.1f} and {rec.end_s:.1f} s{tail}"
+                f"true peak reached {worst} dBTP, {above}, in {ev.rows} of the 100 ms "
+                f"blocks between {rec.start_s:.1f} and {rec.end_s:.1f} s{tail}"
             )
         elif ev.quiet(r):
             self._close(ev)
-        # clipping: full-scale runs, or samples beyond full scale
+        # clipping: the waveform itself, full-scale runs or samples beyond full scale.
+        # Its value is the sample peak (0 dBFS for runs at full scale); the worst place
+        # is the one furthest beyond full scale, then the one with most clipped samples.
         ev = self._clip_events
         if clipped > 0 or sp > 0.0:
             if ev.event(r):
-                ev.record = self._new("clipping", t - _ROW_S, "samples")
+                ev.record = self._new("clipping", block_s, "dBFS")
             rec = ev.record
             assert rec is not None
             ev.total += clipped
-            ev.worst = max(ev.worst, sp)
+            peak = sp if sp > 0.0 else 0.0
+            if (peak, clipped) > (ev.worst, ev.worst_clipped):
+                ev.worst, ev.worst_t, ev.worst_clipped = peak, block_s, clipped
             rec.end_s = t
-            rec.value = ev.total
-            rec.threshold = float(CLIP_RUN)
+            rec.value = ev.worst
+            rec.at_s = ev.worst_t
+            rec.threshold = 0.0
             rec.severity = "problem"
+            rec.rank = (ev.worst, ev.total)
             parts = []
             if ev.total:
                 parts.append(
                     f"{int(ev.total)} samples sat at full scale in runs of {CLIP_RUN} or more"
                 )
             if ev.worst > 0.0:
-                parts.append(f"sample peaks reached {ev.worst:+.2f} dBFS, beyond full scale")
+                parts.append(f"sample peaks reached {ev.worst:+.2f} dBFS, beyond full scale,")
+            else:
+                rec.worst_text = f"{int(ev.total)} samples at full scale"
             rec.message = (
                 " and ".join(parts)
                 + f" in {ev.rows} of the 100 ms blocks between {rec.start_s:.1f} and "
                 f"{rec.end_s:.1f} s: the waveform is clipped"
-            )
-        elif ev.quiet(r):
-            self._close(ev)
-        # clipping: inter-sample overs
-        ev = self._isp_events
-        if tp > 0.0 and not sp > 0.0:
-            if ev.event(r):
-                ev.record = self._new("clipping", t - _ROW_S, "dBTP")
-            rec = ev.record
-            assert rec is not None
-            ev.worst = max(ev.worst, tp)
-            ev.total = max(ev.total, sp) if ev.rows > 1 else sp
-            rec.end_s = t
-            rec.value = ev.worst
-            rec.threshold = 0.0
-            rec.severity = "problem"
-            rec.message = (
-                f"inter-sample peaks reached {ev.worst:+.1f} dBTP while the samples stay at or "
-                f"below full scale (up to {ev.total:+.1f} dBFS), in {ev.rows} of the 100 ms "
-                f"blocks between {rec.start_s:.1f} and {rec.end_s:.1f} s: D/A conversion and "
-                "lossy encoding will clip them"
             )
         elif ev.quiet(r):
             self._close(ev)
@@ -1427,7 +1577,7 @@ class Detector:
     # -- bookkeeping -------------------------------------------------------------------
 
     def _close_trackers(self) -> None:
-        for tr in (self._tp_events, self._clip_events, self._isp_events, self._oc, self._ct):
+        for tr in (self._tp_events, self._clip_events, self._oc, self._ct):
             tr.record = None
         for tr in self._harsh_tracks.values():
             tr.record = None
@@ -1435,12 +1585,40 @@ class Detector:
             st.record = None
         self._programme_records.clear()
 
+    def _groups(self) -> list[list[_Record]]:
+        """The occurrences grouped into episodes (module docstring), in order of start.
+
+        Occurrences of one code and band arrive in order, so a group only ever gains
+        occurrences at its end: its first occurrence, and so its start and band,
+        stay what they were when it opened.
+        """
+        last: dict[tuple[str, Any], list[_Record]] = {}
+        groups: list[list[_Record]] = []
+        for rec in self._records:  # in order of creation
+            key = (rec.code, _band_key(rec.band_hz))
+            group = last.get(key)
+            if (
+                group is None
+                or len(group) >= MAX_OCCURRENCES
+                or rec.start_s - max(o.end_s for o in group) >= EPISODE_GAP_S
+            ):
+                group = last[key] = []
+                groups.append(group)
+            group.append(rec)
+        groups.sort(key=lambda g: (g[0].start_s, g[0].seq))
+        return groups
+
     def _changes(self) -> list[Flag]:
+        """The flags opened or changed since the last call."""
         out = []
-        for rec in self._records:
-            snap = rec.changed()
-            if snap is not None:
-                out.append(snap)
+        seen: dict[int, Flag] = {}
+        for group in self._groups():
+            flag = _group_flag(group)
+            seq = group[0].seq
+            seen[seq] = flag
+            if self._reported.get(seq) != flag:
+                out.append(flag)
+        self._reported = seen
         return out
 
 

@@ -9,6 +9,9 @@
 - ``target_noise``: a steady beat of noise whose long-term spectrum follows a profile's
   tonal target curve exactly (so its highs sit on the target by construction).
 - ``cymbal_passage``: bright, unprocessed cymbal and hi-hat hits alone (no body).
+- ``with_bursts``: quiet noise with short bursts at known places and known peaks
+  (``clipped_burst``: samples beyond full scale; ``inter_sample_burst``: a true peak
+  3 dB above samples that stay within full scale), e.g. ``SEVEN_PLACES``.
 
 Everything is numpy, deterministic for a seed, stereo float64 (frames, 2).
 """
@@ -232,3 +235,35 @@ def cymbal_passage(seconds: float = 12.0, fs: int = FS, seed: int = 7) -> np.nda
             hit += 0.02 * np.sin(2 * np.pi * f0 * rng.uniform(0.98, 1.02) * tt) * np.exp(-3 * tt)
         _place(out, _pan(hit, rng.uniform(-0.5, 0.5)), int(hit_s * fs))
     return out * (10.0 ** (-8.0 / 20.0) / np.max(np.abs(out)))
+
+
+# Seven places (start s, peak dB): 60 s of programme with overs from 23.0 to 59.2 s, the
+# worst at 55.0 s.
+SEVEN_PLACES = ((23.0, 1.2), (29.0, 0.5), (35.5, 2.0), (41.0, 0.8), (47.0, 3.1), (55.0, 3.96),
+                (59.1, 1.5))  # fmt: skip
+
+
+def clipped_burst(db: float, fs: int = FS) -> np.ndarray:
+    """20 ms of a 1 kHz sine whose samples hit its crest (48 a cycle at 48 kHz): sample
+    peak ``db`` dBFS, beyond full scale when positive."""
+    return 10 ** (db / 20) * np.sin(2 * np.pi * 1000.0 * np.arange(int(0.02 * fs)) / fs)
+
+
+def inter_sample_burst(db: float, fs: int = FS) -> np.ndarray:
+    """20 ms of fs/4 at 45 degrees (EBU Tech 3341 case 19's shape): samples at ``db - 3``
+    dBFS, true peak ``db`` dBTP; faded in and out over 4 ms so its edges do not ring."""
+    n = np.arange(int(0.02 * fs))
+    fade = np.minimum(1.0, np.minimum(n, n[::-1]) / (0.004 * fs))
+    return 10 ** ((db - 3.0) / 20) * np.sqrt(2) * np.sin(np.pi / 2 * n + np.pi / 4) * fade
+
+
+def with_bursts(places, burst=clipped_burst, seconds: float = 60.0, fs: int = FS) -> np.ndarray:
+    """``seconds`` of quiet noise (true peak far below -1 dBTP) with ``burst(db)`` at each
+    (start s, db) place; stereo float32, both channels alike."""
+    rng = np.random.default_rng(7)
+    x = 0.05 * rng.standard_normal(int(seconds * fs))
+    for start_s, db in places:
+        b = burst(db, fs)
+        i = int(round(start_s * fs))
+        x[i : i + len(b)] = b
+    return np.ascontiguousarray(np.stack([x, x], 1), dtype=np.float32)

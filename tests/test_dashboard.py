@@ -478,6 +478,57 @@ def test_clicking_a_flag_centres_the_history_on_it(rig):
     assert hi - lo == pytest.approx(60.0, abs=0.05)
 
 
+def test_a_grouped_flag_is_one_row_and_one_bar_per_occurrence_on_the_lane(rig, tmp_path):
+    win = rig.window
+    while (now := rig.engine.state().paths[1].readings.duration_s) < 16.0:
+        time.sleep(0.1)
+    # Three overs (after the earlier flag's span), as the detector groups them: one flag.
+    spans = [(round(now - 6.0 + 2.0 * k, 1), round(now - 5.0 + 2.0 * k, 1)) for k in range(3)]
+    occurrences = [
+        {"start_s": s, "end_s": e, "value": 1.0 + k, "severity": "problem", "at_s": s,
+         "message": f"true peak reached +{1.0 + k:.2f} dBTP"}
+        for k, (s, e) in enumerate(spans)
+    ]  # fmt: skip
+    flag = {
+        "code": "true_peak_over", "severity": "problem", "start_s": spans[0][0],
+        "end_s": spans[-1][1], "value": 3.0, "threshold": -1.0, "unit": "dBTP",
+        "band_hz": None, "path": 1, "occurrences": occurrences,
+        "message": f"at 3 places between {spans[0][0]:.1f} and {spans[-1][1]:.1f} s, worst "
+        f"+3.00 dBTP at {spans[-1][0]:.1f} s. The worst: true peak reached +3.00 dBTP",
+    }  # fmt: skip
+    rig.session.flags.append(flag)
+    win.until(lambda w: w.text("em_flag_code_0") == "true_peak_over ×3")
+    assert win.text("em_flag_msg_0") == flag["message"]
+    # One row for the three: the list holds this flag and the earlier one, no more.
+    assert win.text("em_flag_code_1") == "over_compression"
+    assert win.text("em_flag_code_2") is None
+    # Clicking the row centres the history on the group's whole span.
+    win.call("click", tag="em_flag_0")
+    win.until(lambda w: (w.call("state")["selected"] or {}).get("start_s") == spans[0][0])
+    centre = (spans[0][0] + spans[-1][1]) / 2
+    win.until(lambda w: abs(sum(w.call("limits", axis="em_lane_x")["limits"]) / 2 - centre) < 0.05)
+    time.sleep(0.3)  # one more history update so the lane shows it
+    lo, hi = win.call("limits", axis="em_lane_x")["limits"]
+    geo = win.call("geometry")
+    img = win.pixels(tmp_path)
+    (px, py), (pw, ph) = geo["em_lane_plot"]["min"], geo["em_lane_plot"]["size"]
+    from earmark.ui.dashboard import PLOT_BG
+
+    b_row = img[int(py + ph * 0.62), int(px) : int(px + pw)]
+    inside = np.nonzero(np.all(np.abs(b_row.astype(int) - PLOT_BG) <= 2, axis=1))[0]
+    left, right = px + inside[0], px + inside[-1] + 1
+    scale = (right - left) / (hi - lo)
+    a_row = img[int(py + ph * 0.30), int(left) : int(right)]
+    red = (a_row[:, 0] > 150) & (a_row[:, 1] < 110) & (a_row[:, 2] < 110)
+
+    def at(t: float) -> bool:
+        return bool(red[int(round((t - lo) * scale))])
+
+    # A bar over each occurrence, and the lane empty between them.
+    assert all(at((s + e) / 2) for s, e in spans), spans
+    assert not any(at(e + 0.5) for _, e in spans[:-1]), spans
+
+
 def test_the_audible_marker_follows_a_select_command_from_elsewhere(rig, tmp_path):
     from earmark.ui.dashboard import B_COL
 

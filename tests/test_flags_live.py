@@ -55,7 +55,8 @@ def test_live_demo_flags_the_master_and_not_the_mix():
     service.stop(session)
     by_path = {i: {f["code"] for f in session.flags if f["path"] == i} for i in range(3)}
     assert by_path[0] == set()  # the dry mix is clean under jazz
-    assert {"true_peak_over", "clipping", "collapsed_dynamics", "crushed_transients"} <= by_path[2]
+    assert {"true_peak_over", "collapsed_dynamics", "crushed_transients"} <= by_path[2]
+    assert "clipping" not in by_path[2]  # inter-sample overs only: true_peak_over's fact
     assert all(not f["open"] for f in session.flags)  # stopped: every flag closed
     # Against the dry mix (BEFORE) the master's transients are shown to be crushed.
     crushed = [f for f in session.flags if f["path"] == 2 and f["code"] == "crushed_transients"]
@@ -108,3 +109,46 @@ def test_session_profile_is_the_resolved_profile_and_bad_profiles_are_usage_erro
     )  # fmt: skip
     assert proc.returncode == 2
     assert "--profile: no profile named 'nosuch'" in proc.stderr
+
+
+def test_a_live_session_grows_one_flag_per_episode_and_the_terminal_shows_it_once():
+    import earmark
+    from earmark.engine.engine import Engine, Path
+    from earmark.engine.sources import Player
+
+    import material
+
+    x = material.with_bursts(material.SEVEN_PLACES)  # clips at 7 places, 23.0-59.2 s
+    engine = Engine(FS, [Path("seven", Player(x, "seven"))], a=0, b=0, loudness_match=False)
+    session = LiveSession(engine, None, profile=load_profile("default"))
+    service = FlagService()
+    service.start(session)
+    out = np.zeros((BLOCK, 2), dtype=np.float32)
+    grown = []  # the clipping flag's (start, occurrences) after each tick that had one
+    for k in range(int(60.0 * FS / BLOCK)):
+        engine.process(None, out, BLOCK)
+        if k % 10 == 9:
+            service.tick(session, None)
+            grown += [
+                (f["start_s"], len(f["occurrences"]))
+                for f in session.flags
+                if f["code"] == "clipping"
+            ]
+        if k == int(56.0 * FS / BLOCK):  # after the worst place, while the flag is open
+            console = Console(width=250, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+            console.print(render_state(engine.state(), "seven", session.flags))
+            text = console.export_text()
+    service.stop(session)
+    # One flag, one identity, growing a place at a time as the clips came.
+    assert {start for start, _ in grown} == {23.0}
+    assert sorted({n for _, n in grown}) == list(range(1, 8))
+    (clip,) = [f for f in session.flags if f["code"] == "clipping"]
+    assert len(clip["occurrences"]) == 7 and not clip["open"]
+    # The same flags as analyze gives on the same audio.
+    offline = earmark.analyze(x, sample_rate=FS, profile="default").flags
+    assert [{k: v for k, v in f.items() if k not in ("path", "open")} for f in session.flags] == [
+        dict(f) for f in offline
+    ]
+    # The terminal view: one line for the group, with its count and worst so far.
+    assert text.count("clipping") == 1
+    assert "!! clipping 6 times, worst +4.0 dBFS (from 23.0 s)" in text

@@ -140,3 +140,38 @@ def test_spectrum_plot_shades_the_target_band():
     assert band[:, 1].min() == pytest.approx(-35.0) and band[:, 1].max() == pytest.approx(-8.0)
     ys = ax.get_lines()[0].get_ydata()
     assert ys[0] == -10.0 and np.isnan(ys[2])
+
+
+def test_a_grouped_flag_is_one_bullet_listing_its_places_and_one_lane_bar_per_place():
+    from earmark.report import analysis_report
+    from earmark.snapshot_report import html as snapshot_html
+
+    import material
+
+    x = material.with_bursts(material.SEVEN_PLACES)
+    a = earmark.analyze(x, sample_rate=SR, profile="default")
+    (clip,) = [f for f in a.flags if f["code"] == "clipping"]
+    assert len(clip["occurrences"]) == 7
+    places = ", ".join(f"{s:.1f} s {db:+.2f} dBFS" for s, db in material.SEVEN_PLACES)
+    bullet = "problem: clipping at 7 places between 23.0 and 59.2 s, worst +3.96 dBFS at 55.0 s."
+    page = analysis_report([("seven", a, None)])
+    (li,) = [li for li in re.findall(r"<li>(.*?)</li>", page, re.S) if "clipping" in li]
+    assert html.unescape(re.sub(r"<[^>]+>", "", li)).startswith(bullet)
+    assert f"(places: {places})" in html.unescape(li)
+    # On the loudness history, the clipping lane has a bar at each place, not one bar
+    # from the first to the last.
+    bank = MeterBank(2, SR)
+    bank.process(x)
+    fig = new_figure(8, 3)
+    ax = fig.subplots()
+    plot_loudness_history(ax, bank.history(), [clip])
+    starts = sorted({round(p.get_x(), 3) for p in ax.patches})
+    assert starts == [s for s, _ in material.SEVEN_PLACES]
+    # A snapshot's page lists the places under the flag too.
+    import snapdocs
+
+    doc = snapdocs.doc_for(snapdocs.gain(0.0))
+    doc["flags"] = [{**clip, "path": 1}]
+    page = html.unescape(snapshot_html(doc))
+    assert f"clipping on {doc['paths'][1]['name']}: at 7 places" in page
+    assert f"(places: {places})" in page

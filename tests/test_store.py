@@ -553,3 +553,35 @@ def test_detector_flags_and_the_profile_travel_with_the_log_and_the_snapshot(tmp
     assert doc["flags"] == want
     assert doc["profile"]["name"] == profile.name == "pop"
     assert json.loads(row["meta"])["profile"]["name"] == "pop"
+
+
+def test_a_flag_growing_live_is_one_row_that_ends_with_every_occurrence(tmp_path):
+    from earmark.meters import MeterBank
+    from earmark.meters.detectors import Detector
+    from earmark.profiles import load_profile
+
+    import material
+
+    x = material.with_bursts(material.SEVEN_PLACES)  # clips at 7 places, 23.0-59.2 s
+    engine = snapdocs.chain_engine(gain(0.0), seconds=0)
+    db = tmp_path / "earmark.sqlite"
+    session = LiveSession(engine, name="growing", tick_hz=50)
+    SessionRecorder(StoreWriter(db, batch_s=0.02), end_snapshot=False).attach(session)
+    bank, det = MeterBank(2, snapdocs.FS), Detector(load_profile("default"), snapdocs.FS, 2)
+    written = []  # the clipping flag's occurrence counts, as the session showed them
+    with session:
+        for i in range(0, len(x), snapdocs.FS):  # a second of audio per step
+            bank.process(x[i : i + snapdocs.FS])
+            det.update(bank.history(since=det.next_row))
+            session.flags = [{**f.to_dict(), "path": 1} for f in det.flags()]
+            written += [len(f["occurrences"]) for f in session.flags if f["code"] == "clipping"]
+            time.sleep(0.06)  # the recorder's tick sees each step
+        session.flags = [{**f.to_dict(), "path": 1} for f in det.finish()]
+        time.sleep(0.3)
+    with Store(db) as store:
+        (row,) = store.sessions(name="growing")
+        logged = store.flags(row["id"])
+    assert sorted(set(written)) == list(range(1, 8))  # it grew a place at a time...
+    (clip,) = [f for f in logged if f["code"] == "clipping"]  # ...in one row
+    assert clip["start_s"] == 23.0 and clip["end_s"] == 59.2
+    assert [o["at_s"] for o in clip["occurrences"]] == [s for s, _ in material.SEVEN_PLACES]

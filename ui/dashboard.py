@@ -1241,10 +1241,9 @@ class Dashboard:
                 if end is None:  # still open: up to now
                     p = frame.paths[path] if path < len(frame.paths) else None
                     end = (p.values["history_end_s"] if p else None) or start
-                end = max(float(end), start + 0.3)
                 y0, y1 = (1.08, 1.92) if row == "A" else (0.08, 0.92)
                 tag = f"em_lane_{row}_{k}"
-                dpg.set_value(tag, [[start, end], [y0, y0], [y1, y1]])
+                dpg.set_value(tag, lane_shade(flag, float(end), y0, y1))
                 word = flag_word(flag.get("severity"))
                 dpg.bind_item_theme(
                     tag, self._themes[f"solid_{'problem' if word == PROBLEM else 'watch'}"]
@@ -1407,7 +1406,7 @@ class Dashboard:
                 dpg.add_text(when, tag=f"em_flag_when_{k}")
                 colour = A_COL if side == "A" else (B_COL if side == "B" else TEXT_DIM)
                 dpg.add_text(side, color=colour, tag=f"em_flag_path_{k}")
-                dpg.add_text(str(flag.get("code", "")), tag=f"em_flag_code_{k}")
+                dpg.add_text(flag_what(flag), tag=f"em_flag_code_{k}")
                 name = names[path] if isinstance(path, int) and path < len(names) else ""
                 dpg.add_text(str(flag.get("message", "")) or name, wrap=0, tag=f"em_flag_msg_{k}")
         dpg.set_value(
@@ -1544,6 +1543,43 @@ class Dashboard:
                 self._chain_key = ""
                 return reader.read()
         return frame
+
+
+def flag_count(flag: dict) -> int:
+    """How many occurrences a flag groups (the frame may carry only the latest ones)."""
+    n = flag.get("occurrence_count")
+    if isinstance(n, int):
+        return n
+    occ = flag.get("occurrences")
+    return len(occ) if isinstance(occ, list) else 1
+
+
+def flag_what(flag: dict) -> str:
+    """The flag list's "what" column: the code, and how many times for a group
+    (``clipping ×7``): one row per flag, however often the problem came back."""
+    n = flag_count(flag)
+    code = str(flag.get("code", ""))
+    return f"{code} ×{n}" if n > 1 else code
+
+
+def lane_shade(flag: dict, end_s: float, y0: float, y1: float) -> list[list[float]]:
+    """A flag's bar on its lane, as a shade series' (x, y1, y2): one segment per
+    occurrence (zero height between them), or one over ``start_s``-``end_s``."""
+    spans = []
+    for o in flag.get("occurrences") or ():
+        if isinstance(o, dict) and o.get("start_s") is not None and o.get("end_s") is not None:
+            spans.append((float(o["start_s"]), float(o["end_s"])))
+    if not spans:
+        spans = [(float(flag.get("start_s") or 0.0), end_s)]
+    x: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for start, end in spans:
+        end = max(end, start + 0.3)  # a 100 ms over stays visible
+        x += [start, start, end, end]
+        lo += [y0, y0, y0, y0]
+        hi += [y0, y1, y1, y0]
+    return [x, lo, hi]
 
 
 def _interpolate(v: np.ndarray, steps: int) -> np.ndarray:

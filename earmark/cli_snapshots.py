@@ -316,6 +316,8 @@ def _cmd_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _print_snapshot(doc: dict) -> None:
     from rich.table import Table
 
+    from earmark.ui.flags_text import flag_lines
+
     console = _console()
     src, audio = doc.get("source") or {}, doc.get("audio") or {}
     head = [
@@ -347,13 +349,17 @@ def _print_snapshot(doc: dict) -> None:
         table.add_row(label, unit, *cells)
     console.print(table)
     flags = doc.get("flags") or []
-    console.print("Flags: none" if not flags else "Flags:")
+    if not flags:
+        console.print("Flags: none")
+    # As analyze prints them (one line per flag, a group's occurrences below it), under
+    # the path they were raised on: a grouped flag's message already says where.
+    by_path: dict[str, list[dict]] = {}
     for f in flags:
-        where = _flag_path(f, paths)
-        span = (
-            f"{_f(f.get('start_s'))}-{_f(f.get('end_s'))} s" if f.get("start_s") is not None else ""
-        )
-        console.print(f"  [{f.get('severity')}] {f.get('code')} {where} {span}: {f.get('message')}")
+        by_path.setdefault(_flag_path(f, paths), []).append(f)
+    for where, group in by_path.items():
+        console.print(f"Flags {where}:" if where else "Flags:")
+        for line in flag_lines(group):
+            console.print(f"  {line}")
     for p in paths:
         chain = p.get("chain")
         if chain is None:
@@ -418,6 +424,7 @@ def _print_comparison(cmp: Any) -> None:
     from rich.table import Table
 
     from earmark.snapshots import MEASURES
+    from earmark.ui.flags_text import flag_bullet, sorted_flags
 
     console = _console()
     decimals = {f"{lab} {unit}".strip(): d for _, lab, unit, d, _ in MEASURES}
@@ -437,8 +444,9 @@ def _print_comparison(cmp: Any) -> None:
         console.print(f"Tone (loudness-matched octave bands): {moves}")
     for title, flags in (("Flags only in B", cmp.flags_new), ("Flags only in A", cmp.flags_gone)):
         if flags:
-            told = [f"{f.get('code')} ({f.get('severity')}): {f.get('message')}" for f in flags]
-            console.print(f"{title}: " + "; ".join(told))
+            console.print(f"{title}:")
+            for f in sorted_flags(flags):
+                console.print(f"  {flag_bullet(f)}")
     if cmp.flags_both:
         console.print("Flags in both: " + ", ".join(str(b.get("code")) for _, b in cmp.flags_both))
     if cmp.chain_changes:

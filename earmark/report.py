@@ -744,10 +744,17 @@ def _diff_sections(
         ("plr_change_db", "PLR", "dB"),
         ("lra_change_lu", "LRA", "LU"),
         ("crest_change_db", "crest factor", "dB"),
-        ("transient_crest_change_db", "transient crest", "dB"),
     ):
         if dyn.get(key) is not None:
             bullets.append(f"{name} {dyn[key]:+.1f} {unit}")
+    if dyn.get("transient_crest_change_db") is not None:
+        # The crushed_transients flag's measure (one number per fact).
+        bullets.append(
+            f"transient crest {dyn['transient_crest_change_db']:+.1f} dB: onset peaks over the"
+            f" short-term loudness, {dyn['transient_crest_before_db']:.1f} ->"
+            f" {dyn['transient_crest_after_db']:.1f} dB at {dyn['transient_onsets']} onsets"
+            " of BEFORE"
+        )
     sections.append(
         Section(
             "Dynamics",

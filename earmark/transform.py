@@ -132,11 +132,23 @@ class Transformation:
         return tuple(f for f in self.flags_after if _flag_key(f) in keys)
 
     def dynamics(self) -> dict[str, Any]:
-        """The ``dynamics`` object of the JSON contract (plus extras), unrounded."""
+        """The ``dynamics`` object of the JSON contract (plus extras), unrounded.
+
+        The ``transient_crest_*`` keys quote the measure the ``crushed_transients``
+        flag and the narrative quote (:func:`earmark.meters.detectors.transient_loss`:
+        onset peaks over the short-term loudness at BEFORE's onsets), so one loss has
+        one number. ``transient_crest_change_db`` is AFTER minus BEFORE, the median of
+        the per-onset changes: negative when the onsets lost height (-4.7 dB for a
+        flag saying "lost a median 4.7 dB"); ``transient_crest_before_db`` and
+        ``_after_db`` are the medians over the same onsets. All None with fewer than
+        four onsets.
+        """
+        from earmark.meters.detectors import transient_loss
+
         r = self.result
         fit = r.transfer.fit
         b, a = self.before, self.after
-        trans = r.transients
+        loss = transient_loss(self.before_history, self.after_history)
         return {
             "ratio": fit.ratio if r.compressed else 1.0,
             "threshold_db": fit.threshold_db if r.compressed else None,
@@ -156,10 +168,10 @@ class Transformation:
             "psr_before_db": b.psr_median_db,
             "psr_after_db": a.psr_median_db,
             "dr_change": None if b.dr is None or a.dr is None else a.dr - b.dr,
-            "transient_crest_change_db": trans.change_db,
-            "transient_crest_before_db": trans.before_db,
-            "transient_crest_after_db": trans.after_db,
-            "transient_onsets": trans.onsets,
+            "transient_crest_change_db": None if loss is None else -loss.drop_db,
+            "transient_crest_before_db": None if loss is None else loss.before_db,
+            "transient_crest_after_db": None if loss is None else loss.after_db,
+            "transient_onsets": 0 if loss is None else loss.onsets,
         }
 
     def stereo(self) -> dict[str, Any]:

@@ -26,8 +26,9 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
     in windows at least ``dynamics.judge_above_lufs`` loud. Quiet passages are not
     judged: a held note or a drone has a low PSR by nature, not by limiting.
 ``collapsed_dynamics``
-    The programme's LRA, PLR or DR below the profile's range, judged once
-    ``dynamics.min_programme_s`` of programme has played (LRA needs a programme).
+    The programme's LRA, PLR or DR below the profile's range: PLR and DR once
+    ``dynamics.min_programme_s`` of programme has played, LRA once 60 s have (EBU
+    Tech 3341: LRA is not stable before; a shorter excerpt is often one passage).
     For a dynamic genre the message names the mismatch ("typical of a loud pop master").
     Like ``loudness_target`` it is provisional while the programme plays (withdrawn
     if a crescendo lifts the measures) and judged on the whole programme at the end.
@@ -163,6 +164,12 @@ _LOUD_GENRE_PSR_DB = 8.0  # a profile whose PSR floor is at most this is a loud 
 # The unweighted crest of a stereo programme reads about 3 dB above its PSR (a stereo
 # sine: PSR 0 dB, crest 3 dB), so the crest evidence uses the PSR floor + 3 dB.
 _CREST_OVER_PSR_DB = 3.0
+# EBU Tech 3341 (v3, 2016) asks a meter to show LRA as not yet stable within the
+# first 60 s of a programme: LRA measures the spread between passages, and an excerpt
+# shorter than that is often one passage (docs/reference.md, "Loudness range by
+# genre"). collapsed_dynamics judges LRA only from then on; PLR and DR from the
+# profile's min_programme_s.
+_LRA_STABLE_S = 60.0
 # DR8 is the minimum for the Dynamic Range Day award (docs/reference.md, "Dynamics"):
 # a programme DR below it corroborates a low PSR as over-compression.
 _DR_AWARD_MIN = 8
@@ -1034,9 +1041,16 @@ class Detector:
             and math.isfinite(psr)
         )
         floor = dyn.psr_min_db
-        low = judged and psr < floor and crest < floor + _CREST_OVER_PSR_DB
+        crest_low = crest < floor + _CREST_OVER_PSR_DB
+        low = judged and psr < floor and crest_low
         tr = self._oc
         plr, dr = self._plr_so_far(), self._dr_so_far()
+        if judged and crest_low and not low and dyn.corroborate:
+            # Crest-led (inference): PSR's loudness is K-weighted, which discounts the bass
+            # (BS.1770's high-pass) and lifts the highs, so on a bass-heavy master PSR reads
+            # above the unweighted crest. The crest held under the same evidence line, in a
+            # programme whose DR is under the DR Day minimum, is the same loss.
+            low = dr is not None and dr < _DR_AWARD_MIN
         if low and tr.record is None and dyn.corroborate:
             # A flag opens only when the programme agrees: its PLR or DR so far is a loud
             # master's. A dense passage of a dynamic piece has a low PSR for a while; a
@@ -1081,6 +1095,20 @@ class Detector:
             rec.threshold = problem
             below = f"PSR was below {problem:g} dB for {tr.problem_rows * _ROW_S:.1f} s of "
             verdict = f"the {self.profile.title} calls PSR below {problem:g} dB a problem"
+        elif median >= floor:
+            # Crest-led (see above): the crest carried the flag; PSR read high.
+            line = floor + _CREST_OVER_PSR_DB
+            crest_median = float(np.nanmedian(tr.extras))
+            rec.value, rec.threshold = crest_median, line
+            rec.message = (
+                f"the short-term crest stayed below {line:g} dB for {span:.1f} s "
+                f"({rec.start_s:.1f}-{rec.end_s:.1f} s; median {crest_median:.1f} dB, lowest "
+                f"{crest_low:.1f} dB; {_join(evidence[1:])}) while PSR read a median "
+                f"{median:.1f} dB, high because its K-weighted loudness discounts the bass: "
+                "the peaks are held down to the level, the mark of heavy compression and "
+                f"limiting; the {self.profile.title} expects a short-term crest >= {line:g} dB"
+            )
+            return
         else:
             rec.threshold = floor
             below = f"PSR stayed below {floor:g} dB for "
@@ -1534,7 +1562,7 @@ class Detector:
         dr_db = self._dr() if dyn.dr_min is not None else None
         dr = None if dr_db is None else int(round(dr_db))
         checks = []  # (name, value, floor, problem floor, unit, text)
-        if dyn.lra_min_lu is not None and lra is not None:
+        if dyn.lra_min_lu is not None and lra is not None and played >= _LRA_STABLE_S:
             checks.append(("LRA", lra, dyn.lra_min_lu, dyn.lra_problem_lu, "LU"))
         if dyn.plr_min_db is not None and plr is not None:
             checks.append(("PLR", plr, dyn.plr_min_db, dyn.plr_problem_db, "dB"))

@@ -65,6 +65,13 @@ def master() -> np.ndarray:
 
 
 @functools.cache
+def long_master() -> np.ndarray:
+    """The master played 2.5 times (75 s): LRA is judged from 60 s of programme."""
+    m = master()
+    return np.concatenate([m, m, m[: len(m) // 2]])
+
+
+@functools.cache
 def on_target(profile: str = "pop") -> np.ndarray:
     """A beat whose long-term spectrum is the profile's tonal target, by construction."""
     return material.target_noise(np.array(load_profile(profile).tonal.level_db), 30.0)
@@ -120,7 +127,9 @@ def test_the_demo_mix_is_clean_and_its_aggressive_master_is_flagged():
     flagged = flags_of(master(), "default")
     # Its overs are between the samples (limited at -0.3 dBFS): true_peak_over, once.
     assert "true_peak_over" in codes(flagged) and "clipping" not in codes(flagged)
-    assert all(f["severity"] == "problem" for f in flagged)
+    assert all(f["severity"] == "problem" for f in flagged if f["code"] == "true_peak_over")
+    # 7:1 and a limiter (PLR 9.9 dB, DR 6): the crest-led over-compression, a warning.
+    assert codes(flagged) <= {"true_peak_over", "over_compression"}
     # Against the mix, the default profile also names what the processing did.
     hm, _ = history(mix())
     ha, _ = history(master())
@@ -226,7 +235,7 @@ def test_a_profile_extending_jazz_quotes_its_own_floors(tmp_path):
         'extends = "jazz"\n[dynamics]\nlra_min_lu = 9.0  # ours\nlra_problem_lu = 7.0  # ours\n'
         "psr_min_db = 11.0  # ours\n"
     )
-    flags = flags_of(master(), str(mine))
+    flags = flags_of(long_master(), str(mine))
     (lra,) = [f for f in flags if f["code"] == "collapsed_dynamics"]
     assert lra["threshold"] == 7.0 and "our-jazz profile calls LRA below 7 LU" in lra["message"]
     assert "5 LU" not in lra["message"] and "6 LU" not in lra["message"]  # jazz's own floors
@@ -261,9 +270,22 @@ def test_over_compression_opens_within_seconds_and_closes_when_it_ends():
     assert 39.0 <= f.end_s <= 43.0
 
 
-def test_a_loud_pop_master_under_jazz_is_a_genre_mismatch():
-    (f,) = [f for f in flags_of(master(), "jazz") if f["code"] == "collapsed_dynamics"]
+def test_lra_is_not_judged_before_60_s_of_programme_as_ebu_tech_3341_asks():
+    # A 30 s excerpt of the loud master: its LRA (about 1 LU) is one passage's, so jazz's
+    # LRA floor is not applied; its PLR (about 8 dB) is a programme measure and is.
     _, r = history(master())
+    assert r.loudness_range_lu < 5.0 and r.plr_db < 10.0
+    (short,) = [f for f in flags_of(master(), "jazz") if f["code"] == "collapsed_dynamics"]
+    assert short["unit"] == "dB" and "LRA" not in short["message"]
+    assert "PLR" in short["message"]
+    # The same master played for 75 s: LRA is judged, and (under its problem line) leads.
+    (long,) = [f for f in flags_of(long_master(), "jazz") if f["code"] == "collapsed_dynamics"]
+    assert long["unit"] == "LU" and "LRA" in long["message"]
+
+
+def test_a_loud_pop_master_under_jazz_is_a_genre_mismatch():
+    (f,) = [f for f in flags_of(long_master(), "jazz") if f["code"] == "collapsed_dynamics"]
+    _, r = history(long_master())
     assert f["severity"] == "problem"  # LRA below the 5 LU mismatch line
     assert f["value"] == pytest.approx(r.loudness_range_lu, abs=0.05)
     # The problem floor set the severity, so the flag and its sentence quote it alone.
@@ -272,7 +294,7 @@ def test_a_loud_pop_master_under_jazz_is_a_genre_mismatch():
     assert "jazz profile calls LRA below 5 LU" in f["message"] and "a problem" in f["message"]
     assert "6 LU" not in f["message"]
     # The same master under pop is a (milder) pop master: no genre mismatch.
-    pop = [f for f in flags_of(master(), "pop") if f["code"] == "collapsed_dynamics"]
+    pop = [f for f in flags_of(long_master(), "pop") if f["code"] == "collapsed_dynamics"]
     assert all("typical of a loud pop master" not in f["message"] for f in pop)
 
 

@@ -29,6 +29,7 @@ from pedalboard.io import StreamResampler
 
 import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
+from earmark.meters.detectors import transient_loss
 from earmark.profiles import load_profile
 from earmark.transform import CONTRACT_KEYS, DYNAMICS_KEYS, DoubtfulAlignmentError
 
@@ -217,7 +218,13 @@ def test_limiter_detected(material):
     d = t.dynamics()
     assert t.limited
     assert d["ceiling_dbfs"] == pytest.approx(0.0, abs=0.3)  # JUCE's limiter holds 0 dBFS
-    assert d["transient_crest_change_db"] < -1.0
+    # The onset measure of crushed_transients (100 ms onsets): the shaped noise has too
+    # few for a median, and then the JSON says so (null) rather than quote another measure.
+    loss = transient_loss(t.before_history, t.after_history)
+    if loss is None:
+        assert d["transient_crest_change_db"] is None
+    else:
+        assert d["transient_crest_change_db"] == pytest.approx(-loss.drop_db) and loss.drop_db > 1.0
     assert d["psr_change_db"] < -1.0
     assert "limited" in t.summary
 
@@ -263,6 +270,22 @@ def test_aggressive_master_explained_and_its_flags_introduced(demo):
     back = earmark.diff(master, demo, sample_rate=SR)  # undoing it removes the flag
     assert "true_peak_over" in {f["code"] for f in back.flags_removed}
     assert not back.limited and not back.compressed
+
+
+def test_json_transient_crest_change_is_minus_the_onset_loss_the_flag_and_narrative_quote(demo):
+    # One number per fact: dynamics' transient_crest_change_db (AFTER minus BEFORE, so
+    # negative for a loss) is minus the median loss crushed_transients and the
+    # narrative quote, over the same onsets.
+    master = aggressive_master(demo, SR)  # 7:1 at -24 dB, +6 dB shelf, limiter
+    t = earmark.diff(demo, master, sample_rate=SR)
+    d = t.to_dict()["dynamics"]
+    loss = transient_loss(t.before_history, t.after_history)
+    assert loss is not None and loss.drop_db > 3.0
+    assert d["transient_crest_change_db"] == pytest.approx(-loss.drop_db, abs=0.005)
+    assert d["transient_crest_before_db"] == pytest.approx(loss.before_db, abs=0.005)
+    assert d["transient_crest_after_db"] == pytest.approx(loss.after_db, abs=0.005)
+    assert d["transient_onsets"] == loss.onsets
+    assert f"lost a median {loss.drop_db:.1f} dB" in t.summary
 
 
 # -- alignment, rates, lengths, polarity ------------------------------------------------------

@@ -221,6 +221,24 @@ def test_list_filters_by_session_label_and_date(home, capsys):
     assert listed[0]["integrated_lufs"] == state_for(gain(6.0)).paths[1].readings.integrated_lufs
 
 
+def test_show_prints_a_grouped_flag_once_with_its_occurrences_as_analyze_does(home, capsys):
+    doc = doc_for(compressor(6.0), label="clipped")
+    occ = [{"start_s": t, "end_s": t + 0.5, "at_s": t, "value": v, "severity": "problem"}
+           for t, v in ((23.0, 1.2), (41.0, 3.96), (59.0, 0.5))]  # fmt: skip
+    doc["flags"] = [{"code": "clipping", "severity": "problem", "start_s": 23.0, "end_s": 59.5,
+                     "value": 3.96, "threshold": 0.0, "unit": "dBFS", "band_hz": None, "path": 1,
+                     "occurrences": occ,
+                     "message": "at 3 places between 23.0 and 59.5 s, worst +3.96 dBFS at 41.0 s."
+                                " The worst: 12 clipped samples"}]  # fmt: skip
+    (sid,) = store_docs(("grouped", "2025-03-01 10:00", [doc]))
+    code, out, _ = run(capsys, "snapshots", "show", str(sid))
+    assert code == 0
+    # The span is said once (the summary says where), then the places with their values.
+    assert "PROBLEM  clipping at 3 places between 23.0 and 59.5 s, worst +3.96 dBFS" in out
+    assert "23.0-59.5 s:" not in out
+    assert "places: 23.0 s +1.20 dBFS, 41.0 s +3.96 dBFS, 59.0 s +0.50 dBFS" in out
+
+
 def test_show_prints_readings_flags_and_the_chain(home, capsys):
     doc = doc_for(compressor(6.0), label="squashed")
     tp = doc["paths"][1]["readings"]["true_peak_dbtp"]
@@ -230,7 +248,8 @@ def test_show_prints_readings_flags_and_the_chain(home, capsys):
     (sid,) = store_docs(("show", "2025-03-01 10:00", [doc]))
     code, out, _ = run(capsys, "snapshots", "show", str(sid))
     assert code == 0
-    assert "[problem] true_peak_over on chain 1.0-4.0 s" in out
+    assert "Flags on chain:" in out
+    assert "PROBLEM  true_peak_over  1.0-4.0 s: true peak" in out
     assert "Compressor: threshold_db -30, ratio 6, attack_ms 0.1, release_ms 200" in out
     integrated = state_for(compressor(6.0)).paths[1].readings.integrated_lufs
     assert f"{integrated:.1f}" in out and "A: chain" in out and "B: dry" in out

@@ -87,6 +87,7 @@ import numpy as np
 from .kernels import CLIP_RUN, HIST_MIN_LUFS, LOUDNESS_OFFSET
 from .profile import Profile
 from .readings import History
+from .sharpness import sharpness_acum
 from .tonal import AIR_HZ, BODY_HZ, PRESENCE_HZ, band_sum_db, k_weighting_gain_db, relative_levels
 
 __all__ = [
@@ -754,6 +755,7 @@ class Detector:
         }
         tonal = self.profile.tonal
         self._spreads: dict[str, float] = {}
+        self._target_sharp = math.nan  # the sharpness the tonal target implies (acum)
         if tonal is not None:
             levels, spreads = tonal.at(band_hz)
             target = np.array(levels, dtype=np.float64)
@@ -767,6 +769,8 @@ class Detector:
                 if sel.any():
                     w = 10.0 ** (target[sel] / 10.0)
                     self._spreads[name] = float((w * spread[sel]).sum() / w.sum())
+            if self.profile.harshness is not None and np.isfinite(target).any():
+                self._target_sharp = float(self._sharpness(target[None, :])[0])
         res = self.profile.resonance
         hz = np.asarray(band_hz)
         nb = len(hz)
@@ -794,6 +798,10 @@ class Detector:
             for name, sel in self._sum_bands.items():
                 out[name] = 10.0 * np.log10(power[:, sel].sum(axis=1)) - total_db
                 out[name][~np.isfinite(out[name])] = np.nan
+        if self.profile.harshness is not None:
+            # DIN 45692 sharpness of each 3 s spectrum, vectorised over the batch
+            # (supporting evidence quoted in the harsh_highs sentence).
+            out["sharp"] = self._sharpness(spec)
         bands = self._res_bands
         rows = spec.shape[0]
         prom = np.full((rows, len(bands)), np.nan)
@@ -834,6 +842,10 @@ class Detector:
         out["res_freq"] = freq
         return out
 
+    def _sharpness(self, spec: np.ndarray) -> np.ndarray:
+        assert self._band_hz is not None
+        return np.asarray(sharpness_acum(spec, self._band_hz, sample_rate=self.sample_rate))
+
     def _add_before_rows(self, rows: History) -> None:
         n = len(rows)
         if n == 0:
@@ -849,6 +861,7 @@ class Detector:
             presence = band_sum_db(rel, self._band_hz, *PRESENCE_HZ)
             air = band_sum_db(rel, self._band_hz, *AIR_HZ)
             body = band_sum_db(rel, self._band_hz, *BODY_HZ)
+            sharp = self._sharpness(spec) if self.profile.harshness is not None else None
         energy = _power_db(np.asarray(rows.channel_mean_square))
         for i in range(n):
             r = first + i
@@ -866,6 +879,7 @@ class Detector:
                 "presence": float(presence[i]) if have_spec else math.nan,
                 "air": float(air[i]) if have_spec else math.nan,
                 "body": float(body[i]) if have_spec else math.nan,
+                "sharp": float(sharp[i]) if have_spec and sharp is not None else math.nan,
             }
             self._before_end = r
 
@@ -1242,7 +1256,9 @@ class Detector:
         value = medians[best]
         cond = math.isfinite(value) and value >= ha.rise_db
         tr = self._harsh_tracks["added"]
-        event = tr.step(cond, t, value, (rises["presence"][-1], rises["air"][-1]))
+        sharp_then = before["sharp"] if before is not None else math.nan
+        sharp = (row.get("sharp", math.nan), sharp_then) if row["gated"] else (math.nan, math.nan)
+        event = tr.step(cond, t, value, (rises["presence"][-1], rises["air"][-1], *sharp))
         if event is None:
             return
         if event == "close":
@@ -1276,11 +1292,15 @@ class Detector:
         if math.isfinite(other) and other >= ha.rise_db:
             also = f", and {other:.1f} dB to {other_name}"
         tail = f" (a problem from {problem:g} dB)" if problem is not None else ""
+        after_acum, before_acum = (_finite_median([e[i] for e in tr.extras]) for i in (2, 3))
+        sharp_text = ""
+        if math.isfinite(after_acum) and math.isfinite(before_acum):
+            sharp_text = f", sharpness {before_acum:.2f} -> {after_acum:.2f} acum (DIN 45692)"
         rec.message = (
             f"the processing added {added:.1f} dB to {name} relative to the body (250 Hz-1.6 kHz)"
             f"{also}, loudness-normalised, against the BEFORE version, over "
-            f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s): harsher "
-            f"highs; the {self.profile.title} flags {ha.rise_db:g} dB added{tail}"
+            f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s){sharp_text}: "
+            f"harsher highs; the {self.profile.title} flags {ha.rise_db:g} dB added{tail}"
         )
 
     def _harsh_target(self, row: dict[str, Any], ha: Any) -> None:
@@ -1312,7 +1332,7 @@ class Detector:
             cond = over and band == "presence" and body_ok and not ha.require_before
             cond = cond and not added
             tr = self._harsh_tracks[band]
-            event = tr.step(cond, t, excess)
+            event = tr.step(cond, t, excess, row.get("sharp", math.nan))
             if event is None:
                 continue
             if event == "close":
@@ -1339,8 +1359,23 @@ class Detector:
                 f"{name} sat a median {med:.1f} dB (up to {max(tr.values):.1f} dB) above the "
                 f"{self.profile.title}'s tonal target relative to the body (250 Hz-1.6 kHz), "
                 f"loudness-normalised, for {rec.end_s - rec.start_s:.1f} s "
-                f"({rec.start_s:.1f}-{rec.end_s:.1f} s){rank}; the profile allows {limit:g} dB"
+                f"({rec.start_s:.1f}-{rec.end_s:.1f} s){rank}{self._sharp_text(tr.extras)}; "
+                f"the profile allows {limit:g} dB"
             )
+
+    def _sharp_text(self, sharp_acum: list[float]) -> str:
+        """The master's median sharpness over a flag's rows, against the profile's."""
+        value = _finite_median(sharp_acum)
+        if not math.isfinite(value):
+            return ""
+        text = f"; sharpness {value:.2f} acum (DIN 45692)"
+        refs = self.profile.harshness.reference_sharpness_acum if self.profile.harshness else ()
+        if refs:
+            sharper = sum(1 for v in refs if value > v)
+            return f"{text}, sharper than {sharper} of your {len(refs)} references"
+        if math.isfinite(self._target_sharp):
+            return f"{text}, the {self.profile.title}'s tonal target reads {self._target_sharp:.2f}"
+        return text
 
     # -- resonance ---------------------------------------------------------------------
 

@@ -331,6 +331,36 @@ def test_a_high_shelf_is_harsh_above_5_khz_only_against_the_mix():
     assert air and all(f.code == "harsh_highs" and f.severity == "problem" for f in air)
 
 
+def _acum(text: str) -> list[float]:
+    """The sharpness figures (acum) a harsh_highs sentence quotes, in order."""
+    import re
+
+    m = re.search(r"sharpness ([0-9.]+)(?: -> ([0-9.]+))? acum", text)
+    assert m, text
+    return [float(v) for v in m.groups() if v is not None]
+
+
+def test_the_harsh_sentence_quotes_the_sharpness_that_the_boost_raised():
+    # A +8 dB bell at 4 kHz on the pop target, judged against the clean version: the
+    # sentence quotes DIN 45692 sharpness before -> after, and it rose.
+    clean = on_target("pop")
+    bright = process(clean, [pedalboard.PeakFilter(cutoff_frequency_hz=4000, gain_db=8.0)])
+    hc, _ = history(clean)
+    hb, _ = history(bright)
+    (g,) = [g for g in detect(hb, load_profile("pop"), FS, 2, before=hc) if g.code == "harsh_highs"]
+    before_acum, after_acum = _acum(g.message)
+    assert after_acum - before_acum >= 0.1, g.message
+    # The same figures as the bank's own sharpness rows, median over the flagged rows.
+    rows = (hb.t_s >= g.start_s + 3.0) & (hb.t_s <= g.end_s)
+    assert after_acum == pytest.approx(float(np.median(hb.sharpness_acum()[rows])), abs=0.03)
+    assert before_acum == pytest.approx(float(np.median(hc.sharpness_acum()[rows])), abs=0.03)
+    # Without a BEFORE, the master's own sharpness against the one of the profile's target.
+    (f,) = [f for f in flags_of(bright, "pop") if f["code"] == "harsh_highs"]
+    (alone,) = _acum(f["message"])
+    assert alone == pytest.approx(after_acum, abs=0.05)
+    assert "pop profile's tonal target reads" in f["message"]
+
+
 @pytest.mark.parametrize(("freq_hz", "q", "gain_db"), [(2500.0, 8.0, 12.0), (630.0, 6.0, 10.0)])
 def test_a_steady_narrow_peak_is_a_resonance_at_its_frequency(freq_hz, q, gain_db):
     # A beat of noise on the pop target: the spectrum around the peak moves with the beat.

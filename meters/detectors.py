@@ -147,6 +147,7 @@ _HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its fl
 # A high band this far below the programme's loudness (K-weighted total) is not judged
 # for what the processing added (inference: inaudible under the rest of the mix).
 _HARSH_AUDIBLE_DB = -40.0
+_SHARP_EVERY_ROWS = 10  # harsh_highs' sharpness evidence: one 3 s spectrum a second
 _RESONANCE_AUDIBLE_DB = 40.0  # bands further below the row's loudest are not judged
 _RESONANCE_NEAR = (2, 3, 4)  # neighbourhood: 2/3 to 4/3 octave either side
 # Across notes (inference): over the sustain window the neighbourhood's level must move
@@ -741,7 +742,7 @@ class Detector:
         }
         spec = np.asarray(rows.spectrum_db)[sl]
         if self._k_gain is not None and spec.shape[1:] == self._k_gain.shape:
-            out.update(self._spectral_features(spec))
+            out.update(self._spectral_features(spec, int(rows.first_row) + start))
         return out
 
     def _setup_spectrum(self, band_hz: tuple[float, ...]) -> None:
@@ -770,7 +771,9 @@ class Detector:
                     w = 10.0 ** (target[sel] / 10.0)
                     self._spreads[name] = float((w * spread[sel]).sum() / w.sum())
             if self.profile.harshness is not None and np.isfinite(target).any():
-                self._target_sharp = float(self._sharpness(target[None, :])[0])
+                self._target_sharp = float(
+                    sharpness_acum(target, self._band_hz, sample_rate=self.sample_rate)
+                )
         res = self.profile.resonance
         hz = np.asarray(band_hz)
         nb = len(hz)
@@ -786,7 +789,7 @@ class Detector:
         # Exact base-ten 1/3-octave centres (IEC 61260) of the nominal bands.
         self._exact_hz = 1000.0 * 10.0 ** (np.round(10.0 * np.log10(hz / 1000.0)) / 10.0)
 
-    def _spectral_features(self, spec: np.ndarray) -> dict[str, np.ndarray]:
+    def _spectral_features(self, spec: np.ndarray, first_row: int) -> dict[str, np.ndarray]:
         assert self._band_hz is not None and self._k_gain is not None
         # Loudness-normalised band sums (meters.tonal's relative_levels and band_sum_db,
         # written out on powers once for the batch).
@@ -798,10 +801,10 @@ class Detector:
             for name, sel in self._sum_bands.items():
                 out[name] = 10.0 * np.log10(power[:, sel].sum(axis=1)) - total_db
                 out[name][~np.isfinite(out[name])] = np.nan
-        if self.profile.harshness is not None:
-            # DIN 45692 sharpness of each 3 s spectrum, vectorised over the batch
-            # (supporting evidence quoted in the harsh_highs sentence).
-            out["sharp"] = self._sharpness(spec)
+        if self._wants_sharpness():
+            # DIN 45692 sharpness (supporting evidence of harsh_highs), vectorised over
+            # the batch, of one 3 s spectrum a second (NaN between).
+            out["sharp"] = self._sharpness(spec, first_row)
         bands = self._res_bands
         rows = spec.shape[0]
         prom = np.full((rows, len(bands)), np.nan)
@@ -842,9 +845,25 @@ class Detector:
         out["res_freq"] = freq
         return out
 
-    def _sharpness(self, spec: np.ndarray) -> np.ndarray:
+    def _wants_sharpness(self) -> bool:
+        """Only harsh_highs reads sharpness: with a BEFORE, or against a tonal target
+        without one; otherwise (the default profile alone) it costs nothing."""
+        ha = self.profile.harshness
+        if ha is None:
+            return False
+        return self._has_before or (bool(self._targets) and not ha.require_before)
+
+    def _sharpness(self, spec: np.ndarray, first_row: int) -> np.ndarray:
+        """Sharpness (acum) of the rows whose absolute number is a multiple of
+        ``_SHARP_EVERY_ROWS``, NaN for the others. The 3 s spectra of rows 0.1 s apart
+        overlap by 97 %, so a value a second loses nothing for a median over seconds
+        and costs a tenth; the absolute rows keep live and offline batches equal."""
         assert self._band_hz is not None
-        return np.asarray(sharpness_acum(spec, self._band_hz, sample_rate=self.sample_rate))
+        out = np.full(spec.shape[0], np.nan)
+        pick = np.flatnonzero((first_row + np.arange(spec.shape[0])) % _SHARP_EVERY_ROWS == 0)
+        if len(pick):
+            out[pick] = sharpness_acum(spec[pick], self._band_hz, sample_rate=self.sample_rate)
+        return out
 
     def _add_before_rows(self, rows: History) -> None:
         n = len(rows)
@@ -861,7 +880,7 @@ class Detector:
             presence = band_sum_db(rel, self._band_hz, *PRESENCE_HZ)
             air = band_sum_db(rel, self._band_hz, *AIR_HZ)
             body = band_sum_db(rel, self._band_hz, *BODY_HZ)
-            sharp = self._sharpness(spec) if self.profile.harshness is not None else None
+            sharp = self._sharpness(spec, first) if self._wants_sharpness() else None
         energy = _power_db(np.asarray(rows.channel_mean_square))
         for i in range(n):
             r = first + i
@@ -945,7 +964,8 @@ class Detector:
             "air": deque(maxlen=need),
         }
         # The gated rows' sharpness (acum) over the same window, for the single-file test.
-        self._harsh_sharp: deque[float] = deque(maxlen=need)
+        self._harsh_sharp: deque[tuple[int, float]] = deque()
+        self._harsh_need = need
         self._res_state: dict[int, _ResonanceBand] = {}
 
     def _new(self, code: str, start_s: float, unit: str | None) -> _Record:
@@ -1327,13 +1347,17 @@ class Detector:
         # bench's untouched pieces this removed every false warning and kept 94 % of
         # the single-file recall (docs/reference.md, "Harshness").
         sharp = row.get("sharp", math.nan)
+        window = self._harsh_sharp
         if row["gated"] and math.isfinite(sharp):
-            self._harsh_sharp.append(float(sharp))
+            window.append((row["row"], float(sharp)))
+        while window and window[0][0] <= row["row"] - self._harsh_need:
+            window.popleft()
         expected = self._expected_sharp()
         sharper = True
         if math.isfinite(expected):
-            window = self._harsh_sharp
-            sharper = len(window) * 2 >= window.maxlen and float(np.median(window)) > expected
+            # Judged once half the window's one-a-second values are there.
+            enough = len(window) * 2 * _SHARP_EVERY_ROWS >= self._harsh_need
+            sharper = enough and float(np.median([v for _, v in window])) > expected
         for band, limit, lo_hi in (
             ("presence", ha.presence_excess_db, PRESENCE_HZ),
             ("air", ha.air_excess_db, AIR_HZ),

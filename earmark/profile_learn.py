@@ -30,6 +30,7 @@ from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.meters import History, MeterBank
 from earmark.meters.bands import NOMINAL_HZ
 from earmark.meters.detectors import ONSET_MIN_COUNT, ONSET_WINDOW_ROWS, onset_mask
+from earmark.meters.sharpness import sharpness_acum
 from earmark.meters.tonal import (
     AIR_HZ,
     BODY_HZ,
@@ -71,6 +72,7 @@ class Measured:
     band_hz: tuple[float, ...] = ()
     long_rel_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
     window_rel_db: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    sharpness_acum: float | None = None  # median DIN 45692 sharpness of the judged 3 s spectra
 
 
 def measure_reference(path: str) -> Measured:
@@ -100,8 +102,15 @@ def measure_reference(path: str) -> Measured:
     window_rel = (
         relative_levels(cat["spec"][loud], k_gain) if cat["spec"].size else np.zeros((0, 0))
     )
+    sharp = (
+        sharpness_acum(cat["spec"][loud], band_hz, sample_rate=info.sample_rate)
+        if cat["spec"].size
+        else np.zeros(0)
+    )
+    sharp = sharp[np.isfinite(sharp)]
     return Measured(
         path=path,
+        sharpness_acum=float(np.median(sharp)) if len(sharp) else None,
         integrated_lufs=integrated,
         true_peak_dbtp=r.true_peak_dbtp,
         lra_lu=r.loudness_range_lu,
@@ -289,6 +298,10 @@ def _tonal_lines(refs: Sequence[Measured]) -> list[str]:
                 tilts.append(tilt)
         if len(tilts) == len(refs):
             out.append(f"{key} = [" + ", ".join(f"{v:.1f}" for v in tilts) + "]")
+    # and its long-term DIN 45692 sharpness, to rank a master's ("sharper than 9 of ...").
+    sharp = [m.sharpness_acum for m in refs]
+    if sharp and all(v is not None and math.isfinite(v) for v in sharp):
+        out.append("reference_sharpness_acum = [" + ", ".join(f"{v:.2f}" for v in sharp) + "]")
     out += [
         "sustain_s = 5.0            # as shipped (inference)",
         "rise_db = 3.0              # as shipped (inference): added against a BEFORE version",

@@ -88,6 +88,7 @@ import numpy as np
 from .kernels import CLIP_RUN, HIST_MIN_LUFS, LOUDNESS_OFFSET
 from .profile import Profile
 from .readings import History
+from .sharpness import sharpness_acum
 from .tonal import AIR_HZ, BODY_HZ, PRESENCE_HZ, band_sum_db, k_weighting_gain_db, relative_levels
 
 __all__ = [
@@ -147,6 +148,7 @@ _HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its fl
 # A high band this far below the programme's loudness (K-weighted total) is not judged
 # for what the processing added (inference: inaudible under the rest of the mix).
 _HARSH_AUDIBLE_DB = -40.0
+_SHARP_EVERY_ROWS = 10  # harsh_highs' sharpness evidence: one 3 s spectrum a second
 _RESONANCE_AUDIBLE_DB = 40.0  # bands further below the row's loudest are not judged
 _RESONANCE_NEAR = (2, 3, 4)  # neighbourhood: 2/3 to 4/3 octave either side
 # Across notes (inference): over the sustain window the neighbourhood's level must move
@@ -747,7 +749,7 @@ class Detector:
         }
         spec = np.asarray(rows.spectrum_db)[sl]
         if self._k_gain is not None and spec.shape[1:] == self._k_gain.shape:
-            out.update(self._spectral_features(spec))
+            out.update(self._spectral_features(spec, int(rows.first_row) + start))
         return out
 
     def _setup_spectrum(self, band_hz: tuple[float, ...]) -> None:
@@ -761,6 +763,7 @@ class Detector:
         }
         tonal = self.profile.tonal
         self._spreads: dict[str, float] = {}
+        self._target_sharp = math.nan  # the sharpness the tonal target implies (acum)
         if tonal is not None:
             levels, spreads = tonal.at(band_hz)
             target = np.array(levels, dtype=np.float64)
@@ -774,6 +777,10 @@ class Detector:
                 if sel.any():
                     w = 10.0 ** (target[sel] / 10.0)
                     self._spreads[name] = float((w * spread[sel]).sum() / w.sum())
+            if self.profile.harshness is not None and np.isfinite(target).any():
+                self._target_sharp = float(
+                    sharpness_acum(target, self._band_hz, sample_rate=self.sample_rate)
+                )
         res = self.profile.resonance
         hz = np.asarray(band_hz)
         nb = len(hz)
@@ -789,7 +796,7 @@ class Detector:
         # Exact base-ten 1/3-octave centres (IEC 61260) of the nominal bands.
         self._exact_hz = 1000.0 * 10.0 ** (np.round(10.0 * np.log10(hz / 1000.0)) / 10.0)
 
-    def _spectral_features(self, spec: np.ndarray) -> dict[str, np.ndarray]:
+    def _spectral_features(self, spec: np.ndarray, first_row: int) -> dict[str, np.ndarray]:
         assert self._band_hz is not None and self._k_gain is not None
         # Loudness-normalised band sums (meters.tonal's relative_levels and band_sum_db,
         # written out on powers once for the batch).
@@ -801,6 +808,10 @@ class Detector:
             for name, sel in self._sum_bands.items():
                 out[name] = 10.0 * np.log10(power[:, sel].sum(axis=1)) - total_db
                 out[name][~np.isfinite(out[name])] = np.nan
+        if self._wants_sharpness():
+            # DIN 45692 sharpness (supporting evidence of harsh_highs), vectorised over
+            # the batch, of one 3 s spectrum a second (NaN between).
+            out["sharp"] = self._sharpness(spec, first_row)
         bands = self._res_bands
         rows = spec.shape[0]
         prom = np.full((rows, len(bands)), np.nan)
@@ -841,6 +852,26 @@ class Detector:
         out["res_freq"] = freq
         return out
 
+    def _wants_sharpness(self) -> bool:
+        """Only harsh_highs reads sharpness: with a BEFORE, or against a tonal target
+        without one; otherwise (the default profile alone) it costs nothing."""
+        ha = self.profile.harshness
+        if ha is None:
+            return False
+        return self._has_before or (bool(self._targets) and not ha.require_before)
+
+    def _sharpness(self, spec: np.ndarray, first_row: int) -> np.ndarray:
+        """Sharpness (acum) of the rows whose absolute number is a multiple of
+        ``_SHARP_EVERY_ROWS``, NaN for the others. The 3 s spectra of rows 0.1 s apart
+        overlap by 97 %, so a value a second loses nothing for a median over seconds
+        and costs a tenth; the absolute rows keep live and offline batches equal."""
+        assert self._band_hz is not None
+        out = np.full(spec.shape[0], np.nan)
+        pick = np.flatnonzero((first_row + np.arange(spec.shape[0])) % _SHARP_EVERY_ROWS == 0)
+        if len(pick):
+            out[pick] = sharpness_acum(spec[pick], self._band_hz, sample_rate=self.sample_rate)
+        return out
+
     def _add_before_rows(self, rows: History) -> None:
         n = len(rows)
         if n == 0:
@@ -856,6 +887,7 @@ class Detector:
             presence = band_sum_db(rel, self._band_hz, *PRESENCE_HZ)
             air = band_sum_db(rel, self._band_hz, *AIR_HZ)
             body = band_sum_db(rel, self._band_hz, *BODY_HZ)
+            sharp = self._sharpness(spec, first) if self._wants_sharpness() else None
         energy = _power_db(np.asarray(rows.channel_mean_square))
         for i in range(n):
             r = first + i
@@ -873,6 +905,7 @@ class Detector:
                 "presence": float(presence[i]) if have_spec else math.nan,
                 "air": float(air[i]) if have_spec else math.nan,
                 "body": float(body[i]) if have_spec else math.nan,
+                "sharp": float(sharp[i]) if have_spec and sharp is not None else math.nan,
             }
             self._before_end = r
 
@@ -937,6 +970,9 @@ class Detector:
             "presence": deque(maxlen=need),
             "air": deque(maxlen=need),
         }
+        # The gated rows' sharpness (acum) over the same window, for the single-file test.
+        self._harsh_sharp: deque[tuple[int, float]] = deque()
+        self._harsh_need = need
         self._res_state: dict[int, _ResonanceBand] = {}
 
     def _new(self, code: str, start_s: float, unit: str | None) -> _Record:
@@ -1270,7 +1306,9 @@ class Detector:
         value = medians[best]
         cond = math.isfinite(value) and value >= ha.rise_db
         tr = self._harsh_tracks["added"]
-        event = tr.step(cond, t, value, (rises["presence"][-1], rises["air"][-1]))
+        sharp_then = before["sharp"] if before is not None else math.nan
+        sharp = (row.get("sharp", math.nan), sharp_then) if row["gated"] else (math.nan, math.nan)
+        event = tr.step(cond, t, value, (rises["presence"][-1], rises["air"][-1], *sharp))
         if event is None:
             return
         if event == "close":
@@ -1304,11 +1342,15 @@ class Detector:
         if math.isfinite(other) and other >= ha.rise_db:
             also = f", and {other:.1f} dB to {other_name}"
         tail = f" (a problem from {problem:g} dB)" if problem is not None else ""
+        after_acum, before_acum = (_finite_median([e[i] for e in tr.extras]) for i in (2, 3))
+        sharp_text = ""
+        if math.isfinite(after_acum) and math.isfinite(before_acum):
+            sharp_text = f", sharpness {before_acum:.2f} -> {after_acum:.2f} acum (DIN 45692)"
         rec.message = (
             f"the processing added {added:.1f} dB to {name} relative to the body (250 Hz-1.6 kHz)"
             f"{also}, loudness-normalised, against the BEFORE version, over "
-            f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s): harsher "
-            f"highs; the {self.profile.title} flags {ha.rise_db:g} dB added{tail}"
+            f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s){sharp_text}: "
+            f"harsher highs; the {self.profile.title} flags {ha.rise_db:g} dB added{tail}"
         )
 
     def _harsh_target(self, row: dict[str, Any], ha: Any) -> None:
@@ -1325,6 +1367,25 @@ class Detector:
             and body_target - row["body"] <= ha.body_deficit_db
         )
         added = self._harsh_tracks["added"].record is not None
+        # Corroboration (inference): without a BEFORE, a 2-5 kHz excess is called harsh
+        # only while the master is also sharper (DIN 45692, running median over the
+        # sustain window) than what the profile expects: its tonal target's sharpness,
+        # or the learned references' median. A band excess in a master that is not
+        # sharper overall (a thin body, a dark top) is a balance, not harshness; on the
+        # bench's untouched pieces this removed every false warning and kept 94 % of
+        # the single-file recall (docs/reference.md, "Harshness").
+        sharp = row.get("sharp", math.nan)
+        window = self._harsh_sharp
+        if row["gated"] and math.isfinite(sharp):
+            window.append((row["row"], float(sharp)))
+        while window and window[0][0] <= row["row"] - self._harsh_need:
+            window.popleft()
+        expected = self._expected_sharp()
+        sharper = True
+        if math.isfinite(expected):
+            # Judged once half the window's one-a-second values are there.
+            enough = len(window) * 2 * _SHARP_EVERY_ROWS >= self._harsh_need
+            sharper = enough and float(np.median([v for _, v in window])) > expected
         for band, limit, lo_hi in (
             ("presence", ha.presence_excess_db, PRESENCE_HZ),
             ("air", ha.air_excess_db, AIR_HZ),
@@ -1338,9 +1399,9 @@ class Detector:
             # Above 5 kHz brightness is a style until a BEFORE version shows the processing
             # added it; what a BEFORE explains is the "added" flag's (no second flag).
             cond = over and band == "presence" and body_ok and not ha.require_before
-            cond = cond and not added
+            cond = cond and not added and sharper
             tr = self._harsh_tracks[band]
-            event = tr.step(cond, t, excess)
+            event = tr.step(cond, t, excess, row.get("sharp", math.nan))
             if event is None:
                 continue
             if event == "close":
@@ -1367,8 +1428,32 @@ class Detector:
                 f"{name} sat a median {med:.1f} dB (up to {max(tr.values):.1f} dB) above the "
                 f"{self.profile.title}'s tonal target relative to the body (250 Hz-1.6 kHz), "
                 f"loudness-normalised, for {rec.end_s - rec.start_s:.1f} s "
-                f"({rec.start_s:.1f}-{rec.end_s:.1f} s){rank}; the profile allows {limit:g} dB"
+                f"({rec.start_s:.1f}-{rec.end_s:.1f} s){rank}{self._sharp_text(tr.extras)}; "
+                f"the profile allows {limit:g} dB"
             )
+
+    def _expected_sharp(self) -> float:
+        """The sharpness (acum) the profile expects: its learned references' median, else
+        the one its tonal target implies; NaN when it has neither."""
+        ha = self.profile.harshness
+        refs = ha.reference_sharpness_acum if ha is not None else ()
+        if refs:
+            return float(np.median(refs))
+        return getattr(self, "_target_sharp", math.nan)
+
+    def _sharp_text(self, sharp_acum: list[float]) -> str:
+        """The master's median sharpness over a flag's rows, against the profile's."""
+        value = _finite_median(sharp_acum)
+        if not math.isfinite(value):
+            return ""
+        text = f"; sharpness {value:.2f} acum (DIN 45692)"
+        refs = self.profile.harshness.reference_sharpness_acum if self.profile.harshness else ()
+        if refs:
+            sharper = sum(1 for v in refs if value > v)
+            return f"{text}, sharper than {sharper} of your {len(refs)} references"
+        if math.isfinite(self._target_sharp):
+            return f"{text}, the {self.profile.title}'s tonal target reads {self._target_sharp:.2f}"
+        return text
 
     # -- resonance ---------------------------------------------------------------------
 

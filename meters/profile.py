@@ -203,6 +203,8 @@ class Harshness:
     # body (250 Hz-1.6 kHz), so a verdict can rank a master among them.
     reference_presence_db: tuple[float, ...] = ()
     reference_air_db: tuple[float, ...] = ()
+    # and its long-term DIN 45692 sharpness (acum), to rank a master's.
+    reference_sharpness_acum: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +340,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
         "require_before": ("bool", None, None),
         "reference_presence_db": ("floats", -120.0, 60.0),
         "reference_air_db": ("floats", -120.0, 60.0),
+        "reference_sharpness_acum": ("floats", 0.0, 20.0),
     },
     "resonance": {
         "prominence_db": (_NUM, 1.0, 60.0),

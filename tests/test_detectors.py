@@ -355,6 +355,65 @@ def test_a_high_shelf_is_harsh_above_5_khz_only_against_the_mix():
     assert air and all(f.code == "harsh_highs" and f.severity == "problem" for f in air)
 
 
+def _acum(text: str) -> list[float]:
+    """The sharpness figures (acum) a harsh_highs sentence quotes, in order."""
+    import re
+
+    m = re.search(r"sharpness ([0-9.]+)(?: -> ([0-9.]+))? acum", text)
+    assert m, text
+    return [float(v) for v in m.groups() if v is not None]
+
+
+def test_the_harsh_sentence_quotes_the_sharpness_that_the_boost_raised():
+    # A +8 dB bell at 4 kHz on the pop target, judged against the clean version: the
+    # sentence quotes DIN 45692 sharpness before -> after, and it rose.
+    clean = on_target("pop")
+    bright = process(clean, [pedalboard.PeakFilter(cutoff_frequency_hz=4000, gain_db=8.0)])
+    hc, _ = history(clean)
+    hb, _ = history(bright)
+    (g,) = [g for g in detect(hb, load_profile("pop"), FS, 2, before=hc) if g.code == "harsh_highs"]
+    before_acum, after_acum = _acum(g.message)
+    assert after_acum - before_acum >= 0.1, g.message
+    # The same figures as the bank's own sharpness rows, median over the flagged rows.
+    rows = (hb.t_s >= g.start_s + 3.0) & (hb.t_s <= g.end_s)
+    assert after_acum == pytest.approx(float(np.median(hb.sharpness_acum()[rows])), abs=0.03)
+    assert before_acum == pytest.approx(float(np.median(hc.sharpness_acum()[rows])), abs=0.03)
+    # Without a BEFORE, the master's own sharpness against the one of the profile's target.
+    (f,) = [f for f in flags_of(bright, "pop") if f["code"] == "harsh_highs"]
+    (alone,) = _acum(f["message"])
+    assert alone == pytest.approx(after_acum, abs=0.05)
+    assert "pop profile's tonal target reads" in f["message"]
+
+
+def test_a_single_file_with_a_high_shelf_is_harsh_and_sharper_than_the_target():
+    # No BEFORE: a +8 dB shelf at 3 kHz on the pop target is over the 2-5 kHz limit and
+    # sharper than the target's own sharpness, which the sentence quotes.
+    bright = process(
+        on_target("pop"), [pedalboard.HighShelfFilter(cutoff_frequency_hz=3000, gain_db=8.0)]
+    )
+    (f,) = [f for f in flags_of(bright, "pop") if f["code"] == "harsh_highs"]
+    assert f["band_hz"] == [2000.0, 5000.0] and f["value"] >= 3.0
+    (acum,) = _acum(f["message"])
+    target = float(f["message"].split("tonal target reads ")[1][:4])
+    assert acum - target >= 0.2, f["message"]
+
+
+def test_a_presence_bump_under_a_dark_top_is_not_sharper_so_not_harsh():
+    # +5 dB at 3.5 kHz (over the 3 dB limit relative to the body) but everything above
+    # 5 kHz cut by 12 dB: the master is duller than the target (lower sharpness), a
+    # balance rather than harshness; the same bump on the full top is flagged.
+    clean = on_target("pop")
+    bump = pedalboard.PeakFilter(cutoff_frequency_hz=3500, gain_db=5.0, q=1.0)
+    dark = pedalboard.HighShelfFilter(cutoff_frequency_hz=5000, gain_db=-12.0)
+    hb, _ = history(process(clean, [bump, dark]))
+    det = Detector(load_profile("pop"), FS, 2)
+    det.update(hb)
+    flags = det.finish()
+    assert float(np.median(hb.sharpness_acum()[40:])) < det._expected_sharp()
+    assert "harsh_highs" not in codes(flags)
+    assert "harsh_highs" in codes(flags_of(process(clean, [bump]), "pop"))
+
+
 @pytest.mark.parametrize(("freq_hz", "q", "gain_db"), [(2500.0, 8.0, 12.0), (630.0, 6.0, 10.0)])
 def test_a_steady_narrow_peak_is_a_resonance_at_its_frequency(freq_hz, q, gain_db):
     # A beat of noise on the pop target: the spectrum around the peak moves with the beat.

@@ -307,6 +307,37 @@ def test_profile_build_learns_values_that_reproduce_the_references(tmp_path):
     assert {"over_compression", "loudness_target", "collapsed_dynamics"} <= flagged
 
 
+def test_a_learned_profile_stores_each_references_sharpness_and_ranks_a_master_by_it(tmp_path):
+    from earmark.meters import MeterBank
+    from earmark.meters.detectors import Detector
+    from earmark.profile_learn import learn_profile_text, measure_reference
+
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"trusted-{seed}.wav"
+        sf.write(path, _master(seed), FS, subtype="FLOAT")
+        paths.append(str(path))
+    refs = [measure_reference(p) for p in paths]
+    (tmp_path / "house.toml").write_text(learn_profile_text("house", refs))
+    profile = load_profile(tmp_path / "house.toml")
+    stored = profile.harshness.reference_sharpness_acum
+    assert len(stored) == 2
+    for path, value in zip(paths, stored, strict=True):
+        # The median DIN 45692 sharpness of the reference's loud 3 s spectra.
+        x, _ = sf.read(path, dtype="float32")
+        bank = MeterBank(2, FS)
+        bank.process(x)
+        h = bank.history()
+        loud = h.short_term_lufs >= bank.readings().integrated_lufs - 20.0
+        assert value == pytest.approx(float(np.nanmedian(h.sharpness_acum()[loud])), abs=0.011)
+    # The single-file harsh test expects the references' median sharpness.
+    det = Detector(profile, FS, 2)
+    assert det._expected_sharp() == pytest.approx(float(np.median(stored)))
+    # A flag's sentence ranks the master among the references by sharpness.
+    assert det._sharp_text([max(stored) + 0.1]).endswith("sharper than 2 of your 2 references")
+    assert det._sharp_text([min(stored) - 0.1]).endswith("sharper than 0 of your 2 references")
+
+
 def test_profile_build_refuses_built_in_names_and_skips_unreadable_files(tmp_path):
     home = tmp_path / "home"
     good = tmp_path / "good.wav"

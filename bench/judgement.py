@@ -405,6 +405,17 @@ def _f(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+# What the processing did, per family: the measures the summary table shows.
+_MEASURED = (
+    "integrated_lufs",
+    "loudness_change_lu",
+    "psr_median_db",
+    "psr_change_db",
+    "presence_change_db",
+    "air_change_db",
+)
+
+
 def report(results: list[dict[str, Any]], console: Any, list_cases: bool) -> None:
     """The tables: processing check, precision/recall, controls, alignment, goals."""
     from rich.table import Table
@@ -440,32 +451,8 @@ def report(results: list[dict[str, Any]], console: Any, list_cases: bool) -> Non
     for r in results:
         by_kind.setdefault(r["family"] if r["family"] != "control" else r["kind"], []).append(r)
     for kind, rs in by_kind.items():
-        med = {
-            k: _median([r["measures"][k] for r in rs])
-            for k in (
-                "integrated_lufs",
-                "loudness_change_lu",
-                "psr_median_db",
-                "psr_change_db",
-                "presence_change_db",
-                "air_change_db",
-            )
-        }
-        t.add_row(
-            kind,
-            str(len(rs)),
-            *(
-                _f(med[k])
-                for k in (
-                    "integrated_lufs",
-                    "loudness_change_lu",
-                    "psr_median_db",
-                    "psr_change_db",
-                    "presence_change_db",
-                    "air_change_db",
-                )
-            ),
-        )
+        med = {k: _median([r["measures"][k] for r in rs]) for k in _MEASURED}
+        t.add_row(kind, str(len(rs)), *(_f(med[k]) for k in _MEASURED))
     console.print(t)
 
     t = Table(title="Precision / recall per flag class (TP/FP/FN), any severity")

@@ -54,7 +54,14 @@ def _run(tmp_path: Path) -> float:
     out = subprocess.run(
         [sys.executable, "-c", "from kern import user; print(user.block())"],
         cwd=tmp_path,
-        env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"},
+        # No .pyc: Python's bytecode cache keys a source on its mtime (whole seconds) and
+        # size, so two edits of dep.py within one second, of one size, would load the
+        # first one's bytecode and this test would measure Python's cache, not numba's.
+        env={
+            "PYTHONPATH": f"{tmp_path}:{ROOT}",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
         capture_output=True,
         text=True,
         timeout=120,

@@ -422,6 +422,24 @@ def test_a_mono_sine_draws_a_vertical_line_on_both_goniometers(rig, tmp_path):
         assert ys.max() - ys.min() > 0.6 * (h - 20), side
 
 
+def lane_a_row(win, tmp_path) -> tuple[np.ndarray, float, float, float]:
+    """The flag lane's A row as drawn: its pixels across the plot area, and the area's
+    left edge, its pixels per second and its first second."""
+    from earmark.ui.dashboard import PLOT_BG
+
+    time.sleep(0.3)  # one more history update so the lane shows what changed
+    lo, hi = win.call("limits", axis="em_lane_x")["limits"]
+    geo = win.call("geometry")
+    img = win.pixels(tmp_path)
+    (px, py), (pw, ph) = geo["em_lane_plot"]["min"], geo["em_lane_plot"]["size"]
+    # The lane's plot area: the plot background's extent along the empty B row.
+    b_row = img[int(py + ph * 0.62), int(px) : int(px + pw)]
+    inside = np.nonzero(np.all(np.abs(b_row.astype(int) - PLOT_BG) <= 2, axis=1))[0]
+    left, right = px + inside[0], px + inside[-1] + 1
+    a_row = img[int(py + ph * 0.30), int(left) : int(right)]
+    return a_row, left, (right - left) / (hi - lo), lo
+
+
 def test_a_flag_appears_in_the_list_and_on_the_timeline_lane_where_it_happened(rig, tmp_path):
     win = rig.window
     while (now := rig.engine.state().paths[1].readings.duration_s) < 8.0:
@@ -443,22 +461,10 @@ def test_a_flag_appears_in_the_list_and_on_the_timeline_lane_where_it_happened(r
     assert win.label("em_flag_0") == "PROBLEM"
     assert win.text("em_flag_path_0") == "A"
     assert win.text("em_flag_msg_0") == flag["message"]
-    time.sleep(0.3)  # one more history update so the lane shows it
-    lo, hi = win.call("limits", axis="em_lane_x")["limits"]
-    geo = win.call("geometry")
-    img = win.pixels(tmp_path)
-    (px, py), (pw, ph) = geo["em_lane_plot"]["min"], geo["em_lane_plot"]["size"]
-    # The lane's plot area: the plot background's extent along the empty B row.
-    from earmark.ui.dashboard import PLOT_BG
-
-    b_row = img[int(py + ph * 0.62), int(px) : int(px + pw)]
-    inside = np.nonzero(np.all(np.abs(b_row.astype(int) - PLOT_BG) <= 2, axis=1))[0]
-    left, right = px + inside[0], px + inside[-1] + 1
     # The A row: the flag's shading from start_s to end_s.
-    a_row = img[int(py + ph * 0.30), int(left) : int(right)]
+    a_row, left, scale, lo = lane_a_row(win, tmp_path)
     red = np.nonzero((a_row[:, 0] > 150) & (a_row[:, 1] < 110) & (a_row[:, 2] < 110))[0]
-    scale = (right - left) / (hi - lo)
-    assert red.size, (left, right, np.unique(a_row.reshape(-1, 3), axis=0)[:8])
+    assert red.size, (left, scale, np.unique(a_row.reshape(-1, 3), axis=0)[:8])
     assert abs(left + red[0] - (left + (flag["start_s"] - lo) * scale)) <= 2.0
     assert abs(left + red[-1] + 1 - (left + (flag["end_s"] - lo) * scale)) <= 2.0
 
@@ -507,18 +513,7 @@ def test_a_grouped_flag_is_one_row_and_one_bar_per_occurrence_on_the_lane(rig, t
     win.until(lambda w: (w.call("state")["selected"] or {}).get("start_s") == spans[0][0])
     centre = (spans[0][0] + spans[-1][1]) / 2
     win.until(lambda w: abs(sum(w.call("limits", axis="em_lane_x")["limits"]) / 2 - centre) < 0.05)
-    time.sleep(0.3)  # one more history update so the lane shows it
-    lo, hi = win.call("limits", axis="em_lane_x")["limits"]
-    geo = win.call("geometry")
-    img = win.pixels(tmp_path)
-    (px, py), (pw, ph) = geo["em_lane_plot"]["min"], geo["em_lane_plot"]["size"]
-    from earmark.ui.dashboard import PLOT_BG
-
-    b_row = img[int(py + ph * 0.62), int(px) : int(px + pw)]
-    inside = np.nonzero(np.all(np.abs(b_row.astype(int) - PLOT_BG) <= 2, axis=1))[0]
-    left, right = px + inside[0], px + inside[-1] + 1
-    scale = (right - left) / (hi - lo)
-    a_row = img[int(py + ph * 0.30), int(left) : int(right)]
+    a_row, _, scale, lo = lane_a_row(win, tmp_path)
     red = (a_row[:, 0] > 150) & (a_row[:, 1] < 110) & (a_row[:, 2] < 110)
 
     def at(t: float) -> bool:

@@ -13,10 +13,10 @@ case five ways, in-process with the Python API, on a pool of 2 processes:
 - ``genre``: ``analyze`` with the profile of the piece's genre (corpus.PIECES);
 - ``learned``: ``analyze`` with a profile learned (``profile build``'s code) from the
   untouched excerpts of the *other* pieces (leave-one-out: a piece never judges itself);
-- ``diff``: ``earmark.transform.diff`` with the untouched excerpt as BEFORE, default
+- ``diff``: ``earmark.offline.transform.diff`` with the untouched excerpt as BEFORE, default
   profile; the flags scored are those ``diff`` reports AFTER introduced;
 - ``live``: the live Detector fed block by block (512 frames, rows every 0.1 s, as
-  ``earmark.flags_worker`` feeds it), with the dry excerpt's MeterBank as BEFORE
+  ``earmark.live.flags_worker`` feeds it), with the dry excerpt's MeterBank as BEFORE
   (``befores``), default profile.
 
 It prints precision and recall per flag class and mode (``over-compression`` is
@@ -176,7 +176,7 @@ def live_flags(before: np.ndarray, after: np.ndarray, profile: Any) -> list[tupl
 
 @cache
 def _dry_analysis(piece_index: int) -> Any:
-    from earmark.analysis import analyze
+    from earmark.offline.analysis import analyze
 
     return analyze(_excerpt(piece_index), corpus.FS)
 
@@ -197,8 +197,8 @@ def presence_minus_body_db(
 
 def run_case(case: Case, learned_path: str) -> dict[str, Any]:
     """Process one case and judge it in every mode (runs in a pool worker)."""
-    from earmark.analysis import analyze
-    from earmark.transform import diff
+    from earmark.offline.analysis import analyze
+    from earmark.offline.transform import diff
 
     t0 = time.perf_counter()
     dry = _excerpt(case.piece_index)
@@ -262,7 +262,7 @@ def _delta(before: float | None, after: float | None) -> float | None:
 
 def learned_profiles(out_dir: Path) -> tuple[dict[int, str], list[str]]:
     """Leave-one-out learned profiles: piece i's is learned from every other untouched excerpt."""
-    from earmark.profile_learn import learn_profile_text, measure_reference
+    from earmark.offline.learn import learn_profile_text, measure_reference
 
     out_dir.mkdir(parents=True, exist_ok=True)
     refs = [measure_reference(str(corpus.excerpt_path(p))) for p in corpus.PIECES]

@@ -193,7 +193,7 @@ def session_on_jack(delivery: str | None):
     sd._terminate()
     sd._initialize()
     from earmark.engine.drivers import SoundDeviceDriver
-    from earmark.session import LiveSession
+    from earmark.live.session import LiveSession
     from earmark.ui.controller_map import load_map
     from earmark.ui.midi import ControllerSurface
 

@@ -190,8 +190,8 @@ def earmark_run(
     reinit_portaudio()
     import sounddevice as sd
 
-    from earmark import live
     from earmark.engine.drivers import SoundDeviceDriver
+    from earmark.live import audio as live
 
     chain = "bench" if _write_bench_chain() else "gentle-master"
     engine = live.demo_engine(
@@ -208,9 +208,9 @@ def earmark_run(
         import tempfile
 
         os.environ["EARMARK_HOME"] = tempfile.mkdtemp(prefix="earmark-bench-home-")
-        from earmark.flags_live import FlagService
-        from earmark.recorder import record_live
-        from earmark.session import LiveSession
+        from earmark.live.flags import FlagService
+        from earmark.live.recorder import record_live
+        from earmark.live.session import LiveSession
 
         session = LiveSession(engine, driver, name="bench", say=None)
         which = os.environ.get("EARMARK_BENCH_SERVICES", "flags,record,dashboard,midi").split(",")
@@ -219,11 +219,11 @@ def earmark_run(
         if "record" in which:
             record_live(session, "demo")
         if "dashboard" in which:
-            from earmark.dashboard_service import DashboardService
+            from earmark.live.publisher import DashboardService
 
             session.add_service(DashboardService(), name="dashboard")  # the frame, no window
         if "midi" in which:
-            from earmark.cli_midi import load_surfaces
+            from earmark.cli.midi import load_surfaces
 
             for surface in load_surfaces(["generic"]) or []:
                 session.add_service(surface, name="midi")

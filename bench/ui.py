@@ -101,9 +101,9 @@ def run(
     seconds: float, period: int, use_jack: bool, display: str | None, xvfb_pid: int = 0
 ) -> dict:
     """One condition: the demo session for ``seconds``, with a dashboard if ``display``."""
-    from earmark import live
-    from earmark.dashboard_service import DashboardService
-    from earmark.session import LiveSession
+    from earmark.live import audio as live
+    from earmark.live.publisher import DashboardService
+    from earmark.live.session import LiveSession
 
     engine = live.demo_engine(FS, blocksize=period)
     driver = open_driver(engine, period, use_jack)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from earmark.analysis import Analysis, analyze
-    from earmark.transform import Transformation, diff
+    from earmark.offline.analysis import Analysis, analyze
+    from earmark.offline.transform import Transformation, diff
 
 __all__ = ["Analysis", "Transformation", "analyze", "diff"]
 _HOMES = {
-    "Analysis": "analysis",
-    "analyze": "analysis",
-    "Transformation": "transform",
-    "diff": "transform",
+    "Analysis": "offline.analysis",
+    "analyze": "offline.analysis",
+    "Transformation": "offline.transform",
+    "diff": "offline.transform",
 }
 
 

@@ -27,15 +27,19 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from earmark.errors import EXIT_USAGE, EarmarkError
+
 __all__ = ["EXIT_CODE", "OutputError", "check", "write"]
 
-EXIT_CODE = 2  # a usage error: the output named cannot or must not be written
+EXIT_CODE = EXIT_USAGE  # the output named cannot or must not be written
 
 StrPath = str | os.PathLike[str]
 
 
-class OutputError(Exception):
+class OutputError(EarmarkError):
     """An output file that must not or cannot be written. ``str()`` is one line."""
+
+    exit_code = EXIT_USAGE
 
 
 def check(

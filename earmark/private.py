@@ -43,6 +43,8 @@ import stat
 import sys
 from pathlib import Path
 
+from earmark.errors import EarmarkError
+
 __all__ = [
     "SOCKET_PATH_MAX_BYTES",
     "FolderError",
@@ -62,7 +64,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class FolderError(Exception):
+class FolderError(EarmarkError):
     """A folder (or a file in it) cannot be created, opened or trusted.
 
     ``str()`` is one line, ``"<path>: <cause>"``; ``path`` and ``cause`` are

@@ -13,11 +13,11 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from earmark import snapshots
 from earmark.engine.chains import ChainSpec, PluginSpec, build_chain
 from earmark.engine.drivers import render
 from earmark.engine.engine import Engine, EngineState, Path
 from earmark.engine.sources import Player
+from earmark.store import snapshots
 
 from synth import music_like
 

@@ -28,7 +28,7 @@ import soundfile as sf
 import earmark
 from earmark.engine.demo import demo_mix
 from earmark.meters.diff import align
-from earmark.transform import DoubtfulAlignmentError
+from earmark.offline.transform import DoubtfulAlignmentError
 
 from clirun import earmark as run_earmark
 from material import acoustic_piece, orchestral_piece

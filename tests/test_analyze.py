@@ -437,7 +437,8 @@ def test_analysing_five_minutes_needs_no_more_memory_than_thirty_seconds(tmp_pat
 def test_cli_unexpected_error_is_one_line_and_exit_3_traceback_only_in_debug(
     tmp_path, monkeypatch, capfd
 ):
-    from earmark import analysis, cli
+    from earmark import cli
+    from earmark.offline import analysis
 
     good = tmp_path / "good.wav"
     sf.write(good, layout(1.0, 2, (0, 1)), SR)
@@ -470,7 +471,8 @@ def test_cli_unexpected_error_is_one_line_and_exit_3_traceback_only_in_debug(
 def test_cli_strict_exits_1_on_a_problem_flag_and_3_still_wins(tmp_path, monkeypatch, capfd):
     import dataclasses
 
-    from earmark import analysis, cli
+    from earmark import cli
+    from earmark.offline import analysis
 
     good = tmp_path / "good.wav"
     sf.write(good, layout(1.0, 2, (0, 1)), SR)

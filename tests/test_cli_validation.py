@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from earmark import cli_args
+from earmark.cli import args as cli_args
 
 from conftest import JACKD_DUMMY
 

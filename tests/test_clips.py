@@ -18,9 +18,9 @@ import soundfile as sf
 from earmark.engine.drivers import NullDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
+from earmark.live.recorder import SessionRecorder
+from earmark.live.session import LiveSession
 from earmark.meters import MeterBank
-from earmark.recorder import SessionRecorder
-from earmark.session import LiveSession
 from earmark.store import Store, StoreWriter
 
 from boards import Board

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from earmark import control, snapshots
 from earmark.config import control_socket_file, store_file
 from earmark.engine.drivers import render
-from earmark.recorder import SessionRecorder
-from earmark.session import LiveSession
-from earmark.store import Store, StoreWriter
+from earmark.live import control
+from earmark.live.recorder import SessionRecorder
+from earmark.live.session import LiveSession
+from earmark.store import Store, StoreWriter, snapshots
 
 import snapdocs
 from clirun import earmark
@@ -120,7 +120,7 @@ def test_ping_marker_and_status_over_the_socket(home):
 
 def test_a_label_longer_than_the_store_keeps_is_refused_over_the_socket_not_cut(home):
     """Any client of the socket, not only the CLI: 501 characters are refused whole."""
-    from earmark.snapshots import TEXT_MAX_CHARS
+    from earmark.store.snapshots import TEXT_MAX_CHARS
 
     session, _ = running_session("long")
     try:

@@ -203,7 +203,7 @@ def test_the_terminal_view_numbers_its_paths_and_the_flags_paths_the_same_way(tm
 
 def test_the_terminal_table_has_a_number_column_from_1():
     from earmark.engine.drivers import render
-    from earmark.live import demo_engine
+    from earmark.live.audio import demo_engine
 
     engine = demo_engine(chain="transparent", material_s=4.0)
     render(engine, 1.0, 256)

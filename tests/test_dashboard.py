@@ -31,12 +31,12 @@ from pathlib import Path as FsPath
 import numpy as np
 import pytest
 
-from earmark.dashboard_service import DashboardService, find_sessions, profile_info
 from earmark.engine.chains import ChainSpec, PluginSpec, build_chain
 from earmark.engine.drivers import NullDriver, render
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
-from earmark.session import LiveSession
+from earmark.live.publisher import DashboardService, find_sessions, profile_info
+from earmark.live.session import LiveSession
 from earmark.ui.stateframe import CommandSender, Layout, StateFrameReader, StateFrameWriter
 
 from synth import sine

@@ -30,8 +30,8 @@ from pedalboard.io import StreamResampler
 import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.meters.detectors import transient_loss
+from earmark.offline.transform import CONTRACT_KEYS, DYNAMICS_KEYS, DoubtfulAlignmentError
 from earmark.profiles import load_profile
-from earmark.transform import CONTRACT_KEYS, DYNAMICS_KEYS, DoubtfulAlignmentError
 
 import material as synth_material  # the detectors' seeded material (a fixture is `material`)
 from synth import music_like

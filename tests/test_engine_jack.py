@@ -125,7 +125,7 @@ import numpy as np
 from earmark.engine.drivers import SoundDeviceDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
-from earmark.session import LiveSession
+from earmark.live.session import LiveSession
 jackd, name = {jackd!r}, {name!r}
 engine = Engine(48000, [Path("tone", Player(sine(-20, 30, dtype=np.float32), "tone"))], max_block=1024)
 driver = SoundDeviceDriver(engine, blocksize=64, channels=(0, 2), reopen_interval_s=0.3)

@@ -14,11 +14,11 @@ import sys
 import numpy as np
 from rich.console import Console
 
-from earmark import live
-from earmark.flags_live import FlagService
+from earmark.live import audio as live
+from earmark.live.flags import FlagService
+from earmark.live.session import LiveSession
 from earmark.meters.detectors import detect
 from earmark.profiles import load_profile
-from earmark.session import LiveSession
 from earmark.ui.terminal import render_state
 
 FS = 48000

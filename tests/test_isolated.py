@@ -21,7 +21,7 @@ from earmark.engine.drivers import NullDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.isolated import IsolatedChain
 from earmark.engine.sources import Player
-from earmark.session import LiveSession
+from earmark.live.session import LiveSession
 from earmark.ui.midi import current_value
 
 from bundles import ZAM, needs

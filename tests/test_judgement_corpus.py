@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earmark.analysis import analyze
 from earmark.meters.bands import NOMINAL_HZ, band_edges
 from earmark.meters.tonal import (
     AIR_HZ,
@@ -25,6 +24,7 @@ from earmark.meters.tonal import (
     popular_music_curve,
     relative_levels,
 )
+from earmark.offline.analysis import analyze
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import corpus  # bench/corpus.py

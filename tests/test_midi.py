@@ -32,7 +32,7 @@ from earmark.engine.chains import build_chain, load_chain
 from earmark.engine.drivers import NullDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
-from earmark.session import LiveSession
+from earmark.live.session import LiveSession
 from earmark.ui.controller_map import Binding, ControllerMap, Led, load_map, map_names, parse_map
 from earmark.ui.midi import (
     ControllerSurface,

@@ -227,7 +227,7 @@ def test_a_plugin_crash_under_the_native_callback_mutes_one_path_and_restarts(ja
     """The default set-up (isolated chain, native callback) on a real JACK server: the
     host dies by SIGSEGV, as under a crashing plugin. The callback keeps real time,
     only the chain's path goes silent, and restart_chain brings its sound back."""
-    from earmark.session import LiveSession
+    from earmark.live.session import LiveSession
 
     engine, driver, chain = _looped(jack_server, 60)
     lines: list[str] = []

@@ -410,7 +410,7 @@ def test_on_jack_a_path_over_the_ceiling_mutes_the_output_and_the_session_says_s
     the output looped back into a live-input path: an isolated +20 dB Gain puts A at
     +8 dBFS; nothing over the ceiling comes back, the session prints why, and after
     switching to the clean path the output plays it again."""
-    from earmark.session import LiveSession
+    from earmark.live.session import LiveSession
 
     tone = sine(-12, 60, dtype=np.float32)
     chain = IsolatedChain(gain_spec(20.0), FS, 2, block=BLOCK)

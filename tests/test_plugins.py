@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from earmark import cli_plugins, config
+from earmark import config
+from earmark.cli import plugins as cli_plugins
 from earmark.engine import plugins
 from earmark.engine.plugins import PluginNotFoundError
 

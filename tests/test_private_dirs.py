@@ -29,11 +29,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earmark import control
 from earmark.config import control_socket_file, runtime_dir, store_file
-from earmark.dashboard_service import DashboardService, find_sessions
-from earmark.recorder import SessionRecorder
-from earmark.session import LiveSession
+from earmark.live import control
+from earmark.live.publisher import DashboardService, find_sessions
+from earmark.live.recorder import SessionRecorder
+from earmark.live.session import LiveSession
 from earmark.store import SnapshotPendingError, Store, StoreError, StoreWriter
 
 import snapdocs

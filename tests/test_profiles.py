@@ -310,7 +310,7 @@ def test_profile_build_learns_values_that_reproduce_the_references(tmp_path):
 def test_a_learned_profile_stores_each_references_sharpness_and_ranks_a_master_by_it(tmp_path):
     from earmark.meters import MeterBank
     from earmark.meters.detectors import Detector
-    from earmark.profile_learn import learn_profile_text, measure_reference
+    from earmark.offline.learn import learn_profile_text, measure_reference
 
     paths = []
     for seed in (0, 1):

@@ -27,7 +27,7 @@ import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.meters import MeterBank
 from earmark.meters.diff import CompressorFit
-from earmark.report import (
+from earmark.offline.report import (
     diff_report,
     figure_png,
     new_figure,
@@ -143,8 +143,8 @@ def test_spectrum_plot_shades_the_target_band():
 
 
 def test_a_grouped_flag_is_one_bullet_listing_its_places_and_one_lane_bar_per_place():
-    from earmark.report import analysis_report
-    from earmark.snapshot_report import html as snapshot_html
+    from earmark.offline.report import analysis_report
+    from earmark.store.report import html as snapshot_html
 
     import material
 

@@ -16,7 +16,7 @@ import pytest
 from earmark.engine.drivers import NullDriver, render
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
-from earmark.session import LiveSession
+from earmark.live.session import LiveSession
 
 from boards import Board
 from synth import sine
@@ -185,7 +185,7 @@ def test_services_start_before_the_driver_it_starts():
 
 def test_a_driver_that_cannot_start_stops_the_services_and_says_why():
     from earmark.engine.drivers import SoundDeviceDriver
-    from earmark.session import AudioStartError
+    from earmark.live.session import AudioStartError
 
     engine = engine_with_gain()
     driver = SoundDeviceDriver(engine, device=10_000, blocksize=64)  # no such device

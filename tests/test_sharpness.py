@@ -20,7 +20,6 @@ from mosqito.sq_metrics.loudness.loudness_zwst._main_loudness import _main_loudn
 from pedalboard import HighShelfFilter, Pedalboard
 from scipy import signal as sps
 
-from earmark.analysis import analyze
 from earmark.meters import MeterBank
 from earmark.meters.sharpness import (
     ISO_BAND_HZ,
@@ -28,6 +27,7 @@ from earmark.meters.sharpness import (
     sharpness_from_loudness,
     specific_loudness,
 )
+from earmark.offline.analysis import analyze
 
 from material import acoustic_piece, orchestral_piece
 from synth import music_like

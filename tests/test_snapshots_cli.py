@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earmark import snapshots
 from earmark.cli import main
-from earmark.store import Store, StoreWriter
+from earmark.store import Store, StoreWriter, snapshots
 
 import snapdocs
 from snapdocs import compressor, doc_for, gain, shelf, state_for
@@ -422,7 +421,7 @@ def test_a_label_or_note_longer_than_the_limit_is_refused_in_one_line(home, caps
 def test_exports_draw_a_and_b_in_the_dashboards_colours(home, tmp_path, capsys):
     from PIL import Image
 
-    from earmark import report
+    from earmark.offline import report
     from earmark.ui import dashboard
 
     assert (dashboard.A_COL, dashboard.B_COL) == (report.A_RGB, report.B_RGB)

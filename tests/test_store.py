@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earmark import snapshots
 from earmark.engine.sources import Player
-from earmark.recorder import SessionRecorder
-from earmark.session import LiveSession
+from earmark.live.recorder import SessionRecorder
+from earmark.live.session import LiveSession
 from earmark.store import (
     KEY_COLUMNS,
     SCHEMA_VERSION,
@@ -34,6 +33,7 @@ from earmark.store import (
     StoreWriter,
     connect,
     dumps,
+    snapshots,
 )
 
 import snapdocs

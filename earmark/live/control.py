@@ -45,6 +45,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from earmark.errors import EarmarkError, one_line
 from earmark.private import FolderError, MissingFolderError, PrivateFolder, open_private
 
 __all__ = [
@@ -63,7 +64,7 @@ _CALL_TIMEOUT_S = 15.0
 _COMMANDS = ("ping", "snapshot", "marker", "status")
 
 
-class ControlError(Exception):
+class ControlError(EarmarkError):
     """The control channel failed; ``str()`` is one line."""
 
 
@@ -215,7 +216,7 @@ class ControlServer:
                     self._answer(conn)
                 except Exception as exc:  # one bad client never stops the channel
                     with contextlib.suppress(OSError):
-                        _send(conn, {"ok": False, "error": _one_line(exc)})
+                        _send(conn, {"ok": False, "error": one_line(exc, name=True)})
 
     def _answer(self, conn: socket.socket) -> None:
         conn.settimeout(_CLIENT_READ_S)
@@ -265,7 +266,7 @@ class ControlServer:
             from earmark.store import SnapshotPendingError
 
             pending = isinstance(exc, SnapshotPendingError)
-            return {"ok": False, "error": _one_line(exc, name=not pending), "pending": pending}
+            return {"ok": False, "error": one_line(exc, name=not pending), "pending": pending}
         return {**base, "id": snapshot_id}
 
 
@@ -397,7 +398,7 @@ def _same_user(conn: socket.socket) -> bool:
 def _text(value: Any, what: str) -> str | None:
     """A label or note as stored: whitespace folded; longer than the store's limit
     (``snapshots.TEXT_MAX_CHARS``) is refused, never cut without a word."""
-    from earmark.snapshots import TEXT_MAX_CHARS
+    from earmark.store.snapshots import TEXT_MAX_CHARS
 
     if value is None:
         return None
@@ -405,10 +406,3 @@ def _text(value: Any, what: str) -> str | None:
     if len(text) > TEXT_MAX_CHARS:
         raise ValueError(f"{what} too long: {len(text)} characters (at most {TEXT_MAX_CHARS})")
     return text or None
-
-
-def _one_line(exc: BaseException, name: bool = True) -> str:
-    text = " ".join(str(exc).split())
-    if not name:
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

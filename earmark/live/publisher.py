@@ -1,6 +1,6 @@
 """The dashboard's side of a live session: publish the state frame, take commands back.
 
-:class:`DashboardService` is a :class:`~earmark.session.LiveSession` service
+:class:`DashboardService` is a :class:`~earmark.live.session.LiveSession` service
 (30 Hz, on the session thread, in the audio process). Each tick it
 
 - drains the commands dashboards sent on the session's command socket and
@@ -757,7 +757,7 @@ def show_session(
 ) -> None:
     """Run a live session with the dashboard window when a display is there, else the
     terminal view; the state frame is published either way (`earmark dashboard`)."""
-    from earmark import live
+    from earmark.live import audio as live
 
     window = with_dashboard(session, no_ui=no_ui, say=say)
     if window is None:

@@ -9,9 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_INPUT = 3
+from earmark.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
@@ -80,8 +78,8 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from earmark import config
     from earmark.engine.files import AudioFileError
     from earmark.meters.profile import ProfileError
+    from earmark.offline.learn import learn_profile_text, measure_reference
     from earmark.private import FolderError, make_folder, write_problem
-    from earmark.profile_learn import learn_profile_text, measure_reference
     from earmark.profiles import list_profiles, load_profile
     from earmark.store import describe_error
 
@@ -104,11 +102,11 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         make_folder(folder)
     except FolderError as exc:
         _say(f"cannot write the profile: {exc}")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     problem = write_problem(folder)
     if problem is not None:
         _say(f"cannot write the profile to {target}: {problem}")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     measured = []
     for path in args.files:
         try:
@@ -117,7 +115,7 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             _say(f"{path}: {exc.cause} (skipped)")
     if not measured:
         _say("no readable reference; nothing written")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     text = learn_profile_text(name, measured, args.description)
     try:
         # A fresh file of an unpredictable name (O_EXCL), renamed over the target: a
@@ -128,7 +126,7 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             f.write(text)
     except OSError as exc:
         _say(f"cannot write the profile to {target}: {describe_error(exc)}")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     try:
         profile = load_profile(str(tmp))  # what we wrote must read back
     except ProfileError as exc:  # pragma: no cover - a bug in the writer
@@ -140,7 +138,7 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         _say(f"cannot write the profile to {target}: {describe_error(exc)}")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     print(f"wrote {target} ({len(measured)} reference{'s' if len(measured) != 1 else ''})")
     dyn = profile.dynamics
     if profile.loudness is not None:
@@ -160,4 +158,4 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         print("  " + ", ".join(parts))
     print(f"  use it with: earmark analyze --profile {key} FILE")
     skipped = len(args.files) - len(measured)
-    return EXIT_INPUT if skipped else EXIT_OK
+    return EXIT_UNAVAILABLE if skipped else EXIT_OK

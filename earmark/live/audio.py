@@ -18,7 +18,8 @@ from typing import Any
 from earmark.engine.drivers import AudioDriver, NullDriver, SoundDeviceDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import LiveInput, Player, load_player
-from earmark.session import LiveSession
+from earmark.errors import EarmarkError, one_line
+from earmark.live.session import LiveSession
 
 DEFAULT_CHAIN = "gentle-master"
 DEFAULT_SAMPLE_RATE = 48000  # the null sink's, when no device gives its own
@@ -107,7 +108,7 @@ def run_engine(
     )
 
 
-class DeviceError(RuntimeError):
+class DeviceError(EarmarkError, RuntimeError):
     """An audio device that is not there, or that refuses the stream's settings.
 
     The message is one line naming the device and saying how to see the valid
@@ -153,8 +154,8 @@ def audio_setup(
         count = len(sd.query_devices())
     except Exception as exc:  # PortAudio missing, or failing to initialise
         if named:
-            raise DeviceError(f"cannot reach the audio devices: {_one_line(exc)}") from None
-        return AudioSetup(None, sample_rate or DEFAULT_SAMPLE_RATE, _one_line(exc))
+            raise DeviceError(f"cannot reach the audio devices: {one_line(exc)}") from None
+        return AudioSetup(None, sample_rate or DEFAULT_SAMPLE_RATE, one_line(exc))
     if count == 0 and not named:
         return AudioSetup(None, sample_rate or DEFAULT_SAMPLE_RATE, "no audio devices")
     out_info = _device_info(sd, output, "output", count)
@@ -203,7 +204,7 @@ def _check_settings(sd: Any, spec: object, info: Any, kind: str, channels: int, 
         check(spec, channels, "float32", samplerate=rate)
     except sd.PortAudioError as exc:
         who = _who(sd, info, kind)
-        cause = str(exc.args[0]) if exc.args else _one_line(exc)
+        cause = str(exc.args[0]) if exc.args else one_line(exc)
         have = info[f"max_{kind}_channels"]
         if "sample rate" in cause.lower():
             default = int(round(info["default_samplerate"]))
@@ -264,11 +265,6 @@ def open_driver(
     if start:
         driver.start()
     return driver
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
 
 
 def stream_with_view(session: LiveSession, seconds: float | None, title: str) -> None:

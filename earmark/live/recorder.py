@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from earmark import snapshots
-from earmark.store import StoreWriter, dumps, flag_key
+from earmark.store import StoreWriter, dumps, flag_key, snapshots
 
 __all__ = ["SessionRecorder", "attach", "record_live"]
 
@@ -184,7 +183,7 @@ def record_live(session: Any, kind: str, clip_seconds: float = 0.0) -> SessionRe
     """What `earmark run`/`demo` add to a session: the session log, the ``snapshot``
     command (with the last ``clip_seconds`` of audio, if > 0) and the control socket
     (`earmark snapshot take`)."""
-    from earmark import control
+    from earmark.live import control
 
     recorder = attach(session, kind, clip_seconds=clip_seconds)
     control.attach(session)

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from earmark.engine.drivers import AudioDriver
 from earmark.engine.engine import Engine, EngineState
+from earmark.errors import EarmarkError, one_line
 from earmark.meters import History
 
 __all__ = ["AudioStartError", "LiveSession", "Service", "Status"]
@@ -42,7 +43,7 @@ _MAX_PENDING = 256
 _MAX_STATUS = 50
 
 
-class AudioStartError(RuntimeError):
+class AudioStartError(EarmarkError, RuntimeError):
     """The session's audio driver would not start (the device is busy or went away)."""
 
 
@@ -227,7 +228,7 @@ class LiveSession:
     def _drop(self, slot: _Slot, what: str, exc: BaseException) -> None:
         if slot in self._slots:
             self._slots.remove(slot)
-        self.note(slot.name, f"{slot.name} {what} and was stopped: {_one_line(exc)}")
+        self.note(slot.name, f"{slot.name} {what} and was stopped: {one_line(exc, name=True)}")
 
     # -- running ----------------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class LiveSession:
             except Exception as exc:
                 self._stop_services()
                 raise AudioStartError(
-                    f"the audio stream did not start ({driver.name}): {_one_line(exc)}"
+                    f"the audio stream did not start ({driver.name}): {one_line(exc, name=True)}"
                 ) from exc
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="earmark-session", daemon=True)
@@ -280,7 +281,9 @@ class LiveSession:
             try:
                 slot.service.stop(self)
             except Exception as exc:
-                self.note(slot.name, f"{slot.name} failed to stop cleanly: {_one_line(exc)}")
+                self.note(
+                    slot.name, f"{slot.name} failed to stop cleanly: {one_line(exc, name=True)}"
+                )
 
     def __enter__(self) -> LiveSession:
         self.start()
@@ -362,7 +365,7 @@ class LiveSession:
                 if pending.future is not None:
                     pending.future.set_exception(exc)
                 else:
-                    self.note("session", f"{kind} failed: {_one_line(exc)}")
+                    self.note("session", f"{kind} failed: {one_line(exc, name=True)}")
                 continue
             if pending.future is not None:
                 pending.future.set_result(result)
@@ -412,11 +415,6 @@ def _restart_chain(session: LiveSession, path: int, *_: object) -> bool:
     restart()
     session.note(session.engine.paths[int(path)].name, "chain host restarted")
     return True
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def default_say(message: str) -> None:

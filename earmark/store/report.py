@@ -1,6 +1,6 @@
 """A snapshot as a picture (PNG) or a self-contained page (HTML).
 
-The plots are the analyze/diff report's own (:mod:`earmark.report`): the last
+The plots are the analyze/diff report's own (:mod:`earmark.offline.report`): the last
 30 s of loudness of every path with the flags shaded, PSR over the same
 window, and each path's long-term 1/3-octave spectrum. The page adds the
 readings side by side, the flags with their explanations, and every chain's
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from earmark import report
-from earmark.measures import fmt_value
+from earmark.offline import report
+from earmark.offline.measures import fmt_value
 from earmark.termtext import printable_data
 from earmark.ui.flags_text import occurrence_list
 
@@ -26,7 +26,7 @@ _STYLE = {"A": "-", "B": "--", None: ":"}
 
 
 def path_colors(paths: list[dict]) -> list[str]:
-    """Each path's colour: A and B as on the dashboard (:data:`earmark.report.A_COLOR`,
+    """Each path's colour: A and B as on the dashboard (:data:`earmark.offline.report.A_COLOR`,
     ``B_COLOR``), the other paths the report's extra colours in order."""
     extra = iter(report.EXTRA_COLORS * (1 + len(paths) // len(report.EXTRA_COLORS)))
     by_role = {"A": report.A_COLOR, "B": report.B_COLOR}

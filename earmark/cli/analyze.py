@@ -1,10 +1,4 @@
-"""The ``earmark`` command line (DESIGN.md, "Command line": a public interface).
-
-This module holds ``analyze`` and the offline demo (``demo --offline``); every
-other command lives in its own ``cli_*`` module and registers itself in
-:func:`_parser`: ``cli_live`` (demo, run, devices), ``cli_plugins``,
-``cli_diff``, ``cli_profile``, ``cli_snapshots`` (snapshots, snapshot, history),
-``cli_midi``, ``cli_dashboard``.
+"""``earmark analyze`` and ``earmark demo --offline``: meter files, print the table.
 
 ``earmark analyze FILE... [--json] [--strict] [--profile NAME|FILE] [--report OUT.html [--force]]``
     Measure each file. Default output is a table with the measures as rows
@@ -35,67 +29,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from earmark.measures import MEASURES, fmt_signed, fmt_value
+from earmark.errors import EXIT_OK, EXIT_PROBLEM, EXIT_UNAVAILABLE, EXIT_USAGE
+from earmark.offline.measures import MEASURES, fmt_signed, fmt_value
 
 if TYPE_CHECKING:
-    from earmark.analysis import Analysis
+    from earmark.offline.analysis import Analysis
 
-EXIT_OK = 0
-EXIT_PROBLEM = 1
-EXIT_USAGE = 2
-EXIT_UNREADABLE = 3
 
 _PROG = "earmark"
-_PIPE_WIDTH = 160
+_PIPE_WIDTH = 160  # table width when stdout is not a terminal
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (the console script exits with it)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    try:
-        return int(args.handler(args, args.subparser))
-    except KeyboardInterrupt:
-        print(f"{_PROG}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # `earmark analyze ... | head`: stop quietly, as Unix tools do.
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr (the CLI contract), exit 2. Every subcommand's
-    parser is one of these too (``add_subparsers`` makes its parsers of the same class)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {' '.join(message.split())} (see --help)\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=_PROG,
-        description="Real-time metering plugin host for mastering engineers.",
-        epilog="Exit codes: 0 ok, 1 problem flags with --strict, 2 usage error, "
-        "3 unreadable input. EARMARK_DEBUG=1 shows tracebacks.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``analyze`` to the command line's subcommands."""
     analyze = sub.add_parser(
         "analyze",
         help="measure audio files (loudness, LRA, true peak, PLR/PSR, crest, DR, tilt, stereo)",
@@ -124,48 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--report",
         metavar="OUT.html",
-        help="also write an HTML report with plots (earmark.report); never onto a FILE",
+        help="also write an HTML report with plots (earmark.offline.report); never onto a FILE",
     )
     analyze.add_argument("--force", action="store_true", help="replace an existing --report file")
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
-
-    from earmark import cli_diff, cli_live, cli_plugins
-
-    cli_live.register(sub, offline_demo=_cmd_demo)
-    cli_plugins.register(sub)
-    cli_diff.register(sub)
-    from earmark import cli_profile
-
-    cli_profile.register(sub)
-    from earmark import cli_dashboard
-
-    cli_dashboard.register(sub)
-    from earmark import cli_snapshots
-
-    cli_snapshots.register(sub)
-    from earmark import cli_midi
-
-    cli_midi.register(sub)
-    return parser
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or not 0.0 < value <= 3600.0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600, got {text}")
-    return value
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("earmark")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # -- analyze ------------------------------------------------------------------------
@@ -179,7 +95,7 @@ class _Outcome:
 
 
 def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from earmark.analysis import analyze
+    from earmark.offline.analysis import analyze
     from earmark.profiles import ProfileError, resolve_profile
 
     try:
@@ -187,7 +103,8 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     except ProfileError as exc:
         parser.error(f"--profile: {exc}")
     if args.report:
-        from earmark import outfiles, report
+        from earmark import outfiles
+        from earmark.offline import report
 
         # Checked before the (long) analysis, and again when the page is written.
         try:
@@ -222,7 +139,7 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if unwritten is not None:
         return _refuse_output(unwritten)
     if any(o.analysis is None for o in outcomes):
-        return EXIT_UNREADABLE
+        return EXIT_UNAVAILABLE
     if args.strict and any(o.analysis.problems for o in outcomes if o.analysis is not None):
         return EXIT_PROBLEM
     return EXIT_OK
@@ -313,16 +230,16 @@ def _captured_native_stderr(enabled: bool = True) -> Iterator[_Captured]:
 # -- demo ---------------------------------------------------------------------------
 
 
-def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from earmark.analysis import analyze
+def offline_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.engine.demo import aggressive_master, demo_mix, through_chain
+    from earmark.offline.analysis import analyze
     from earmark.profiles import ProfileError, resolve_profile
 
     try:
         profile = resolve_profile(args.profile)
     except ProfileError as exc:
         parser.error(f"--profile: {exc}")
-    from earmark.live import DEFAULT_SAMPLE_RATE
+    from earmark.live.audio import DEFAULT_SAMPLE_RATE
 
     # Options of the live demo that mean nothing offline are refused, never ignored.
     live_only = [

@@ -25,12 +25,10 @@ import sys
 from typing import Any
 
 from earmark import config
+from earmark.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
 __all__ = ["register"]
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_UNREADABLE = 3
 _PIPE_WIDTH = 160
 
 
@@ -87,7 +85,7 @@ def _cmd_scan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for path in paths:
         if not os.path.exists(path):
             print(f"earmark: {path}: no such file or directory", file=sys.stderr)
-            status = EXIT_UNREADABLE
+            status = EXIT_UNAVAILABLE
     roots = [p for p in paths if os.path.exists(p)] if paths else plugins.default_search_path()
     if paths and not roots:
         return status

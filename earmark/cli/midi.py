@@ -24,11 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+from earmark.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_INPUT = 3
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -109,7 +107,7 @@ def _cmd_ports(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         ports = list_ports()
     except MidiUnavailableError as exc:
         _say(str(exc))
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     if args.json:
         print(json.dumps(ports))
         return EXIT_OK
@@ -149,7 +147,7 @@ def _cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         listener = Listener(args.port)
     except MidiUnavailableError as exc:
         _say(str(exc))
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     controls: list[dict[str, Any]] = []
     taken: set[tuple[str, int, int]] = set()
     port = ""
@@ -161,7 +159,7 @@ def _cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                 learned = _next_new(listener, taken, args.timeout)
                 if learned is None:
                     _say(f"no control moved within {args.timeout:g} s for {action}")
-                    return EXIT_INPUT
+                    return EXIT_UNAVAILABLE
                 port = port or learned.port
                 controls.append(_control(learned, action, params))
                 _say(f"{learned.describe()} -> {action}" + _doubt(learned))
@@ -191,7 +189,7 @@ def _cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _say(f"{out.parent}: cannot create the folder: {exc.strerror or exc}")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     try:
         # Through a new temporary file, never a fixed name a link could be planted at.
         outfiles.write(out, text, force=args.force, option="--out")

@@ -7,12 +7,10 @@ import contextlib
 import errno
 import sys
 
-from earmark import cli_args
-from earmark.cli_midi import CONTROLLER_HELP, load_surfaces
+from earmark.cli import args as cli_args
+from earmark.cli.midi import CONTROLLER_HELP, load_surfaces
+from earmark.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_INPUT = 3
 _SESSION_HELP = "name the session in the session log and its snapshots (default: date and time)"
 _PROFILE_HELP = (
     "genre or delivery profile the live flags are judged against (earmark profile list; "
@@ -130,8 +128,8 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
 
 
 def show_session(session, seconds, **kw) -> None:
-    """The dashboard window, or the terminal view (earmark.dashboard_service)."""
-    from earmark.dashboard_service import show_session as show
+    """The dashboard window, or the terminal view (earmark.live.publisher)."""
+    from earmark.live.publisher import show_session as show
 
     show(session, seconds, **kw)
 
@@ -158,59 +156,42 @@ def _profile(args: argparse.Namespace, parser: argparse.ArgumentParser):
         parser.error(f"--profile: {exc}")
 
 
-def _flags(session, befores: dict[int, int]) -> None:
-    """Live flags on every path; chains (and the demo's master) against the dry path."""
-    from earmark.flags_live import FlagService
-
-    session.add_service(FlagService(session.profile, befores=befores), name="flags")
-
-
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from earmark import live
-    from earmark.engine.childproc import shield_resource_tracker
     from earmark.engine.isolated import IsolationError
+    from earmark.live import audio as live
+    from earmark.live.build import SessionPlan, build_session
 
     profile = _profile(args, parser)
-
     controllers = load_surfaces(args.controller, _say)
     if controllers is None:
         return EXIT_USAGE
     setup = _audio_setup(live, output=_device(args.output), sample_rate=args.samplerate)
     if setup is None:
-        return EXIT_INPUT
-    shield_resource_tracker()  # before the first shared memory (isolated chains, state frame)
-    chain = args.chain or live.DEFAULT_CHAIN
-    _say(f"earmark: rendering the demo material at {setup.sample_rate} Hz ...")
+        return EXIT_UNAVAILABLE
+    plan = SessionPlan(
+        "demo",
+        setup,
+        chain=args.chain,
+        blocksize=args.blocksize,
+        isolate=args.isolate,
+        clip_seconds=args.clip_seconds,
+        name=args.session,
+        profile=profile,
+        controllers=tuple(controllers),
+    )
     try:
-        engine = live.demo_engine(
-            setup.sample_rate,
-            chain,
-            blocksize=args.blocksize,
-            isolate=args.isolate,
-            tap_seconds=args.clip_seconds,
-        )
+        session = build_session(plan, _say)
     except (ValueError, OSError, IsolationError) as exc:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
-    driver = live.open_driver(
-        engine,
-        setup,
-        blocksize=args.blocksize,
-        input_channels=0,
-        say=_say,
-        start=False,  # the session starts it, after its services
-    )
-    session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
-    # Paths: the dry mix, the mix through the chain, the master made from the mix.
-    _services(session, "demo", args, befores={1: 0, 2: 0}, controllers=controllers)
     return _stream(session, args, "earmark demo")
 
 
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from earmark import live
-    from earmark.engine.childproc import shield_resource_tracker
     from earmark.engine.files import AudioFileError
     from earmark.engine.isolated import IsolationError
+    from earmark.live import audio as live
+    from earmark.live.build import SessionPlan, build_session
 
     profile = _profile(args, parser)
     try:
@@ -235,39 +216,28 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         sample_rate=args.samplerate,
     )
     if setup is None:
-        return EXIT_INPUT
-    shield_resource_tracker()  # before the first shared memory (isolated chains, state frame)
+        return EXIT_UNAVAILABLE
+    plan = SessionPlan(
+        "run",
+        setup,
+        chain=args.chain,
+        references=tuple(args.reference or ()),
+        channels=tuple(channels),
+        blocksize=args.blocksize,
+        isolate=args.isolate,
+        clip_seconds=args.clip_seconds,
+        name=args.session,
+        profile=profile,
+        controllers=tuple(controllers),
+    )
     try:
-        engine = live.run_engine(
-            setup.sample_rate,
-            args.chain,
-            args.reference,
-            channels,
-            blocksize=args.blocksize,
-            isolate=args.isolate,
-            tap_seconds=args.clip_seconds,
-        )
+        session = build_session(plan, _say)
     except AudioFileError as exc:
         _say(f"earmark: {exc}")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     except (ValueError, IsolationError) as exc:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
-    for path in engine.paths:
-        if note := getattr(path.source, "note", ""):
-            _say(f"earmark: {path.name}: {note}")
-    driver = live.open_driver(
-        engine,
-        setup,
-        blocksize=args.blocksize,
-        input_channels=max(channels) + 1,
-        say=_say,
-        start=False,  # the session starts it, after its services
-    )
-    session = live.LiveSession(engine, driver, name=args.session, profile=profile, say=_say)
-    # Paths: the dry input, the input through the chain (if any), the references.
-    befores = {1: 0} if args.chain else {}
-    _services(session, "run", args, befores=befores, controllers=controllers)
     return _stream(session, args, "earmark run")
 
 
@@ -281,32 +251,16 @@ def _audio_setup(live, **kw):
         return None
 
 
-def _services(session, kind: str, args: argparse.Namespace, *, befores, controllers) -> None:
-    """What a live command runs beside the audio: the session log and snapshots (and the
-    control socket), the live flags, the controllers.
-
-    The recorder is added before the flags because services stop in reverse order:
-    the flags finish first (programme flags judged on the whole session), so that the
-    "session end" snapshot and the session log hold the final flags.
-    """
-    from earmark.recorder import record_live
-
-    record_live(session, kind, clip_seconds=args.clip_seconds)
-    _flags(session, befores=befores)
-    for surface in controllers:
-        session.add_service(surface, name="midi")
-
-
 def _stream(session, args: argparse.Namespace, title: str) -> int:
     """Stream the session until --seconds, q, Ctrl-C, SIGTERM or SIGHUP; then the summary
     and the flags."""
-    from earmark.session import AudioStartError
+    from earmark.live.session import AudioStartError
 
     try:
         show_session(session, args.seconds, no_ui=args.no_ui, title=title, say=_say)
     except AudioStartError as exc:
         _say(f"earmark: {exc}")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     except Exception as exc:
         if not _terminal_gone(exc):
             raise
@@ -355,13 +309,13 @@ def _cmd_devices(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     from rich.console import Console
     from rich.table import Table
 
-    from earmark import live
+    from earmark.live import audio as live
 
     try:
         devices = live.describe_devices()
     except Exception as exc:  # PortAudio missing or failing
         _say(f"earmark: cannot query audio devices: {exc}")
-        return EXIT_INPUT
+        return EXIT_UNAVAILABLE
     if not devices:
         print("no audio devices (start a JACK server, or connect an interface)")
         return EXIT_OK

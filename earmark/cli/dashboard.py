@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
+from earmark.errors import EXIT_OK, EXIT_UNAVAILABLE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +45,7 @@ def _say(msg: str) -> None:
 
 
 def _cmd_dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from earmark.dashboard_service import find_sessions, run_dir
+    from earmark.live.publisher import find_sessions, run_dir
     from earmark.private import FolderError
 
     try:

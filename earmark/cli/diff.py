@@ -36,16 +36,14 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any, TextIO
 
-from earmark.measures import MEASURES, fmt_signed, fmt_value
+from earmark.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, EarmarkError
+from earmark.offline.measures import MEASURES, fmt_signed, fmt_value
 
 if TYPE_CHECKING:
-    from earmark.transform import Transformation
+    from earmark.offline.transform import Transformation
 
 __all__ = ["register"]
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_UNREADABLE = 3
 _PROG = "earmark"
 _PIPE_WIDTH = 160
 
@@ -95,8 +93,8 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 
 def _write_report(args: argparse.Namespace, page: str) -> bool:
     """Write the ``--report`` page; False (the cause said in one line) if refused."""
+    from earmark.offline.report import write_report
     from earmark.outfiles import OutputError
-    from earmark.report import write_report
 
     try:
         write_report(args.report, page, inputs=_inputs(args), force=args.force)
@@ -119,7 +117,7 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     profile = None
     if args.profile is not None:
         try:
-            from earmark.transform import profile_and_name
+            from earmark.offline.transform import profile_and_name
 
             profile, _ = profile_and_name(args.profile)
         except (ValueError, OSError) as exc:
@@ -127,19 +125,19 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return EXIT_USAGE
     bad = _unreadable(_inputs(args))
     if bad:
-        return EXIT_UNREADABLE
+        return EXIT_UNAVAILABLE
     if args.mix:
         return _run_mix(args, profile)
     try:
         t = _diff(args.before, args.after, profile, args.force)
     except _DiffFailedError:
-        return EXIT_UNREADABLE
+        return EXIT_UNAVAILABLE
     if args.json:
         _say_doubts([(f"{args.before}, {args.after}", t)])
     labels = ("BEFORE", "AFTER")
     written = True
     if args.report:
-        from earmark.report import diff_report
+        from earmark.offline.report import diff_report
 
         written = _write_report(args, diff_report(t))
     if args.json:
@@ -158,7 +156,7 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
         with contextlib.suppress(_DiffFailedError):  # its cause is already on stderr
             done.append(_diff(before, after, profile, args.force))
     if len(done) < len(pairs):
-        return EXIT_UNREADABLE
+        return EXIT_UNAVAILABLE
     ta, tb = done
     if args.json:
         _say_doubts([(f"{m}, {v}", t) for (m, v), t in zip(pairs, done, strict=True)])
@@ -166,7 +164,7 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
     mix_label = os.path.basename(args.mix) or args.mix
     written = True
     if args.report:
-        from earmark.report import mix_report
+        from earmark.offline.report import mix_report
 
         written = _write_report(args, mix_report(mix_label, [(label_a, ta), (label_b, tb)]))
     if args.json:
@@ -186,13 +184,13 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
     return EXIT_OK if written else EXIT_USAGE
 
 
-class _DiffFailedError(Exception):
+class _DiffFailedError(EarmarkError):
     """A diff could not be made; its cause is already on stderr."""
 
 
 def _diff(before: str, after: str, profile: Any, force: bool) -> Transformation:
     from earmark.engine.files import AudioFileError
-    from earmark.transform import DoubtfulAlignmentError, diff
+    from earmark.offline.transform import DoubtfulAlignmentError, diff
 
     try:
         return diff(before, after, profile=profile, force=force)
@@ -295,7 +293,7 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
 def _print_details(con: Any, t: Transformation) -> None:
     from rich.markup import escape
 
-    from earmark.transform import describe_move
+    from earmark.offline.transform import describe_move
     from earmark.ui.flags_text import flag_bullet
 
     r = t.result

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from earmark.analysis import Analysis, analyze
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
+from earmark.errors import EarmarkError
 from earmark.meters import History, MeterBank
 from earmark.meters.diff import Alignment, DiffResult, EqMove, align, compare, format_hz
-from earmark.snapshots import flag_dict
+from earmark.offline.analysis import Analysis, analyze
+from earmark.store.snapshots import flag_dict
 
 __all__ = ["CONTRACT_KEYS", "DoubtfulAlignmentError", "Transformation", "diff"]
 
@@ -349,7 +350,7 @@ def diff(
 # -- loading -----------------------------------------------------------------------------
 
 
-class DoubtfulAlignmentError(ValueError):
+class DoubtfulAlignmentError(EarmarkError, ValueError):
     """The offset :func:`diff` found cannot be trusted; ``alignment`` says how far it got."""
 
     def __init__(self, alignment: Alignment) -> None:

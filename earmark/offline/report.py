@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from earmark.measures import MEASURES, fmt_signed, fmt_value
-from earmark.snapshots import flag_dict
+from earmark.offline.measures import MEASURES, fmt_signed, fmt_value
+from earmark.store.snapshots import flag_dict
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from earmark.analysis import Analysis
     from earmark.meters import History
-    from earmark.transform import Transformation
+    from earmark.offline.analysis import Analysis
+    from earmark.offline.transform import Transformation
 
 from earmark.ui.conventions import A_RGB, B_RGB
 from earmark.ui.flags_text import flag_bullet, occurrences
@@ -695,7 +695,7 @@ def _diff_sections(
     top.legend(loc="lower left", fontsize=8)
     plot_eq_curve(bottom, r.curve_hz, r.curve_db, r.fit_hz, r.fitted_db, r.moves)
     bottom.legend(loc="lower left", fontsize=8)
-    from earmark.transform import describe_move
+    from earmark.offline.transform import describe_move
 
     moves = [describe_move(t, m) for m in r.moves] or ["no EQ move of 1 dB or more"]
     sections.append(

@@ -21,7 +21,7 @@ Programme flags (``loudness_target``, ``collapsed_dynamics``) are provisional wh
 the session runs and final when it stops. Resetting a path's meters starts its
 detector afresh.
 
-The detectors run in a worker process (``earmark.flags_worker``), not in the
+The detectors run in a worker process (``earmark.live.flags_worker``), not in the
 audio process: their numpy work is about 2 ms of GIL-holding Python per tick for
 three paths, and every such millisecond delays the audio callback (measured with
 ``bench/realtime.py --services``: 283 xruns in 45 s in-process against 28
@@ -92,7 +92,7 @@ class FlagService:
         # Started with the session's stop signals held: a process-group SIGTERM or
         # SIGHUP must not end the worker before it has given the final flags.
         with stop_signals_held():
-            self._proc, self._conn = start_module("earmark.flags_worker")
+            self._proc, self._conn = start_module("earmark.live.flags_worker")
         # The worker loads the detectors (~0.5 s) while the session starts: its
         # answer is collected before the first tick's.
         self._pace = session.engine.after_callback

@@ -64,7 +64,7 @@ FORMAT = "earmark-snapshot"
 VERSION = 1
 HISTORY_WINDOW_S = 30.0
 # The longest label or note `snapshot take` accepts, in characters: the control channel
-# keeps no more (earmark.control), so a longer one is refused rather than cut.
+# keeps no more (earmark.live.control), so a longer one is refused rather than cut.
 TEXT_MAX_CHARS = 500
 
 

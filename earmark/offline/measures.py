@@ -1,4 +1,4 @@
-"""The measures every table of an :class:`~earmark.analysis.Analysis` shows.
+"""The measures every table of an :class:`~earmark.offline.analysis.Analysis` shows.
 
 Shared by ``analyze``'s table, ``diff``'s before/after table and the HTML
 reports, so the three list the same rows in the same words and units. A light

@@ -25,12 +25,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from earmark.measures import MEASURES, fmt_signed, fmt_value
+from earmark.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from earmark.offline.measures import MEASURES, fmt_signed, fmt_value
 from earmark.termtext import printable, printable_data, printable_lines
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
 _PIPE_WIDTH = 160
 
 FORMATS = ("json", "csv", "html", "png", "flac")
@@ -99,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "take",
         help="snapshot the running `earmark run`/`demo` session; prints the id once stored",
     )
-    # The length limit (earmark.snapshots.TEXT_MAX_CHARS) is checked lazily: importing
+    # The length limit (earmark.store.snapshots.TEXT_MAX_CHARS) is checked lazily: importing
     # the snapshot module for every command's start-up is not worth a number in --help.
     take.add_argument("--label", metavar="TEXT", type=_stored_text, help="a short label")
     take.add_argument("--note", metavar="TEXT", type=_stored_text, help="a note")
@@ -183,9 +181,9 @@ def _day(day: date) -> tuple[float, float]:
 
 
 def _stored_text(text: str) -> str:
-    """A ``--label`` or ``--note``: at most :data:`earmark.snapshots.TEXT_MAX_CHARS`
+    """A ``--label`` or ``--note``: at most :data:`earmark.store.snapshots.TEXT_MAX_CHARS`
     characters (the session would otherwise cut it silently)."""
-    from earmark.snapshots import TEXT_MAX_CHARS
+    from earmark.store.snapshots import TEXT_MAX_CHARS
 
     if len(text) > TEXT_MAX_CHARS:
         raise argparse.ArgumentTypeError(
@@ -300,7 +298,7 @@ def _path_title(p: dict) -> str:
 
 def _cmd_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def go() -> int:
-        from earmark import snapshots
+        from earmark.store import snapshots
 
         with _open_store() as store:
             doc = _snapshot(store, args.id)
@@ -400,7 +398,7 @@ def _param(value: Any) -> str:
 
 def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def go() -> int:
-        from earmark import snapshots
+        from earmark.store import snapshots
 
         with _open_store() as store:
             a, b = _snapshot(store, args.a), _snapshot(store, args.b)
@@ -423,7 +421,7 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _print_comparison(cmp: Any) -> None:
     from rich.table import Table
 
-    from earmark.snapshots import MEASURES
+    from earmark.store.snapshots import MEASURES
     from earmark.ui.flags_text import flag_bullet, sorted_flags
 
     console = _console()
@@ -438,7 +436,7 @@ def _print_comparison(cmp: Any) -> None:
         table.add_row(label, _f(va, d), _f(vb, d), fmt_signed(delta, d))
     console.print(table)
     if cmp.tonal:
-        from earmark.snapshots import _band
+        from earmark.store.snapshots import _band
 
         moves = ", ".join(f"{db:+.1f} dB at {_band(lo, hi)}" for lo, hi, db in cmp.tonal)
         console.print(f"Tone (loudness-matched octave bands): {moves}")
@@ -459,7 +457,7 @@ def _print_comparison(cmp: Any) -> None:
 
 def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def go() -> int:
-        from earmark import snapshots
+        from earmark.store import snapshots
 
         with _open_store() as store:
             doc = _snapshot(store, args.id)
@@ -492,7 +490,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 return EXIT_UNAVAILABLE
             return _write(out, clip[1], inputs, args.force)
         try:
-            from earmark import snapshot_report
+            from earmark.store import report as snapshot_report
 
             data = (
                 snapshot_report.html(doc).encode()
@@ -524,7 +522,7 @@ def _write(path: Path, data: bytes, inputs: list, force: bool) -> int:
 
 
 def _cmd_take(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from earmark import control
+    from earmark.live import control
 
     try:
         answer = control.request("snapshot", label=args.label, note=args.note)

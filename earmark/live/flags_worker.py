@@ -1,6 +1,6 @@
 """The flag worker: the live detectors, in a process of their own (see ``flags_live``).
 
-``python -m earmark.flags_worker CONN_FD``. Messages (pickled over the socket):
+``python -m earmark.live.flags_worker CONN_FD``. Messages (pickled over the socket):
 
 - ``("init", profile, [(sample_rate, channels), ...])`` -> ``("ok",)``
 - ``("tick", [(path, reset, rows | None, before_rows | None), ...])`` ->

@@ -7,7 +7,7 @@ tests) holds:
     one row per streaming run (``earmark run`` / ``earmark demo``): its name
     (``--session``), kind, start and end, sample rate and block size.
 ``snapshots``
-    a whole snapshot as one JSON document (``earmark.snapshots`` builds it:
+    a whole snapshot as one JSON document (``earmark.store.snapshots`` builds it:
     every reading of every path, the last 30 s of curves, flags, chains,
     profile, audio settings) plus its time, label and note.
 ``snapshot_paths``
@@ -77,6 +77,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from earmark.errors import EarmarkError
 from earmark.private import (
     FolderError,
     MissingFolderError,
@@ -140,7 +141,7 @@ LOG_COLUMNS: tuple[str, ...] = (
 )
 
 
-class StoreError(Exception):
+class StoreError(EarmarkError):
     """The database cannot be opened, read or written. ``str()`` is one line naming the file;
     ``cause`` is the reason alone ("the disk is full")."""
 

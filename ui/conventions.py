@@ -19,7 +19,7 @@ from 0. :func:`path_number` and :func:`path_index` are where the two meet
 
 **Colours.** A is drawn in :data:`A_RGB` and B in :data:`B_RGB` on the
 dashboard, and in the same colours in the PNG and HTML exports
-(``earmark.report``), so a path keeps its colour from the screen to the page.
+(``earmark.offline.report``), so a path keeps its colour from the screen to the page.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The MIDI controller surface: A/B, bypass, parameters, snapshots and markers from hardware.
 
 The controller is earmark's second user interface. :class:`ControllerSurface`
-is a session service (``earmark.session.LiveSession.add_service``):
+is a session service (``earmark.live.session.LiveSession.add_service``):
 
 - **Input** runs on python-rtmidi's callback thread (with JACK, that is the MIDI
   client's own process thread). It parses, looks the control up, and then only

@@ -101,8 +101,15 @@ class FlagService:
 
     def tick(self, session: Any, state: Any) -> None:
         """Hand the rows completed since the last tick to the worker; refresh ``session.flags``."""
-        if self._failed:
+        # Until the worker has loaded the detectors (its answer to init), the rows wait
+        # in the banks' history and the next tick sends them all: the session thread
+        # never waits for a worker that is still starting (on a loaded machine that can
+        # take seconds, and every other service ticks on the same thread).
+        if self._failed or (self._init_pending and not self._conn.poll(0)):
             return
+        self._send_rows(session)
+
+    def _send_rows(self, session: Any) -> None:
         engine = session.engine
         n = len(engine.paths)
         rows: list[Any] = [None] * n
@@ -144,6 +151,9 @@ class FlagService:
         """The programme ended: final flags (programme measures judged on the whole)."""
         try:
             if not self._failed:
+                # The rows since the last tick first (waiting for the worker if it is
+                # still starting): the final flags judge everything that played.
+                self._send_rows(session)
                 self._update(session, ("finish",), _FINISH_TIMEOUT_S)
         finally:
             self._stop_worker()

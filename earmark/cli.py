@@ -180,11 +180,12 @@ class _Outcome:
 
 def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.analysis import analyze
-    from earmark.profiles import ProfileError, resolve_profile
+    from earmark.errors import PresetError
+    from earmark.profiles import resolve_profile
 
     try:
         profile = resolve_profile(args.profile)
-    except ProfileError as exc:
+    except PresetError as exc:
         parser.error(f"--profile: {exc}")
     if args.report:
         from earmark import outfiles, report
@@ -316,11 +317,12 @@ def _captured_native_stderr(enabled: bool = True) -> Iterator[_Captured]:
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.analysis import analyze
     from earmark.engine.demo import aggressive_master, demo_mix, through_chain
-    from earmark.profiles import ProfileError, resolve_profile
+    from earmark.errors import PresetError
+    from earmark.profiles import resolve_profile
 
     try:
         profile = resolve_profile(args.profile)
-    except ProfileError as exc:
+    except PresetError as exc:
         parser.error(f"--profile: {exc}")
     from earmark.live import DEFAULT_SAMPLE_RATE
 

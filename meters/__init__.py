@@ -4,7 +4,7 @@ Imports nothing of earmark's own but numpy/numba."""
 
 from .bank import MeterBank
 from .detectors import Detector, Flag
-from .profile import Profile, ProfileError
+from .profile import Profile
 from .readings import History, Readings
 
-__all__ = ["Detector", "Flag", "History", "MeterBank", "Profile", "ProfileError", "Readings"]
+__all__ = ["Detector", "Flag", "History", "MeterBank", "Profile", "Readings"]

@@ -5,6 +5,9 @@ its data in one folder: ``$EARMARK_HOME`` for data and ``$EARMARK_HOME/cache``
 for caches. Without it, the platform's conventional folders are used through
 platformdirs (on Linux ``~/.local/share/earmark`` and ``~/.cache/earmark``).
 
+:func:`home` itself, and the user's preset folders (``$EARMARK_HOME/chains``,
+``profiles``, ``controllers``), are ``earmark.presets.folders``'s.
+
 Nothing here creates a folder: callers create what they write, and the
 folders read back as trusted (the database's, the run folder, the rescue
 folders) are opened through ``earmark.private.open_private``.
@@ -29,6 +32,10 @@ from pathlib import Path
 
 import platformdirs
 
+# The data folder (and EARMARK_HOME) has one home, beside the user's preset folders
+# (``earmark.presets.user_folder(kind)``) that engine/ and ui/ reach without the shell.
+from earmark.presets.folders import HOME_ENV, home
+
 __all__ = [
     "HOME_ENV",
     "cache_dir",
@@ -37,21 +44,9 @@ __all__ = [
     "plugin_cache_file",
     "runtime_dir",
     "store_file",
-    "user_chains_dir",
-    "user_controllers_dir",
-    "user_profiles_dir",
 ]
 
-HOME_ENV = "EARMARK_HOME"
 _APP = "earmark"
-
-
-def home() -> Path:
-    """The data folder: ``$EARMARK_HOME`` if set, else the platform's user data folder."""
-    override = os.environ.get(HOME_ENV, "")
-    if override:
-        return Path(override).expanduser()
-    return platformdirs.user_data_path(_APP, appauthor=False)
 
 
 def cache_dir() -> Path:
@@ -65,17 +60,6 @@ def cache_dir() -> Path:
 def plugin_cache_file() -> Path:
     """The JSON file holding the results of ``earmark plugins scan``."""
     return cache_dir() / "plugins.json"
-
-
-def user_chains_dir() -> Path:
-    """The folder searched for chain presets by name after the shipped ones."""
-    return home() / "chains"
-
-
-def user_profiles_dir() -> Path:
-    """The folder searched for profiles by name after the shipped ones
-    (``earmark profile build`` writes there)."""
-    return home() / "profiles"
 
 
 def store_file() -> Path:
@@ -114,9 +98,3 @@ def control_socket_file() -> Path:
     """The Unix domain socket a running session answers ``earmark snapshot take`` on:
     ``control.sock`` in :func:`runtime_dir`."""
     return runtime_dir() / "control.sock"
-
-
-def user_controllers_dir() -> Path:
-    """The folder searched for controller maps by name after the shipped ones
-    (``earmark midi learn`` writes there)."""
-    return home() / "controllers"

@@ -27,6 +27,7 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "EarmarkError",
+    "PresetError",
     "exit_code_of",
     "one_line",
 ]
@@ -44,6 +45,47 @@ class EarmarkError(Exception):
     """
 
     exit_code: int = EXIT_UNAVAILABLE
+
+
+class PresetError(EarmarkError, ValueError):
+    """A preset (a chain, a profile, a controller map) is missing or invalid, or a live
+    edit is (a chain parameter out of range): a usage error, exit code 2.
+
+    Here, not in ``earmark.presets``, because the profile format lives in meters/, which
+    imports nothing of the project but this leaf. ``str()`` is one line,
+    ``"<file>:<line>: <table> <number> '<key>': <cause>"`` with the unknown parts left
+    out (``gentle.toml:14: plugin 2 'ratio': must be between 1 and 100, got 0.5``);
+    ``table`` and ``number`` name an array-of-tables entry (``plugin``, ``control``),
+    counted from 1 as the file's ``[[plugin]]`` tables are.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        cause: str,
+        source: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        *,
+        table: str | None = None,
+        number: int | None = None,
+    ) -> None:
+        self.cause = cause
+        self.source = source
+        self.line = line
+        self.key = key
+        self.table = table
+        self.number = number
+        where = ""
+        if source:
+            where = f"{source}:{line}: " if line else f"{source}: "
+        subject = []
+        if table is not None and number is not None:
+            subject.append(f"{table} {number}")
+        if key is not None:
+            subject.append(f"'{key}'")
+        super().__init__(where + (" ".join(subject) + ": " if subject else "") + cause)
 
 
 def exit_code_of(exc: BaseException, default: int = EXIT_UNAVAILABLE) -> int:

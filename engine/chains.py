@@ -99,23 +99,23 @@ import os
 import re
 import threading
 import time
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from earmark import presets
 from earmark.engine import plugins as _plugins
+from earmark.errors import PresetError
 from earmark.presets.tomltools import (
     TomlLines,
     choices,
     did_you_mean,
     num,
+    parse_toml,
     show_value,
-    toml_files,
 )
 
 from . import rt
@@ -150,41 +150,6 @@ _LATENCY_IMPULSE = 0.25  # -12 dBFS: below limiter ceilings, above gates' thresh
 _RETIRE_AFTER_S = 2.0  # removed plugins are freed off the audio thread after this
 
 ParamValue = float | int | bool | str
-
-
-class PresetError(ValueError):
-    """A chain preset (or a live edit) is invalid.
-
-    ``str()`` is one line: ``"<file>:<line>: plugin <n> '<key>': <cause>"``,
-    with the parts that are unknown left out. ``plugin`` counts from 1, as the
-    ``[[plugin]]`` tables do in the file.
-    """
-
-    def __init__(
-        self,
-        cause: str,
-        source: str | None = None,
-        line: int | None = None,
-        plugin: int | None = None,
-        key: str | None = None,
-    ) -> None:
-        self.cause = cause
-        self.source = source
-        self.line = line
-        self.plugin = plugin
-        self.key = key
-        super().__init__(self._text())
-
-    def _text(self) -> str:
-        where = ""
-        if self.source:
-            where = f"{self.source}:{self.line}: " if self.line else f"{self.source}: "
-        subject = []
-        if self.plugin is not None:
-            subject.append(f"plugin {self.plugin}")
-        if self.key is not None:
-            subject.append(f"'{self.key}'")
-        return where + (" ".join(subject) + ": " if subject else "") + self.cause
 
 
 # -- specs ----------------------------------------------------------------------------
@@ -433,53 +398,28 @@ def _external_defs(infos: Sequence[_plugins.ParameterInfo]) -> tuple[_ParamDef, 
 def load_chain(
     name_or_path: str | os.PathLike[str], user_dir: str | os.PathLike[str] | None = None
 ) -> ChainSpec:
-    """Read a chain preset by name or path.
-
-    A name ("gentle-master", "Gentle Master") is looked up in earmark's shipped
-    presets (``earmark.presets``, folder ``chains``), then in ``user_dir``.
-    Anything with a path separator, or naming an existing file, is read as a
-    file; ``gentle-master.toml`` that is not a file here is looked up by name.
+    """Read a chain preset by name or path (``earmark.presets``: a name is looked up
+    among the shipped presets, then in the user's folder, ``$EARMARK_HOME/chains`` or
+    ``user_dir``; anything with a path separator, or naming an existing file, is read
+    as a file).
 
     Raises:
         PresetError: the preset is missing or malformed; the message names
             the file, line and key.
     """
-    text = os.fspath(name_or_path)
-    as_path = Path(text).expanduser()
-    separator = os.sep in text or "/" in text
-    if separator or as_path.is_file() or (text.endswith(".toml") and as_path.exists()):
-        return _read_file(as_path, shown=text)
-    wanted = _preset_stem(text.removesuffix(".toml"))
-    for folder in _preset_folders(user_dir):
-        for entry in toml_files(folder):
-            if _preset_stem(entry.name[: -len(".toml")]) == wanted:
-                return _read_file(entry, shown=entry.name)
-    available = ", ".join(chain_names(user_dir)) or "none"
-    raise PresetError(f"no chain preset named {text!r} (available: {available})")
+    text, source = presets.load("chains", name_or_path, user_dir)
+    return parse_chain(text, source)
 
 
 def chain_names(user_dir: str | os.PathLike[str] | None = None) -> list[str]:
-    """Names of the shipped presets, then of those in ``user_dir``."""
-    names: list[str] = []
-    for folder in _preset_folders(user_dir):
-        names += [e.name[: -len(".toml")] for e in toml_files(folder)]
-    return list(dict.fromkeys(names))
+    """Names of the shipped presets, then of the user's (``user_dir`` replaces the user's
+    folder)."""
+    return presets.names("chains", user_dir)
 
 
 def parse_chain(text: str, source: str | None = None) -> ChainSpec:
     """Parse a preset's text; ``source`` is the file name used in error messages."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        if found:
-            line: int | None = int(found.group(1))
-        elif "end of document" in str(exc):
-            line = max(1, len(text.splitlines()))
-        else:
-            line = None
-        raise PresetError(f"invalid TOML: {exc}", source, line) from None
-    lines = TomlLines(text)
+    data, lines = parse_toml(text, source)
 
     def top_error(key: str, cause: str) -> PresetError:
         return PresetError(cause, source, lines.top.get(key), key=key)
@@ -520,7 +460,8 @@ def _parse_plugin(
     where = lines.array("plugin", number)
 
     def error(key: str | None, cause: str) -> PresetError:
-        return PresetError(cause, source, where.get(key or "", where.get("")), number, key)
+        line = where.get(key or "", where.get(""))
+        return PresetError(cause, source, line, key, table="plugin", number=number)
 
     kinds = [k for k in KINDS if k in table]
     if not kinds:
@@ -561,27 +502,6 @@ def _parse_plugin(
     if kind == "builtin":
         _resolve_values(spec, _builtin_defs(spec), sample_rate=None)
     return spec
-
-
-def _read_file(path: Path, shown: str) -> ChainSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PresetError("no such file", shown) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"cannot read: {exc}", shown) from None
-    return parse_chain(text, shown)
-
-
-def _preset_folders(user_dir: str | os.PathLike[str] | None) -> list[Any]:
-    folders: list[Any] = [resources.files("earmark.presets") / "chains"]
-    if user_dir is not None:
-        folders.append(Path(user_dir).expanduser())
-    return folders
-
-
-def _preset_stem(name: str) -> str:
-    return re.sub(r"[\s_]+", "-", name.strip().casefold())
 
 
 # -- checking values --------------------------------------------------------------------
@@ -688,7 +608,8 @@ def _unknown_param(spec: PluginSpec, key: str, index: Mapping[str, Any]) -> str:
 
 
 def _spec_error(spec: PluginSpec, key: str | None, cause: str) -> PresetError:
-    return PresetError(cause, spec.source, spec.line_of(key), spec.number, key)
+    line = spec.line_of(key)
+    return PresetError(cause, spec.source, line, key, table="plugin", number=spec.number)
 
 
 def _shown(value: Any) -> str:

@@ -1,10 +1,11 @@
 """earmark.meters: numba-compiled streaming meters (BS.1770/R128 loudness, LRA, true peak,
 PSR/PLR, DR, 1/3-octave spectrum, stereo) and the detectors that explain what they read.
-Imports nothing of earmark's own but numpy/numba."""
+Imports nothing of earmark's own but the leaf ``earmark.errors`` (a bad profile is a
+``PresetError``)."""
 
 from .bank import MeterBank
 from .detectors import Detector, Flag
-from .profile import Profile, ProfileError
+from .profile import Profile
 from .readings import History, Readings
 
-__all__ = ["Detector", "Flag", "History", "MeterBank", "Profile", "ProfileError", "Readings"]
+__all__ = ["Detector", "Flag", "History", "MeterBank", "Profile", "Readings"]

@@ -80,6 +80,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from earmark.errors import PresetError
+
 from .bands import NOMINAL_HZ
 from .tonal import popular_music_curve
 
@@ -89,7 +91,6 @@ __all__ = [
     "LoudnessTarget",
     "Profile",
     "ProfileData",
-    "ProfileError",
     "Resonance",
     "Tonal",
     "Transients",
@@ -102,22 +103,6 @@ KINDS = ("genre", "delivery", "generic", "learned")
 _K_TOTAL_OVER_LUFS = 0.691  # BS.1770-4 eq. 2: LUFS = -0.691 + 10 log10(K-weighted power)
 SEVERITIES = ("warning", "problem")
 TONAL_MODELS = ("popular-music",)
-
-
-class ProfileError(ValueError):
-    """A profile is invalid. ``str()`` is one line: ``"<file>:<line>: '<key>': <cause>"``."""
-
-    def __init__(
-        self, cause: str, source: str | None = None, line: int | None = None, key: str | None = None
-    ) -> None:
-        self.cause = cause
-        self.source = source
-        self.line = line
-        self.key = key
-        where = ""
-        if source:
-            where = f"{source}:{line}: " if line else f"{source}: "
-        super().__init__(where + (f"'{key}': " if key else "") + cause)
 
 
 # -- the profile ------------------------------------------------------------------------
@@ -371,7 +356,7 @@ def parse_profile(text: str, source: str | None = None) -> ProfileData:
     """Check one profile file's text; ``source`` names it in errors.
 
     Raises:
-        ProfileError: invalid TOML, an unknown section or key, a value of the
+        PresetError: invalid TOML, an unknown section or key, a value of the
             wrong type or outside its range; the message names file, line and key.
     """
     try:
@@ -381,13 +366,13 @@ def parse_profile(text: str, source: str | None = None) -> ProfileData:
         line = int(found.group(1)) if found else None
         if line is None and "end of document" in str(exc):
             line = max(1, len(text.splitlines()))
-        raise ProfileError(f"invalid TOML: {exc}", source, line) from None
+        raise PresetError(f"invalid TOML: {exc}", source, line) from None
     lines = _key_lines(text)
     top: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {}
 
-    def fail(key: str, cause: str) -> ProfileError:
-        return ProfileError(cause, source, lines.get(key), key)
+    def fail(key: str, cause: str) -> PresetError:
+        return PresetError(cause, source, lines.get(key), key)
 
     for key, value in data.items():
         if isinstance(value, dict):
@@ -424,7 +409,7 @@ def build_profile(chain: Sequence[ProfileData], name: str | None = None) -> Prof
     """Merge parsed files (bases first, the profile itself last) into a :class:`Profile`.
 
     Raises:
-        ProfileError: values that contradict each other after merging (a problem
+        PresetError: values that contradict each other after merging (a problem
             threshold less strict than its warning threshold, an empty range).
     """
     if not chain:
@@ -438,11 +423,11 @@ def build_profile(chain: Sequence[ProfileData], name: str | None = None) -> Prof
             merged.setdefault(section, {}).update(values)
     src = own.source
 
-    def fail(key: str, cause: str) -> ProfileError:
+    def fail(key: str, cause: str) -> PresetError:
         for data in reversed(chain):
             if key in data.lines:
-                return ProfileError(cause, data.source, data.lines[key], key)
-        return ProfileError(cause, src, None, key)
+                return PresetError(cause, data.source, data.lines[key], key)
+        return PresetError(cause, src, None, key)
 
     def val(section: str, key: str, default: Any) -> Any:
         value = merged.get(section, {}).get(key, default)

@@ -1,19 +1,52 @@
-"""What every TOML loader in earmark shares: preset folders, line numbers, value wording.
+"""What every TOML parser in earmark shares: the parse, line numbers, value wording.
 
-Chain presets (``engine.chains``), controller maps (``ui.controller_map``) and
-profiles (``earmark.profiles``) all name the file, line and key of a mistake,
-and word values the same way. (``meters.profile`` keeps its own small copy:
-the meters import nothing of ours.)
+Chain presets (``engine.chains``) and controller maps (``ui.controller_map``) are
+parsed with :func:`parse_toml`, and all name the file, line and key of a mistake
+and word values the same way. (``meters.profile`` keeps its own small copy of the
+parse and the line finder: the meters import nothing of ours but ``earmark.errors``,
+whose :class:`~earmark.errors.PresetError` it raises too.)
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TomlLines", "choices", "did_you_mean", "num", "show_value", "toml_files"]
+from earmark.errors import PresetError
+
+__all__ = [
+    "TomlLines",
+    "choices",
+    "did_you_mean",
+    "num",
+    "parse_toml",
+    "show_value",
+    "toml_files",
+]
+
+
+def parse_toml(text: str, source: str | None = None) -> tuple[dict[str, Any], TomlLines]:
+    """The TOML ``text`` as a dict, with where its keys sit (:class:`TomlLines`).
+
+    Raises:
+        PresetError: invalid TOML, naming ``source`` and the line the parser stopped at
+            (the last line when the document ended too early).
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        if found:
+            line: int | None = int(found.group(1))
+        elif "end of document" in str(exc):
+            line = max(1, len(text.splitlines()))
+        else:
+            line = None
+        raise PresetError(f"invalid TOML: {exc}", source, line) from None
+    return data, TomlLines(text)
 
 
 def toml_files(folder: Any) -> list[Any]:

@@ -465,6 +465,63 @@ def test_a_missing_preset_lists_the_available_ones():
         load_chain("nope")
 
 
+def _user_chains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``$EARMARK_HOME/chains`` of this test's, private as the loader requires."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("EARMARK_HOME", str(home))
+    folder = home / "chains"
+    folder.mkdir(parents=True)
+    folder.chmod(0o700)
+    return folder
+
+
+def test_a_chain_saved_in_the_users_folder_is_found_by_name_and_a_shipped_one_wins_a_tie(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """What `earmark run --chain NAME` calls: the user's folder is searched (it never was
+    before issue 18), after the shipped presets, which win a tie (README, "Chains")."""
+    folder = _user_chains(tmp_path, monkeypatch)
+    (folder / "my-glue.toml").write_text('name = "My glue"\n[[plugin]]\nbuiltin = "Gain"\n')
+    (folder / "Gentle Master.toml").write_text('name = "Not the shipped one"\n')
+    assert load_chain("My Glue").name == "My glue"
+    assert load_chain("gentle-master").name == "Gentle master"  # the shipped preset
+    names = chain_names()
+    assert names[-1] == "my-glue" and names.count("gentle-master") == 1
+    assert "Gentle Master" not in names  # shadowed: no name reaches it
+
+
+def test_a_broken_chain_in_the_users_folder_names_file_line_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = _user_chains(tmp_path, monkeypatch)
+    (folder / "broken.toml").write_text('[[plugin]]\nbuiltin = "Compressor"\nratio = 0.5\n')
+    with pytest.raises(PresetError) as err:
+        load_chain("broken")
+    assert str(err.value) == "broken.toml:3: plugin 1 'ratio': must be between 1 and 100, got 0.5"
+    assert (err.value.line, err.value.key, err.value.exit_code) == (3, "ratio", 2)
+
+
+def test_a_users_chain_folder_others_can_write_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A chain can name a plugin bundle to load: a folder another user could plant one in
+    is refused, never read, and says so; the shipped presets still load."""
+    folder = _user_chains(tmp_path, monkeypatch)
+    (folder / "mine.toml").write_text("")
+    folder.chmod(0o777)
+    try:
+        with pytest.raises(PresetError, match=r"^/.*/chains: is writable by other users"):
+            load_chain("mine")
+        assert load_chain("transparent").plugins == ()
+        (folder / "link.toml").symlink_to(folder / "mine.toml")
+        folder.chmod(0o700)
+        with pytest.raises(PresetError, match=r"link\.toml: is a symbolic link; refusing"):
+            load_chain("link")
+        assert load_chain("mine").plugins == ()
+    finally:
+        folder.chmod(0o700)
+
+
 # -- real VST3 plugins (zam-plugins) ------------------------------------------------------
 
 

@@ -90,6 +90,26 @@ def test_run_with_a_malformed_chain_names_file_and_line(tmp_path, jack_server):
     assert "Traceback" not in proc.stderr
 
 
+def test_run_finds_a_chain_saved_in_the_users_folder_and_a_broken_one_is_one_line(tmp_path):
+    """`--chain NAME` looks in $EARMARK_HOME/chains (before issue 18 it never did); a
+    broken preset there is one line naming its file, line and key, and exit 2."""
+    chains = tmp_path / "home" / "chains"
+    chains.mkdir(parents=True)
+    chains.chmod(0o700)
+    (chains / "my-glue.toml").write_text('name = "My glue"\n[[plugin]]\nbuiltin = "Gain"\n')
+    (chains / "broken.toml").write_text('[[plugin]]\nbuiltin = "Compressor"\nratio = 0.5\n')
+    env = dict(ENV, EARMARK_HOME=str(tmp_path / "home"))
+    found = earmark("run", "--chain", "My Glue", "--seconds", "1", "--no-ui", env=env)
+    assert found.returncode == 0, found.stderr
+    assert "A input -> My Glue" in found.stderr
+    broken = earmark("run", "--chain", "broken", "--seconds", "1", "--no-ui", env=env)
+    assert broken.returncode == 2
+    assert broken.stderr.strip().splitlines()[-1] == (
+        "earmark: broken.toml:3: plugin 1 'ratio': must be between 1 and 100, got 0.5"
+    )
+    assert "Traceback" not in broken.stderr
+
+
 def test_a_chain_its_host_cannot_load_in_time_is_one_clear_line_and_exit_2(tmp_path):
     # A real timeout: the host is not given the time to build even a built-in chain
     # (a slow plugin does the same to the default 600 s).

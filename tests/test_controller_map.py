@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from earmark.errors import PresetError
 from earmark.ui.controller_map import (
     ACTIONS,
-    MapError,
     dump_map,
     load_map,
     map_names,
@@ -20,7 +20,7 @@ HEAD = 'name = "t"\nversion = 1\n[port]\ninput = "x"\noutput = "x"\n'
 
 
 def error_of(text: str) -> str:
-    with pytest.raises(MapError) as info:
+    with pytest.raises(PresetError) as info:
         parse_map(text, "my.toml")
     return str(info.value)
 
@@ -94,7 +94,9 @@ def test_a_map_is_found_by_name_in_the_user_folder_after_the_shipped_ones(tmp_pa
     (tmp_path / "My Desk.toml").write_text(HEAD + '[[control]]\ncc = 1\naction = "dim"\n')
     assert load_map("my-desk", user_dir=tmp_path).name == "t"
     assert "My Desk" in map_names(user_dir=tmp_path)
-    with pytest.raises(MapError, match=r"no controller map named 'nothing' \(available: .*generic"):
+    with pytest.raises(
+        PresetError, match=r"no controller map named 'nothing' \(available: .*generic"
+    ):
         load_map("nothing", user_dir=tmp_path)
 
 
@@ -140,5 +142,5 @@ def test_bad_top_level_keys_and_toml_syntax_name_the_line():
 
 
 def test_a_missing_file_is_named(tmp_path):
-    with pytest.raises(MapError, match=r"^/.*nope\.toml: no such file$"):
+    with pytest.raises(PresetError, match=r"^/.*nope\.toml: no such file$"):
         load_map(str(tmp_path / "nope.toml"))

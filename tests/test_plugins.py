@@ -262,10 +262,12 @@ def test_plugins_scan_and_list_commands(tmp_path: Path, monkeypatch, capsys):
 
 
 def test_config_paths_follow_earmark_home(monkeypatch, tmp_path: Path):
+    from earmark.presets import user_folder
+
     monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
     assert config.home() == tmp_path
     assert config.cache_dir() == tmp_path / "cache"
     assert config.plugin_cache_file() == tmp_path / "cache" / "plugins.json"
-    assert config.user_chains_dir() == tmp_path / "chains"
+    assert user_folder("chains") == tmp_path / "chains"
     monkeypatch.delenv(config.HOME_ENV)
     assert config.home().name == "earmark" and config.cache_dir().name == "earmark"

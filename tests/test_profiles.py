@@ -18,7 +18,8 @@ import soundfile as sf
 
 import earmark
 from earmark.engine.demo import demo_mix
-from earmark.meters.profile import ProfileError, parse_profile
+from earmark.errors import PresetError
+from earmark.meters.profile import parse_profile
 from earmark.meters.tonal import k_weighting_gain_db, relative_levels
 from earmark.profiles import default_profile, list_profiles, load_profile
 
@@ -196,7 +197,7 @@ def test_combining_a_genre_and_a_delivery_keeps_the_genre():
 def test_errors_name_file_line_and_key(tmp_path, text, line, key, cause):
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    with pytest.raises(ProfileError) as caught:
+    with pytest.raises(PresetError) as caught:
         load_profile(str(path))
     message = str(caught.value)
     assert message.startswith(f"{path}:{line}: '{key}': "), message
@@ -208,19 +209,19 @@ def test_errors_name_file_line_and_key(tmp_path, text, line, key, cause):
 def test_invalid_toml_and_missing_things_are_one_line_errors(tmp_path):
     path = tmp_path / "broken.toml"
     path.write_text("[dynamics]\npsr_min_db = = 8\n")
-    with pytest.raises(ProfileError, match=rf"^{re.escape(str(path))}:2: invalid TOML"):
+    with pytest.raises(PresetError, match=rf"^{re.escape(str(path))}:2: invalid TOML"):
         load_profile(str(path))
-    with pytest.raises(ProfileError, match=r"no profile named 'bebop'.*jazz"):
+    with pytest.raises(PresetError, match=r"no profile named 'bebop'.*jazz"):
         load_profile("bebop")
-    with pytest.raises(ProfileError, match="no such file"):
+    with pytest.raises(PresetError, match="no such file"):
         load_profile(str(tmp_path / "gone.toml"))
     child = tmp_path / "child.toml"
     child.write_text('name = "child"\nextends = "nonesuch"\n')
-    with pytest.raises(ProfileError, match=rf"^{re.escape(str(child))}:2: 'extends': .*nonesuch"):
+    with pytest.raises(PresetError, match=rf"^{re.escape(str(child))}:2: 'extends': .*nonesuch"):
         load_profile(str(child))
     loop = tmp_path / "loop.toml"
     loop.write_text(f'extends = "{loop}"\n')
-    with pytest.raises(ProfileError, match="extends itself"):
+    with pytest.raises(PresetError, match="extends itself"):
         load_profile(str(loop))
 
 

@@ -1,8 +1,8 @@
 """Controller maps: which control on a MIDI controller does what in earmark.
 
 A map is a TOML file (shipped ones in ``earmark.presets/controllers``, the
-engineer's own in ``config.user_controllers_dir()``, written by ``earmark midi
-learn``)::
+engineer's own in ``$EARMARK_HOME/controllers``, written by ``earmark midi
+learn``; found through ``earmark.presets``)::
 
     name = "Korg nanoKONTROL2"
     version = 1
@@ -42,13 +42,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from earmark.presets.tomltools import TomlLines, choices, did_you_mean, num, toml_files
+from earmark import presets
+from earmark.errors import PresetError
+from earmark.presets.tomltools import choices, did_you_mean, num, parse_toml
 from earmark.presets.tomltools import show_value as _show
 
 from .conventions import path_index, path_number
@@ -62,7 +62,6 @@ __all__ = [
     "Binding",
     "ControllerMap",
     "Led",
-    "MapError",
     "dump_map",
     "load_map",
     "map_names",
@@ -130,38 +129,6 @@ _LED_KEYS = ("cc", "note", "channel", "on", "off")
 TRIM_RANGE_DB = (-30.0, 10.0)
 DEFAULT_STEP = 1.0 / 128.0  # a relative encoder detent moves this share of the range
 DEFAULT_TOLERANCE = 2.0 / 127.0  # soft takeover: close enough to pick up
-
-
-class MapError(ValueError):
-    """A controller map is invalid.
-
-    ``str()`` is one line: ``"<file>:<line>: control <n> '<key>': <cause>"``,
-    with the parts that are unknown left out; ``control`` counts from 1, as the
-    ``[[control]]`` tables do in the file.
-    """
-
-    def __init__(
-        self,
-        cause: str,
-        source: str | None = None,
-        line: int | None = None,
-        control: int | None = None,
-        key: str | None = None,
-    ) -> None:
-        self.cause = cause
-        self.source = source
-        self.line = line
-        self.control = control
-        self.key = key
-        where = ""
-        if source:
-            where = f"{source}:{line}: " if line else f"{source}: "
-        subject = []
-        if control is not None:
-            subject.append(f"control {control}")
-        if key is not None:
-            subject.append(f"'{key}'")
-        super().__init__(where + (" ".join(subject) + ": " if subject else "") + cause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,72 +223,27 @@ class ControllerMap:
 def load_map(
     name_or_path: str | os.PathLike[str], user_dir: str | os.PathLike[str] | None = None
 ) -> ControllerMap:
-    """Read a controller map by name (shipped, then ``user_dir``) or by path.
-
-    ``user_dir`` defaults to ``config.user_controllers_dir()``.
+    """Read a controller map by name (shipped, then the user's folder: ``user_dir``, by
+    default ``$EARMARK_HOME/controllers``) or by path (``earmark.presets``).
 
     Raises:
-        MapError: the map is missing or malformed; the message names file, line and key.
+        PresetError: the map is missing or malformed; the message names file, line and key.
     """
-    if user_dir is None:
-        from earmark import config
-
-        user_dir = config.user_controllers_dir()
-    text = os.fspath(name_or_path)
-    as_path = Path(text).expanduser()
-    if os.sep in text or "/" in text or as_path.is_file():
-        return _read_file(as_path, text)
-    wanted = _stem(text.removesuffix(".toml"))
-    for folder in _folders(user_dir):
-        for entry in toml_files(folder):
-            if _stem(entry.name[: -len(".toml")]) == wanted:
-                return _read_file(entry, entry.name)
-    available = ", ".join(map_names(user_dir)) or "none"
-    raise MapError(f"no controller map named {text!r} (available: {available})")
+    text, source = presets.load("controllers", name_or_path, user_dir)
+    return parse_map(text, source)
 
 
 def map_names(user_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """Names of the shipped maps, then of the user's."""
-    if user_dir is None:
-        from earmark import config
-
-        user_dir = config.user_controllers_dir()
-    names: list[str] = []
-    for folder in _folders(user_dir):
-        names += [e.name[: -len(".toml")] for e in toml_files(folder)]
-    return list(dict.fromkeys(names))
-
-
-def _folders(user_dir: str | os.PathLike[str]) -> list[Any]:
-    return [resources.files("earmark.presets") / "controllers", Path(user_dir).expanduser()]
-
-
-def _stem(name: str) -> str:
-    return re.sub(r"[\s_]+", "-", name.strip().casefold())
-
-
-def _read_file(path: Path, shown: str) -> ControllerMap:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MapError("no such file", shown) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MapError(f"cannot read: {exc}", shown) from None
-    return parse_map(text, shown)
+    return presets.names("controllers", user_dir)
 
 
 def parse_map(text: str, source: str | None = None) -> ControllerMap:
     """Parse a map's text; ``source`` is the file name used in error messages."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        line = int(found.group(1)) if found else None
-        raise MapError(f"invalid TOML: {exc}", source, line) from None
-    lines = TomlLines(text)
+    data, lines = parse_toml(text, source)
 
-    def top_error(key: str, cause: str, table: str = "") -> MapError:
-        return MapError(cause, source, lines.line(table, key), key=key)
+    def top_error(key: str, cause: str, table: str = "") -> PresetError:
+        return PresetError(cause, source, lines.line(table, key), key=key)
 
     _check_keys(data, _TOP_KEYS, lambda k, c: top_error(k, c), "a controller map has")
     version = data.get("version", MAP_VERSION)
@@ -368,8 +290,9 @@ def parse_map(text: str, source: str | None = None) -> ControllerMap:
     for number, table in enumerate(tables, start=1):
         where = lines.array("control", number)
 
-        def error(key: str | None, cause: str, where=where, number=number) -> MapError:
-            return MapError(cause, source, where.get(key or "", where.get("")), number, key)
+        def error(key: str | None, cause: str, where=where, number=number) -> PresetError:
+            line = where.get(key or "", where.get(""))
+            return PresetError(cause, source, line, key, table="control", number=number)
 
         binding = _parse_control(table, number, default_channel, error, where.get(""))
         ident = (binding.kind, binding.channel, binding.number)

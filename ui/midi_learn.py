@@ -257,7 +257,7 @@ def write_map(
     """Validate learned controls with the map loader; return the map and its TOML text.
 
     Raises:
-        MapError: a binding is invalid (naming the control and key).
+        PresetError: a binding is invalid (naming the control and key).
     """
     pattern = re.escape(port.split(":", 1)[-1]) if port else ""
     lines = [f"name = {_toml(name)}", "version = 1", "", "[port]", f"input = {_toml(pattern)}"]

@@ -95,12 +95,13 @@ class _Outcome:
 
 
 def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark.errors import PresetError
     from earmark.offline.analysis import analyze
-    from earmark.profiles import ProfileError, resolve_profile
+    from earmark.profiles import resolve_profile
 
     try:
         profile = resolve_profile(args.profile)
-    except ProfileError as exc:
+    except PresetError as exc:
         parser.error(f"--profile: {exc}")
     if args.report:
         from earmark import outfiles
@@ -232,12 +233,13 @@ def _captured_native_stderr(enabled: bool = True) -> Iterator[_Captured]:
 
 def offline_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.engine.demo import aggressive_master, demo_mix, through_chain
+    from earmark.errors import PresetError
     from earmark.offline.analysis import analyze
-    from earmark.profiles import ProfileError, resolve_profile
+    from earmark.profiles import resolve_profile
 
     try:
         profile = resolve_profile(args.profile)
-    except ProfileError as exc:
+    except PresetError as exc:
         parser.error(f"--profile: {exc}")
     from earmark.live.audio import DEFAULT_SAMPLE_RATE
 

@@ -148,11 +148,12 @@ def _device(text: str | None):
 
 
 def _profile(args: argparse.Namespace, parser: argparse.ArgumentParser):
-    from earmark.profiles import ProfileError, resolve_profile
+    from earmark.errors import PresetError
+    from earmark.profiles import resolve_profile
 
     try:
         return resolve_profile(args.profile)
-    except ProfileError as exc:
+    except PresetError as exc:
         parser.error(f"--profile: {exc}")
 
 

@@ -123,15 +123,15 @@ def _cmd_ports(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def _out_path(text: str) -> Path:
-    from earmark import config
+    from earmark.presets import user_folder
 
     if "/" in text or text.endswith(".toml"):
         return Path(text).expanduser()
-    return config.user_controllers_dir() / f"{text}.toml"
+    return user_folder("controllers") / f"{text}.toml"
 
 
 def _cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from earmark.ui.controller_map import MapError
+    from earmark.errors import PresetError
     from earmark.ui.midi import MidiUnavailableError
     from earmark.ui.midi_learn import Listener, parse_bind, write_map
 
@@ -180,15 +180,17 @@ def _cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             header=f"Learned with `earmark midi learn` from {port!r}.\nEdit freely: "
             "the format is described in the README, section Controllers.",
         )
-    except MapError as exc:
+    except PresetError as exc:
         _say(str(exc))
         return EXIT_USAGE
     from earmark import outfiles
+    from earmark.private import FolderError, make_folder
 
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _say(f"{out.parent}: cannot create the folder: {exc.strerror or exc}")
+        # 0700: the user's maps folder is read back only when it is the user's alone.
+        make_folder(out.parent)
+    except FolderError as exc:
+        _say(str(exc))
         return EXIT_UNAVAILABLE
     try:
         # Through a new temporary file, never a fixed name a link could be planted at.
@@ -298,7 +300,8 @@ def load_surfaces(specs: list[str] | None, say=print) -> list[Any] | None:
     Returns None (after one line on stderr naming the file, line and key) when a
     map cannot be read, so the command exits with a usage error before streaming.
     """
-    from earmark.ui.controller_map import MapError, load_map
+    from earmark.errors import PresetError
+    from earmark.ui.controller_map import load_map
     from earmark.ui.midi import ControllerSurface
 
     surfaces = []
@@ -306,7 +309,7 @@ def load_surfaces(specs: list[str] | None, say=print) -> list[Any] | None:
         name, _, port = spec.partition("@")
         try:
             cmap = load_map(name)
-        except MapError as exc:
+        except PresetError as exc:
             say(f"earmark: --controller: {exc}")
             return None
         client = "earmark-midi" if k == 0 else f"earmark-midi-{k + 1}"

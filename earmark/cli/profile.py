@@ -55,10 +55,15 @@ def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from earmark import config
+    from earmark.errors import PresetError
+    from earmark.presets import user_folder
     from earmark.profiles import list_profiles
 
-    profiles = list_profiles()
+    try:
+        profiles = list_profiles()
+    except PresetError as exc:  # the user's folder is not theirs alone
+        _say(str(exc))
+        return EXIT_USAGE
     table = Table(header_style="bold")
     for col in ("name", "kind", "origin", "description"):
         table.add_column(col, overflow="fold")
@@ -68,19 +73,19 @@ def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
     out.print(table)
     out.print(
-        f"user profiles: {config.user_profiles_dir()}  ·  combine with +, e.g. jazz+spotify",
+        f"user profiles: {user_folder('profiles')}  ·  combine with +, e.g. jazz+spotify",
         markup=False,
     )
     return EXIT_OK
 
 
 def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from earmark import config
     from earmark.engine.files import AudioFileError
-    from earmark.meters.profile import ProfileError
+    from earmark.errors import PresetError
     from earmark.offline.learn import learn_profile_text, measure_reference
+    from earmark.presets import name_key, shipped, user_folder
     from earmark.private import FolderError, make_folder, write_problem
-    from earmark.profiles import list_profiles, load_profile
+    from earmark.profiles import load_profile
     from earmark.store import describe_error
 
     name = args.name.strip()
@@ -90,10 +95,10 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             " characters, no path"
         )
     key = name.casefold().replace(" ", "-").replace("_", "-")
-    builtin = {p.name.casefold() for p in list_profiles() if p.origin == "built-in"}
+    builtin = {name_key(p.name) for p in shipped("profiles")}  # the user's folder may not exist
     if key in builtin:
         parser.error(f"NAME {name!r} is a built-in profile; choose another name")
-    folder = config.user_profiles_dir()
+    folder = user_folder("profiles")
     target = folder / f"{key}.toml"
     if target.exists() and not args.force:
         parser.error(f"{target} exists; add --force to replace it")
@@ -129,7 +134,7 @@ def _cmd_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         return EXIT_UNAVAILABLE
     try:
         profile = load_profile(str(tmp))  # what we wrote must read back
-    except ProfileError as exc:  # pragma: no cover - a bug in the writer
+    except PresetError as exc:  # pragma: no cover - a bug in the writer
         tmp.unlink(missing_ok=True)
         _say(f"internal error: the learned profile does not read back: {exc}")
         return EXIT_USAGE

@@ -170,7 +170,7 @@ def analyze(
             not audio, truncated, unsupported rate...); a ``ValueError``.
         ValueError: a bad array shape, a missing or unsupported sample rate.
         TypeError: an array that does not hold audio samples.
-        earmark.profiles.ProfileError: the profile is missing or malformed (a
+        earmark.errors.PresetError: the profile is missing or malformed (a
             ``ValueError`` naming the file, line and key).
     """
     from earmark.profiles import resolve_profile

@@ -74,6 +74,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from earmark.errors import EXIT_USAGE, EarmarkError
 from earmark.presets.tomltools import (
     TomlLines,
     choices,
@@ -116,13 +117,15 @@ TOP_LEVEL_KEYS = ("name", "description", "version", "plugin")
 ParamValue = float | int | bool | str
 
 
-class PresetError(ValueError):
-    """A chain preset (or a live edit) is invalid.
+class PresetError(EarmarkError, ValueError):
+    """A chain preset (or a live edit) is invalid (a usage error for the command line).
 
     ``str()`` is one line: ``"<file>:<line>: plugin <n> '<key>': <cause>"``,
     with the parts that are unknown left out. ``plugin`` counts from 1, as the
     ``[[plugin]]`` tables do in the file.
     """
+
+    exit_code = EXIT_USAGE
 
     def __init__(
         self,

@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import rt
-from .chains import ChainSpec, ParamValue, PluginSpec
+from .chains import ChainLike, ChainSpec, ParamValue, PluginSpec
 from .childproc import (
     how_ended,
     huge_pages,
@@ -106,7 +106,7 @@ def _views(buf: Any, max_block: int, channels: int) -> tuple[np.ndarray, np.ndar
 I_SEQ, I_LATE, I_DEAD_BLOCKS, I_DEAD, I_WAKE, I_COUNT = range(6)
 
 
-class IsolatedChain:
+class IsolatedChain(ChainLike):
     """A chain running in its own process; same interface as ``engine.chains.Chain``
     for what the engine, the session and the controllers use.
 

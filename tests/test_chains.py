@@ -18,13 +18,16 @@ import pytest
 from earmark.engine import plugins
 from earmark.engine.chains import (
     BUILTINS,
+    UNITS,
     ChainSpec,
     PluginSpec,
     PresetError,
     build_chain,
     chain_names,
+    convert_unit,
     load_chain,
     parse_chain,
+    split_unit,
 )
 from earmark.engine.demo import demo_mix
 from earmark.meters import MeterBank
@@ -221,6 +224,52 @@ def test_parameter_change_and_bypass_take_effect_on_the_next_block():
     assert block_gain_db(chain, block) == pytest.approx(12.0, abs=0.01)
     assert chain.spec.plugins[0].params == (("gain_db", 12.0),)
     assert chain.bypassed == (False,)
+
+
+def test_describe_gives_name_plugins_parameters_with_units_bypass_and_latency():
+    chain = chain_of(
+        PluginSpec.builtin("Compressor", threshold_db=-20.0, ratio=2.0),
+        PluginSpec.builtin("Delay", delay_ms=10.0, mix=1.0),
+    )
+    chain.set_bypass(0, True)
+    chain.set_parameter(1, "feedback_percent", 10)
+    described = chain.describe()
+    assert described.name == "test" and described.latency_samples == chain.latency_samples
+    assert [p.title for p in described.plugins] == ["Compressor", "Delay"]
+    assert [p.bypass for p in described.plugins] == [True, False]
+    assert described.bypassed is False  # not every plugin
+    assert described.plugins[1].latency_samples == chain.plugin_latencies[1] > 0
+    assert [(q.key, q.name, q.value, q.unit) for q in described.plugins[0].parameters] == [
+        ("threshold_db", "threshold", -20.0, "dB"),
+        ("ratio", "ratio", 2.0, ""),
+    ]
+    assert [(q.name, q.value, q.unit) for q in described.plugins[1].parameters] == [
+        ("delay", 10.0, "ms"),
+        ("mix", 1.0, ""),
+        ("feedback", 10, "%"),
+    ]
+
+
+def test_bypassing_the_whole_chain_remembers_and_restores_the_plugins_own_bypass():
+    chain = chain_of(*(PluginSpec.builtin("Gain", gain_db=g) for g in (1.0, 2.0, 3.0)))
+    chain.set_bypass(1, True)
+    assert chain.bypass_all(True) == (True, True, True)
+    assert chain.bypass_all(True) == (True, True, True)  # twice: the memory stays
+    assert chain.describe().bypassed is True
+    assert chain.bypass_all(False) == (False, True, False)
+    assert chain.bypass_all(False) == (False, False, False)  # nothing left to restore
+
+
+def test_the_one_unit_table_splits_keys_and_converts_within_a_kind():
+    assert split_unit("threshold_db") == ("threshold", "dB")
+    assert split_unit("cutoff_frequency_khz") == ("cutoff_frequency", "kHz")
+    assert split_unit("mix_percent") == ("mix", "%")
+    assert split_unit("ceiling_dbtp") == ("ceiling", "dBTP")
+    assert split_unit("ratio") == ("ratio", "") and split_unit("dry_level") == ("dry_level", "")
+    assert convert_unit(30.0, "ms", "s") == pytest.approx(0.03)
+    assert convert_unit(8.0, "khz", "hz") == pytest.approx(8000.0)
+    assert convert_unit(1.0, "db", "ms") is None and convert_unit(1.0, "db", "dbtp") is None
+    assert {u.word for u in UNITS.values()} >= {"dB", "ms", "s", "Hz", "kHz", "%"}
 
 
 def test_a_live_edit_is_checked_like_a_preset_value():

@@ -513,20 +513,13 @@ def _float(value: Any, error) -> float:
     return float(value)
 
 
-_UNIT_SUFFIXES = {
-    "db": "dB",
-    "ms": "ms",
-    "s": "s",
-    "hz": "Hz",
-    "khz": "kHz",
-    "percent": "%",
-}
-
-
 def _units_of(key: str | None) -> str:
-    if not key or "_" not in key:
-        return ""
-    return _UNIT_SUFFIXES.get(key.rsplit("_", 1)[1].lower(), "")
+    """The unit word of a chain parameter key (``threshold_db`` -> ``dB``), from the
+    chains' one unit table."""
+    # Here, not at the top: reading a map must not load the engine's compiled kernels.
+    from earmark.engine.chains import split_unit
+
+    return split_unit(key)[1] if key else ""
 
 
 def _uses(keys: tuple[str, ...]) -> str:

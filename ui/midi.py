@@ -702,8 +702,6 @@ def relative_delta(mode: str, value: int) -> int:
 
 # -- chain parameters ---------------------------------------------------------------------------
 
-_UNIT_SCALE = {"ms": 1e-3, "s": 1.0, "hz": 1.0, "khz": 1e3, "db": 1.0, "percent": 1.0}
-
 
 def current_value(chain: Any, plugin: int, key: str) -> float | None:
     """The value of ``key`` (a chain preset key with its unit) of plugin ``plugin`` now.
@@ -712,6 +710,10 @@ def current_value(chain: Any, plugin: int, key: str) -> float | None:
     one family (``attack_s`` for a preset that says ``attack_ms``); else the
     plugin's own current value (``parameter_values``). None when neither knows it.
     """
+    # Here, not at the top: the MIDI commands must not load the engine's compiled kernels
+    # (a chain, when there is one, has loaded them already).
+    from earmark.engine.chains import convert_unit
+
     try:
         spec = chain.spec.plugins[plugin]
     except (AttributeError, IndexError, TypeError):
@@ -721,16 +723,12 @@ def current_value(chain: Any, plugin: int, key: str) -> float | None:
         if key in params and _is_number(params[key]):
             return float(params[key])
         base, _, unit = key.rpartition("_")
-        if unit.lower() in _UNIT_SCALE:
-            for other, value in params.items():
-                b2, _, u2 = other.rpartition("_")
-                if b2 == base and u2.lower() in _UNIT_SCALE and _is_number(value):
-                    same_family = {unit.lower(), u2.lower()} <= {"ms", "s"} or {
-                        unit.lower(),
-                        u2.lower(),
-                    } <= {"hz", "khz"}
-                    if same_family:
-                        return float(value) * _UNIT_SCALE[u2.lower()] / _UNIT_SCALE[unit.lower()]
+        for other, value in params.items():
+            b2, _, u2 = other.rpartition("_")
+            if b2 == base and _is_number(value):
+                converted = convert_unit(float(value), u2, unit)
+                if converted is not None:
+                    return converted
     try:  # in this process or in an isolated host (the value it last reported)
         return chain.parameter_values(plugin)[key]
     except Exception:
@@ -850,7 +848,6 @@ class ControllerSurface:
         self._expect: dict[str, tuple[Any, float]] = {}
         self._blink_until: dict[str, float] = {}
         self._led_sent: dict[tuple[str, int, int], int] = {}
-        self._bypass_memory: dict[int, tuple[bool, ...]] = {}
         self._session: Any = None
         self._last_state: Any = None
         self._in: Any = None
@@ -1267,20 +1264,7 @@ class ControllerSurface:
                     target = (not bypassed[b.plugin]) if on is None else on
                     chain.set_bypass(b.plugin, target)
                 else:
-                    engaged = all(bypassed)
-                    target = (not engaged) if on is None else on
-                    key = id(chain)
-                    if target:
-                        self._bypass_memory[key] = bypassed
-                        wanted = (True,) * len(bypassed)
-                    else:
-                        remembered = self._bypass_memory.pop(key, None)
-                        if remembered is None or len(remembered) != len(bypassed):
-                            remembered = (False,) * len(bypassed)
-                        wanted = remembered
-                    for i, value in enumerate(wanted):
-                        if bypassed[i] != value:
-                            chain.set_bypass(i, value)
+                    chain.bypass_all(not all(bypassed) if on is None else on)
                 self.counters.chain_ops += 1
             except Exception as exc:
                 self.counters.param_errors += 1

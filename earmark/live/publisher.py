@@ -624,63 +624,40 @@ class DashboardService:
 
 _PI = {name: k for k, name in enumerate(PATH_FIELDS)}
 
-_UNIT_SUFFIXES = (
-    ("_percent", "%"),
-    ("_khz", "kHz"),
-    ("_hz", "Hz"),
-    ("_db", "dB"),
-    ("_ms", "ms"),
-    ("_s", "s"),
-    ("_lufs", "LUFS"),
-    ("_dbtp", "dBTP"),
-)
-
-
-def param_unit(key: str) -> tuple[str, str]:
-    """A preset key split into (name, unit word): ``threshold_db`` -> (``threshold``, ``dB``)."""
-    for suffix, word in _UNIT_SUFFIXES:
-        if key.endswith(suffix):
-            return key[: -len(suffix)], word
-    return key, ""
-
 
 def chain_info(chain: Any) -> dict:
-    """A chain as the dashboard lists it: name, plugins, parameters with units, bypass."""
-    spec = getattr(chain, "spec", None)
-    bypassed = tuple(getattr(chain, "bypassed", ()))
-    latencies = tuple(getattr(chain, "plugin_latencies", ()))
-    plugins = []
-    for k, p in enumerate(getattr(spec, "plugins", ())):
-        params = []
-        for key, value in p.params:
-            name, unit = param_unit(key)
-            params.append([name, value, unit])
-        plugins.append(
-            {
-                "title": p.title,
-                "kind": p.kind,
-                "bypass": bool(bypassed[k]) if k < len(bypassed) else bool(p.bypass),
-                "params": params,
-                "latency_samples": latencies[k] if k < len(latencies) else None,
-            }
-        )
+    """A chain as the dashboard lists it (from its ``describe()``): name, plugins,
+    parameters with units, bypass. Another processor is named by type."""
+    if not hasattr(chain, "describe"):
+        latency = getattr(chain, "latency_samples", 0)
+        return {
+            "name": type(chain).__name__,
+            "plugins": [],
+            "latency_samples": latency,
+            "bypassed": False,
+        }
+    described = chain.describe()
+    plugins = [
+        {
+            "title": p.title,
+            "kind": p.kind,
+            "bypass": p.bypass,
+            "params": [[q.name, q.value, q.unit] for q in p.parameters],
+            "latency_samples": p.latency_samples,
+        }
+        for p in described.plugins
+    ]
     return {
-        "name": getattr(spec, "name", type(chain).__name__),
+        "name": described.name,
         "plugins": plugins,
-        "latency_samples": getattr(chain, "latency_samples", 0),
-        "bypassed": bool(plugins) and all(p["bypass"] for p in plugins),
+        "latency_samples": described.latency_samples,
+        "bypassed": described.bypassed,
     }
 
 
-_saved_bypass: dict[int, tuple[bool, ...]] = {}
-
-
 def _bypass(session: Any, path: int, plugin: int | None = None, on: bool = True, *_: object):
-    """The ``bypass`` session command: one plugin, or (plugin None) the whole chain of a path.
-
-    Bypassing the whole chain remembers which plugins were bypassed, and
-    restoring it brings exactly those back.
-    """
+    """The ``bypass`` session command: one plugin, or (plugin None) the whole chain of a
+    path, remembering which plugins were bypassed (``ChainLike.bypass_all``)."""
     chains = session.chains()
     if not isinstance(path, int) or not 0 <= path < len(chains):
         # The command counts from 0; people count paths from 1 (ui.conventions).
@@ -692,17 +669,7 @@ def _bypass(session: Any, path: int, plugin: int | None = None, on: bool = True,
     if plugin is not None:
         chain.set_bypass(int(plugin), bool(on))
         return list(chain.bypassed)
-    key = id(chain)
-    if on:
-        if not all(chain.bypassed):
-            _saved_bypass[key] = tuple(chain.bypassed)
-        for k in range(len(chain)):
-            chain.set_bypass(k, True)
-    else:
-        saved = _saved_bypass.pop(key, (False,) * len(chain))
-        for k in range(len(chain)):
-            chain.set_bypass(k, bool(saved[k]) if k < len(saved) else False)
-    return list(chain.bypassed)
+    return list(chain.bypass_all(bool(on)))
 
 
 def _handles(session: Any, kind: str) -> bool:

@@ -144,39 +144,37 @@ def harshness_db(
 def chain_state(chain: Any) -> dict | None:
     """A chain's full state: name, plugins in order, bypass, every parameter set, latency.
 
-    ``parameters`` are the preset keys (unit in the name) with the values in
-    force, live edits included (``Chain.spec``): saved as a preset they rebuild
-    the same sound. Another processor (a test's pedalboard) is named by type.
+    From the chain's ``describe()`` (``engine.chains.ChainLike``). ``parameters``
+    are the preset keys (unit in the name) with the values in force, live edits
+    included: saved as a preset they rebuild the same sound. Another processor
+    (a test's pedalboard) is named by type.
     """
     if chain is None:
         return None
-    latency = int(getattr(chain, "latency_samples", 0) or 0)
-    spec = getattr(chain, "spec", None)
-    if spec is None or not hasattr(spec, "plugins"):
+    if not hasattr(chain, "describe"):
+        latency = int(getattr(chain, "latency_samples", 0) or 0)
         return {"name": type(chain).__name__, "kind": "processor", "latency_samples": latency}
-    bypassed = tuple(getattr(chain, "bypassed", ()))
-    latencies = tuple(getattr(chain, "plugin_latencies", ()))
-    plugins = []
-    for i, p in enumerate(spec.plugins):
-        plugins.append(
-            {
-                "index": i,
-                "title": p.title,
-                "kind": p.kind,
-                "target": p.target,
-                "label": p.label,
-                "bypass": bool(bypassed[i]) if i < len(bypassed) else bool(p.bypass),
-                "mono": p.mono,
-                "latency_samples": int(latencies[i]) if i < len(latencies) else None,
-                "parameters": {k: _clean(v) for k, v in p.params},
-            }
-        )
+    described = chain.describe()
+    plugins = [
+        {
+            "index": p.index,
+            "title": p.title,
+            "kind": p.kind,
+            "target": p.target,
+            "label": p.label,
+            "bypass": p.bypass,
+            "mono": p.mono,
+            "latency_samples": p.latency_samples,
+            "parameters": {q.key: _clean(q.value) for q in p.parameters},
+        }
+        for p in described.plugins
+    ]
     return {
-        "name": spec.name,
+        "name": described.name,
         "kind": "chain",
-        "description": spec.description,
-        "source": spec.source,
-        "latency_samples": latency,
+        "description": described.description,
+        "source": described.source,
+        "latency_samples": described.latency_samples,
         "plugins": plugins,
     }
 

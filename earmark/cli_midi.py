@@ -300,6 +300,7 @@ def load_surfaces(specs: list[str] | None, say=print) -> list[Any] | None:
     Returns None (after one line on stderr naming the file, line and key) when a
     map cannot be read, so the command exits with a usage error before streaming.
     """
+    from earmark import config
     from earmark.ui.controller_map import MapError, load_map
     from earmark.ui.midi import ControllerSurface
 
@@ -307,7 +308,7 @@ def load_surfaces(specs: list[str] | None, say=print) -> list[Any] | None:
     for k, spec in enumerate(specs or []):
         name, _, port = spec.partition("@")
         try:
-            cmap = load_map(name)
+            cmap = load_map(name, user_dir=config.user_controllers_dir())
         except MapError as exc:
             say(f"earmark: --controller: {exc}")
             return None

@@ -1373,7 +1373,7 @@ def test_midi_learn_binds_each_control_moved_and_the_map_drives_a_session(
         assert victim.read_text() == "precious" and not written.is_symlink()
     finally:
         ctl.close()
-    cmap = load_map("desk")
+    cmap = load_map("desk", user_dir=tmp_path / "controllers")
     pad, fader, encoder, button = cmap.controls
     assert (pad.kind, pad.channel, pad.number, pad.action) == ("note", 9, 36, "ab_toggle")
     assert pad.led is not None and (pad.led.kind, pad.led.channel, pad.led.number) == (

@@ -258,15 +258,13 @@ def load_map(
 ) -> ControllerMap:
     """Read a controller map by name (shipped, then ``user_dir``) or by path.
 
-    ``user_dir`` defaults to ``config.user_controllers_dir()``.
+    ``user_dir`` is the user's folder of maps (the shell passes
+    ``config.user_controllers_dir()``: ui/ does not read the shell's settings);
+    None searches the shipped maps only.
 
     Raises:
         MapError: the map is missing or malformed; the message names file, line and key.
     """
-    if user_dir is None:
-        from earmark import config
-
-        user_dir = config.user_controllers_dir()
     text = os.fspath(name_or_path)
     as_path = Path(text).expanduser()
     if os.sep in text or "/" in text or as_path.is_file():
@@ -281,19 +279,16 @@ def load_map(
 
 
 def map_names(user_dir: str | os.PathLike[str] | None = None) -> list[str]:
-    """Names of the shipped maps, then of the user's."""
-    if user_dir is None:
-        from earmark import config
-
-        user_dir = config.user_controllers_dir()
+    """Names of the shipped maps, then of the user's (``user_dir``; None: shipped only)."""
     names: list[str] = []
     for folder in _folders(user_dir):
         names += [e.name[: -len(".toml")] for e in toml_files(folder)]
     return list(dict.fromkeys(names))
 
 
-def _folders(user_dir: str | os.PathLike[str]) -> list[Any]:
-    return [resources.files("earmark.presets") / "controllers", Path(user_dir).expanduser()]
+def _folders(user_dir: str | os.PathLike[str] | None) -> list[Any]:
+    shipped = resources.files("earmark.presets") / "controllers"
+    return [shipped] if user_dir is None else [shipped, Path(user_dir).expanduser()]
 
 
 def _stem(name: str) -> str:

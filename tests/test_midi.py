@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -946,6 +947,46 @@ def test_momentary_buttons_act_while_held(jack_server):
         assert wait_for(lambda: chain.bypassed[1])
         rig.ctl.send([0xB0, 3, 0])
         assert wait_for(lambda: not chain.bypassed[1])
+
+
+def test_a_midi_move_reaches_the_chain_through_the_session_command_queue(jack_server):
+    """Faders and bypass buttons edit the chain as the dashboard does: with the session's
+    ``parameter`` and ``bypass`` commands, run by their handlers on the session thread."""
+    cmap = parse_map(TEST_MAP, "test.toml")
+    with live(cmap, "Test Surface") as rig:
+        chain, session = rig.chain, rig.session
+        queued: list[tuple] = []  # what went through the queue (a second handler sees it)
+        session.handle("parameter", lambda s, *args: queued.append(("parameter", *args)))
+        session.handle("bypass", lambda s, *args: queued.append(("bypass", *args)))
+        edits: list[tuple[str, str, bool]] = []  # (edit, thread, inside a command handler)
+
+        def watched(name: str, handler: str, edit: Callable) -> Callable:
+            def call(*args):
+                stack = {f.name for f in traceback.extract_stack()}
+                edits.append((name, threading.current_thread().name, handler in stack))
+                return edit(*args)
+
+            return call
+
+        chain.set_parameter = watched("parameter", "_set_parameter", chain.set_parameter)
+        chain.set_bypass = watched("bypass", "_bypass", chain.set_bypass)
+
+        rig.ctl.send([0xB0, 1, 8000 >> 7], [0xB0, 33, 8000 & 0x7F])  # the 14-bit fader
+        want = -60.0 + 60.0 * 8000 / 16383
+        assert wait_for(
+            lambda: current_value(chain, 0, "threshold_db") == pytest.approx(want, abs=1e-9)
+        )
+        assert ("parameter", rig.engine.a, 0, "threshold_db", pytest.approx(want)) in queued
+        rig.ctl.send([0xB0, 3, 127])  # hold "Bypass 2"
+        assert wait_for(lambda: chain.bypassed[1])
+        assert ("bypass", rig.engine.a, 1, True) in queued
+        rig.ctl.send([0xB0, 3, 0])
+        assert wait_for(lambda: not chain.bypassed[1])
+        assert ("bypass", rig.engine.a, 1, False) in queued
+        assert {name for name, _, _ in edits} == {"parameter", "bypass"}
+        outside = [e for e in edits if e[1] != "earmark-session" or not e[2]]
+        assert not outside, f"chain edits outside the session's command handlers: {outside}"
+        assert rig.surface.counters.param_sets >= 1 and rig.surface.counters.chain_ops == 2
 
 
 # -- soft takeover, and LEDs that follow changes made elsewhere -------------------------------------

@@ -12,10 +12,12 @@ is a session service (``earmark.session.LiveSession.add_service``):
   raises (every fault is counted), and posts at most ``commands_per_s`` commands
   a second to the engine (a token bucket; the engine's own queue is a last
   resort, not a limiter).
-- **The session thread** (``tick``, ``tick_hz`` times a second) applies the
-  coalesced parameter moves through ``Chain.set_parameter`` with soft takeover
-  (an absolute fader or knob changes nothing until it reaches the parameter's
-  current value), runs chain bypasses, drives the LEDs from the session state
+- **The session thread** (``tick``, ``tick_hz`` times a second) turns the
+  coalesced parameter moves into the session's ``parameter`` commands with soft
+  takeover (an absolute fader or knob changes nothing until it reaches the
+  parameter's current value), and chain bypasses into its ``bypass`` commands
+  (the same commands the dashboard sends: every control edits a chain through
+  the session's command queue), drives the LEDs from the session state
   (sending only what changed, so LEDs follow the dashboard and the keys too),
   and once a second checks the port list: a controller that disappears is
   reported and re-opened when it returns.
@@ -527,9 +529,9 @@ class Counters:
     rate_limited: int = 0  # engine commands refused by the token bucket
     posted: int = 0  # commands posted to the session/engine
     dropped: int = 0  # refused by the session's own queue
-    chain_ops: int = 0  # bypass edits run on the session thread
-    param_sets: int = 0  # Chain.set_parameter calls
-    param_errors: int = 0  # a value the chain refused, or no such chain/plugin
+    chain_ops: int = 0  # "bypass" commands posted to the session
+    param_sets: int = 0  # "parameter" commands posted to the session
+    param_errors: int = 0  # no such chain or plugin (what a chain refuses, the session reports)
     pickup_waiting: int = 0  # absolute moves ignored until the control reaches the value
     led_sent: int = 0
     reconnects: int = 0
@@ -850,7 +852,6 @@ class ControllerSurface:
         self._expect: dict[str, tuple[Any, float]] = {}
         self._blink_until: dict[str, float] = {}
         self._led_sent: dict[tuple[str, int, int], int] = {}
-        self._bypass_memory: dict[int, tuple[bool, ...]] = {}
         self._session: Any = None
         self._last_state: Any = None
         self._in: Any = None
@@ -1242,49 +1243,45 @@ class ControllerSurface:
         index = state.a if path == "A" else state.b if path == "B" else path
         return index if isinstance(index, int) and 0 <= index < len(state.paths) else None
 
-    def _chain(self, session: Any, slot: _Slot, state: Any) -> Any:
+    def _chain(self, session: Any, slot: _Slot, state: Any) -> tuple[int, Any] | tuple[None, None]:
+        """The path index and chain ``slot`` acts on now (read only: edits are session commands)."""
         index = self._path_index(slot.binding.path, state)
         if index is None:
-            return None
+            return None, None
         chains = session.chains()
         chain = chains[index] if index < len(chains) else None
-        return chain if hasattr(chain, "set_parameter") else None
+        return (index, chain) if hasattr(chain, "set_parameter") else (None, None)
+
+    def _post_edit(self, session: Any, *command: Any) -> bool:
+        """Post a chain edit (``bypass``, ``parameter``) to the session's command queue.
+
+        The session thread runs it before this surface's next tick (LiveSession._loop),
+        so the next tick reads the value it set. Not through the token bucket of
+        :meth:`_post`: the edits have their own limits (_MAX_CHAIN_OPS,
+        _MAX_PARAM_SETS_PER_TICK).
+        """
+        if session.post(*command):
+            return True
+        self.counters.dropped += 1
+        return False
 
     def _run_chain_ops(self, session: Any, state: Any) -> None:
         while self._chain_ops:
             slot, on = self._chain_ops.popleft()
             b = slot.binding
-            chain = self._chain(session, slot, state)
+            index, chain = self._chain(session, slot, state)
             if chain is None or not len(chain):
                 self.counters.param_errors += 1
                 continue
-            try:
-                bypassed = tuple(chain.bypassed)
-                if b.action == "plugin_bypass":
-                    if b.plugin >= len(bypassed):
-                        self.counters.param_errors += 1
-                        continue
-                    target = (not bypassed[b.plugin]) if on is None else on
-                    chain.set_bypass(b.plugin, target)
-                else:
-                    engaged = all(bypassed)
-                    target = (not engaged) if on is None else on
-                    key = id(chain)
-                    if target:
-                        self._bypass_memory[key] = bypassed
-                        wanted = (True,) * len(bypassed)
-                    else:
-                        remembered = self._bypass_memory.pop(key, None)
-                        if remembered is None or len(remembered) != len(bypassed):
-                            remembered = (False,) * len(bypassed)
-                        wanted = remembered
-                    for i, value in enumerate(wanted):
-                        if bypassed[i] != value:
-                            chain.set_bypass(i, value)
+            plugin = None
+            if b.action == "plugin_bypass":
+                if b.plugin >= len(chain.bypassed):
+                    self.counters.param_errors += 1
+                    continue
+                plugin = b.plugin
+            # on None: toggle, decided by the session when it runs the command.
+            if self._post_edit(session, "bypass", index, plugin, on):
                 self.counters.chain_ops += 1
-            except Exception as exc:
-                self.counters.param_errors += 1
-                self.last_error = _one_line(exc)
 
     def _apply_continuous(self, session: Any, state: Any) -> None:
         budget = _MAX_PARAM_SETS_PER_TICK
@@ -1308,11 +1305,11 @@ class ControllerSurface:
                     current = expected[0]
                 chain = None
             else:
-                chain = self._chain(session, slot, state)
-                current = None if chain is None else current_value(chain, b.plugin, b.key)
+                index, chain = self._chain(session, slot, state)
                 if chain is None:
                     self.counters.param_errors += 1
                     continue
+                current = current_value(chain, b.plugin, b.key)
             if b.relative:
                 start = b.to_position(current) if current is not None else 0.5
                 value = b.to_value(start + detents * b.step)
@@ -1323,17 +1320,14 @@ class ControllerSurface:
             if current is not None and value == current:
                 continue
             budget -= 1
-            try:
-                if chain is None:
-                    if self._post("monitor", {"trim_db": value}):
-                        self._expect["trim"] = (value, time.monotonic() + _EXPECT_S)
-                else:
-                    chain.set_parameter(b.plugin, b.key, value)
-                    self.counters.param_sets += 1
-                slot.last_set = value
-            except Exception as exc:  # PresetError (out of the plugin's range), IndexError
-                self.counters.param_errors += 1
-                self.last_error = _one_line(exc)
+            if chain is None:
+                if self._post("monitor", {"trim_db": value}):
+                    self._expect["trim"] = (value, time.monotonic() + _EXPECT_S)
+            elif self._post_edit(session, "parameter", index, b.plugin, b.key, value):
+                # A value the plugin refuses (out of its range) is the session's
+                # "parameter failed" status line, as for any other control.
+                self.counters.param_sets += 1
+            slot.last_set = value
 
     def _takeover(
         self, slot: _Slot, pos: float, current: float | None, swept: tuple[float, float]

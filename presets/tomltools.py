@@ -1,6 +1,6 @@
 """What every TOML loader in earmark shares: preset folders, line numbers, value wording.
 
-Chain presets (``engine.chains``), controller maps (``ui.controller_map``) and
+Chain presets (``engine.chains``), controller maps (``ui.midi.map``) and
 profiles (``earmark.profiles``) all name the file, line and key of a mistake,
 and word values the same way. (``meters.profile`` keeps its own small copy:
 the meters import nothing of ours.)

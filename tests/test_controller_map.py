@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from earmark.ui.controller_map import (
+from earmark.ui.midi.map import (
     ACTIONS,
     MapError,
     dump_map,

@@ -34,17 +34,10 @@ from earmark.engine.drivers import NullDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
 from earmark.session import LiveSession
-from earmark.ui.controller_map import Binding, ControllerMap, Led, load_map, map_names, parse_map
-from earmark.ui.midi import (
-    ControllerSurface,
-    Decoder,
-    current_value,
-    jack_graph,
-    jack_ports_registered,
-    open_jack_end,
-    park_jack_end,
-    relative_delta,
-)
+from earmark.ui.midi.decoder import Decoder, relative_delta
+from earmark.ui.midi.map import Binding, ControllerMap, Led, load_map, map_names, parse_map
+from earmark.ui.midi.ports import jack_graph, jack_ports_registered, open_jack_end, park_jack_end
+from earmark.ui.midi.surface import ControllerSurface, current_value
 
 from synth import sine
 
@@ -75,7 +68,7 @@ def wait_for(check: Callable[[], object], timeout: float = 3.0, every: float = 0
 class Controller:
     """The test's hardware: a virtual JACK MIDI output (the controls) and input (the LEDs).
 
-    Its ports are registered once and kept, like earmark's own (ui/midi.py says why:
+    Its ports are registered once and kept, like earmark's own (ui/midi/ports.py says why:
     closing a JACK port while the graph changes can crash the process in libjack);
     ``close`` parks them, and the next Controller on the same port name takes them again.
     A controller that must really disappear is a :class:`Device` (a process of its own).
@@ -1226,7 +1219,7 @@ class Churn:
 
 def test_unplugging_and_stopping_under_graph_churn_never_closes_a_jack_port(jack_server):
     """The SIGSEGV that killed one `make test` in three: libjack crashes a client that
-    unregisters a port while a graph change is being handled (ui/midi.py). Here the graph
+    unregisters a port while a graph change is being handled (ui/midi/ports.py). Here the graph
     changes without pause while a controller is unplugged and plugged in 12 times, and a
     second surface is started and stopped 40 times (each of which used to close two
     ports): the process lives, every return is noticed, and the surfaces register their

@@ -48,10 +48,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from earmark.errors import EXIT_USAGE, EarmarkError
 from earmark.presets.tomltools import TomlLines, choices, did_you_mean, num, toml_files
 from earmark.presets.tomltools import show_value as _show
 
-from .conventions import path_index, path_number
+from ..conventions import path_index, path_number
 
 __all__ = [
     "ACTIONS",
@@ -132,13 +133,15 @@ DEFAULT_STEP = 1.0 / 128.0  # a relative encoder detent moves this share of the 
 DEFAULT_TOLERANCE = 2.0 / 127.0  # soft takeover: close enough to pick up
 
 
-class MapError(ValueError):
+class MapError(EarmarkError, ValueError):
     """A controller map is invalid.
 
     ``str()`` is one line: ``"<file>:<line>: control <n> '<key>': <cause>"``,
     with the parts that are unknown left out; ``control`` counts from 1, as the
     ``[[control]]`` tables do in the file.
     """
+
+    exit_code = EXIT_USAGE  # the command line refuses a bad map before it streams
 
     def __init__(
         self,

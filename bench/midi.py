@@ -84,7 +84,7 @@ CLOSE_RACE = textwrap.dedent(
     """
     import sys, threading, time
     import rtmidi
-    from earmark.ui.midi import jack_graph, open_jack_end
+    from earmark.ui.midi.ports import jack_graph, open_jack_end
     J = rtmidi.API_UNIX_JACK
     mode, seconds = sys.argv[1], float(sys.argv[2])
     graph = jack_graph()
@@ -194,8 +194,7 @@ def session_on_jack(delivery: str | None):
     sd._initialize()
     from earmark.engine.drivers import SoundDeviceDriver
     from earmark.live.session import LiveSession
-    from earmark.ui.controller_map import load_map
-    from earmark.ui.midi import ControllerSurface
+    from earmark.ui.midi import ControllerSurface, load_map
 
     engine = make_engine()
     device = next(

@@ -1,6 +1,6 @@
 """What every TOML parser in earmark shares: the parse, line numbers, value wording.
 
-Chain presets (``engine.chains``) and controller maps (``ui.controller_map``) are
+Chain presets (``engine.chains``) and controller maps (``ui.midi.map``) are
 parsed with :func:`parse_toml`, and all name the file, line and key of a mistake
 and word values the same way. (``meters.profile`` keeps its own small copy of the
 parse and the line finder: the meters import nothing of ours but ``earmark.errors``,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from earmark.errors import PresetError
-from earmark.ui.controller_map import (
+from earmark.ui.midi.map import (
     ACTIONS,
     dump_map,
     load_map,

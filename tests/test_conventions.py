@@ -23,8 +23,8 @@ from rich.console import Console
 from test_dashboard import Rig, Window, xvfb  # noqa: F401  (xvfb: a fixture used below)
 
 from earmark.ui import conventions
-from earmark.ui.controller_map import dump_map, parse_map
 from earmark.ui.conventions import KEYS, path_index, path_number
+from earmark.ui.midi.map import dump_map, parse_map
 from earmark.ui.terminal import KEYS_HELP, handle_key, render_state
 
 # A user's live session with no audio device: the demo into a null sink.

@@ -239,6 +239,14 @@ def test_profile_targets_reach_the_frame_from_a_mapping_or_attributes():
     assert profile_info(None) is None
 
 
+def test_a_harsh_band_s_label_gives_each_edge_its_unit():
+    from earmark.ui.dashboard.spectrum import band_text
+
+    assert band_text(2000.0, 5000.0) == "2-5 kHz"
+    assert band_text(500.0, 2000.0) == "500 Hz-2 kHz"  # was "500 Hz-2" (issue 18)
+    assert band_text(200.0, 500.0) == "200 Hz-500 Hz"
+
+
 # -- the window under Xvfb -----------------------------------------------------------------------
 
 
@@ -377,7 +385,7 @@ def colour_rows(column: np.ndarray, rgb: tuple[int, int, int], tol: int = 6) -> 
 
 
 def test_the_s_bar_of_a_minus_14_lufs_path_reaches_the_line_where_minus_14_is_drawn(rig, tmp_path):
-    from earmark.ui.dashboard import A_COL, B_COL, TICK, _dimmed
+    from earmark.ui.dashboard.style import A_COL, B_COL, TICK, dimmed
 
     win = rig.window
     win.until(lambda w: w.text("em_val_S_A") == "−14.0" and w.text("em_val_S_B") == "−20.0")
@@ -400,7 +408,7 @@ def test_the_s_bar_of_a_minus_14_lufs_path_reaches_the_line_where_minus_14_is_dr
     ax0, ax1 = geo["bars"]["AS"]
     top_a = y0 + colour_rows(meter[:, int(x0 + (ax0 + ax1) / 2)], A_COL, tol=3)[0]
     bx0, bx1 = geo["bars"]["BS"]
-    top_b = y0 + colour_rows(meter[:, int(x0 + (bx0 + bx1) / 2)], _dimmed(B_COL, 0.6), tol=3)[0]
+    top_b = y0 + colour_rows(meter[:, int(x0 + (bx0 + bx1) / 2)], dimmed(B_COL, 0.6), tol=3)[0]
     assert abs(top_a - y_minus_14) <= 1.0
     assert abs(top_b - y_minus_20) <= 1.0
 
@@ -425,7 +433,7 @@ def test_a_mono_sine_draws_a_vertical_line_on_both_goniometers(rig, tmp_path):
 def lane_a_row(win, tmp_path) -> tuple[np.ndarray, float, float, float]:
     """The flag lane's A row as drawn: its pixels across the plot area, and the area's
     left edge, its pixels per second and its first second."""
-    from earmark.ui.dashboard import PLOT_BG
+    from earmark.ui.dashboard.style import PLOT_BG
 
     time.sleep(0.3)  # one more history update so the lane shows what changed
     lo, hi = win.call("limits", axis="em_lane_x")["limits"]
@@ -525,7 +533,7 @@ def test_a_grouped_flag_is_one_row_and_one_bar_per_occurrence_on_the_lane(rig, t
 
 
 def test_the_audible_marker_follows_a_select_command_from_elsewhere(rig, tmp_path):
-    from earmark.ui.dashboard import B_COL
+    from earmark.ui.dashboard.style import B_COL
 
     win = rig.window
     rig.session.post("select", "B")

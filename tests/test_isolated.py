@@ -22,7 +22,7 @@ from earmark.engine.engine import Engine, Path
 from earmark.engine.isolated import IsolatedChain
 from earmark.engine.sources import Player
 from earmark.live.session import LiveSession
-from earmark.ui.midi import current_value
+from earmark.ui.midi.surface import current_value
 
 from bundles import ZAM, needs
 from synth import sine

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -33,17 +34,10 @@ from earmark.engine.drivers import NullDriver
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
 from earmark.live.session import LiveSession
-from earmark.ui.controller_map import Binding, ControllerMap, Led, load_map, map_names, parse_map
-from earmark.ui.midi import (
-    ControllerSurface,
-    Decoder,
-    current_value,
-    jack_graph,
-    jack_ports_registered,
-    open_jack_end,
-    park_jack_end,
-    relative_delta,
-)
+from earmark.ui.midi.decoder import Decoder, relative_delta
+from earmark.ui.midi.map import Binding, ControllerMap, Led, load_map, map_names, parse_map
+from earmark.ui.midi.ports import jack_graph, jack_ports_registered, open_jack_end, park_jack_end
+from earmark.ui.midi.surface import ControllerSurface, current_value
 
 from synth import sine
 
@@ -74,7 +68,7 @@ def wait_for(check: Callable[[], object], timeout: float = 3.0, every: float = 0
 class Controller:
     """The test's hardware: a virtual JACK MIDI output (the controls) and input (the LEDs).
 
-    Its ports are registered once and kept, like earmark's own (ui/midi.py says why:
+    Its ports are registered once and kept, like earmark's own (ui/midi/ports.py says why:
     closing a JACK port while the graph changes can crash the process in libjack);
     ``close`` parks them, and the next Controller on the same port name takes them again.
     A controller that must really disappear is a :class:`Device` (a process of its own).
@@ -948,6 +942,46 @@ def test_momentary_buttons_act_while_held(jack_server):
         assert wait_for(lambda: not chain.bypassed[1])
 
 
+def test_a_midi_move_reaches_the_chain_through_the_session_command_queue(jack_server):
+    """Faders and bypass buttons edit the chain as the dashboard does: with the session's
+    ``parameter`` and ``bypass`` commands, run by their handlers on the session thread."""
+    cmap = parse_map(TEST_MAP, "test.toml")
+    with live(cmap, "Test Surface") as rig:
+        chain, session = rig.chain, rig.session
+        queued: list[tuple] = []  # what went through the queue (a second handler sees it)
+        session.handle("parameter", lambda s, *args: queued.append(("parameter", *args)))
+        session.handle("bypass", lambda s, *args: queued.append(("bypass", *args)))
+        edits: list[tuple[str, str, bool]] = []  # (edit, thread, inside a command handler)
+
+        def watched(name: str, handler: str, edit: Callable) -> Callable:
+            def call(*args):
+                stack = {f.name for f in traceback.extract_stack()}
+                edits.append((name, threading.current_thread().name, handler in stack))
+                return edit(*args)
+
+            return call
+
+        chain.set_parameter = watched("parameter", "_set_parameter", chain.set_parameter)
+        chain.set_bypass = watched("bypass", "_bypass", chain.set_bypass)
+
+        rig.ctl.send([0xB0, 1, 8000 >> 7], [0xB0, 33, 8000 & 0x7F])  # the 14-bit fader
+        want = -60.0 + 60.0 * 8000 / 16383
+        assert wait_for(
+            lambda: current_value(chain, 0, "threshold_db") == pytest.approx(want, abs=1e-9)
+        )
+        assert ("parameter", rig.engine.a, 0, "threshold_db", pytest.approx(want)) in queued
+        rig.ctl.send([0xB0, 3, 127])  # hold "Bypass 2"
+        assert wait_for(lambda: chain.bypassed[1])
+        assert ("bypass", rig.engine.a, 1, True) in queued
+        rig.ctl.send([0xB0, 3, 0])
+        assert wait_for(lambda: not chain.bypassed[1])
+        assert ("bypass", rig.engine.a, 1, False) in queued
+        assert {name for name, _, _ in edits} == {"parameter", "bypass"}
+        outside = [e for e in edits if e[1] != "earmark-session" or not e[2]]
+        assert not outside, f"chain edits outside the session's command handlers: {outside}"
+        assert rig.surface.counters.param_sets >= 1 and rig.surface.counters.chain_ops == 2
+
+
 # -- soft takeover, and LEDs that follow changes made elsewhere -------------------------------------
 
 
@@ -1185,7 +1219,7 @@ class Churn:
 
 def test_unplugging_and_stopping_under_graph_churn_never_closes_a_jack_port(jack_server):
     """The SIGSEGV that killed one `make test` in three: libjack crashes a client that
-    unregisters a port while a graph change is being handled (ui/midi.py). Here the graph
+    unregisters a port while a graph change is being handled (ui/midi/ports.py). Here the graph
     changes without pause while a controller is unplugged and plugged in 12 times, and a
     second surface is started and stopped 40 times (each of which used to close two
     ports): the process lives, every return is noticed, and the surfaces register their
@@ -1373,7 +1407,7 @@ def test_midi_learn_binds_each_control_moved_and_the_map_drives_a_session(
         assert victim.read_text() == "precious" and not written.is_symlink()
     finally:
         ctl.close()
-    cmap = load_map("desk")
+    cmap = load_map("desk", user_dir=tmp_path / "controllers")
     pad, fader, encoder, button = cmap.controls
     assert (pad.kind, pad.channel, pad.number, pad.action) == ("note", 9, 36, "ab_toggle")
     assert pad.led is not None and (pad.led.kind, pad.led.channel, pad.led.number) == (

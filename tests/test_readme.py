@@ -344,7 +344,7 @@ def check_toml(block: Block, folder: Path) -> None:
     """Read a TOML example with the loader of its kind (errors name the README line)."""
     source = f"README.md:{block.line}"
     if re.search(r"^\[\[control\]\]", block.text, re.M):
-        from earmark.ui.controller_map import parse_map
+        from earmark.ui.midi.map import parse_map
 
         parse_map(block.text, source)
     elif re.search(r"^\[\[plugin\]\]", block.text, re.M):

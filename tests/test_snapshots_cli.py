@@ -422,7 +422,7 @@ def test_exports_draw_a_and_b_in_the_dashboards_colours(home, tmp_path, capsys):
     from PIL import Image
 
     from earmark.offline import report
-    from earmark.ui import dashboard
+    from earmark.ui.dashboard import style as dashboard
 
     assert (dashboard.A_COL, dashboard.B_COL) == (report.A_RGB, report.B_RGB)
     (sid,) = store_docs(("colours", "2025-03-01 10:00", [doc_for(shelf(6.0))]))

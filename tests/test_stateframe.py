@@ -138,6 +138,61 @@ def test_torn_frames_never_reach_a_reader_under_a_fast_writer():
     assert naive_torn > 0  # without the counter the same reads do tear
 
 
+# The same writer as a reader on a weakly ordered CPU (arm64) may see it: its stores
+# land while the counter is even and unchanged (here they really are made outside the
+# counter's bracket), and only the update that follows seals them. The counter cannot
+# tell such a copy is torn; the checksum must.
+UNORDERED_WRITER = """
+    import json, sys, time
+    from earmark.ui.stateframe import Layout, StateFrameWriter
+    w = StateFrameWriter(Layout(max_paths=2, history_points=600, gonio_points=256))
+    with w.writing():
+        w.header["n_paths"] = w.layout.max_paths
+    print(w.name, flush=True)
+    end = time.monotonic() + float(sys.argv[1])
+    k = 0
+    while time.monotonic() < end:
+        k += 1
+        w.header["trim_db"] = k  # no begin(): the counter stays even throughout
+        for name in ("v", "band_hz", "spectrum_long_db", "spectrum_short_db", "history", "gonio"):
+            w.paths[name][...] = k
+        if k % 5 == 0:
+            w.set_json(json.dumps({"k": k, "pad": "x" * 3000}).encode())
+        w.heartbeat()  # seals what is there now
+        time.sleep(0.0005)
+    print(k, flush=True)
+    sys.stdin.readline()
+    w.close()
+"""
+
+
+def test_the_checksum_catches_torn_copies_the_counter_cannot_see():
+    writer = python(UNORDERED_WRITER, "3.0")
+    name = writer.stdout.readline().strip()
+    try:
+        reader = StateFrameReader(name)
+        reads = torn = 0
+        seqs = set()
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            frame = reader.read()
+            if frame is None:
+                continue
+            reads += 1
+            seqs.add(frame.seq)
+            torn += not consistent(frame)
+        frames_written = int(writer.communicate("\n", timeout=10)[0].strip())
+        reader.close()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        unlink_quietly(name)
+    assert frames_written > 1000
+    assert reads > 200 and len(seqs) > 100
+    assert torn == 0
+    assert reader.torn > 0  # copies with an even, unchanged counter were torn, and refused
+
+
 def test_a_reader_in_another_process_sees_the_values_the_writer_wrote():
     w = StateFrameWriter(SMALL)
     try:

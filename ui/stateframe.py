@@ -5,8 +5,9 @@ number of readers (dashboard processes) share one ``multiprocessing.shared_memor
 segment laid out as:
 
 ``header``
-    magic, layout version, the sequence counter, the JSON area's version and
-    length, the layout's sizes, then float64 values named by :data:`HEADER_FIELDS`
+    magic, layout version, the sequence counter, the payload checksum, the JSON
+    area's version, length and checksum, the layout's sizes, then float64 values
+    named by :data:`HEADER_FIELDS`
     (writer pid and heartbeat time, rate, block, latency, xruns, A/B, match
     offsets, monitor flags ...).
 ``paths``
@@ -24,9 +25,20 @@ The sequence-counter protocol (a seqlock, as in DESIGN.md): the writer makes
 the counter odd, writes, and makes it even again; a reader copies the frame
 and keeps the copy only if the counter was even and unchanged across the
 copy, else it retries. A reader never blocks the writer, which in turn never
-waits for anyone. Both sides are plain numpy copies over the mapped buffer; the
-counter is one aligned 8-byte word, and x86-64 keeps stores and loads in
-program order, so a copy bracketed by two equal even counters is whole.
+waits for anyone. Both sides are plain numpy copies over the mapped buffer.
+
+The counter alone is not enough everywhere: Python offers no memory fences,
+and only x86-64 keeps stores and loads in program order. On arm64 (Apple
+silicon) a reader may see the even counter before the writer's last stores,
+or load the payload out of order around its two reads of the counter. So the
+writer also seals each update with a CRC-32 of everything it wrote (the
+header after the checksum word, and the records of the paths in use; the JSON
+area has its own CRC, computed when it changes, and that CRC sits in the
+sealed header), and a reader keeps a copy only when the checksums of what it
+copied match. The counter stays the cheap first test (a reader does not copy
+while it is odd); the checksum is what makes a copy whole on any CPU. The CRC
+runs in zlib, which releases the GIL for buffers this size (a few hundred
+microseconds a tick for eight paths).
 
 A reader calls a frame *stale* when the counter has not moved for longer than
 ``stale_after_s`` (0.5 s), when the writer's heartbeat time is older than that,
@@ -49,6 +61,7 @@ import os
 import socket
 import sys
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing import shared_memory
@@ -57,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from earmark.engine.childproc import alive
+from earmark.engine import alive
 
 __all__ = [
     "HEADER_FIELDS",
@@ -75,7 +88,7 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"EARMARK\x00", "little")
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4  # 4: payload and JSON checksums in the header
 STALE_AFTER_S = 0.5
 
 HEADER_FIELDS: tuple[str, ...] = (
@@ -179,8 +192,10 @@ class Layout:
                 ("magic", "<u8"),
                 ("version", "<u8"),
                 ("seq", "<u8"),
+                ("checksum", "<u8"),  # CRC-32 of the sealed bytes (Layout.sealed_offset on)
                 ("json_version", "<u8"),
                 ("json_len", "<u8"),
+                ("json_checksum", "<u8"),  # CRC-32 of the JSON area's json_len bytes
                 ("sizes", "<u8", (5,)),
                 ("v", "<f8", (len(HEADER_FIELDS),)),
             ]
@@ -198,6 +213,11 @@ class Layout:
                 ("gonio", "<f4", (self.gonio_points, 2)),
             ]
         )
+
+    @property
+    def sealed_offset(self) -> int:
+        """Where the bytes the payload checksum covers begin (just after the checksum)."""
+        return int(self.header_dtype().fields["json_version"][1])
 
     @property
     def paths_offset(self) -> int:
@@ -238,9 +258,30 @@ class _Views:
             (layout.max_paths,), dtype=layout.path_dtype(), buffer=buf, offset=layout.paths_offset
         )
         self.numeric = np.ndarray((layout.json_offset,), dtype=np.uint8, buffer=buf, offset=0)
+        self._sealed = layout.sealed_offset
+        self._path_size = layout.path_dtype().itemsize
         self.json = np.ndarray(
             (layout.json_capacity,), dtype=np.uint8, buffer=buf, offset=layout.json_offset
         )
+
+    def n_paths(self) -> int:
+        """The paths in use, as this frame's header says (clamped to the layout)."""
+        n = float(self.hv[_H["n_paths"]])
+        return min(max(int(n), 0), self.layout.max_paths) if n == n else 0
+
+    def end_of_paths(self, n_paths: int) -> int:
+        """Where the records of the first ``n_paths`` paths end."""
+        return self.layout.paths_offset + n_paths * self._path_size
+
+    def payload_checksum(self) -> int:
+        """CRC-32 of the sealed bytes: the header after its checksum word, and the
+        records of the paths in use."""
+        return zlib.crc32(self.numeric[self._sealed : self.end_of_paths(self.n_paths())])
+
+    def json_checksum(self) -> int:
+        """CRC-32 of the JSON area's ``json_len`` bytes."""
+        n = min(int(self.head["json_len"]), self.layout.json_capacity)
+        return zlib.crc32(self.json[:n])
 
 
 # -- writer ---------------------------------------------------------------------------------
@@ -274,6 +315,7 @@ class StateFrameWriter:
         v.hv[_H["writer_pid"]] = os.getpid()
         v.hv[_H["closed"]] = 0.0
         v.hv[_H["n_paths"]] = 0.0
+        v.head["checksum"] = v.payload_checksum()  # an empty frame is a whole one
         self.header = _Named(v.hv, _H)
         self._json_version = 0
         self._depth = 0
@@ -304,11 +346,14 @@ class StateFrameWriter:
         self._depth += 1
 
     def end(self) -> None:
-        """Stamp the heartbeat and make the counter even: the frame is whole again."""
+        """Stamp the heartbeat, seal the payload with its checksum and make the counter
+        even: the frame is whole again."""
         self._depth -= 1
         if self._depth == 0:
-            self._views.hv[_H["wall_time_s"]] = time.time()
-            self._views.seq[0] += 1
+            v = self._views
+            v.hv[_H["wall_time_s"]] = time.time()
+            v.head["checksum"] = v.payload_checksum()
+            v.seq[0] += 1
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[StateFrameWriter]:
@@ -329,6 +374,7 @@ class StateFrameWriter:
         self._views.json[: len(data)] = np.frombuffer(data, dtype=np.uint8)
         self._json_version += 1
         self._views.head["json_len"] = len(data)
+        self._views.head["json_checksum"] = zlib.crc32(data)
         self._views.head["json_version"] = self._json_version
 
     def heartbeat(self) -> None:
@@ -457,13 +503,13 @@ class StateFrameReader:
         self._bufs = [np.zeros(self.layout.size, dtype=np.uint8) for _ in range(2)]
         self._views = [_Views(self.layout, buf) for buf in self._bufs]
         self._front = 0
-        self._path_size = self.layout.path_dtype().itemsize
         self._json_version = -1
         self._info: dict[str, Any] = {}
         self._raw_seq = -1
         self._last_change = time.monotonic()
         self._last: Frame | None = None
         self.retries = 0  # total copies thrown away
+        self.torn = 0  # of which: counter unchanged, but the checksums did not match
         self.reads = 0
 
     @property
@@ -480,17 +526,28 @@ class StateFrameReader:
                 if attempt > 8:
                     time.sleep(0.0002)
                 continue
-            n = float(live.hv[_H["n_paths"]])
-            n_paths = min(max(int(n), 0), self.layout.max_paths) if n == n else 0
-            end = self.layout.paths_offset + n_paths * self._path_size
+            n_paths = live.n_paths()
+            end = live.end_of_paths(n_paths)
             np.copyto(back.numeric[:end], live.numeric[:end])
             jv = int(back.head["json_version"])
-            if jv != self._json_version:
+            json_new = jv != self._json_version
+            if json_new:
                 n = min(int(back.head["json_len"]), self.layout.json_capacity)
                 np.copyto(back.json[:n], live.json[:n])
-            if int(live.seq[0]) == s1:
+            if int(live.seq[0]) != s1:
+                continue
+            # Whole only if what was copied is what the writer sealed (see the module
+            # doc: the counter alone is not enough on CPUs that reorder memory accesses).
+            if (
+                back.n_paths() <= n_paths
+                and int(back.head["checksum"]) == back.payload_checksum()
+                and (not json_new or int(back.head["json_checksum"]) == back.json_checksum())
+            ):
                 self._front = 1 - self._front
                 return s1, attempt
+            self.torn += 1
+            if attempt > 8:
+                time.sleep(0.0002)
         return -1, tries
 
     def peek_seq(self) -> int:

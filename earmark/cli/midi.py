@@ -133,7 +133,7 @@ def _out_path(text: str) -> Path:
 def _cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.errors import PresetError
     from earmark.ui.midi import MidiUnavailableError
-    from earmark.ui.midi_learn import Listener, parse_bind, write_map
+    from earmark.ui.midi.learn import Listener, parse_bind, write_map
 
     try:
         binds = [parse_bind(b) for b in args.bind]
@@ -244,8 +244,8 @@ _QUESTIONS: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 def _interactive(listener, controls: list[dict[str, Any]], taken: set) -> str:
-    from earmark.ui.controller_map import ACTIONS, CONTINUOUS_ACTIONS
-    from earmark.ui.midi_learn import _value
+    from earmark.ui.midi.learn import parse_value
+    from earmark.ui.midi.map import ACTIONS, CONTINUOUS_ACTIONS
 
     port = ""
     print("Move a control (Ctrl-D or Ctrl-C when done).", flush=True)
@@ -276,7 +276,7 @@ def _interactive(listener, controls: list[dict[str, Any]], taken: set) -> str:
             for key, question in _QUESTIONS.get(action, ()):
                 text = input(f"  {question}: ").strip()
                 if text:
-                    params[key] = _value(text)
+                    params[key] = parse_value(text)
             if learned.button and input("  light its LED (y/N)? ").strip().lower() == "y":
                 params["led"] = True
             controls.append(_control(learned, action, params))
@@ -301,8 +301,7 @@ def load_surfaces(specs: list[str] | None, say=print) -> list[Any] | None:
     map cannot be read, so the command exits with a usage error before streaming.
     """
     from earmark.errors import PresetError
-    from earmark.ui.controller_map import load_map
-    from earmark.ui.midi import ControllerSurface
+    from earmark.ui.midi import ControllerSurface, load_map
 
     surfaces = []
     for k, spec in enumerate(specs or []):

@@ -21,10 +21,11 @@ is a link, another user's or writable by others); the file is written 0600
 through a fresh, unpredictably named file renamed into place (never through a
 link), and only files of the user's own are read back.
 
-The service also owns two session commands: ``reset_holds`` (true-peak hold
+The service also owns the session command ``reset_holds`` (true-peak hold
 and overs counters, which live here so the dashboard, the keyboard and a
-controller share them) and, unless another service already handles it,
-``bypass`` (path, plugin index or None for the whole chain, on/off).
+controller share them). ``bypass`` (path, plugin index or None for the whole
+chain, on/off) is the session's own command (earmark.session), shared with the
+MIDI controller.
 """
 
 from __future__ import annotations
@@ -255,8 +256,6 @@ class DashboardService:
             ),
         )
         session.handle("reset_holds", self._reset_holds)
-        if not _handles(session, "bypass"):
-            session.handle("bypass", _bypass)
         self._publish(session, session.state())
         if self.spawn:
             self.open_window(session)
@@ -653,23 +652,6 @@ def chain_info(chain: Any) -> dict:
         "latency_samples": described.latency_samples,
         "bypassed": described.bypassed,
     }
-
-
-def _bypass(session: Any, path: int, plugin: int | None = None, on: bool = True, *_: object):
-    """The ``bypass`` session command: one plugin, or (plugin None) the whole chain of a
-    path, remembering which plugins were bypassed (``ChainLike.bypass_all``)."""
-    chains = session.chains()
-    if not isinstance(path, int) or not 0 <= path < len(chains):
-        # The command counts from 0; people count paths from 1 (ui.conventions).
-        shown = path + 1 if isinstance(path, int) else path
-        raise ValueError(f"bypass: no path {shown!r} (paths 1 to {len(chains)})")
-    chain = chains[path]
-    if chain is None or not hasattr(chain, "set_bypass"):
-        raise ValueError(f"bypass: path {path + 1} has no chain")
-    if plugin is not None:
-        chain.set_bypass(int(plugin), bool(on))
-        return list(chain.bypassed)
-    return list(chain.bypass_all(bool(on)))
 
 
 def _handles(session: Any, kind: str) -> bool:

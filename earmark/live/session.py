@@ -13,10 +13,14 @@ through :meth:`LiveSession.post`:
 - engine commands (``select``, ``compare``, ``match``, ``monitor``, ``seek``,
   ``play``, ``reset_meters``; see ``engine.Engine._apply``) are queued for the
   next block boundary;
-- session commands (``marker``, and whatever services register with
-  :meth:`LiveSession.handle`, such as ``snapshot``) are queued for the session
-  thread, which runs their handlers in order. :meth:`LiveSession.call` waits for
-  the result (the snapshot id, say).
+- session commands (``marker``, ``bypass``, ``parameter``, and whatever
+  services register with :meth:`LiveSession.handle`, such as ``snapshot``) are
+  queued for the session thread, which runs their handlers in order.
+  :meth:`LiveSession.call` waits for the result (the snapshot id, say).
+
+Chain edits (``bypass``, ``parameter``) are session commands so that every
+control (dashboard, MIDI controller, socket) changes a chain the same way, on
+the one thread that edits chains, with one memory of "the whole chain bypassed".
 """
 
 from __future__ import annotations
@@ -123,6 +127,8 @@ class LiveSession:
         self._handlers: dict[str, list[Callable[..., Any]]] = {
             "marker": [_add_marker],
             "restart_chain": [_restart_chain],
+            "bypass": [_bypass],
+            "parameter": [_set_parameter],
         }
         self._pending: deque[_Pending] = deque()
         self._state: EngineState | None = None
@@ -415,6 +421,55 @@ def _restart_chain(session: LiveSession, path: int, *_: object) -> bool:
     restart()
     session.note(session.engine.paths[int(path)].name, "chain host restarted")
     return True
+
+
+def _chain_of(session: LiveSession, path: object, what: str) -> Any:
+    """The chain of path ``path`` (counted from 0) for the command ``what``, or ValueError."""
+    chains = session.chains()
+    if not isinstance(path, int) or isinstance(path, bool) or not 0 <= path < len(chains):
+        # The command counts from 0; people count paths from 1 (ui.conventions).
+        shown = path + 1 if isinstance(path, int) else path
+        raise ValueError(f"{what}: no path {shown!r} (paths 1 to {len(chains)})")
+    chain = chains[path]
+    if chain is None or not hasattr(chain, "set_bypass"):
+        raise ValueError(f"{what}: path {path + 1} has no chain")
+    return chain
+
+
+def _bypass(
+    session: LiveSession, path: int, plugin: int | None = None, on: bool | None = True, *_: object
+) -> list[bool]:
+    """The built-in ``bypass`` command: one plugin, or (plugin None) the whole chain of a path.
+
+    ``on`` None toggles (decided here, on the session thread, so that two quick
+    presses of a controller's button toggle twice). Bypassing the whole chain
+    remembers which plugins were bypassed, and restoring it brings exactly those
+    back. Returns the chain's bypass flags after the change.
+    """
+    chain = _chain_of(session, path, "bypass")
+    bypassed = tuple(bool(b) for b in chain.bypassed)
+    if plugin is not None:
+        plugin = int(plugin)
+        if not 0 <= plugin < len(bypassed):
+            raise ValueError(f"bypass: path {path + 1} has no plugin {plugin + 1}")
+        chain.set_bypass(plugin, (not bypassed[plugin]) if on is None else bool(on))
+        return list(chain.bypassed)
+    if on is None:
+        on = not (bool(bypassed) and all(bypassed))
+    return list(chain.bypass_all(bool(on)))  # the chain remembers what it restores
+
+
+def _set_parameter(
+    session: LiveSession, path: int, plugin: int, key: str, value: object, *_: object
+) -> object:
+    """The built-in ``parameter`` command: set ``key`` (a preset key with its unit, such as
+    ``threshold_db``) of plugin ``plugin`` (from 0) in the chain of ``path`` (from 0).
+
+    Raises what ``Chain.set_parameter`` raises (a value out of the plugin's range).
+    """
+    chain = _chain_of(session, path, "parameter")
+    chain.set_parameter(int(plugin), str(key), value)
+    return value
 
 
 def default_say(message: str) -> None:

@@ -51,7 +51,7 @@ from earmark.errors import PresetError
 from earmark.presets.tomltools import choices, did_you_mean, num, parse_toml
 from earmark.presets.tomltools import show_value as _show
 
-from .conventions import path_index, path_number
+from ..conventions import path_index, path_number
 
 __all__ = [
     "ACTIONS",

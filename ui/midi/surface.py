@@ -12,55 +12,44 @@ is a session service (``earmark.live.session.LiveSession.add_service``):
   raises (every fault is counted), and posts at most ``commands_per_s`` commands
   a second to the engine (a token bucket; the engine's own queue is a last
   resort, not a limiter).
-- **The session thread** (``tick``, ``tick_hz`` times a second) applies the
-  coalesced parameter moves through ``Chain.set_parameter`` with soft takeover
-  (an absolute fader or knob changes nothing until it reaches the parameter's
-  current value), runs chain bypasses, drives the LEDs from the session state
+- **The session thread** (``tick``, ``tick_hz`` times a second) turns the
+  coalesced parameter moves into the session's ``parameter`` commands with soft
+  takeover (an absolute fader or knob changes nothing until it reaches the
+  parameter's current value), and chain bypasses into its ``bypass`` commands
+  (the same commands the dashboard sends: every control edits a chain through
+  the session's command queue), drives the LEDs from the session state
   (sending only what changed, so LEDs follow the dashboard and the keys too),
   and once a second checks the port list: a controller that disappears is
   reported and re-opened when it returns.
 
-MIDI back-ends: JACK first (the only one on machines without an ALSA
-sequencer), then the platform's own (ALSA, CoreMIDI, Windows MM).
-``EARMARK_MIDI_API`` (``jack``, ``alsa``, ``coremidi``, ``winmm``) picks one.
+The MIDI back-ends and ports are :mod:`.ports`, the parsing :mod:`.decoder`, the
+controller map :mod:`.map`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
-from .controller_map import Binding, ControllerMap, Led
+from earmark.errors import one_line
 
-__all__ = [
-    "ControllerSurface",
-    "Counters",
-    "Decoder",
-    "JackEnd",
-    "MidiUnavailableError",
-    "current_value",
-    "find_port",
-    "jack_graph",
-    "jack_ports_registered",
-    "list_ports",
-    "open_client",
-    "open_jack_end",
-    "open_port_client",
-    "park_jack_end",
-    "quiet_probe",
-]
+from .decoder import Counters, Decoder, relative_delta
+from .map import Binding, ControllerMap, Led
+from .ports import (
+    CLIENT_PREFIX,
+    JackEnd,
+    MidiUnavailableError,
+    find_port,
+    jack_graph,
+    open_port_client,
+    park_jack_end,
+)
 
-CLIENT_PREFIX = "earmark-midi"
-_API_ENV = "EARMARK_MIDI_API"
+__all__ = ["DELIVERIES", "ControllerSurface", "current_value"]
+
 _POLL_S = 1.0  # hot-plug: how often the port list is read
 _RETRY_API_S = 10.0  # no MIDI back-end at all: how often to try again
 _BLINK_S = 0.6  # "snapshot taken": three 100 ms flashes
@@ -84,620 +73,6 @@ _IDLE_SLEEP_S = 0.004
 # most this long for one (large blocks), then reads anyway.
 _PACE_WAIT_S = 0.001
 DELIVERIES = ("poll", "callback")
-
-
-# -- back-ends and ports ---------------------------------------------------------------
-
-
-class MidiUnavailableError(RuntimeError):
-    """No MIDI back-end could be opened; the message says why for each one tried."""
-
-
-def _api_order() -> list[tuple[str, int]]:
-    import rtmidi
-
-    names = {
-        rtmidi.API_UNIX_JACK: "jack",
-        rtmidi.API_LINUX_ALSA: "alsa",
-        rtmidi.API_MACOSX_CORE: "coremidi",
-        rtmidi.API_WINDOWS_MM: "winmm",
-    }
-    if sys.platform == "darwin":
-        order = [rtmidi.API_MACOSX_CORE, rtmidi.API_UNIX_JACK]
-    elif sys.platform.startswith("win"):
-        order = [rtmidi.API_WINDOWS_MM]
-    else:
-        order = [rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA]
-    compiled = set(rtmidi.get_compiled_api())
-    wanted = os.environ.get(_API_ENV, "").strip().lower()
-    if wanted:
-        chosen = [api for api, name in names.items() if name == wanted]
-        if not chosen:
-            raise MidiUnavailableError(
-                f"{_API_ENV}={wanted!r} is not a MIDI back-end "
-                f"(choose from {', '.join(names.values())})"
-            )
-        order = chosen
-    return [(names[api], api) for api in order if api in compiled]
-
-
-# Lines the MIDI back-ends print straight to the C stderr when a probe fails (libjack,
-# RtMidi before python-rtmidi's error callback is set, alsa-lib): the failure itself is
-# reported once, as a status line, instead.
-_PROBE_NOISE = re.compile(
-    r"^\s*$|^Cannot connect to server|^jack server is not running|^JackShmReadWritePtr"
-    r"|^ALSA lib |^Midi(In|Out)\w*::"
-)
-_stderr_lock = threading.Lock()
-
-
-def quiet_probe(probe: Callable[[], Any]) -> Any:
-    """Run ``probe`` with the C-level stderr (fd 2) captured; return what it returns.
-
-    What the back-ends print while a probe fails ("MidiInJack::initialize: JACK
-    server not running?", "Cannot connect to server socket", "ALSA lib seq_hw.c...")
-    is dropped: the caller reports the failure once, as one status line. Anything
-    else written meanwhile (another thread's message) is passed on to stderr.
-    """
-    with _stderr_lock:
-        try:
-            saved = os.dup(2)
-        except OSError:  # no fd 2 at all: nothing to keep quiet
-            return probe()
-        sys.stderr.flush()
-        with _tempfile() as sink:
-            os.dup2(sink.fileno(), 2)
-            try:
-                return probe()
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
-                sink.seek(0)
-                kept = [
-                    line
-                    for line in sink.read().decode(errors="replace").splitlines(keepends=True)
-                    if not _PROBE_NOISE.search(line)
-                ]
-                if kept:
-                    os.write(2, "".join(kept).encode())
-
-
-def _tempfile() -> Any:
-    import tempfile
-
-    return tempfile.TemporaryFile()
-
-
-_REASONS = (
-    ("JACK server not running", "no JACK server"),
-    ("ALSA sequencer", "no ALSA sequencer"),
-)
-
-
-def _reason(name: str, exc: BaseException) -> str:
-    """A back-end's failure in a few words ("no JACK server")."""
-    text = _one_line(exc)
-    for needle, short in _REASONS:
-        if needle in text:
-            return short
-    return f"{name}: {text}"
-
-
-def _rtmidi_client(direction: str, api: int, client: str, queue_size: int) -> Any:
-    import rtmidi
-
-    if direction == "in":
-        return rtmidi.MidiIn(api, name=client, queue_size_limit=queue_size)
-    return rtmidi.MidiOut(api, name=client)
-
-
-def open_client(direction: str, client: str, queue_size: int = 1024) -> tuple[Any, str]:
-    """An rtmidi ``MidiIn`` (direction "in") or ``MidiOut`` ("out") on the first back-end
-    that opens, and the back-end's name. What a failing back-end prints is kept off
-    stderr (see :func:`quiet_probe`).
-
-    Raises:
-        MidiUnavailableError: naming each back-end tried and why it failed.
-    """
-    reasons = []
-    order = _api_order()
-    if not order:
-        raise MidiUnavailableError("python-rtmidi has no MIDI back-end for this platform")
-    for name, api in order:
-        try:
-            return quiet_probe(partial(_rtmidi_client, direction, api, client, queue_size)), name
-        except Exception as exc:  # rtmidi.SystemError and friends
-            reasons.append(_reason(name, exc))
-    raise MidiUnavailableError("no MIDI back-end could be opened (" + "; ".join(reasons) + ")")
-
-
-# -- JACK: ports that are never closed ---------------------------------------------------------
-#
-# libjack (jack2, up to 1.9.22 at least) is not safe against closing a port while the
-# server changes the graph: jack_port_unregister() erases the port from the client's own
-# port list in the caller's thread while the client's notification thread may be walking
-# that list (JackClient::HandleLatencyCallback, run on every client after any connection,
-# port or client change anywhere on the server). The process then dies with SIGSEGV in
-# that thread. python-rtmidi's close_port() and delete() (whose destructor closes the port
-# first) both do it. So with JACK, earmark registers each MIDI port once and never
-# unregisters it: a controller is joined and left with jack_connect/jack_disconnect by
-# port name, from a client of its own that owns no port (bench/midi.py --close-race shows
-# the crash and its absence). A stopped surface leaves its clients parked for the next one
-# with the same name; jackd removes them when the process exits.
-
-
-class _Jack:
-    """libjack through ctypes, in a client with no port: list ports, (dis)connect them."""
-
-    _MIDI = b"8 bit raw midi"
-    _IS_INPUT, _IS_OUTPUT = 0x1, 0x2
-    _NO_START_SERVER = 0x01
-
-    def __init__(self, lib: Any, client: Any) -> None:
-        self._lib = lib
-        self._client = client
-        self._lock = threading.Lock()
-
-    @classmethod
-    def open(cls) -> _Jack:
-        import ctypes
-        import ctypes.util
-
-        path = ctypes.util.find_library("jack")
-        if path is None:
-            raise MidiUnavailableError("libjack is not installed (the JACK client library)")
-        lib = ctypes.CDLL(path)
-        lib.jack_client_open.restype = ctypes.c_void_p
-        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
-        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
-        lib.jack_get_ports.argtypes = [
-            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong
-        ]  # fmt: skip
-        lib.jack_free.argtypes = [ctypes.c_void_p]
-        for fn in ("jack_connect", "jack_disconnect"):
-            getattr(lib, fn).argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-        lib.jack_port_by_name.restype = ctypes.c_void_p
-        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
-        lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        lib.jack_get_uuid_for_client_name.restype = ctypes.c_void_p
-        lib.jack_get_uuid_for_client_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        status = ctypes.c_int(0)
-        name = f"{CLIENT_PREFIX}-graph".encode()
-        client = quiet_probe(
-            lambda: lib.jack_client_open(name, cls._NO_START_SERVER, ctypes.byref(status))
-        )
-        if not client:
-            raise MidiUnavailableError("no JACK server")
-        return cls(lib, client)
-
-    def _strings(self, array: Any) -> list[str]:
-        if not array:
-            return []
-        out = []
-        i = 0
-        while array[i] is not None:
-            out.append(array[i].decode(errors="replace"))
-            i += 1
-        self._lib.jack_free(array)
-        return out
-
-    def ports(self, inputs: bool, pattern: str | None = None) -> list[str]:
-        """MIDI ports that can be written to (``inputs``) or read from, in one atomic read."""
-        flags = self._IS_INPUT if inputs else self._IS_OUTPUT
-        rx = pattern.encode() if pattern is not None else None
-        with self._lock:
-            return self._strings(self._lib.jack_get_ports(self._client, rx, self._MIDI, flags))
-
-    def connect(self, source: str, destination: str) -> bool:
-        """Join two ports by name (already joined counts as done)."""
-        with self._lock:
-            code = self._lib.jack_connect(self._client, source.encode(), destination.encode())
-        return code in (0, 17)  # 17: EEXIST, already connected
-
-    def disconnect_all(self, port: str) -> None:
-        """Leave every port ``port`` is joined to (ours: never unregistered, only left)."""
-        with self._lock:
-            handle = self._lib.jack_port_by_name(self._client, port.encode())
-            if not handle:
-                return
-            others = self._strings(self._lib.jack_port_get_all_connections(self._client, handle))
-            for other in others:  # jack_disconnect takes (source, destination): try both ways
-                if self._lib.jack_disconnect(self._client, port.encode(), other.encode()):
-                    self._lib.jack_disconnect(self._client, other.encode(), port.encode())
-
-    def client_exists(self, name: str) -> bool:
-        with self._lock:
-            uuid = self._lib.jack_get_uuid_for_client_name(self._client, name.encode())
-            if uuid:
-                self._lib.jack_free(uuid)
-            return bool(uuid)
-
-
-class JackEnd:
-    """One of earmark's JACK MIDI ports, registered once and kept for the process's life.
-
-    ``port`` is its full JACK name. For input, ``deliver`` is where python-rtmidi's
-    callback goes (set once: cancelling a callback frees it while JACK's thread may be
-    about to call it); None drops the message.
-    """
-
-    def __init__(self, obj: Any, port: str, direction: str, client: str, short: str) -> None:
-        self.obj = obj
-        self.port = port
-        self.direction = direction
-        self.client = client
-        self.short = short
-        self.deliver: Callable[[Any], None] | None = None
-        self.has_callback = False
-
-    def __call__(self, event: Any, data: Any = None) -> None:
-        target = self.deliver
-        if target is not None:
-            target(event)
-
-    def use_callback(self, target: Callable[[Any], None] | None) -> None:
-        self.deliver = target
-        if target is not None and not self.has_callback:
-            self.obj.set_callback(self)
-            self.has_callback = True
-
-    def drain(self) -> None:
-        """Drop what the input queued while it had no owner."""
-        if self.direction == "in":
-            while self.obj.get_message() is not None:
-                pass
-
-
-_jack_graph: _Jack | None = None
-_parked: dict[tuple[str, str, str], list[JackEnd]] = {}
-_kept: list[Any] = []  # every JACK rtmidi object made: never freed (see above)
-_jack_lock = threading.Lock()
-
-
-def jack_graph() -> _Jack:
-    """The process's port-less JACK client (ports listed and joined by name).
-
-    Raises:
-        MidiUnavailableError: no JACK server, or no libjack.
-    """
-    global _jack_graph
-    with _jack_lock:
-        if _jack_graph is None:
-            _jack_graph = _Jack.open()
-        return _jack_graph
-
-
-def open_jack_end(direction: str, client: str, short: str, queue_size: int = 1024) -> JackEnd:
-    """A JACK MIDI port named ``short``, with no connection: a parked one of this client
-    name, direction and port name, or a new client with one port registered for good.
-
-    Raises:
-        MidiUnavailableError: no JACK server.
-    """
-    graph = jack_graph()
-    with _jack_lock:
-        parked = _parked.get((direction, client, short))
-        if parked:
-            end = parked.pop()
-            graph.disconnect_all(end.port)
-            end.drain()
-            return end
-    import ctypes
-
-    name, k = client, 1
-    while graph.client_exists(name):  # JACK would rename ours: name it ourselves
-        k += 1
-        name = f"{client}-{k}"
-    import rtmidi
-
-    try:
-        obj = quiet_probe(
-            partial(_rtmidi_client, direction, rtmidi.API_UNIX_JACK, name, queue_size)
-        )
-    except Exception as exc:
-        raise MidiUnavailableError(_reason("jack", exc)) from exc
-    # Never freed: its destructor would unregister the port (see above). A reference the
-    # interpreter never drops keeps it alive through shutdown too.
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
-    _kept.append(obj)
-    obj.open_virtual_port(short)
-    return JackEnd(obj, f"{name}:{short}", direction, client, short)
-
-
-def jack_ports_registered() -> int:
-    """How many JACK MIDI ports this process has registered (each one once, for good)."""
-    return len(_kept)
-
-
-def park_jack_end(end: JackEnd) -> None:
-    """Give a port back (it stays registered): its input connections are left now, so
-    nothing queues meanwhile; its output ones when it is taken again (messages still
-    on their way out, LEDs turned off, are delivered)."""
-    end.deliver = None
-    if end.direction == "in":
-        with contextlib.suppress(MidiUnavailableError):
-            jack_graph().disconnect_all(end.port)
-    with _jack_lock:
-        _parked.setdefault((end.direction, end.client, end.short), []).append(end)
-
-
-def is_own_port(name: str) -> bool:
-    """A port of earmark's own MIDI clients (never a controller)."""
-    return name.split(":", 1)[0].startswith(CLIENT_PREFIX)
-
-
-def list_ports() -> dict[str, Any]:
-    """``{"api": ..., "inputs": [...], "outputs": [...]}``: ports a controller may be on.
-
-    Inputs are the ports earmark can read from (a controller's keys and faders),
-    outputs the ones it can write to (a controller's LEDs).
-    """
-    order = _api_order()
-    if order and order[0][0] == "jack":
-        try:  # one atomic read of the graph (rtmidi's lists fail if a port goes meanwhile)
-            graph = jack_graph()
-            return {
-                "api": "jack",
-                "inputs": [p for p in graph.ports(inputs=False) if not is_own_port(p)],
-                "outputs": [p for p in graph.ports(inputs=True) if not is_own_port(p)],
-            }
-        except MidiUnavailableError:
-            pass  # no JACK server: the other back-ends, as below
-    midi_in, api = open_client("in", f"{CLIENT_PREFIX}-list")
-    midi_out = None
-    try:
-        midi_out, _ = open_client("out", f"{CLIENT_PREFIX}-list")
-        return {
-            "api": api,
-            "inputs": [p for p in midi_in.get_ports() if not is_own_port(p)],
-            "outputs": [p for p in midi_out.get_ports() if not is_own_port(p)],
-        }
-    finally:
-        for obj in (midi_in, midi_out):
-            if obj is not None:
-                obj.delete()  # no port was opened: closing the client alone is safe
-
-
-def find_port(names: Sequence[str], pattern: str) -> int | None:
-    """Index of the first port in ``names`` that ``pattern`` names.
-
-    An exact name wins; otherwise ``pattern`` is a case-insensitive regular
-    expression searched in each name (an invalid one is taken as plain text).
-    earmark's own ports never match.
-    """
-    candidates = [(i, n) for i, n in enumerate(names) if not is_own_port(n)]
-    for i, n in candidates:
-        if n == pattern:
-            return i
-    try:
-        rx = re.compile(pattern, re.IGNORECASE)
-    except re.error:
-        rx = re.compile(re.escape(pattern), re.IGNORECASE)
-    for i, n in candidates:
-        if rx.search(n):
-            return i
-    return None
-
-
-def open_port_client(
-    direction: str, client: str, short: str, queue_size: int = 1024
-) -> tuple[Any, str, JackEnd | None]:
-    """A MIDI client for one port of earmark's: (rtmidi object, back-end name, JackEnd).
-
-    With JACK the port is registered already and never closed (see :class:`JackEnd`):
-    join it to a controller with ``jack_graph().connect``. With the other back-ends the
-    JackEnd is None and the caller opens and closes the rtmidi port itself.
-
-    Raises:
-        MidiUnavailableError: naming each back-end tried and why it failed.
-    """
-    order = _api_order()
-    if not order:
-        raise MidiUnavailableError("python-rtmidi has no MIDI back-end for this platform")
-    reasons = []
-    for name, api in order:
-        try:
-            if name == "jack":
-                end = open_jack_end(direction, client, short, queue_size)
-                return end.obj, name, end
-            made = quiet_probe(partial(_rtmidi_client, direction, api, client, queue_size))
-            return made, name, None
-        except MidiUnavailableError as exc:
-            reasons.append(str(exc))
-        except Exception as exc:  # rtmidi.SystemError and friends
-            reasons.append(_reason(name, exc))
-    raise MidiUnavailableError("no MIDI back-end could be opened (" + "; ".join(reasons) + ")")
-
-
-# -- parsing --------------------------------------------------------------------------------
-
-
-@dataclass
-class Counters:
-    """What the surface saw and did; read by views, tests and the benchmark."""
-
-    messages: int = 0  # rtmidi callbacks
-    events: int = 0  # channel messages decoded
-    junk: int = 0  # malformed: truncated, data without status, bytes out of range
-    sysex: int = 0
-    system: int = 0  # realtime and system common bytes (clock, song position...)
-    unmapped: int = 0  # well-formed, but no control of the map sends it
-    rate_limited: int = 0  # engine commands refused by the token bucket
-    posted: int = 0  # commands posted to the session/engine
-    dropped: int = 0  # refused by the session's own queue
-    chain_ops: int = 0  # bypass edits run on the session thread
-    param_sets: int = 0  # Chain.set_parameter calls
-    param_errors: int = 0  # a value the chain refused, or no such chain/plugin
-    pickup_waiting: int = 0  # absolute moves ignored until the control reaches the value
-    led_sent: int = 0
-    reconnects: int = 0
-    errors: int = 0  # exceptions caught on the MIDI thread (should stay 0)
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-# Events: (kind, channel 0-15, number, value). Values: note velocity (0 = off),
-# 7-bit CC, 14-bit for cc14/nrpn/pitchbend; "nrpn_step" carries +1/-1.
-Event = tuple[str, int, int, int]
-
-_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
-_SYSTEM_COMMON_DATA = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0}
-
-
-class Decoder:
-    """MIDI bytes -> events, with 14-bit CC pairs and NRPN assembled per channel.
-
-    Robust to what arrives from a port: several messages (or running status)
-    in one buffer, truncated messages, data bytes without a status, values out
-    of range, SysEx, realtime and system common bytes; each is counted, none
-    raises.
-
-    14-bit pairs (``cc14``: MSB on CC n, LSB on n+32) and NRPN (CC 99/98 select
-    the parameter, 6/38 carry the value, 96/97 step it) are decoded only on the
-    channels and numbers the map binds that way, so a controller whose CC 6 is
-    a plain knob keeps it. A value's MSB alone gives ``msb << 7 | msb`` (the
-    7-bit value scaled exactly onto 14 bits: 127 -> 16383), refined when the LSB
-    follows, so 7-bit senders of "14-bit" messages reach the whole range.
-    """
-
-    def __init__(
-        self,
-        cc14: Iterable[tuple[int | None, int]] = (),
-        nrpn_channels: Iterable[int | None] = (),
-        counters: Counters | None = None,
-    ) -> None:
-        self.counters = counters if counters is not None else Counters()
-        self._cc14_msb: dict[tuple[int | None, int], int] = {}
-        for ch, n in cc14:
-            self._cc14_msb[(ch, n)] = 0
-        self._cc14_any = any(ch is None for ch, _ in self._cc14_msb)
-        self._nrpn_all = any(ch is None for ch in nrpn_channels)
-        self._nrpn = {ch for ch in nrpn_channels if ch is not None}
-        self._param = [-1] * 16  # selected NRPN number per channel (-1: none, or an RPN)
-        self._param_msb = [0] * 16
-        self._data_msb = [0] * 16
-        self._lsb: dict[tuple[int, int], int] = {}
-
-    def feed(self, data: Sequence[int]) -> list[Event]:
-        """Decode one buffer from the port."""
-        out: list[Event] = []
-        c = self.counters
-        n = len(data)
-        i = 0
-        status = 0
-        while i < n:
-            b = data[i]
-            if not isinstance(b, int) or b < 0 or b > 0xFF:
-                c.junk += 1
-                return out
-            if b >= 0xF8:  # realtime may sit anywhere, even inside a message
-                c.system += 1
-                i += 1
-                continue
-            if b == 0xF0:
-                c.sysex += 1
-                end = i + 1
-                while end < n and data[end] != 0xF7:
-                    end += 1
-                i = end + 1
-                status = 0
-                continue
-            if b >= 0xF0:
-                c.system += 1
-                i += 1 + _SYSTEM_COMMON_DATA.get(b, 0)
-                status = 0
-                continue
-            if b & 0x80:
-                status = b
-                i += 1
-            elif status == 0:
-                c.junk += 1  # data bytes with no status before them: one piece of junk
-                while i < n and _is_data(data[i]):
-                    i += 1
-                continue
-            need = _DATA_BYTES[status & 0xF0]
-            body = data[i : i + need]
-            if len(body) < need or not all(_is_data(d) for d in body):
-                c.junk += 1  # truncated, or a status byte (or worse) where data belongs
-                while i < n and _is_data(data[i]):
-                    i += 1
-                if i < n and not (isinstance(data[i], int) and 0 <= data[i] <= 0xFF):
-                    return out
-                status = 0
-                continue
-            i += need
-            self._message(status, body, out)
-        return out
-
-    def _message(self, status: int, body: Sequence[int], out: list[Event]) -> None:
-        kind, ch = status & 0xF0, status & 0x0F
-        self.counters.events += 1
-        if kind == 0x90:
-            out.append(("note", ch, body[0], body[1]))
-        elif kind == 0x80:
-            out.append(("note", ch, body[0], 0))
-        elif kind == 0xB0:
-            self._cc(ch, body[0], body[1], out)
-        elif kind == 0xE0:
-            out.append(("pitchbend", ch, 0, body[0] | (body[1] << 7)))
-        else:  # aftertouch, program change, channel pressure: nothing binds them
-            self.counters.unmapped += 1
-
-    def _cc(self, ch: int, num: int, value: int, out: list[Event]) -> None:
-        if (ch in self._nrpn or self._nrpn_all) and num in (99, 98, 101, 100, 6, 38, 96, 97):
-            self._nrpn_cc(ch, num, value, out)
-            return
-        if self._cc14_msb:
-            if num < 32:
-                key = (ch, num) if (ch, num) in self._cc14_msb else (None, num)
-                if key in self._cc14_msb:
-                    self._cc14_msb[key] = value
-                    out.append(("cc14", ch, num, (value << 7) | value))
-                    return
-            elif num < 64:
-                key = (ch, num - 32) if (ch, num - 32) in self._cc14_msb else (None, num - 32)
-                if key in self._cc14_msb:
-                    out.append(("cc14", ch, num - 32, (self._cc14_msb[key] << 7) | value))
-                    return
-        out.append(("cc", ch, num, value))
-
-    def _nrpn_cc(self, ch: int, num: int, value: int, out: list[Event]) -> None:
-        if num == 99:
-            self._param_msb[ch] = value
-            self._param[ch] = -1  # complete once the LSB (98) arrives
-        elif num == 98:
-            self._param[ch] = (self._param_msb[ch] << 7) | value
-            if self._param_msb[ch] == 127 and value == 127:  # the "null" parameter
-                self._param[ch] = -1
-        elif num in (101, 100):  # an RPN selection deselects any NRPN
-            self._param[ch] = -1
-        elif self._param[ch] < 0:
-            self.counters.unmapped += 1  # data entry with no NRPN selected
-        elif num == 6:
-            self._data_msb[ch] = value
-            out.append(("nrpn", ch, self._param[ch], (value << 7) | value))
-        elif num == 38:
-            out.append(("nrpn", ch, self._param[ch], (self._data_msb[ch] << 7) | value))
-        else:  # 96 increment, 97 decrement
-            out.append(("nrpn_step", ch, self._param[ch], 1 if num == 96 else -1))
-
-
-def _is_data(b: object) -> bool:
-    return isinstance(b, int) and 0 <= b <= 0x7F
-
-
-def relative_delta(mode: str, value: int) -> int:
-    """Detents encoded in a 7-bit relative encoder value."""
-    if mode == "relative-twos":  # 1..63 up, 127..64 down (-1..-64)
-        return value - 128 if value >= 64 else value
-    if mode == "relative-binary-offset":  # 64 is no move: 65 = +1, 63 = -1
-        return value - 64
-    if mode == "relative-sign-magnitude":  # bit 6 is the sign: 1 = +1, 65 = -1
-        return -(value & 0x3F) if value & 0x40 else value & 0x3F
-    return 0
 
 
 # -- chain parameters ---------------------------------------------------------------------------
@@ -915,7 +290,7 @@ class ControllerSurface:
                     obj.close_port()
                     obj.delete()
                 except Exception as exc:
-                    self.last_error = _one_line(exc)
+                    self.last_error = one_line(exc, name=True)
             self._in = self._out = None
             self._in_end = self._out_end = None
             self.input_port = self.output_port = None
@@ -973,7 +348,7 @@ class ControllerSurface:
                     handled += 1
             except Exception as exc:  # the port went away under us: keep reading
                 self.counters.errors += 1
-                self.last_error = _one_line(exc)
+                self.last_error = one_line(exc, name=True)
             if handled < _READ_BATCH:
                 now = time.monotonic()
                 if handled:
@@ -1004,7 +379,7 @@ class ControllerSurface:
                 if self._out is not None:
                     self._poll_output()
             except Exception as exc:  # a back-end hiccup must not stop the session's services
-                self.last_error = _one_line(exc)
+                self.last_error = one_line(exc, name=True)
                 self.counters.errors += 1
 
     def _ports(self, obj: Any, end: JackEnd | None) -> list[str]:
@@ -1111,7 +486,7 @@ class ControllerSurface:
                 self._control(slot, kind, value)
         except Exception as exc:
             self.counters.errors += 1
-            self.last_error = _one_line(exc)
+            self.last_error = one_line(exc, name=True)
 
     def _control(self, slot: _Slot, kind: str, value: int) -> None:
         b = slot.binding
@@ -1239,36 +614,45 @@ class ControllerSurface:
         index = state.a if path == "A" else state.b if path == "B" else path
         return index if isinstance(index, int) and 0 <= index < len(state.paths) else None
 
-    def _chain(self, session: Any, slot: _Slot, state: Any) -> Any:
+    def _chain(self, session: Any, slot: _Slot, state: Any) -> tuple[int, Any] | tuple[None, None]:
+        """The path index and chain ``slot`` acts on now (read only: edits are session commands)."""
         index = self._path_index(slot.binding.path, state)
         if index is None:
-            return None
+            return None, None
         chains = session.chains()
         chain = chains[index] if index < len(chains) else None
-        return chain if hasattr(chain, "set_parameter") else None
+        return (index, chain) if hasattr(chain, "set_parameter") else (None, None)
+
+    def _post_edit(self, session: Any, *command: Any) -> bool:
+        """Post a chain edit (``bypass``, ``parameter``) to the session's command queue.
+
+        The session thread runs it before this surface's next tick (LiveSession._loop),
+        so the next tick reads the value it set. Not through the token bucket of
+        :meth:`_post`: the edits have their own limits (_MAX_CHAIN_OPS,
+        _MAX_PARAM_SETS_PER_TICK).
+        """
+        if session.post(*command):
+            return True
+        self.counters.dropped += 1
+        return False
 
     def _run_chain_ops(self, session: Any, state: Any) -> None:
         while self._chain_ops:
             slot, on = self._chain_ops.popleft()
             b = slot.binding
-            chain = self._chain(session, slot, state)
+            index, chain = self._chain(session, slot, state)
             if chain is None or not len(chain):
                 self.counters.param_errors += 1
                 continue
-            try:
-                bypassed = tuple(chain.bypassed)
-                if b.action == "plugin_bypass":
-                    if b.plugin >= len(bypassed):
-                        self.counters.param_errors += 1
-                        continue
-                    target = (not bypassed[b.plugin]) if on is None else on
-                    chain.set_bypass(b.plugin, target)
-                else:
-                    chain.bypass_all(not all(bypassed) if on is None else on)
+            plugin = None
+            if b.action == "plugin_bypass":
+                if b.plugin >= len(chain.bypassed):
+                    self.counters.param_errors += 1
+                    continue
+                plugin = b.plugin
+            # on None: toggle, decided by the session when it runs the command.
+            if self._post_edit(session, "bypass", index, plugin, on):
                 self.counters.chain_ops += 1
-            except Exception as exc:
-                self.counters.param_errors += 1
-                self.last_error = _one_line(exc)
 
     def _apply_continuous(self, session: Any, state: Any) -> None:
         budget = _MAX_PARAM_SETS_PER_TICK
@@ -1292,11 +676,11 @@ class ControllerSurface:
                     current = expected[0]
                 chain = None
             else:
-                chain = self._chain(session, slot, state)
-                current = None if chain is None else current_value(chain, b.plugin, b.key)
+                index, chain = self._chain(session, slot, state)
                 if chain is None:
                     self.counters.param_errors += 1
                     continue
+                current = current_value(chain, b.plugin, b.key)
             if b.relative:
                 start = b.to_position(current) if current is not None else 0.5
                 value = b.to_value(start + detents * b.step)
@@ -1307,17 +691,14 @@ class ControllerSurface:
             if current is not None and value == current:
                 continue
             budget -= 1
-            try:
-                if chain is None:
-                    if self._post("monitor", {"trim_db": value}):
-                        self._expect["trim"] = (value, time.monotonic() + _EXPECT_S)
-                else:
-                    chain.set_parameter(b.plugin, b.key, value)
-                    self.counters.param_sets += 1
-                slot.last_set = value
-            except Exception as exc:  # PresetError (out of the plugin's range), IndexError
-                self.counters.param_errors += 1
-                self.last_error = _one_line(exc)
+            if chain is None:
+                if self._post("monitor", {"trim_db": value}):
+                    self._expect["trim"] = (value, time.monotonic() + _EXPECT_S)
+            elif self._post_edit(session, "parameter", index, b.plugin, b.key, value):
+                # A value the plugin refuses (out of its range) is the session's
+                # "parameter failed" status line, as for any other control.
+                self.counters.param_sets += 1
+            slot.last_set = value
 
     def _takeover(
         self, slot: _Slot, pos: float, current: float | None, swept: tuple[float, float]
@@ -1420,7 +801,7 @@ class ControllerSurface:
         try:
             self._out.send_message([status, num, value])
         except Exception as exc:
-            self.last_error = _one_line(exc)
+            self.last_error = one_line(exc, name=True)
             self.counters.errors += 1
             return
         self._led_sent[(kind, ch, num)] = value
@@ -1428,8 +809,3 @@ class ControllerSurface:
 
 
 _HOLDABLE = ("ab_toggle", "dim", "mono", "mute", "match")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

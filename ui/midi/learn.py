@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .controller_map import ACTIONS, ControllerMap, dump_map, parse_map
-from .midi import (
+from .decoder import Decoder
+from .map import ACTIONS, ControllerMap, dump_map, parse_map
+from .ports import (
     CLIENT_PREFIX,
-    Decoder,
     MidiUnavailableError,
     find_port,
     is_own_port,
@@ -31,7 +31,7 @@ from .midi import (
     park_jack_end,
 )
 
-__all__ = ["Learned", "Listener", "classify", "parse_bind", "write_map"]
+__all__ = ["Learned", "Listener", "classify", "parse_bind", "parse_value", "write_map"]
 
 _SETTLE_S = 0.35  # a control is done moving after this long without a message
 _MAX_WATCH_S = 2.5
@@ -236,11 +236,13 @@ def parse_bind(text: str) -> tuple[str, dict[str, Any]]:
         key, eq, raw = part.partition("=")
         if not eq or not key.strip():
             raise ValueError(f"{text!r}: expected key=value, got {part!r}")
-        params[key.strip()] = _value(raw.strip())
+        params[key.strip()] = parse_value(raw.strip())
     return action, params
 
 
-def _value(raw: str) -> Any:
+def parse_value(raw: str) -> Any:
+    """A value typed by the user, read as TOML would (numbers, true/false, "strings";
+    bare words are strings)."""
     if raw in ("true", "false"):
         return raw == "true"
     for cast in (int, float):

@@ -5,11 +5,13 @@ code owns: the engine's counters and rings, each path's buffers, the transport,
 an isolated chain's shared memory with its host process. Each of those arrays
 is laid out here and nowhere else; the engine, the sources, the isolated host,
 the native callback and the block import these names (no module reads another's
-private constants). Integers are int64 unless a table says otherwise; an
-``*_COUNT`` is the table's length. Addresses are ``ndarray.ctypes.data``.
+private constants or attributes). Integers are int64 unless a table says
+otherwise; an ``*_COUNT`` is the table's length; addresses are
+``ndarray.ctypes.data`` of C-contiguous arrays.
 
-Change a layout, bump :data:`LAYOUT_VERSION`: a native plan records it, and an
-isolated host refuses shared memory of another version.
+Change a layout, bump :data:`LAYOUT_VERSION`: a plan records it (the native
+callback plays silence for another), and an isolated host refuses shared
+memory of another version.
 """
 
 from __future__ import annotations
@@ -17,12 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-__all__ = [
-    "LAYOUT_VERSION",
-    "isolated_shm_bytes",
-    "isolated_views",
-]
 
 # The version of every layout in this module (bumped on any change).
 LAYOUT_VERSION = 1
@@ -49,30 +45,34 @@ P_RING_POS, P_DELAY, P_NONFINITE, P_RING_ADDR, P_RING_ROWS, P_FAULT, P_COUNT = r
 # C-contiguous array).
 FAULT_NONE, FAULT_NONFINITE, FAULT_ABSURD, FAULT_RAISED, FAULT_WRONG_ARRAY = range(5)
 
-# -- a path's buffers (``Path.table``, the first R_PATH_COUNT fields of a plan row) ----
-# Addresses of its source buffer and aligned output (float32, (max_block, 2)), its
-# state (P_*), its meter feed (float32, (R_FEED_ROWS, 2), a power of two) and the feed's
-# frame count (one int64).
-R_BUF, R_OUT, R_ST, R_FEED, R_FEED_ROWS, R_FED, R_PATH_COUNT = range(7)
-# The rest of a native plan's row: the source (SOURCE_*: a player's samples, float32
-# (R_DATA_ROWS, R_DATA_CH); or live input channels, int64 (R_CHANNELS_COUNT,)), and the
-# chain's exchange table (H_*; 0: no chain).
+# -- the plan (``Engine.plan``): what the audio block (engine.block) reads ------------------
+# Its size and layout version, the number of paths, the stream's input and output
+# channels (the native callback's; the Python callback hands the block its arrays);
+# addresses of the engine's counters (E_*), xrun ring (XRUN_RING), timing and start
+# rings (TIMING_RING each), mix state (float64, X_*), output guard (float64, O_*), A/B
+# tap (float32, (G_TAP_ROWS, 4)) and its position (two int64), the transport (T_*)
+# and a two-int64 timespec for the block's clock; the engine's largest block. Then one
+# row of R_COUNT fields per path.
 (
-    R_SOURCE, R_DATA, R_DATA_ROWS, R_DATA_CH, R_CHANNELS, R_CHANNELS_COUNT, R_EXCHANGE, R_COUNT,
-) = range(R_PATH_COUNT, R_PATH_COUNT + 8)  # fmt: skip
-SOURCE_SILENCE, SOURCE_INPUT, SOURCE_PLAYER = 0, 1, 2
-
-# -- the engine's table (``Engine.table``, the head of a native plan) ------------------
-# Addresses of the counters (E_*), the xrun ring, the timing and start rings
-# (TIMING_RING each), the mix state (float64, X_*), the output guard (float64, O_*),
-# the A/B tap (float32, (G_TAP_ROWS, 4)) and its position (two int64), the transport
-# (T_*) and a two-int64 timespec for the block's clock; the engine's largest block. A
-# native plan adds its size, layout version, path count and the stream's channels.
+    G_SIZE, G_VERSION, G_PATHS, G_IN_CH, G_OUT_CH, G_COUNTERS, G_XRUN_RING, G_TIMINGS,
+    G_STARTS, G_MX, G_GUARD, G_TAP, G_TAP_ROWS, G_TAP_POS, G_TRANSPORT, G_CLOCK,
+    G_MAX_BLOCK, G_COUNT,
+) = range(18)  # fmt: skip
+# A path's row: addresses of its source buffer and aligned output (float32,
+# (max_block, 2)), its state (P_*), its meter feed (float32, (R_FEED_ROWS, 2), a power
+# of two) and the feed's frame count (one int64); its source (SOURCE_*: a player's
+# samples, float32 (R_DATA_ROWS, R_DATA_CH); live input channels, int64
+# (R_CHANNELS_COUNT,)); its chain (CHAIN_*; an isolated one's exchange table, H_*).
 (
-    G_COUNTERS, G_XRUN_RING, G_TIMINGS, G_STARTS, G_MX, G_GUARD, G_TAP, G_TAP_ROWS, G_TAP_POS,
-    G_TRANSPORT, G_CLOCK, G_MAX_BLOCK, G_ENGINE_COUNT,
-) = range(13)  # fmt: skip
-G_SIZE, G_VERSION, G_PATHS, G_IN_CH, G_OUT_CH, G_COUNT = range(G_ENGINE_COUNT, G_ENGINE_COUNT + 6)
+    R_BUF, R_OUT, R_ST, R_FEED, R_FEED_ROWS, R_FED, R_SOURCE, R_DATA, R_DATA_ROWS, R_DATA_CH,
+    R_CHANNELS, R_CHANNELS_COUNT, R_CHAIN, R_EXCHANGE, R_COUNT,
+) = range(15)  # fmt: skip
+# Sources the block reads itself, and any other (the Python callback reads it).
+SOURCE_SILENCE, SOURCE_INPUT, SOURCE_PLAYER, SOURCE_PYTHON = range(4)
+# No chain, a stereo chain in an isolated host (the block exchanges with it), and any
+# other chain (the Python callback runs it between the block's stages; a path whose
+# source is read in Python has its chain run there too).
+CHAIN_NONE, CHAIN_ISOLATED, CHAIN_PYTHON = range(3)
 
 # -- Transport.state -----------------------------------------------------------------------
 # Play position (frames), playing, looping, programme length, and a seek request: its

@@ -1,23 +1,25 @@
 """The audio block, written once in machine code for both callbacks.
 
-One block of the engine is
+One block of the engine, from its plan (``Engine.plan``, laid out in ``engine.abi``):
 
-    begin (xruns, block size, a seek request) -> per path: source -> chain ->
-    path guard (NaN/Inf, absurd levels) -> alignment delay -> meter feed ->
-    end (transport, A/B mix, output guard, tap, timing, counters)
+    start:  xruns, block size, a seek request; per path its source (a player, live
+            input) and its isolated chain's exchange
+    [the Python callback only: sources and chains that are Python objects]
+    finish: per path the guard (NaN/Inf, absurd levels), alignment delay, meter feed
+    [the Python callback only: meters run in the callback]
+    end:    transport, A/B mix, output guard, tap, timing, counters
 
-and every stage but a chain in the audio process is a numba function here.
-:func:`run` is the whole block from a native plan (``engine.native``), which
-PortAudio calls without the GIL; ``Engine.process``, the Python callback,
-calls the same stages (:func:`begin`, ``Player.read``/``LiveInput.read`` ->
-:func:`read_player`/:func:`read_input`, ``IsolatedChain.process`` ->
-:func:`exchange`, :func:`finish_path`, :func:`end`) with a Python chain's
-``process`` and the inline meters between them. Hence both callbacks play the
-same bits and count the same xruns, late and muted blocks.
+:func:`run` is :func:`start`, :func:`finish` and :func:`end` in a row: the native
+callback (``engine.native``) hands PortAudio a cfunc that calls it without the
+GIL. ``Engine.process``, the Python callback, calls the same three functions
+with its Python work between them. Hence both callbacks play the same bits
+and count the same xruns, late and muted blocks; ``tests/test_native.py``
+holds them to it.
 
-Every stage works from the tables of ``engine.abi`` (addresses and sizes in
-int64 arrays) or from arrays the caller hands it: it allocates nothing, takes
-no lock and never touches a Python object.
+Every stage works from the plan (addresses and sizes in one int64 array) and
+the arrays the caller hands it: it allocates nothing, takes no lock, makes no
+system call but the isolated host's wake-up (one eventfd write) and never
+touches a Python object.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from earmark.meters import jitcache
 
 from . import abi, rt
 from .abi import (
+    CHAIN_ISOLATED,
     E_A,
     E_B,
     E_BLOCK,
@@ -89,6 +92,7 @@ from .abi import (
     P_RING_POS,
     P_RING_ROWS,
     R_BUF,
+    R_CHAIN,
     R_CHANNELS,
     R_CHANNELS_COUNT,
     R_COUNT,
@@ -104,6 +108,8 @@ from .abi import (
     R_ST,
     SOURCE_INPUT,
     SOURCE_PLAYER,
+    SOURCE_PYTHON,
+    SOURCE_SILENCE,
     T_COUNT,
     T_LENGTH,
     T_LOOP,
@@ -119,14 +125,15 @@ from .abi import (
 )
 
 __all__ = [
+    "NO_INPUT",
     "advance",
-    "begin",
     "end",
     "exchange",
-    "finish_path",
+    "finish",
     "read_input",
     "read_player",
     "run",
+    "start",
     "warm_up",
 ]
 
@@ -138,6 +145,9 @@ def _cache_probe() -> None:
 # The stages compile in rt's kernels and abi's field numbers; numba's cache alone would
 # not see those files change.
 jitcache.drop_stale(_cache_probe, [rt.__file__, abi.__file__])
+
+# The input of a stream that has none, as the stages take it: no channels.
+NO_INPUT = np.zeros((0, 0), dtype=np.float32)
 
 # What time.perf_counter_ns reads on Linux, so that both callbacks' start times compare
 # with each other and with another process's (bench/realtime.py).
@@ -204,24 +214,48 @@ def _now_ns(table: np.ndarray) -> int:
 
 
 @nb.njit(nogil=True, cache=True)
-def begin(table: np.ndarray, outdata: np.ndarray, n: int, status: int) -> bool:
-    """Start a block from the engine's table (``abi.G_*``): count an xrun (``status``
-    non-zero), record the block size, apply a requested seek. False (and ``outdata``
-    silent) for a block larger than the engine's buffers: never expected, fail safe."""
-    c = _ints(table[G_COUNTERS], E_COUNT)
+def _row(plan: np.ndarray, k: int) -> np.ndarray:
+    """Path k's row of the plan (abi.R_*)."""
+    return plan[G_COUNT + k * R_COUNT : G_COUNT + (k + 1) * R_COUNT]
+
+
+@nb.njit(nogil=True, cache=True)
+def start(plan: np.ndarray, indata: np.ndarray, outdata: np.ndarray, n: int, status: int) -> bool:
+    """Start a block from the plan (``abi.G_*``, ``abi.R_*``): count an xrun (``status``
+    non-zero), record the block size, apply a requested seek, then read every path's
+    source the block reads itself (players, live input from ``indata``) into its
+    buffer and exchange it with its isolated chain, if any. Paths whose source or chain
+    is the Python callback's (SOURCE_PYTHON, CHAIN_PYTHON) are left to it.
+
+    False (and ``outdata`` silent) for a block larger than the engine's buffers: never
+    expected, fail safe.
+    """
+    c = _ints(plan[G_COUNTERS], E_COUNT)
     if status != 0:
-        xrun_ring = _ints(table[G_XRUN_RING], XRUN_RING)
+        xrun_ring = _ints(plan[G_XRUN_RING], XRUN_RING)
         xrun_ring[c[E_XRUNS] & (XRUN_RING - 1)] = c[E_CALLBACKS]
         c[E_XRUNS] += 1
     c[E_BLOCK] = n
-    if n > table[G_MAX_BLOCK]:
+    if n > plan[G_MAX_BLOCK]:
         outdata[:, :] = 0.0
         return False
-    tr = _ints(table[G_TRANSPORT], T_COUNT)
-    seek = tr[T_SEEK_SEQ]
-    if seek != tr[T_SEEK_DONE]:
-        tr[T_POS] = tr[T_SEEK_TO]
-        tr[T_SEEK_DONE] = seek
+    transport = _ints(plan[G_TRANSPORT], T_COUNT)
+    seek = transport[T_SEEK_SEQ]
+    if seek != transport[T_SEEK_DONE]:
+        transport[T_POS] = transport[T_SEEK_TO]
+        transport[T_SEEK_DONE] = seek
+    for k in range(plan[G_PATHS]):
+        row = _row(plan, k)
+        buf = _rows(row[R_BUF], n, 2)
+        kind = row[R_SOURCE]
+        if kind == SOURCE_PLAYER:
+            read_player(_rows(row[R_DATA], row[R_DATA_ROWS], row[R_DATA_CH]), transport, n, buf)
+        elif kind == SOURCE_INPUT:
+            read_input(indata, _ints(row[R_CHANNELS], row[R_CHANNELS_COUNT]), n, buf)
+        elif kind == SOURCE_SILENCE:
+            buf[:, :] = 0.0
+        if kind != SOURCE_PYTHON and row[R_CHAIN] == CHAIN_ISOLATED:
+            exchange(_ints(row[R_EXCHANGE], H_COUNT), buf, n)
     return True
 
 
@@ -295,25 +329,39 @@ def exchange(table: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
 
 
 @nb.njit(nogil=True, cache=True)
-def finish_path(path: np.ndarray, y: np.ndarray, n: int, feed: bool) -> None:
-    """A path's block after its chain (its table, ``abi.R_BUF``..``R_FED``): guard ``y``
-    (NaN/Inf or absurd levels: silence, counted in P_NONFINITE), delay it to the
-    slowest path into the path's output, and append that to its meter feed (``feed``)."""
-    st = _ints(path[R_ST], P_COUNT)
-    fault = rt.guard_path(y, n, rt.ABSURD_LEVEL)
-    if fault != FAULT_NONE:
-        st[P_NONFINITE] += 1
-        st[P_FAULT] = fault
-    # The delay line's address before its length: a replaced line only grows.
-    ring_rows = st[P_RING_ROWS]
-    ring = _rows(st[P_RING_ADDR], ring_rows, 2)
-    samples = min(st[P_DELAY], ring_rows - 1)
-    pos = st[P_RING_POS] if st[P_RING_POS] < ring_rows else 0
-    out = _rows(path[R_OUT], n, 2)
-    st[P_RING_POS] = rt.delay(y, n, ring, pos, samples, out)
-    if feed:
-        fed = _ints(path[R_FED], 1)
-        rt.ring_write(out, n, _rows(path[R_FEED], path[R_FEED_ROWS], 2), fed)
+def _chain_output(row: np.ndarray, n: int) -> np.ndarray:
+    """What path's chain made of its block: an isolated chain's returned block, else the
+    path's buffer (the source's block, or what the Python callback put there)."""
+    if row[R_CHAIN] == CHAIN_ISOLATED and row[R_SOURCE] != SOURCE_PYTHON:
+        table = _ints(row[R_EXCHANGE], H_COUNT)
+        if n <= table[H_MAX_BLOCK]:  # else exchange silenced the buffer
+            return _rows(table[H_OUT], n, 2)
+    return _rows(row[R_BUF], n, 2)
+
+
+@nb.njit(nogil=True, cache=True)
+def finish(plan: np.ndarray, n: int, feed: bool) -> None:
+    """Every path's block after its chain: guard it (NaN/Inf or absurd levels: silence,
+    counted in P_NONFINITE), delay it to the slowest path into the path's output, and
+    append that to its meter feed (``feed``; else the caller meters the outputs)."""
+    for k in range(plan[G_PATHS]):
+        row = _row(plan, k)
+        y = _chain_output(row, n)
+        st = _ints(row[R_ST], P_COUNT)
+        fault = rt.guard_path(y, n, rt.ABSURD_LEVEL)
+        if fault != FAULT_NONE:
+            st[P_NONFINITE] += 1
+            st[P_FAULT] = fault
+        # The delay line's address before its length: a replaced line only grows.
+        ring_rows = st[P_RING_ROWS]
+        ring = _rows(st[P_RING_ADDR], ring_rows, 2)
+        samples = min(st[P_DELAY], ring_rows - 1)
+        pos = st[P_RING_POS] if st[P_RING_POS] < ring_rows else 0
+        out = _rows(row[R_OUT], n, 2)
+        st[P_RING_POS] = rt.delay(y, n, ring, pos, samples, out)
+        if feed:
+            fed = _ints(row[R_FED], 1)
+            rt.ring_write(out, n, _rows(row[R_FEED], row[R_FEED_ROWS], 2), fed)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -328,24 +376,24 @@ def advance(transport: np.ndarray, n: int) -> None:
 
 
 @nb.njit(nogil=True, cache=True)
-def end(
-    table: np.ndarray, a: np.ndarray, b: np.ndarray, outdata: np.ndarray, n: int, t0_ns: int
-) -> None:
-    """Finish a block from the engine's table: advance the transport, mix A and B (the
-    compared paths' outputs) into ``outdata`` through the output guard (the last stage:
-    nothing after it touches what the device plays), tap A and B, record the callback's
-    start ``t0_ns`` and duration, count it."""
-    advance(_ints(table[G_TRANSPORT], T_COUNT), n)
-    c = _ints(table[G_COUNTERS], E_COUNT)
-    mx = nb.carray(_f64(table[G_MX]), (X_COUNT,))
+def end(plan: np.ndarray, outdata: np.ndarray, n: int, t0_ns: int) -> None:
+    """Finish a block: advance the transport, mix A and B (the compared paths' outputs)
+    into ``outdata`` through the output guard (the last stage: nothing after it touches
+    what the device plays), tap A and B, record the callback's start ``t0_ns`` and
+    duration, count it."""
+    advance(_ints(plan[G_TRANSPORT], T_COUNT), n)
+    c = _ints(plan[G_COUNTERS], E_COUNT)
+    a = _rows(_row(plan, c[E_A])[R_OUT], n, 2)
+    b = _rows(_row(plan, c[E_B])[R_OUT], n, 2)
+    mx = nb.carray(_f64(plan[G_MX]), (X_COUNT,))
     rt.mix_ab(a, b, outdata, n, mx)
-    og = nb.carray(_f64(table[G_GUARD]), (O_COUNT,))
+    og = nb.carray(_f64(plan[G_GUARD]), (O_COUNT,))
     rt.guard_output(outdata, n, a, b, c[E_A], c[E_B], mx[X_POS] > 0.5, og)
-    tap = _rows(table[G_TAP], table[G_TAP_ROWS], 4)
-    rt.tap_pair(a, b, n, tap, _ints(table[G_TAP_POS], 2))
+    tap = _rows(plan[G_TAP], plan[G_TAP_ROWS], 4)
+    rt.tap_pair(a, b, n, tap, _ints(plan[G_TAP_POS], 2))
     slot = c[E_CALLBACKS] & (TIMING_RING - 1)
-    _ints(table[G_STARTS], TIMING_RING)[slot] = t0_ns
-    _ints(table[G_TIMINGS], TIMING_RING)[slot] = _now_ns(table) - t0_ns
+    _ints(plan[G_STARTS], TIMING_RING)[slot] = t0_ns
+    _ints(plan[G_TIMINGS], TIMING_RING)[slot] = _now_ns(plan) - t0_ns
     c[E_CALLBACKS] += 1
 
 
@@ -354,38 +402,20 @@ def end(
 
 @nb.njit(nogil=True, cache=True)
 def run(inp_address: int, out_address: int, n: int, status: int, plan_address: int) -> None:
-    """One whole block from the native plan at ``plan_address`` (``abi.G_*``, then
-    ``abi.R_*`` rows): every path's source is a player or live input and its chain none
-    or isolated. Input and output are interleaved float32 at the given addresses (input
-    0: none)."""
+    """One whole block from the plan at ``plan_address`` when every path's source and
+    chain are the block's own (no SOURCE_PYTHON, no CHAIN_PYTHON): what the native
+    callback runs. Input and output are interleaved float32 at the given addresses
+    (input 0: none)."""
     plan = _ints(plan_address, _ints(plan_address, G_SIZE + 1)[G_SIZE])
     t0 = _now_ns(plan)
     outdata = _rows(out_address, n, plan[G_OUT_CH])
     if plan[G_VERSION] != LAYOUT_VERSION:  # a plan from other code: play nothing
         outdata[:, :] = 0.0
         return
-    if not begin(plan, outdata, n, status):
-        return
-    inp = _rows(inp_address, n, plan[G_IN_CH] if inp_address != 0 else 0)
-    transport = _ints(plan[G_TRANSPORT], T_COUNT)
-    for k in range(plan[G_PATHS]):
-        row = plan[G_COUNT + k * R_COUNT : G_COUNT + (k + 1) * R_COUNT]
-        buf = _rows(row[R_BUF], n, 2)
-        kind = row[R_SOURCE]
-        if kind == SOURCE_PLAYER:
-            read_player(_rows(row[R_DATA], row[R_DATA_ROWS], row[R_DATA_CH]), transport, n, buf)
-        elif kind == SOURCE_INPUT:
-            read_input(inp, _ints(row[R_CHANNELS], row[R_CHANNELS_COUNT]), n, buf)
-        else:
-            buf[:, :] = 0.0
-        y = buf
-        if row[R_EXCHANGE] != 0:
-            y = exchange(_ints(row[R_EXCHANGE], H_COUNT), buf, n)
-        finish_path(row, y, n, True)
-    c = _ints(plan[G_COUNTERS], E_COUNT)
-    a = _rows(plan[G_COUNT + c[E_A] * R_COUNT + R_OUT], n, 2)
-    b = _rows(plan[G_COUNT + c[E_B] * R_COUNT + R_OUT], n, 2)
-    end(plan, a, b, outdata, n, t0)
+    indata = _rows(inp_address, n, plan[G_IN_CH] if inp_address != 0 else 0)
+    if start(plan, indata, outdata, n, status):
+        finish(plan, n, True)
+        end(plan, outdata, n, t0)
 
 
 def warm_up() -> None:
@@ -393,10 +423,10 @@ def warm_up() -> None:
     first call would compile or load it with the GIL held, in the first callback. Every
     array the engine passes is C-contiguous, float32 (frames, channels) or int64."""
     ints, block = T.int64[::1], T.float32[:, ::1]
-    begin.compile((ints, block, T.int64, T.int64))
+    start.compile((ints, block, block, T.int64, T.int64))
+    finish.compile((ints, T.int64, T.boolean))
+    end.compile((ints, block, T.int64, T.int64))
     read_player.compile((block, ints, T.int64, block))
     read_input.compile((block, ints, T.int64, block))
     exchange.compile((ints, block, T.int64))
-    finish_path.compile((ints, block, T.int64, T.boolean))
-    end.compile((ints, block, block, block, T.int64, T.int64))
     advance.compile((ints, T.int64))

@@ -6,12 +6,17 @@ audible. Offline and with the null sink the callback body meters each block
 itself; while a real-time driver streams it only appends each path's output to
 a feed that a :class:`MeterThread` meters 10 ms at a time.
 
-``Engine.process`` is the body of the audio callback and follows the rules
-written in python-sounddevice's ``Stream`` docstring and DESIGN.md:
+``Engine.process`` is the body of the audio callback. The block itself is
+``engine.block``'s, in machine code, run from the engine's plan (``plan``,
+laid out in ``engine.abi``); ``process`` adds what only Python can do: the
+command queue, chains and sources that are Python objects, inline meters. It
+follows the rules written in python-sounddevice's ``Stream`` docstring and
+DESIGN.md:
 
 - no allocation beyond what pedalboard's ``process`` does for its output, no
-  locks, no logging, no Python loops over samples (the numba kernels in
-  ``engine.rt`` and ``meters`` do the per-sample work, with the GIL released);
+  locks, no logging, no Python loops over samples (``engine.block``, the
+  numba kernels of ``engine.rt`` and ``meters`` do the per-sample work, with
+  the GIL released);
 - commands from the dashboard, the MIDI surface or the CLI arrive through a
   ``collections.deque`` (append/popleft are atomic) and apply at the next block
   boundary;
@@ -25,9 +30,9 @@ written in python-sounddevice's ``Stream`` docstring and DESIGN.md:
 - xruns (PortAudio status flags) are counted, and each callback's duration is
   kept in a preallocated ring for the benchmarks.
 
-When every chain runs in an isolated host, a driver runs the same block in
-machine code instead (``engine.native``): PortAudio calls it without the GIL,
-from the same arrays, so nothing here changes for the rest of earmark.
+When every chain runs in an isolated host, a driver hands PortAudio the same
+block from the same plan (``engine.native``): it runs without the GIL, from the
+same arrays, so nothing here changes for the rest of earmark.
 
 Anything that needs allocation or may block (building a chain, decoding and
 resampling a file, measuring a plugin's latency) happens off the audio thread,
@@ -70,7 +75,7 @@ from .abi import (
     XRUN_RING,
 )
 from .rt import MAX_BLOCK_FRAMES, MIN_BLOCK_FRAMES, OUTPUT_CEILING_DBFS, check_block_frames
-from .sources import Player, Source, Transport
+from .sources import LiveInput, Player, Source, Transport
 
 __all__ = [
     "MAX_BLOCK_FRAMES",
@@ -148,11 +153,6 @@ class Path:
     _old_rings: list = field(default_factory=list, repr=False)
     _feed: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _fed: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    # What the audio block (engine.block) reads of this path: addresses of the arrays
-    # above (abi.R_BUF..R_FED), filled in by the engine; a native plan copies it.
-    table: np.ndarray = field(
-        default_factory=lambda: np.zeros(abi.R_PATH_COUNT, np.int64), repr=False
-    )
     _metered: int = 0
     _reset_at: int | None = None
     # The latest fault's evidence for its status line (the exception, or the wrong
@@ -273,9 +273,6 @@ class Engine:
             p._out = np.zeros((self.max_block, 2), dtype=np.float32)
             p._feed = np.zeros((feed, 2), dtype=np.float32)
             p._fed = np.zeros(1, dtype=np.int64)
-            _fill(p.table, {abi.R_BUF: p._buf, abi.R_OUT: p._out, abi.R_ST: p._st})
-            _fill(p.table, {abi.R_FEED: p._feed, abi.R_FED: p._fed})
-            p.table[abi.R_FEED_ROWS] = feed
         # Callbacks, xruns, the latest block's size and the compared paths, shared with
         # the native callback (E_* fields).
         self.counters = np.zeros(E_COUNT, dtype=np.int64)
@@ -295,7 +292,6 @@ class Engine:
         self._reported_trips = 0
         self._output_reported_at = -math.inf
         stage.warm_up()  # no stage loads its code in the first callback
-        self._silence = np.zeros((self.max_block, 2), dtype=np.float32)
         self._commands: deque[tuple] = deque()
         self._match_every = max(1, int(_MATCH_INTERVAL_S * self.sample_rate))
         self._since_match = 0
@@ -325,11 +321,15 @@ class Engine:
         self._tap = np.zeros((self.tap_frames, 4), dtype=np.float32)
         self._tap_pos = np.zeros(2, dtype=np.int64)
         self._clock = np.zeros(2, dtype=np.int64)  # the block's timespec
-        # What the audio block (engine.block) reads of the engine: the addresses of the
-        # arrays above (abi.G_*); a native plan starts with a copy of it.
-        self.table = np.zeros(abi.G_ENGINE_COUNT, dtype=np.int64)
+        # The plan: what the audio block (engine.block) reads of the engine and its
+        # paths (abi.G_*, then one abi.R_* row per path); both callbacks run from it.
+        self.plan = np.zeros(abi.G_COUNT + abi.R_COUNT * len(self.paths), dtype=np.int64)
+        plan = self.plan
+        plan[abi.G_SIZE] = plan.shape[0]
+        plan[abi.G_VERSION] = abi.LAYOUT_VERSION
+        plan[abi.G_PATHS] = len(self.paths)
         _fill(
-            self.table,
+            plan,
             {
                 abi.G_COUNTERS: self.counters,
                 abi.G_XRUN_RING: self.xrun_callbacks,
@@ -343,8 +343,13 @@ class Engine:
                 abi.G_CLOCK: self._clock,
             },
         )
-        self.table[abi.G_TAP_ROWS] = self.tap_frames
-        self.table[abi.G_MAX_BLOCK] = self.max_block
+        plan[abi.G_TAP_ROWS] = self.tap_frames
+        plan[abi.G_MAX_BLOCK] = self.max_block
+        # Per path: the (source, chain) its row was planned for, and the paths whose
+        # source or chain the Python callback runs (path, its source too).
+        self._planned: list[tuple[object, object] | None] = [None] * len(self.paths)
+        self._python_paths: list[tuple[Path, bool]] = []
+        self.replan()
         self.align_latency()
 
     callbacks = rt.Slot("counters", E_CALLBACKS)
@@ -406,6 +411,63 @@ class Engine:
                 p._st[P_RING_ROWS] = p._ring.shape[0]
             self.post("delay", p, need)
 
+    def replan(self) -> bool:
+        """Follow paths whose source or chain was replaced since the plan was made
+        (each path's row says what the block reads and runs itself); True if one was.
+
+        The Python callback calls it every block; while the native callback runs the
+        plan must not change (a driver calls it before it starts one).
+        """
+        changed = False
+        for k, p in enumerate(self.paths):
+            planned = self._planned[k]
+            if planned is None or planned[0] is not p.source or planned[1] is not p.chain:
+                self._plan_row(k, p)
+                changed = True
+        if changed:
+            self._python_paths = [
+                (p, self.plan[abi.G_COUNT + k * abi.R_COUNT + abi.R_SOURCE] == abi.SOURCE_PYTHON)
+                for k, p in enumerate(self.paths)
+                if self.plan[abi.G_COUNT + k * abi.R_COUNT + abi.R_CHAIN] == abi.CHAIN_PYTHON
+                or self.plan[abi.G_COUNT + k * abi.R_COUNT + abi.R_SOURCE] == abi.SOURCE_PYTHON
+            ]
+        return changed
+
+    def _plan_row(self, k: int, p: Path) -> None:
+        """Write path k's row of the plan (off the audio thread, or at a swap)."""
+        row = self.plan[abi.G_COUNT + k * abi.R_COUNT : abi.G_COUNT + (k + 1) * abi.R_COUNT]
+        row[:] = 0
+        _fill(row, {abi.R_BUF: p._buf, abi.R_OUT: p._out, abi.R_ST: p._st})
+        _fill(row, {abi.R_FEED: p._feed, abi.R_FED: p._fed})
+        row[abi.R_FEED_ROWS] = p._feed.shape[0]
+        source, chain = p.source, p.chain
+        if isinstance(source, Player):
+            row[abi.R_SOURCE] = abi.SOURCE_PLAYER
+            row[abi.R_DATA] = abi.address(source.data)
+            row[abi.R_DATA_ROWS], row[abi.R_DATA_CH] = source.data.shape
+        elif isinstance(source, LiveInput):
+            row[abi.R_SOURCE] = abi.SOURCE_INPUT
+            row[abi.R_CHANNELS] = abi.address(source.channels)
+            row[abi.R_CHANNELS_COUNT] = source.channels.shape[0]
+        else:
+            row[abi.R_SOURCE] = abi.SOURCE_PYTHON
+        # A chain in an isolated host publishes its exchange table (engine.isolated):
+        # the block hands it stereo blocks itself.
+        exchange = getattr(chain, "exchange", None)
+        if chain is None:
+            row[abi.R_CHAIN] = abi.CHAIN_NONE
+        elif (
+            isinstance(exchange, np.ndarray)
+            and exchange.shape == (abi.H_COUNT,)
+            and exchange[abi.H_CHANNELS] == 2
+            and row[abi.R_SOURCE] != abi.SOURCE_PYTHON
+        ):
+            row[abi.R_CHAIN] = abi.CHAIN_ISOLATED
+            row[abi.R_EXCHANGE] = abi.address(exchange)
+        else:
+            row[abi.R_CHAIN] = abi.CHAIN_PYTHON
+        self._planned[k] = (source, chain)
+
     # -- the audio callback ------------------------------------------------------------
 
     def process(
@@ -418,38 +480,39 @@ class Engine:
                 break
             self._apply(self._commands.popleft())
         n = frames
-        if not stage.begin(self.table, outdata, n, int(xrun)):
+        self.replan()  # a path's source or chain may have been replaced
+        if not stage.start(
+            self.plan, stage.NO_INPUT if indata is None else indata, outdata, n, int(xrun)
+        ):
             return
-        transport = self.transport
-        feed = not self.meter_inline
-        for p in self.paths:
-            # A player's or live input's read, an isolated chain's exchange and the rest
-            # of the path are the native block's own stages (engine.block).
-            p.source.read(indata, n, p._buf, transport)
-            y = p._buf
-            if p.chain is not None:
-                st = p._st
-                try:
-                    y = p.chain.process(p._buf[:n])
-                    if not _block_shaped(y, n):
-                        # The kernels below would read past it (pedalboard returned
-                        # (n, 0) arrays at 1-2 frame blocks): silence, kept for the report.
-                        st[P_NONFINITE] += 1
-                        st[P_FAULT] = FAULT_WRONG_ARRAY
-                        p._fault_evidence = y
-                        y = self._silence
-                except Exception as exc:  # a plugin failed: this path goes silent, others play
-                    st[P_NONFINITE] += 1
-                    st[P_FAULT] = FAULT_RAISED
-                    p._fault_evidence = exc
-                    y = self._silence
-            stage.finish_path(p.table, y, n, feed)
-            if not feed:
+        # What the block leaves to Python: sources and chains that are Python objects.
+        for p, python_source in self._python_paths:
+            if python_source:
+                p.source.read(indata, n, p._buf, self.transport)
+            if p.chain is None:
+                continue
+            st = p._st
+            try:
+                y = p.chain.process(p._buf[:n])
+                if _block_shaped(y, n):
+                    p._buf[:n] = y  # where the block's finish reads the path's block
+                    continue
+                # The kernels would read past it (pedalboard returned (n, 0) arrays at
+                # 1-2 frame blocks): silence, kept for the report.
+                st[P_FAULT] = FAULT_WRONG_ARRAY
+                p._fault_evidence = y
+            except Exception as exc:  # a plugin failed: this path goes silent, others play
+                st[P_FAULT] = FAULT_RAISED
+                p._fault_evidence = exc
+            st[P_NONFINITE] += 1
+            p._buf[:n] = 0.0
+        inline = self.meter_inline
+        stage.finish(self.plan, n, not inline)
+        if inline:
+            for p in self.paths:
                 p.bank.process(p._out[:n])
-        if not feed:
             self._matched(n)
-        c = self.counters
-        stage.end(self.table, self.paths[c[E_A]]._out, self.paths[c[E_B]]._out, outdata, n, t0)
+        stage.end(self.plan, outdata, n, t0)
 
     def _apply(self, cmd: tuple) -> None:
         kind = cmd[0]
@@ -473,11 +536,8 @@ class Engine:
         elif kind == "delay":
             path, samples = cmd[1], int(cmd[2])
             path.delay_samples = min(samples, path._ring.shape[0] - 1)
-        elif kind == "seek":
-            if self.native:  # applied by the callback at its next block boundary
-                self.transport.request_seek(int(cmd[1]))
-            else:
-                self.transport.pos = max(0, int(cmd[1]))
+        elif kind == "seek":  # the block applies it at its start (engine.block.start)
+            self.transport.request_seek(int(cmd[1]))
         elif kind == "play":
             self.transport.playing = bool(cmd[1])
         elif kind == "reset_meters":

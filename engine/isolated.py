@@ -147,7 +147,7 @@ class IsolatedChain:
         # The callback's side (abi.I_* fields).
         self.state = np.zeros(I_COUNT, dtype=np.int64)
         # What the audio block's exchange (engine.block) reads of this chain (abi.H_*);
-        # a native plan points at it.
+        # the engine's plan points at it.
         self.exchange = np.zeros(H_COUNT, dtype=np.int64)
         for index, array in (
             (abi.H_X, self._x),

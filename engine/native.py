@@ -9,12 +9,13 @@ copy callback running 5 % of its blocks beside such a call, and a numba
 
 :data:`callback` is that ``cfunc``. It runs ``engine.block.run``, the
 block whose stages ``Engine.process`` runs too (``engine.block``), and never
-touches a Python object. A :class:`NativePlan` is one int64 array of
-addresses and sizes (``engine.abi``) that the callback receives as
-PortAudio's ``userData``: a copy of the engine's table (counters, mix state,
-output guard, tap and timing rings, transport), then per path a copy of its
-table (buffers, delay line state, meter feed), its source (live input
-channels, or a player's samples) and its isolated chain's exchange table. The Python objects keep
+touches a Python object. The callback receives the engine's plan
+(``Engine.plan``, one int64 array of addresses and sizes laid out in
+``engine.abi``) as PortAudio's ``userData``: the engine's counters, mix state,
+output guard, tap and timing rings and transport, then per path its buffers,
+delay line state, meter feed, source (live input channels, or a player's
+samples) and isolated chain's exchange table. A :class:`NativePlan` sets the
+stream's channels in it and keeps it alive. The Python objects keep
 those values in int64 arrays (``rt.Slot``), so ``engine.callbacks``,
 ``path.nonfinite_blocks``, ``transport.pos`` and the rest read the same
 whichever callback runs.
@@ -38,27 +39,7 @@ from numba import types as T
 from earmark.meters import jitcache
 
 from . import abi, block
-from .abi import (
-    G_COUNT,
-    G_ENGINE_COUNT,
-    G_IN_CH,
-    G_OUT_CH,
-    G_PATHS,
-    G_SIZE,
-    G_VERSION,
-    LAYOUT_VERSION,
-    R_CHANNELS,
-    R_CHANNELS_COUNT,
-    R_COUNT,
-    R_DATA,
-    R_DATA_CH,
-    R_DATA_ROWS,
-    R_EXCHANGE,
-    R_PATH_COUNT,
-    R_SOURCE,
-    SOURCE_INPUT,
-    SOURCE_PLAYER,
-)
+from .abi import CHAIN_PYTHON, G_COUNT, G_IN_CH, G_OUT_CH, R_CHAIN, R_COUNT, R_SOURCE, SOURCE_PYTHON
 from .engine import Engine
 from .isolated import IsolatedChain
 from .sources import LiveInput, Player
@@ -126,28 +107,13 @@ class NativePlan:
         if reason is not None:
             raise ValueError(f"the native callback cannot run this engine: {reason}")
         self.engine = engine
-        plan = np.zeros(G_COUNT + R_COUNT * len(engine.paths), dtype=np.int64)
-        plan[:G_ENGINE_COUNT] = engine.table
-        plan[G_SIZE] = plan.shape[0]
-        plan[G_VERSION] = LAYOUT_VERSION
-        plan[G_PATHS] = len(engine.paths)
+        engine.replan()
+        plan = engine.plan  # the plan the Python callback runs from, too
+        rows = plan[G_COUNT:].reshape(-1, R_COUNT)
+        if (rows[:, R_SOURCE] == SOURCE_PYTHON).any() or (rows[:, R_CHAIN] == CHAIN_PYTHON).any():
+            raise ValueError("the native callback cannot run this engine: its plan needs Python")
         plan[G_IN_CH] = in_channels
         plan[G_OUT_CH] = out_channels
-        for k, p in enumerate(engine.paths):
-            row = plan[G_COUNT + k * R_COUNT : G_COUNT + (k + 1) * R_COUNT]
-            row[:R_PATH_COUNT] = p.table
-            if isinstance(p.source, Player):
-                data = p.source.data
-                row[R_SOURCE] = SOURCE_PLAYER
-                row[R_DATA] = abi.address(data)
-                row[R_DATA_ROWS], row[R_DATA_CH] = data.shape
-            else:
-                channels = p.source.channels
-                row[R_SOURCE] = SOURCE_INPUT
-                row[R_CHANNELS] = abi.address(channels)
-                row[R_CHANNELS_COUNT] = channels.shape[0]
-            if isinstance(p.chain, IsolatedChain):
-                row[R_EXCHANGE] = abi.address(p.chain.exchange)
         self.plan = plan
         self.address = abi.address(plan)
 

@@ -9,8 +9,8 @@ with x moving linearly over the fade. Loudness-match gains and the monitor's
 2x2 matrix (mono, L/R/M/S solo) and scalar gain (trim, dim, mute) follow their
 targets through one-pole smoothers (time constant ``smooth_samples``).
 
-Two guards keep garbage from the ears and the meters, in both callbacks (the
-Python ``Engine.process`` and the native block), through the same kernels:
+Two guards keep garbage from the ears and the meters, in the audio block both
+callbacks run (``engine.block``):
 
 - :func:`guard_path` on every path's signal before it is delayed, metered and
   mixed: a block with a NaN/Inf sample or one beyond :data:`ABSURD_DBFS`
@@ -117,7 +117,7 @@ _usleep = nb.types.ExternalFunction("usleep", nb.types.int32(nb.types.uint32))
 class Slot:
     """An attribute kept in one element of an int64 array attribute of its object.
 
-    A callback in machine code (``engine.native``) shares such arrays with the
+    The audio block in machine code (``engine.block``) shares such arrays with the
     Python objects, so counters and positions it advances read the same from
     Python; ``kind`` converts on read (int or bool).
     """

@@ -20,9 +20,6 @@ from . import rt
 from .abi import T_COUNT, T_LENGTH, T_LOOP, T_PLAYING, T_POS, T_SEEK_SEQ, T_SEEK_TO
 from .files import iter_blocks, open_audio
 
-# An absent input stream, as the input read takes it: no channels.
-_NO_INPUT = np.zeros((0, 0), dtype=np.float32)
-
 
 class Transport:
     """One play position shared by every file/array source, so references stay
@@ -44,8 +41,8 @@ class Transport:
     playing = rt.Slot("state", T_PLAYING, bool)
 
     def request_seek(self, frame: int) -> None:
-        """Seek at the next block boundary of a callback running on another thread
-        (the native callback applies it; the target is written before the sequence)."""
+        """Seek at the next block's start (``engine.block.start`` applies it; the target
+        is written before the sequence, so a callback on another thread never sees half)."""
         self.state[T_SEEK_TO] = max(0, int(frame))
         self.state[T_SEEK_SEQ] += 1
 
@@ -75,7 +72,7 @@ class LiveInput(Source):
     def read(
         self, indata: np.ndarray | None, n: int, out: np.ndarray, transport: Transport
     ) -> None:
-        stage.read_input(_NO_INPUT if indata is None else indata, self.channels, n, out)
+        stage.read_input(stage.NO_INPUT if indata is None else indata, self.channels, n, out)
 
 
 class Player(Source):

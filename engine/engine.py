@@ -55,6 +55,7 @@ from earmark.meters import MeterBank, Readings
 
 from . import abi, rt
 from . import block as stage  # (``block`` is the driver's block size below)
+from . import plan as plans  # (``plan`` is the engine's own below)
 from .abi import (
     E_A,
     E_B,
@@ -75,7 +76,7 @@ from .abi import (
     XRUN_RING,
 )
 from .rt import MAX_BLOCK_FRAMES, MIN_BLOCK_FRAMES, OUTPUT_CEILING_DBFS, check_block_frames
-from .sources import LiveInput, Player, Source, Transport
+from .sources import Player, Source, Transport
 
 __all__ = [
     "MAX_BLOCK_FRAMES",
@@ -322,14 +323,9 @@ class Engine:
         self._tap_pos = np.zeros(2, dtype=np.int64)
         self._clock = np.zeros(2, dtype=np.int64)  # the block's timespec
         # The plan: what the audio block (engine.block) reads of the engine and its
-        # paths (abi.G_*, then one abi.R_* row per path); both callbacks run from it.
-        self.plan = np.zeros(abi.G_COUNT + abi.R_COUNT * len(self.paths), dtype=np.int64)
-        plan = self.plan
-        plan[abi.G_SIZE] = plan.shape[0]
-        plan[abi.G_VERSION] = abi.LAYOUT_VERSION
-        plan[abi.G_PATHS] = len(self.paths)
-        _fill(
-            plan,
+        # paths (engine.plan); both callbacks run from it.
+        self.plan = plans.new_plan(
+            len(self.paths),
             {
                 abi.G_COUNTERS: self.counters,
                 abi.G_XRUN_RING: self.xrun_callbacks,
@@ -342,9 +338,9 @@ class Engine:
                 abi.G_TRANSPORT: self.transport.state,
                 abi.G_CLOCK: self._clock,
             },
+            self.tap_frames,
+            self.max_block,
         )
-        plan[abi.G_TAP_ROWS] = self.tap_frames
-        plan[abi.G_MAX_BLOCK] = self.max_block
         # Per path: the (source, chain) its row was planned for, and the paths whose
         # source or chain the Python callback runs (path, its source too).
         self._planned: list[tuple[object, object] | None] = [None] * len(self.paths)
@@ -422,51 +418,19 @@ class Engine:
         for k, p in enumerate(self.paths):
             planned = self._planned[k]
             if planned is None or planned[0] is not p.source or planned[1] is not p.chain:
-                self._plan_row(k, p)
+                buffers = {abi.R_BUF: p._buf, abi.R_OUT: p._out, abi.R_ST: p._st}
+                buffers.update({abi.R_FEED: p._feed, abi.R_FED: p._fed})
+                plans.fill_row(self.plan, k, buffers, p.source, p.chain)
+                self._planned[k] = (p.source, p.chain)
                 changed = True
         if changed:
+            python = [plans.runs_in_python(self.plan, k) for k in range(len(self.paths))]
             self._python_paths = [
-                (p, self.plan[abi.G_COUNT + k * abi.R_COUNT + abi.R_SOURCE] == abi.SOURCE_PYTHON)
-                for k, p in enumerate(self.paths)
-                if self.plan[abi.G_COUNT + k * abi.R_COUNT + abi.R_CHAIN] == abi.CHAIN_PYTHON
-                or self.plan[abi.G_COUNT + k * abi.R_COUNT + abi.R_SOURCE] == abi.SOURCE_PYTHON
+                (p, source)
+                for p, (source, chain) in zip(self.paths, python, strict=True)
+                if source or chain
             ]
         return changed
-
-    def _plan_row(self, k: int, p: Path) -> None:
-        """Write path k's row of the plan (off the audio thread, or at a swap)."""
-        row = self.plan[abi.G_COUNT + k * abi.R_COUNT : abi.G_COUNT + (k + 1) * abi.R_COUNT]
-        row[:] = 0
-        _fill(row, {abi.R_BUF: p._buf, abi.R_OUT: p._out, abi.R_ST: p._st})
-        _fill(row, {abi.R_FEED: p._feed, abi.R_FED: p._fed})
-        row[abi.R_FEED_ROWS] = p._feed.shape[0]
-        source, chain = p.source, p.chain
-        if isinstance(source, Player):
-            row[abi.R_SOURCE] = abi.SOURCE_PLAYER
-            row[abi.R_DATA] = abi.address(source.data)
-            row[abi.R_DATA_ROWS], row[abi.R_DATA_CH] = source.data.shape
-        elif isinstance(source, LiveInput):
-            row[abi.R_SOURCE] = abi.SOURCE_INPUT
-            row[abi.R_CHANNELS] = abi.address(source.channels)
-            row[abi.R_CHANNELS_COUNT] = source.channels.shape[0]
-        else:
-            row[abi.R_SOURCE] = abi.SOURCE_PYTHON
-        # A chain in an isolated host publishes its exchange table (engine.isolated):
-        # the block hands it stereo blocks itself.
-        exchange = getattr(chain, "exchange", None)
-        if chain is None:
-            row[abi.R_CHAIN] = abi.CHAIN_NONE
-        elif (
-            isinstance(exchange, np.ndarray)
-            and exchange.shape == (abi.H_COUNT,)
-            and exchange[abi.H_CHANNELS] == 2
-            and row[abi.R_SOURCE] != abi.SOURCE_PYTHON
-        ):
-            row[abi.R_CHAIN] = abi.CHAIN_ISOLATED
-            row[abi.R_EXCHANGE] = abi.address(exchange)
-        else:
-            row[abi.R_CHAIN] = abi.CHAIN_PYTHON
-        self._planned[k] = (source, chain)
 
     # -- the audio callback ------------------------------------------------------------
 
@@ -765,12 +729,6 @@ class Engine:
                 p._reported_blocks = blocks
                 p._reported_at = now
         return lines
-
-
-def _fill(table: np.ndarray, arrays: dict[int, np.ndarray]) -> None:
-    """Write each array's address into its field of an audio block table."""
-    for index, array in arrays.items():
-        table[index] = abi.address(array)
 
 
 def _block_shaped(y: object, n: int) -> bool:

@@ -541,7 +541,8 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
     if ctrl[ISO_VERSION] != LAYOUT_VERSION:  # another earmark's layout: never misread it
         del x, y, ctrl
         shm.close()
-        conn.send(("error", IsolationError("the parent's shared memory has another layout")))
+        # A built-in error: the host runs as __main__, whose classes the parent cannot load.
+        conn.send(("error", RuntimeError("the parent's shared memory has another layout")))
         return
     y[:] = 0.0
     done = int(ctrl[ISO_SUBMITTED])  # a restarted host skips what was submitted before it

@@ -38,7 +38,7 @@ from numba import types as T
 
 from earmark.meters import jitcache
 
-from . import abi, block
+from . import abi, block, rt
 from .abi import CHAIN_PYTHON, G_COUNT, G_IN_CH, G_OUT_CH, R_CHAIN, R_COUNT, R_SOURCE, SOURCE_PYTHON
 from .engine import Engine
 from .isolated import IsolatedChain
@@ -53,7 +53,7 @@ def _cache_probe() -> None:
 
 # The callback compiles in the block (and what it compiles in); numba's cache alone
 # would not see those files change.
-jitcache.drop_stale(_cache_probe, [block.__file__, block.rt.__file__, abi.__file__])
+jitcache.drop_stale(_cache_probe, [block.__file__, rt.__file__, abi.__file__])
 
 # PortAudio's frameCount and statusFlags are C ``unsigned long``s.
 _ULONG = T.uint64 if ctypes.sizeof(ctypes.c_ulong) == 8 else T.uint32

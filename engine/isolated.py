@@ -319,8 +319,8 @@ class IsolatedChain:
         return int(self._ctrl[ISO_ERRORS]) + self.late_blocks + self.dead_blocks
 
     @property
-    def done_blocks(self) -> int:
-        """The number of the latest block the host finished (-1: none yet)."""
+    def last_done_block(self) -> int:
+        """The number (from 0) of the latest block the host finished; -1 before the first."""
         return int(self._ctrl[ISO_DONE])
 
     @property

@@ -73,7 +73,7 @@ def _run(engine: Engine, step, live_in: np.ndarray, blocks: int) -> np.ndarray:
         engine.meter_pending()
         if isinstance(chain, IsolatedChain):  # the host's pace must not decide the result
             deadline = time.monotonic() + 5.0
-            while chain.done_blocks < k and time.monotonic() < deadline:
+            while chain.last_done_block < k and time.monotonic() < deadline:
                 time.sleep(0.0002)
     return out
 
@@ -137,7 +137,9 @@ def _counted(engine: Engine) -> dict:
         "xrun_callbacks": engine.xrun_callbacks.tolist(),
         "transport": engine.transport.state.tolist(),
         "muted": [(p.nonfinite_blocks, p.muted_blocks, p.delay_samples) for p in engine.paths],
-        "chains": [(c.late_blocks, c.dead_blocks, c.error_blocks, c.done_blocks) for c in chains],
+        "chains": [
+            (c.late_blocks, c.dead_blocks, c.error_blocks, c.last_done_block) for c in chains
+        ],
         "output": (state.output_muted, state.output_trips, state.meter_skipped_frames),
         "tap": (real, tap.tobytes()),
     }

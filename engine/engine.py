@@ -6,12 +6,17 @@ audible. Offline and with the null sink the callback body meters each block
 itself; while a real-time driver streams it only appends each path's output to
 a feed that a :class:`MeterThread` meters 10 ms at a time.
 
-``Engine.process`` is the body of the audio callback and follows the rules
-written in python-sounddevice's ``Stream`` docstring and DESIGN.md:
+``Engine.process`` is the body of the audio callback. The block itself is
+``engine.block``'s, in machine code, run from the engine's plan (``plan``,
+laid out in ``engine.abi``); ``process`` adds what only Python can do: the
+command queue, chains and sources that are Python objects, inline meters. It
+follows the rules written in python-sounddevice's ``Stream`` docstring and
+DESIGN.md:
 
 - no allocation beyond what pedalboard's ``process`` does for its output, no
-  locks, no logging, no Python loops over samples (the numba kernels in
-  ``engine.rt`` and ``meters`` do the per-sample work, with the GIL released);
+  locks, no logging, no Python loops over samples (``engine.block``, the
+  numba kernels of ``engine.rt`` and ``meters`` do the per-sample work, with
+  the GIL released);
 - commands from the dashboard, the MIDI surface or the CLI arrive through a
   ``collections.deque`` (append/popleft are atomic) and apply at the next block
   boundary;
@@ -25,9 +30,9 @@ written in python-sounddevice's ``Stream`` docstring and DESIGN.md:
 - xruns (PortAudio status flags) are counted, and each callback's duration is
   kept in a preallocated ring for the benchmarks.
 
-When every chain runs in an isolated host, a driver runs the same block in
-machine code instead (``engine.native``): PortAudio calls it without the GIL,
-from the same arrays, so nothing here changes for the rest of earmark.
+When every chain runs in an isolated host, a driver hands PortAudio the same
+block from the same plan (``engine.native``): it runs without the GIL, from the
+same arrays, so nothing here changes for the rest of earmark.
 
 Anything that needs allocation or may block (building a chain, decoding and
 resampling a file, measuring a plugin's latency) happens off the audio thread,
@@ -48,7 +53,28 @@ import numpy as np
 
 from earmark.meters import MeterBank, Readings
 
-from . import rt
+from . import abi, rt
+from . import block as stage  # (``block`` is the driver's block size below)
+from . import plan as plans  # (``plan`` is the engine's own below)
+from .abi import (
+    E_A,
+    E_B,
+    E_BLOCK,
+    E_CALLBACKS,
+    E_COUNT,
+    E_XRUNS,
+    FAULT_RAISED,
+    FAULT_WRONG_ARRAY,
+    P_COUNT,
+    P_DELAY,
+    P_FAULT,
+    P_NONFINITE,
+    P_RING_ADDR,
+    P_RING_POS,
+    P_RING_ROWS,
+    TIMING_RING,
+    XRUN_RING,
+)
 from .rt import MAX_BLOCK_FRAMES, MIN_BLOCK_FRAMES, OUTPUT_CEILING_DBFS, check_block_frames
 from .sources import Player, Source, Transport
 
@@ -67,8 +93,6 @@ __all__ = [
 
 # How often (in frames) the loudness match follows the meters: 100 ms at 48 kHz.
 _MATCH_INTERVAL_S = 0.1
-_TIMING_RING = 1 << 16
-_XRUN_RING = 1 << 12
 # Callbacks behind the state's p99 and max: about 11 s at 64 frames / 48 kHz.
 _STATS_CALLBACKS = 1 << 13
 # The last A and B output frames kept for the dashboard's goniometer (170 ms at 48 kHz).
@@ -95,15 +119,6 @@ _MONITOR_MATRIX = {
     "M": (0.5, 0.5, 0.5, 0.5),
     "S": (0.5, -0.5, 0.5, -0.5),
 }
-
-
-# Fields of ``Path._st`` (int64). P_NONFINITE counts the blocks the engine muted on
-# this path (its chain raised or returned a wrong array, NaN/Inf, or absurd levels);
-# P_FAULT is the latest one's kind (rt.FAULT_* or the F_* below).
-P_RING_POS, P_DELAY, P_NONFINITE, P_RING_ADDR, P_RING_ROWS, P_FAULT, P_COUNT = range(7)
-F_RAISED, F_WRONG_ARRAY = 3, 4
-# Fields of ``Engine.counters`` (int64).
-E_CALLBACKS, E_XRUNS, E_BLOCK, E_A, E_B, E_COUNT = range(6)
 
 
 class Processor(Protocol):
@@ -277,15 +292,14 @@ class Engine:
         self._og = rt.new_guard_state(self.sample_rate)
         self._reported_trips = 0
         self._output_reported_at = -math.inf
-        rt.warm_up()  # no kernel loads its code in the first callback
-        self._silence = np.zeros((self.max_block, 2), dtype=np.float32)
+        stage.warm_up()  # no stage loads its code in the first callback
         self._commands: deque[tuple] = deque()
         self._match_every = max(1, int(_MATCH_INTERVAL_S * self.sample_rate))
         self._since_match = 0
-        # Which callbacks were flagged (the latest _XRUN_RING): with ``timings_ns`` this
+        # Which callbacks were flagged (the latest XRUN_RING): with ``timings_ns`` this
         # tells an xrun that followed an overrunning callback from one the server or
         # the machine caused (bench/realtime.py).
-        self.xrun_callbacks = np.zeros(_XRUN_RING, dtype=np.int64)
+        self.xrun_callbacks = np.zeros(XRUN_RING, dtype=np.int64)
         self.dropped_commands = 0
         # Meters run in the callback (``meter_inline``) unless a MeterThread runs them
         # from the paths' feeds; frames it had to skip (it fell a whole feed behind).
@@ -298,15 +312,40 @@ class Engine:
         # commands then apply as they are posted.
         self.native = False
         self._block_frames = 64 if block is None else block
-        self.timings_ns = np.zeros(_TIMING_RING, dtype=np.int64)
+        self.timings_ns = np.zeros(TIMING_RING, dtype=np.int64)
         # When each of those callbacks began (perf_counter_ns): bench/realtime.py sets
         # them beside another client's to tell a callback that could not start (the GIL
         # held by another thread) from a cycle the server or the machine missed.
-        self.starts_ns = np.zeros(_TIMING_RING, dtype=np.int64)
+        self.starts_ns = np.zeros(TIMING_RING, dtype=np.int64)
         # The A/B tap: the goniometer's last frames, and the audio of a snapshot's clip.
         self.tap_frames = max(TAP_FRAMES, int(round(tap_seconds * self.sample_rate)))
         self._tap = np.zeros((self.tap_frames, 4), dtype=np.float32)
         self._tap_pos = np.zeros(2, dtype=np.int64)
+        self._clock = np.zeros(2, dtype=np.int64)  # the block's timespec
+        # The plan: what the audio block (engine.block) reads of the engine and its
+        # paths (engine.plan); both callbacks run from it.
+        self.plan = plans.new_plan(
+            len(self.paths),
+            {
+                abi.G_COUNTERS: self.counters,
+                abi.G_XRUN_RING: self.xrun_callbacks,
+                abi.G_TIMINGS: self.timings_ns,
+                abi.G_STARTS: self.starts_ns,
+                abi.G_MX: self._mx,
+                abi.G_GUARD: self._og,
+                abi.G_TAP: self._tap,
+                abi.G_TAP_POS: self._tap_pos,
+                abi.G_TRANSPORT: self.transport.state,
+                abi.G_CLOCK: self._clock,
+            },
+            self.tap_frames,
+            self.max_block,
+        )
+        # Per path: the (source, chain) its row was planned for, and the paths whose
+        # source or chain the Python callback runs (path, its source too).
+        self._planned: list[tuple[object, object] | None] = [None] * len(self.paths)
+        self._python_paths: list[tuple[Path, bool]] = []
+        self.replan()
         self.align_latency()
 
     callbacks = rt.Slot("counters", E_CALLBACKS)
@@ -368,6 +407,31 @@ class Engine:
                 p._st[P_RING_ROWS] = p._ring.shape[0]
             self.post("delay", p, need)
 
+    def replan(self) -> bool:
+        """Follow paths whose source or chain was replaced since the plan was made
+        (each path's row says what the block reads and runs itself); True if one was.
+
+        The Python callback calls it every block; while the native callback runs the
+        plan must not change (a driver calls it before it starts one).
+        """
+        changed = False
+        for k, p in enumerate(self.paths):
+            planned = self._planned[k]
+            if planned is None or planned[0] is not p.source or planned[1] is not p.chain:
+                buffers = {abi.R_BUF: p._buf, abi.R_OUT: p._out, abi.R_ST: p._st}
+                buffers.update({abi.R_FEED: p._feed, abi.R_FED: p._fed})
+                plans.fill_row(self.plan, k, buffers, p.source, p.chain)
+                self._planned[k] = (p.source, p.chain)
+                changed = True
+        if changed:
+            python = [plans.runs_in_python(self.plan, k) for k in range(len(self.paths))]
+            self._python_paths = [
+                (p, source)
+                for p, (source, chain) in zip(self.paths, python, strict=True)
+                if source or chain
+            ]
+        return changed
+
     # -- the audio callback ------------------------------------------------------------
 
     def process(
@@ -375,60 +439,44 @@ class Engine:
     ) -> None:
         """Run one block: the audio callback body (see the module docstring)."""
         t0 = time.perf_counter_ns()
-        c = self.counters
-        if xrun:
-            self.xrun_callbacks[c[E_XRUNS] & (_XRUN_RING - 1)] = c[E_CALLBACKS]
-            c[E_XRUNS] += 1
         for _ in range(_COMMANDS_PER_BLOCK):
             if not self._commands:
                 break
             self._apply(self._commands.popleft())
-        c[E_BLOCK] = n = frames
-        if n > self.max_block:  # never expected; fail safe rather than allocate
-            outdata[:] = 0.0
+        n = frames
+        self.replan()  # a path's source or chain may have been replaced
+        if not stage.start(
+            self.plan, stage.NO_INPUT if indata is None else indata, outdata, n, int(xrun)
+        ):
             return
-        transport = self.transport
-        for p in self.paths:
-            p.source.read(indata, n, p._buf, transport)
-            y = p._buf
+        # What the block leaves to Python: sources and chains that are Python objects.
+        for p, python_source in self._python_paths:
+            if python_source:
+                p.source.read(indata, n, p._buf, self.transport)
+            if p.chain is None:
+                continue
             st = p._st
-            if p.chain is not None:
-                try:
-                    y = p.chain.process(p._buf[:n])
-                    if not _block_shaped(y, n):
-                        # The kernels below would read past it (pedalboard returned
-                        # (n, 0) arrays at 1-2 frame blocks): silence, kept for the report.
-                        st[P_NONFINITE] += 1
-                        st[P_FAULT] = F_WRONG_ARRAY
-                        p._fault_evidence = y
-                        y = self._silence
-                except Exception as exc:  # a plugin failed: this path goes silent, others play
-                    st[P_NONFINITE] += 1
-                    st[P_FAULT] = F_RAISED
-                    p._fault_evidence = exc
-                    y = self._silence
-            fault = rt.guard_path(y, n, rt.ABSURD_LEVEL)
-            if fault:
-                st[P_NONFINITE] += 1
-                st[P_FAULT] = fault
-            st[P_RING_POS] = rt.delay(y, n, p._ring, st[P_RING_POS], st[P_DELAY], p._out)
-            if self.meter_inline:
+            try:
+                y = p.chain.process(p._buf[:n])
+                if _block_shaped(y, n):
+                    p._buf[:n] = y  # where the block's finish reads the path's block
+                    continue
+                # The kernels would read past it (pedalboard returned (n, 0) arrays at
+                # 1-2 frame blocks): silence, kept for the report.
+                st[P_FAULT] = FAULT_WRONG_ARRAY
+                p._fault_evidence = y
+            except Exception as exc:  # a plugin failed: this path goes silent, others play
+                st[P_FAULT] = FAULT_RAISED
+                p._fault_evidence = exc
+            st[P_NONFINITE] += 1
+            p._buf[:n] = 0.0
+        inline = self.meter_inline
+        stage.finish(self.plan, n, not inline)
+        if inline:
+            for p in self.paths:
                 p.bank.process(p._out[:n])
-            else:
-                rt.ring_write(p._out, n, p._feed, p._fed)
-        transport.advance(n)
-        if self.meter_inline:
             self._matched(n)
-        a_out, b_out = self.paths[c[E_A]]._out, self.paths[c[E_B]]._out
-        mx = self._mx
-        rt.mix_ab(a_out, b_out, outdata, n, mx)
-        # The last stage: nothing after it touches what the device plays.
-        rt.guard_output(outdata, n, a_out, b_out, c[E_A], c[E_B], mx[rt.X_POS] > 0.5, self._og)
-        rt.tap_pair(a_out, b_out, n, self._tap, self._tap_pos)
-        slot = c[E_CALLBACKS] & (_TIMING_RING - 1)
-        self.starts_ns[slot] = t0
-        self.timings_ns[slot] = time.perf_counter_ns() - t0
-        c[E_CALLBACKS] += 1
+        stage.end(self.plan, outdata, n, t0)
 
     def _apply(self, cmd: tuple) -> None:
         kind = cmd[0]
@@ -436,8 +484,8 @@ class Engine:
         if kind == "select":
             which = cmd[1]
             if which == "toggle":
-                which = "A" if mx[rt.X_TARGET] > 0.5 else "B"
-            mx[rt.X_TARGET] = 1.0 if which == "B" else 0.0
+                which = "A" if mx[abi.X_TARGET] > 0.5 else "B"
+            mx[abi.X_TARGET] = 1.0 if which == "B" else 0.0
         elif kind == "compare":
             a, b = int(cmd[1]), int(cmd[2])
             if 0 <= a < len(self.paths) and 0 <= b < len(self.paths):  # else ignored
@@ -452,11 +500,8 @@ class Engine:
         elif kind == "delay":
             path, samples = cmd[1], int(cmd[2])
             path.delay_samples = min(samples, path._ring.shape[0] - 1)
-        elif kind == "seek":
-            if self.native:  # applied by the callback at its next block boundary
-                self.transport.request_seek(int(cmd[1]))
-            else:
-                self.transport.pos = max(0, int(cmd[1]))
+        elif kind == "seek":  # the block applies it at its start (engine.block.start)
+            self.transport.request_seek(int(cmd[1]))
         elif kind == "play":
             self.transport.playing = bool(cmd[1])
         elif kind == "reset_meters":
@@ -546,8 +591,8 @@ class Engine:
         solo = m.get("solo")
         if solo is None and m.get("mono"):
             solo = "M"
-        self._mx[rt.X_OUT_GAIN_TARGET] = gain
-        self._mx[rt.X_M_TARGET : rt.X_M_TARGET + 4] = _MONITOR_MATRIX.get(
+        self._mx[abi.X_OUT_GAIN_TARGET] = gain
+        self._mx[abi.X_M_TARGET : abi.X_M_TARGET + 4] = _MONITOR_MATRIX.get(
             solo, _MONITOR_MATRIX[None]
         )
 
@@ -565,8 +610,8 @@ class Engine:
                 return
             quiet = min(la, lb)
             ga, gb = quiet - la, quiet - lb
-        self._mx[rt.X_GAIN_A_TARGET] = 10.0 ** (ga / 20.0)
-        self._mx[rt.X_GAIN_B_TARGET] = 10.0 ** (gb / 20.0)
+        self._mx[abi.X_GAIN_A_TARGET] = 10.0 ** (ga / 20.0)
+        self._mx[abi.X_GAIN_B_TARGET] = 10.0 ** (gb / 20.0)
 
     # -- reading (not the audio thread) -----------------------------------------------------
 
@@ -592,10 +637,10 @@ class Engine:
         A partition of the recent part of the ring, not a sort of all of it: at
         10 Hz the full sort cost the session thread about 0.4 ms of GIL time.
         """
-        n = min(self.callbacks, _TIMING_RING, recent)
+        n = min(self.callbacks, TIMING_RING, recent)
         if not n:
             return None, None
-        end = self.callbacks & (_TIMING_RING - 1)
+        end = self.callbacks & (TIMING_RING - 1)
         if n <= end:
             t = self.timings_ns[end - n : end].copy()
         else:
@@ -629,10 +674,10 @@ class Engine:
             paths=tuple(paths),
             a=self.a,
             b=self.b,
-            audible="B" if mx[rt.X_TARGET] > 0.5 else "A",
+            audible="B" if mx[abi.X_TARGET] > 0.5 else "A",
             loudness_match=self.loudness_match,
-            match_a_db=_db(mx[rt.X_GAIN_A_TARGET]),
-            match_b_db=_db(mx[rt.X_GAIN_B_TARGET]),
+            match_a_db=_db(mx[abi.X_GAIN_A_TARGET]),
+            match_b_db=_db(mx[abi.X_GAIN_B_TARGET]),
             monitor=dict(self.monitor),
             callbacks=self.callbacks,
             xruns=self.xruns,
@@ -641,16 +686,16 @@ class Engine:
             position_s=self.transport.pos / self.sample_rate,
             callback_p99_us=p99,
             callback_max_us=mx_us,
-            output_muted=og[rt.O_MUTED] != 0.0,
-            output_trips=int(og[rt.O_TRIPS]),
-            output_status=self._output_text() if og[rt.O_TRIPS] else None,
+            output_muted=og[abi.O_MUTED] != 0.0,
+            output_trips=int(og[abi.O_TRIPS]),
+            output_status=self._output_text() if og[abi.O_TRIPS] else None,
         )
 
     def _output_text(self) -> str:
         """Why the output guard muted the output the latest time (not the audio thread)."""
         og = self._og
-        level, source = float(og[rt.O_LEVEL]), int(og[rt.O_SOURCE])
-        if og[rt.O_CAUSE] == rt.FAULT_NONFINITE or not math.isfinite(level):
+        level, source = float(og[abi.O_LEVEL]), int(og[abi.O_SOURCE])
+        if og[abi.O_CAUSE] == abi.FAULT_NONFINITE or not math.isfinite(level):
             what = "a non-finite sample"
         else:
             what = f"a sample at {_db(level):+.1f} dBFS"
@@ -669,7 +714,7 @@ class Engine:
         every few seconds. For the session thread (never the audio thread)."""
         now = time.monotonic() if now is None else now
         lines: list[str] = []
-        trips = int(self._og[rt.O_TRIPS])
+        trips = int(self._og[abi.O_TRIPS])
         if trips > self._reported_trips and now - self._output_reported_at >= _STATUS_REPEAT_S:
             line = self._output_text()
             if trips - self._reported_trips > 1:
@@ -704,14 +749,14 @@ def _block_shaped(y: object, n: int) -> bool:
 def _path_fault_text(p: Path, index: int, kind: int, blocks: int) -> str:
     """The status line for a path the engine muted (not the audio thread)."""
     what = {
-        rt.FAULT_NONFINITE: "it produced NaN/Inf samples",
-        rt.FAULT_ABSURD: f"it produced samples beyond {rt.ABSURD_DBFS:+g} dBFS (garbage)",
+        abi.FAULT_NONFINITE: "it produced NaN/Inf samples",
+        abi.FAULT_ABSURD: f"it produced samples beyond {rt.ABSURD_DBFS:+g} dBFS (garbage)",
     }.get(kind)
     evidence = p._fault_evidence
-    if kind == F_RAISED and isinstance(evidence, BaseException):
+    if kind == FAULT_RAISED and isinstance(evidence, BaseException):
         lines = str(evidence).strip().splitlines()
         what = f"its chain raised {type(evidence).__name__}" + (f": {lines[0]}" if lines else "")
-    elif kind == F_WRONG_ARRAY:
+    elif kind == FAULT_WRONG_ARRAY:
         what = f"its chain returned {_describe_array(evidence)}, not a (frames, 2) float32 array"
     elif what is None:
         what = "its chain failed"

@@ -39,7 +39,24 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import rt
+from . import abi, block, rt
+from .abi import (
+    H_COUNT,
+    I_COUNT,
+    I_DEAD,
+    I_DEAD_BLOCKS,
+    I_LATE,
+    I_SEQ,
+    I_WAKE,
+    ISO_DONE,
+    ISO_ERRORS,
+    ISO_FRAMES,
+    ISO_NONFINITE,
+    ISO_SLOTS,
+    ISO_SUBMITTED,
+    ISO_VERSION,
+    LAYOUT_VERSION,
+)
 from .chains import ChainLike, ChainSpec, ParamValue, PluginSpec
 from .childproc import (
     how_ended,
@@ -52,15 +69,6 @@ from .childproc import (
 
 __all__ = ["IsolatedChain", "IsolationError"]
 
-_SLOTS = 8
-# What the callback writes to wake the host: an eventfd's 8-byte increment (a pipe
-# takes the same bytes).
-_WAKE = (1).to_bytes(8, "little")
-# ctrl (int64): submitted block number, done block number, child NaN/Inf blocks,
-# child error blocks (the chain's own, plus blocks the host silenced because the
-# chain raised or returned a wrong array), then the frame count of each ring slot.
-_SUBMITTED, _DONE, _NONFINITE, _ERRORS, _FRAMES = 0, 1, 2, 3, 4
-_CTRL = _FRAMES + _SLOTS
 # SCHED_FIFO priority of a host: below JACK's client threads (5 under `jackd -R`'s
 # default 10; a CoreAudio or ALSA callback thread is higher still), above every
 # normal process.
@@ -84,26 +92,6 @@ _EDIT_TIMEOUT_S = 10.0
 
 class IsolationError(RuntimeError):
     """The isolated host could not start, or did not answer in time."""
-
-
-def _layout(max_block: int, channels: int) -> tuple[int, int]:
-    ring = _SLOTS * max_block * channels * 4
-    return ring, 2 * ring + _CTRL * 8
-
-
-def _views(buf: Any, max_block: int, channels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ring, _ = _layout(max_block, channels)
-    shape = (_SLOTS, max_block, channels)
-    x = np.ndarray(shape, dtype=np.float32, buffer=buf, offset=0)
-    y = np.ndarray(shape, dtype=np.float32, buffer=buf, offset=ring)
-    ctrl = np.ndarray((_CTRL,), dtype=np.int64, buffer=buf, offset=2 * ring)
-    return x, y, ctrl
-
-
-# Fields of ``IsolatedChain.state`` (int64): the callback's next block number, blocks
-# it found late, blocks it played while the host was dead, whether it is dead, and the
-# wake pipe's descriptor (-1: none).
-I_SEQ, I_LATE, I_DEAD_BLOCKS, I_DEAD, I_WAKE, I_COUNT = range(6)
 
 
 class IsolatedChain(ChainLike):
@@ -134,8 +122,8 @@ class IsolatedChain(ChainLike):
         depth: int = 2,
         start_timeout_s: float | None = None,
     ) -> None:
-        if not 1 <= depth < _SLOTS:
-            raise ValueError(f"depth must be 1-{_SLOTS - 1} blocks, got {depth}")
+        if not 1 <= depth < ISO_SLOTS:
+            raise ValueError(f"depth must be 1-{ISO_SLOTS - 1} blocks, got {depth}")
         self.depth = int(depth)
         self.sample_rate = float(sample_rate)
         self.channels = int(channels)
@@ -147,14 +135,32 @@ class IsolatedChain(ChainLike):
             if start_timeout_s is None
             else start_timeout_s
         )
-        _, size = _layout(self.max_block, self.channels)
+        size = abi.isolated_shm_bytes(self.max_block, self.channels)
         self._shm = shared_memory.SharedMemory(create=True, size=size)
-        self._x, self._y, self._ctrl = _views(self._shm.buf, self.max_block, self.channels)
+        self._x, self._y, self._ctrl = abi.isolated_views(
+            self._shm.buf, self.max_block, self.channels
+        )
         self._ctrl[:] = 0
-        self._ctrl[_DONE] = -1
+        self._ctrl[ISO_DONE] = -1
+        self._ctrl[ISO_VERSION] = LAYOUT_VERSION
         self._out = np.zeros((self.max_block, self.channels), dtype=np.float32)
-        # The callback's side (I_* fields), shared with the native callback.
+        # The callback's side (abi.I_* fields).
         self.state = np.zeros(I_COUNT, dtype=np.int64)
+        # What the audio block's exchange (engine.block) reads of this chain (abi.H_*);
+        # the engine's plan points at it.
+        self.exchange = np.zeros(H_COUNT, dtype=np.int64)
+        for index, array in (
+            (abi.H_X, self._x),
+            (abi.H_Y, self._y),
+            (abi.H_CTRL, self._ctrl),
+            (abi.H_STATE, self.state),
+            (abi.H_OUT, self._out),
+        ):
+            self.exchange[index] = abi.address(array)
+        self.exchange[abi.H_DEPTH] = self.depth
+        self.exchange[abi.H_MAX_BLOCK] = self.max_block
+        self.exchange[abi.H_CHANNELS] = self.channels
+        self.exchange[abi.H_ONE] = 1  # an eventfd's 8-byte increment (a pipe takes it too)
         self._wake_w = -1
         self._chain_latency = 0
         self._info = _HostInfo((), (), ())
@@ -305,12 +311,17 @@ class IsolatedChain(ChainLike):
     @property
     def nonfinite_blocks(self) -> int:
         """Blocks the host's chain silenced for NaN/Inf output."""
-        return int(self._ctrl[_NONFINITE])
+        return int(self._ctrl[ISO_NONFINITE])
 
     @property
     def error_blocks(self) -> int:
         """Blocks this path played as silence: a plugin raised, or the host was late or dead."""
-        return int(self._ctrl[_ERRORS]) + self.late_blocks + self.dead_blocks
+        return int(self._ctrl[ISO_ERRORS]) + self.late_blocks + self.dead_blocks
+
+    @property
+    def last_done_block(self) -> int:
+        """The number (from 0) of the latest block the host finished; -1 before the first."""
+        return int(self._ctrl[ISO_DONE])
 
     @property
     def pid(self) -> int | None:
@@ -360,36 +371,14 @@ class IsolatedChain(ChainLike):
 
     # -- the audio thread -----------------------------------------------------------------------
 
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """Hand block n to the host; return its output for block n - depth (or silence).
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Hand block n (``x``, (frames, channels) float32) to the host; return its output
+        for block n - depth, or silence (the audio block's own exchange, engine.block).
 
         Never waits: the wake-up is one non-blocking eventfd (or pipe) write.
         """
-        n = block.shape[0]
-        seq = self._seq
-        slot = seq % _SLOTS
-        self._x[slot, :n] = block
-        self._ctrl[_FRAMES + slot] = n
-        self._ctrl[_SUBMITTED] = seq
-        if not self._dead and self._wake_w >= 0:
-            try:  # noqa: SIM105 (no context-manager object on the audio thread)
-                os.write(self._wake_w, _WAKE)
-            except OSError:  # pipe full (host stuck) or closed: the block is simply late
-                pass
-        self._seq = seq + 1
-        out = self._out
-        prev = seq - self.depth
-        if prev < 0:
-            out[:n] = 0.0
-        elif self._ctrl[_DONE] >= prev and self._ctrl[_FRAMES + prev % _SLOTS] == n:
-            out[:n] = self._y[prev % _SLOTS, :n]
-        else:
-            out[:n] = 0.0
-            if self._dead:
-                self.dead_blocks += 1
-            else:
-                self.late_blocks += 1
-        return out[:n]
+        n = x.shape[0]
+        return block.exchange(self.exchange, x, n)[:n]
 
 
 class _HostInfo(NamedTuple):
@@ -548,10 +537,16 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
         from multiprocessing import resource_tracker
 
         resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-    x, y, ctrl = _views(shm.buf, max_block, channels)
+    x, y, ctrl = abi.isolated_views(shm.buf, max_block, channels)
+    if ctrl[ISO_VERSION] != LAYOUT_VERSION:  # another earmark's layout: never misread it
+        del x, y, ctrl
+        shm.close()
+        # A built-in error: the host runs as __main__, whose classes the parent cannot load.
+        conn.send(("error", RuntimeError("the parent's shared memory has another layout")))
+        return
     y[:] = 0.0
-    done = int(ctrl[_SUBMITTED])  # a restarted host skips what was submitted before it
-    ctrl[_DONE] = done
+    done = int(ctrl[ISO_SUBMITTED])  # a restarted host skips what was submitted before it
+    ctrl[ISO_DONE] = done
     warnings = list(chain.warnings)
     priority = _realtime_host()
     if priority is not None:
@@ -573,15 +568,15 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
                         return  # the parent closed the pipe (or died)
                 except BlockingIOError:  # an eventfd drained between select and read
                     pass
-            while done < ctrl[_SUBMITTED]:
+            while done < ctrl[ISO_SUBMITTED]:
                 done += 1
-                slot = done % _SLOTS
-                n = int(ctrl[_FRAMES + slot])
+                slot = done % ISO_SLOTS
+                n = int(ctrl[ISO_FRAMES + slot])
                 if not _run_block(chain, x[slot, :n], y[slot, :n]):
                     silenced += 1
-                ctrl[_NONFINITE] = chain.nonfinite_blocks
-                ctrl[_ERRORS] = chain.error_blocks + silenced
-                ctrl[_DONE] = done
+                ctrl[ISO_NONFINITE] = chain.nonfinite_blocks
+                ctrl[ISO_ERRORS] = chain.error_blocks + silenced
+                ctrl[ISO_DONE] = done
             if conn_fd in ready:
                 message = conn.recv()
                 if message[0] == "quit":

@@ -9,8 +9,8 @@ with x moving linearly over the fade. Loudness-match gains and the monitor's
 2x2 matrix (mono, L/R/M/S solo) and scalar gain (trim, dim, mute) follow their
 targets through one-pole smoothers (time constant ``smooth_samples``).
 
-Two guards keep garbage from the ears and the meters, in both callbacks (the
-Python ``Engine.process`` and the native block), through the same kernels:
+Two guards keep garbage from the ears and the meters, in the audio block both
+callbacks run (``engine.block``):
 
 - :func:`guard_path` on every path's signal before it is delayed, metered and
   mixed: a block with a NaN/Inf sample or one beyond :data:`ABSURD_DBFS`
@@ -30,6 +30,47 @@ import math
 
 import numba as nb
 import numpy as np
+
+from earmark.meters import jitcache
+
+from . import abi
+from .abi import (
+    FAULT_ABSURD,
+    FAULT_NONE,
+    FAULT_NONFINITE,
+    O_CAUSE,
+    O_CEILING,
+    O_CLEAN,
+    O_COUNT,
+    O_GAIN,
+    O_HOLD,
+    O_LEVEL,
+    O_MUTED,
+    O_SOURCE,
+    O_STEP,
+    O_TRIPS,
+    X_COUNT,
+    X_GAIN_A,
+    X_GAIN_A_TARGET,
+    X_GAIN_B,
+    X_GAIN_B_TARGET,
+    X_M,
+    X_M_TARGET,
+    X_OUT_GAIN,
+    X_OUT_GAIN_TARGET,
+    X_POS,
+    X_SMOOTH,
+    X_STEP,
+    X_TARGET,
+)
+
+
+def _cache_probe() -> None:
+    """Locates this module's numba cache for ``jitcache.drop_stale``."""
+
+
+# The kernels compile in abi's field numbers; numba's cache alone would not see it change.
+jitcache.drop_stale(_cache_probe, [abi.__file__])
 
 # Block sizes the engine and an isolated host accept (frames). pedalboard guesses
 # whether an array is (frames, channels) or (channels, frames) from its shape, and
@@ -52,9 +93,6 @@ OUTPUT_HOLD_S = 1.0
 # staging a chain could mean.
 ABSURD_DBFS = 40.0
 ABSURD_LEVEL = 10.0 ** (ABSURD_DBFS / 20.0)
-
-# What guard_path found (also a path's P_FAULT field in the engine).
-FAULT_NONE, FAULT_NONFINITE, FAULT_ABSURD = 0, 1, 2
 
 
 def check_block_frames(frames: object, what: str = "block size") -> int:
@@ -79,7 +117,7 @@ _usleep = nb.types.ExternalFunction("usleep", nb.types.int32(nb.types.uint32))
 class Slot:
     """An attribute kept in one element of an int64 array attribute of its object.
 
-    A callback in machine code (``engine.native``) shares such arrays with the
+    The audio block in machine code (``engine.block``) shares such arrays with the
     Python objects, so counters and positions it advances read the same from
     Python; ``kind`` converts on read (int or bool).
     """
@@ -94,22 +132,6 @@ class Slot:
 
     def __set__(self, obj: object, value: object) -> None:
         getattr(obj, self.array)[self.index] = value
-
-
-# Fields of the mix state array ``mx`` (float64).
-X_POS = 0  # crossfade position: 0 = A audible, 1 = B audible
-X_TARGET = 1  # 0 or 1
-X_STEP = 2  # position change per sample (1 / fade length)
-X_GAIN_A = 3  # current linear loudness-match gain of A
-X_GAIN_B = 4
-X_GAIN_A_TARGET = 5
-X_GAIN_B_TARGET = 6
-X_SMOOTH = 7  # one-pole coefficient per sample for gains
-X_OUT_GAIN = 8  # current monitor gain (trim x dim x mute)
-X_OUT_GAIN_TARGET = 9
-X_M = 10  # current 2x2 monitor matrix m00 m01 m10 m11 (out = M @ in)
-X_M_TARGET = 14
-X_COUNT = 18
 
 
 def new_mix_state(sample_rate: int, fade_ms: float = 30.0, smooth_ms: float = 15.0) -> np.ndarray:
@@ -250,20 +272,6 @@ def guard_path(x: np.ndarray, n: int, limit: float) -> int:
             for c in range(x.shape[1]):
                 x[i, c] = 0.0
     return fault
-
-
-# Fields of the output guard's state ``og`` (float64, see new_guard_state).
-O_GAIN = 0  # the gain applied now (0 muted, 1 open)
-O_STEP = 1  # gain change per sample while fading (1 / ramp frames)
-O_CEILING = 2  # linear ceiling (OUTPUT_CEILING_DBFS)
-O_HOLD = 3  # clean frames needed before a muted output plays again
-O_CLEAN = 4  # clean frames since the last offending sample, while muted
-O_MUTED = 5  # 1 while muted
-O_TRIPS = 6  # times the guard muted the output (written after the three below)
-O_CAUSE = 7  # the latest trip's: FAULT_NONFINITE, or FAULT_ABSURD (above the ceiling)
-O_LEVEL = 8  # the tripping block's peak from the first offending sample (linear; inf: NaN/Inf)
-O_SOURCE = 9  # the path it came from (engine index), -1: the mix or monitor gain
-O_COUNT = 10
 
 
 def new_guard_state(sample_rate: int) -> np.ndarray:
@@ -445,30 +453,3 @@ def wait_for_change(counter: np.ndarray, index: int, seen: int, poll_us: int, po
             return True
         _usleep(poll_us)
     return counter[index] != seen
-
-
-def warm_up() -> None:
-    """Load every callback kernel for the array types the engine hands it.
-
-    A numba kernel's first call with a type loads (or compiles) its machine code
-    with the GIL held: 8 ms for the callback's kernels on this VM, six 64-frame
-    periods, if it happens in the first callback. The engine calls this when it
-    is built, before any stream opens. Every array the callback passes is
-    float32 (frames, 2) C-contiguous, the counters int64 and the mix state
-    float64, as here.
-    """
-    n = 4
-    x = np.zeros((n, 2), dtype=np.float32)
-    out = np.zeros((n, 2), dtype=np.float32)
-    ring = np.zeros((8, 2), dtype=np.float32)
-    counters = np.zeros(2, dtype=np.int64)
-    read_loop(x, 0, n, True, out)
-    copy_input(x, np.zeros(2, dtype=np.int64), n, out)
-    guard_path(out, n, ABSURD_LEVEL)
-    guard_output(out, n, x, x, 0, 1, False, new_guard_state(48000))
-    all_finite(out, n)
-    copy_zeroing_non_finite(x, n, out)
-    delay(x, n, ring, 0, 1, out)
-    ring_write(x, n, ring, counters)
-    tap_pair(x, x, n, ring, counters)
-    mix_ab(x, x, out, n, new_mix_state(48000))

@@ -15,19 +15,18 @@ import numpy as np
 
 from earmark.meters.channels import stereo_fold_down
 
+from . import block as stage  # (``block`` names a file's blocks below)
 from . import rt
+from .abi import T_COUNT, T_LENGTH, T_LOOP, T_PLAYING, T_POS, T_SEEK_SEQ, T_SEEK_TO
 from .files import iter_blocks, open_audio
-
-# Fields of ``Transport.state`` (int64), shared with the native callback (engine.native).
-T_POS, T_PLAYING, T_LOOP, T_LENGTH, T_SEEK_TO, T_SEEK_SEQ, T_SEEK_DONE, T_COUNT = range(8)
 
 
 class Transport:
     """One play position shared by every file/array source, so references stay
     sample-aligned to each other; seek and play/stop apply at block boundaries.
 
-    The fields live in one int64 array (``state``) so that a callback in
-    machine code (``engine.native``) reads and advances the same position.
+    The fields live in one int64 array (``state``, ``abi.T_*``) so that the audio
+    block in machine code (``engine.block``) reads and advances the same position.
     """
 
     def __init__(self, length: int = 0, loop: bool = True) -> None:
@@ -42,19 +41,14 @@ class Transport:
     playing = rt.Slot("state", T_PLAYING, bool)
 
     def request_seek(self, frame: int) -> None:
-        """Seek at the next block boundary of a callback running on another thread
-        (the native callback applies it; the target is written before the sequence)."""
+        """Seek at the next block's start (``engine.block.start`` applies it; the target
+        is written before the sequence, so a callback on another thread never sees half)."""
         self.state[T_SEEK_TO] = max(0, int(frame))
         self.state[T_SEEK_SEQ] += 1
 
     def advance(self, n: int) -> None:
-        if not self.playing:
-            return
-        pos = self.pos + n
-        length = self.length
-        if self.loop and length > 0 and pos >= length:
-            pos %= length
-        self.pos = pos
+        """Move on by n frames while playing (looping at ``length``), as a block does."""
+        stage.advance(self.state, n)
 
 
 class Source:
@@ -78,10 +72,7 @@ class LiveInput(Source):
     def read(
         self, indata: np.ndarray | None, n: int, out: np.ndarray, transport: Transport
     ) -> None:
-        if indata is None or indata.shape[1] <= int(self.channels.max()):
-            out[:n] = 0.0
-            return
-        rt.copy_input(indata, self.channels, n, out)
+        stage.read_input(stage.NO_INPUT if indata is None else indata, self.channels, n, out)
 
 
 class Player(Source):
@@ -103,10 +94,7 @@ class Player(Source):
     def read(
         self, indata: np.ndarray | None, n: int, out: np.ndarray, transport: Transport
     ) -> None:
-        if not transport.playing:
-            out[:n] = 0.0
-            return
-        rt.read_loop(self.data, transport.pos, n, transport.loop, out)
+        stage.read_player(self.data, transport.state, n, out)
 
 
 def load_player(path: str | os.PathLike[str], sample_rate: int, name: str | None = None) -> Player:

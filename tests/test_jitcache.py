@@ -91,10 +91,16 @@ def test_a_changed_dependency_recompiles_the_cached_kernel(tmp_path: Path, edits
 
 
 def test_the_engine_and_meter_kernels_declare_their_dependencies() -> None:
-    """native.py compiles in rt/engine/isolated/sources; kernels.py compiles in fft."""
-    native = (ROOT / "engine" / "native.py").read_text()
+    """native.py compiles in block/rt/abi, block.py rt/abi, rt.py abi; kernels.py fft."""
     kernels = (ROOT / "meters" / "kernels.py").read_text()
-    assert "jitcache.drop_stale(" in native
-    for module in ("rt", "_engine_module", "_isolated_module", "_sources_module"):
-        assert module in native.split("jitcache.drop_stale(", 1)[1].split(")\n", 1)[0]
+    for name, modules in (
+        ("native", ("block", "rt", "abi")),
+        ("block", ("rt", "abi")),
+        ("rt", ("abi",)),
+    ):
+        source = (ROOT / "engine" / f"{name}.py").read_text()
+        assert "jitcache.drop_stale(" in source, name
+        declared = source.split("jitcache.drop_stale(", 1)[1].split(")\n", 1)[0]
+        for module in modules:
+            assert f"{module}.__file__" in declared, (name, module)
     assert "jitcache.drop_stale(_cache_probe, [fft.__file__])" in kernels

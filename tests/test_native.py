@@ -18,11 +18,11 @@ import time
 import numpy as np
 import pytest
 
-from earmark.engine import native
+from earmark.engine import abi, native
 from earmark.engine.chains import parse_chain
 from earmark.engine.drivers import SoundDeviceDriver
 from earmark.engine.engine import Engine, Path
-from earmark.engine.isolated import _DONE, IsolatedChain
+from earmark.engine.isolated import IsolatedChain
 from earmark.engine.sources import LiveInput, Player
 
 from synth import sine
@@ -73,7 +73,7 @@ def _run(engine: Engine, step, live_in: np.ndarray, blocks: int) -> np.ndarray:
         engine.meter_pending()
         if isinstance(chain, IsolatedChain):  # the host's pace must not decide the result
             deadline = time.monotonic() + 5.0
-            while chain._ctrl[_DONE] < k and time.monotonic() < deadline:
+            while chain.last_done_block < k and time.monotonic() < deadline:
                 time.sleep(0.0002)
     return out
 
@@ -99,11 +99,12 @@ def test_native_callback_matches_the_python_callback_to_the_bit(isolated):
                 step = engine.process
             out = _run(engine, step, live_in, blocks)
             state = engine.state()
+            counted = _counted(engine)
         finally:
             if chain is not None:
                 chain.close()
-        runs.append((out, state, engine))
-    (py_out, py_state, py_engine), (nat_out, nat_state, nat_engine) = runs
+        runs.append((out, state, engine, counted))
+    (py_out, py_state, py_engine, py_counted), (nat_out, nat_state, nat_engine, nat_counted) = runs
     assert np.abs(py_out).max() > 0.05  # real signal, not two silences
     np.testing.assert_array_equal(nat_out, py_out)
     assert nat_state.callbacks == py_state.callbacks == blocks
@@ -115,9 +116,33 @@ def test_native_callback_matches_the_python_callback_to_the_bit(isolated):
         assert p_nat.delay_samples == p_py.delay_samples
         assert p_nat.nonfinite_blocks == p_py.nonfinite_blocks == 0
         assert p_nat.readings.integrated_lufs == p_py.readings.integrated_lufs
+    # Everything both callbacks count, read the same way (engine.block is one block).
+    assert nat_counted == py_counted
     if isolated:
-        assert nat_engine.paths[-1].chain.late_blocks == 0
+        assert nat_counted["chains"][0][0] == 0  # no late block
         assert nat_state.paths[0].delay_samples == 2 * BLOCK  # the pipeline's two blocks
+
+
+def _counted(engine: Engine) -> dict:
+    """What an engine counts and keeps of its blocks (not the timings: those differ)."""
+    tap = np.zeros((engine.tap_frames, 4), dtype=np.float32)
+    real = engine.read_tap(tap)
+    state = engine.state()
+    chains = [p.chain for p in engine.paths if isinstance(p.chain, IsolatedChain)]
+    rows = engine.plan[abi.G_COUNT :].reshape(-1, abi.R_COUNT)
+    return {
+        # The same plan: each path's source and chain kinds (the rest are addresses).
+        "plan": rows[:, [abi.R_SOURCE, abi.R_CHAIN]].tolist(),
+        "counters": engine.counters.tolist(),  # callbacks, xruns, block, A, B
+        "xrun_callbacks": engine.xrun_callbacks.tolist(),
+        "transport": engine.transport.state.tolist(),
+        "muted": [(p.nonfinite_blocks, p.muted_blocks, p.delay_samples) for p in engine.paths],
+        "chains": [
+            (c.late_blocks, c.dead_blocks, c.error_blocks, c.last_done_block) for c in chains
+        ],
+        "output": (state.output_muted, state.output_trips, state.meter_skipped_frames),
+        "tap": (real, tap.tobytes()),
+    }
 
 
 def test_an_engine_with_a_chain_in_the_audio_process_keeps_the_python_callback():

@@ -27,11 +27,11 @@ import numpy as np
 import pedalboard
 import pytest
 
-from earmark.engine import rt
+from earmark.engine import abi, rt
 from earmark.engine.chains import build_chain, parse_chain
 from earmark.engine.drivers import SoundDeviceDriver, render
 from earmark.engine.engine import OUTPUT_CEILING_DBFS, Engine, Path
-from earmark.engine.isolated import _DONE, _SLOTS, IsolatedChain, _run_block
+from earmark.engine.isolated import IsolatedChain, _run_block
 from earmark.engine.sources import LiveInput, Player
 
 from boards import Board
@@ -325,10 +325,10 @@ def test_a_non_finite_sample_at_the_last_stage_mutes_the_whole_block_and_is_name
     assert rt.guard_output(out, BLOCK, a, b, 0, 3, True, og) == 1
     assert np.abs(out[10:]).max() == 0.0 and not np.isnan(out).any()
     assert out[0, 0] == pytest.approx(0.5 * 10 / 11)  # 10 frames to fade over
-    assert og[rt.O_CAUSE] == rt.FAULT_NONFINITE and og[rt.O_SOURCE] == 3  # B, audible
+    assert og[abi.O_CAUSE] == abi.FAULT_NONFINITE and og[abi.O_SOURCE] == 3  # B, audible
     out = a * 4  # +12 dBFS, still muted: no new trip
     assert rt.guard_output(out, BLOCK, a, a, 0, 3, False, og) == 0
-    assert np.abs(out).max() == 0.0 and og[rt.O_TRIPS] == 1
+    assert np.abs(out).max() == 0.0 and og[abi.O_TRIPS] == 1
 
 
 def test_a_nan_monitor_trim_mutes_instead_of_poisoning_the_mix():
@@ -357,12 +357,12 @@ def test_an_isolated_host_outlives_a_latent_chain_fed_one_frame_blocks():
             iso.process(x)
             time.sleep(0.0002)
         deadline = time.monotonic() + 5.0
-        while iso._ctrl[_DONE] < 599 and time.monotonic() < deadline:
+        while iso.last_done_block < 599 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert iso._ctrl[_DONE] == 599  # the host ran every block
+        assert iso.last_done_block == 599  # the host ran every block
         assert iso.alive and iso.poll() is None
         assert iso.error_blocks == iso.late_blocks  # no block failed in the host
-        assert iso._y[599 % _SLOTS, :1].tolist() == [[0.25, 0.25]]  # past the lookahead
+        assert iso._y[599 % abi.ISO_SLOTS, :1].tolist() == [[0.25, 0.25]]  # past the lookahead
     finally:
         iso.close()
 

@@ -80,6 +80,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from earmark.errors import EXIT_USAGE, EarmarkError
+
 from .bands import NOMINAL_HZ
 from .tonal import popular_music_curve
 
@@ -104,8 +106,12 @@ SEVERITIES = ("warning", "problem")
 TONAL_MODELS = ("popular-music",)
 
 
-class ProfileError(ValueError):
-    """A profile is invalid. ``str()`` is one line: ``"<file>:<line>: '<key>': <cause>"``."""
+class ProfileError(EarmarkError, ValueError):
+    """A profile is invalid. ``str()`` is one line: ``"<file>:<line>: '<key>': <cause>"``.
+
+    A usage error (exit code 2): the command line reports it as a bad ``--profile``."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(
         self, cause: str, source: str | None = None, line: int | None = None, key: str | None = None

@@ -23,7 +23,8 @@ import numpy as np
 from earmark.analysis import Analysis, analyze
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.meters import History, MeterBank
-from earmark.meters.diff import Alignment, DiffResult, EqMove, align, compare, format_hz
+from earmark.meters.diff import Alignment, DiffResult, EqMove, align, compare
+from earmark.meters.flags import hz_text, problem_key
 from earmark.snapshots import flag_dict
 
 __all__ = ["CONTRACT_KEYS", "DoubtfulAlignmentError", "Transformation", "diff"]
@@ -116,20 +117,20 @@ class Transformation:
     @property
     def flags_introduced(self) -> tuple[dict[str, Any], ...]:
         """AFTER's flags that BEFORE did not have (same code and band)."""
-        keys = {_flag_key(f) for f in self.flags_before}
-        return tuple(f for f in self.flags_after if _flag_key(f) not in keys)
+        keys = {problem_key(f) for f in self.flags_before}
+        return tuple(f for f in self.flags_after if problem_key(f) not in keys)
 
     @property
     def flags_removed(self) -> tuple[dict[str, Any], ...]:
         """BEFORE's flags that AFTER no longer has."""
-        keys = {_flag_key(f) for f in self.flags_after}
-        return tuple(f for f in self.flags_before if _flag_key(f) not in keys)
+        keys = {problem_key(f) for f in self.flags_after}
+        return tuple(f for f in self.flags_before if problem_key(f) not in keys)
 
     @property
     def flags_kept(self) -> tuple[dict[str, Any], ...]:
         """AFTER's flags that BEFORE had too."""
-        keys = {_flag_key(f) for f in self.flags_before}
-        return tuple(f for f in self.flags_after if _flag_key(f) in keys)
+        keys = {problem_key(f) for f in self.flags_before}
+        return tuple(f for f in self.flags_after if problem_key(f) in keys)
 
     def dynamics(self) -> dict[str, Any]:
         """The ``dynamics`` object of the JSON contract (plus extras), unrounded.
@@ -320,7 +321,7 @@ def diff(
         low = "BEFORE" if vb.rate < va.rate else "AFTER"
         warnings.append(
             f"{low} was resampled to {rate} Hz to be compared; the EQ curve stops at"
-            f" {format_hz(0.45 * min(vb.rate, va.rate))}"
+            f" {hz_text(0.45 * min(vb.rate, va.rate))}"
         )
 
     # BEFORE on AFTER's timeline (its own rate): the detectors compare them row by row.
@@ -498,16 +499,6 @@ def _with_eq_move(flag: dict[str, Any], moves: Sequence[EqMove]) -> dict[str, An
         return flag
     text = _join([m.describe() for m in found])
     return {**flag, "message": f"{flag['message']}; diff found {text}"}
-
-
-def _flag_key(flag: Mapping[str, Any]) -> tuple[str, Any]:
-    """Flags are the same problem when code and band match (times may move)."""
-    band = flag.get("band_hz")
-    if isinstance(band, list | tuple):
-        band = tuple(round(float(b)) for b in band)
-    elif isinstance(band, int | float):
-        band = round(float(band))
-    return str(flag.get("code")), band
 
 
 # -- narrative ---------------------------------------------------------------------------------

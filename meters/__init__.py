@@ -3,7 +3,8 @@ PSR/PLR, DR, 1/3-octave spectrum, stereo) and the detectors that explain what th
 Imports nothing of earmark's own but numpy/numba."""
 
 from .bank import MeterBank
-from .detectors import Detector, Flag
+from .detectors import Detector
+from .flags import Flag
 from .profile import Profile, ProfileError
 from .readings import History, Readings
 

@@ -42,6 +42,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from earmark.meters.flags import band_text
+
 from .conventions import A_RGB, B_RGB, KEYS, Toggles, help_line, key_commands, key_for, path_number
 from .judgement import NONE, OK, PROBLEM, WATCH, Targets, flag_word, judge
 from .stateframe import CommandSender, Frame, PathFrame, StateFrameError, StateFrameReader
@@ -1347,7 +1349,7 @@ class Dashboard:
                 dpg.configure_item(tag, show=True)
                 excess = flag.get("value")
                 unit = flag.get("unit") or "dB"
-                text = f"{side} {_band_text(lo_hz, hi_hz)} {_fmt(excess, 1, signed=True)} {unit}"
+                text = f"{side} {band_text(lo_hz, hi_hz)} {_fmt(excess, 1, signed=True)} {unit}"
                 dpg.configure_item(
                     f"em_harsh_label_{side}_{shown}",
                     label=text,
@@ -1605,13 +1607,6 @@ def _tick_step(span: float) -> float:
         if span / step <= 8:
             return step
     return 300.0
-
-
-def _band_text(lo: float, hi: float) -> str:
-    def k(v: float) -> str:
-        return f"{v / 1000:g}" if v >= 1000 else f"{v:g} Hz"
-
-    return f"{k(lo)}-{k(hi)} kHz" if lo >= 1000 else f"{k(lo)}-{k(hi)}"
 
 
 def _param_text(param: Any) -> str:

@@ -352,14 +352,13 @@ def session_key(flag: Mapping[str, Any]) -> str:
 
 
 def hz_text(hz: float) -> str:
-    """A frequency as a sentence writes it, to two significant figures above 1 kHz:
-    ``310 Hz``, ``4.2 kHz``, ``4 kHz``, ``12 kHz``."""
+    """A frequency as a sentence writes it, two or three significant figures:
+    ``310 Hz``, ``4.0 kHz``, ``4.2 kHz``, ``12 kHz``."""
     hz = float(hz)
     if hz < 1000.0:
         return f"{hz:.0f} Hz"
     khz = hz / 1000.0
-    text = f"{khz:.1f}" if khz < 10.0 else f"{khz:.0f}"
-    return f"{text.removesuffix('.0')} kHz"
+    return f"{khz:.1f} kHz" if khz < 10.0 else f"{khz:.0f} kHz"
 
 
 def band_text(lo_hz: float, hi_hz: float) -> str:

@@ -666,8 +666,7 @@ def _band_levels(
 @dataclass(frozen=True, slots=True)
 class EqMeasurement:
     """What :func:`measure_eq` found: the curve (1/6 octave, for plots and reports), the
-    finer curve the moves were fitted to and the moves, both versions' band levels, and
-    BEFORE's mid through the measured shape (what the dynamics are measured against)."""
+    finer curve the moves were fitted to and the moves, and both versions' band levels."""
 
     curve_hz: np.ndarray  # 1/6-octave centres
     curve_db: np.ndarray  # NaN where not measurable (too little energy, incoherent)
@@ -678,12 +677,14 @@ class EqMeasurement:
     offset_db: float  # broadband gain the median reference had put into the curve
     before_spectrum_db: np.ndarray  # 1/6-octave band levels, dB re a full-scale sine
     after_spectrum_db: np.ndarray
-    before_eq: np.ndarray  # BEFORE's mid through the measured shape
 
 
-def measure_eq(xm: np.ndarray, ym: np.ndarray, sample_rate: int, top_hz: float) -> EqMeasurement:
+def measure_eq(
+    xm: np.ndarray, ym: np.ndarray, sample_rate: int, top_hz: float
+) -> tuple[EqMeasurement, np.ndarray]:
     """The EQ that turns the aligned mid ``xm`` (BEFORE) into ``ym`` (AFTER) up to
-    ``top_hz``, measured level-independently (module docstring) and fitted with moves."""
+    ``top_hz``, measured level-independently (module docstring) and fitted with moves;
+    and ``xm`` through that EQ (what the dynamics are measured against)."""
     fit_grid = log_grid(_FIT_FRACTION, top_hz)
     curve_grid = log_grid(_CURVE_FRACTION, top_hz)
     plain = _cross_spectra(xm, ym, sample_rate)
@@ -705,7 +706,7 @@ def measure_eq(xm: np.ndarray, ym: np.ndarray, sample_rate: int, top_hz: float) 
     curve_db = curve_db - offset_db
     fitted = fitted - offset_db
     frames = xm.shape[0]
-    return EqMeasurement(
+    measured = EqMeasurement(
         curve_hz=curve_grid,
         curve_db=curve_db,
         fit_hz=fit_grid,
@@ -715,5 +716,5 @@ def measure_eq(xm: np.ndarray, ym: np.ndarray, sample_rate: int, top_hz: float) 
         offset_db=offset_db,
         before_spectrum_db=_band_levels(plain.sxx, plain, curve_grid, frames, sample_rate),
         after_spectrum_db=_band_levels(plain.syy, plain, curve_grid, frames, sample_rate),
-        before_eq=_apply_shape(xm, shape, sample_rate),
     )
+    return measured, _apply_shape(xm, shape, sample_rate)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .align import Alignment, align, overlap
 from .dynamics import LevelTransfer, Limiting, detect_limiting, level_transfer
-from .eq import EqMove, measure_eq
+from .eq import EqMeasurement, EqMove, measure_eq
 from .signal import mono
 from .stereo import Stereo, stereo_change
 from .transients import TransientCrest, transient_crest
@@ -28,15 +28,7 @@ class DiffResult:
     alignment: Alignment
     sample_rate: int
     duration_s: float  # length of the overlap that was compared
-    # EQ: the level-independent transfer magnitude, median over log-frequency = 0 dB.
-    curve_hz: np.ndarray  # 1/6-octave centres
-    curve_db: np.ndarray  # NaN where not measurable (too little energy, incoherent)
-    fit_hz: np.ndarray  # 1/12-octave centres: what the moves were fitted to
-    fit_db: np.ndarray
-    fitted_db: np.ndarray  # the moves' combined response at fit_hz
-    moves: tuple[EqMove, ...]
-    before_spectrum_db: np.ndarray  # 1/6-octave band levels, dB re a full-scale sine
-    after_spectrum_db: np.ndarray
+    eq: EqMeasurement  # the level-independent EQ; its arrays read as the result's own below
     # Dynamics.
     gain_db: float  # broadband gain on the quiet passages (the linear part of the transfer)
     transfer: LevelTransfer
@@ -46,6 +38,47 @@ class DiffResult:
     transients: TransientCrest
     stereo: Stereo
     warnings: tuple[str, ...] = field(default=())
+
+    # The EQ's measures, as the result's own attributes (what reports and plots read).
+    @property
+    def curve_hz(self) -> np.ndarray:
+        """1/6-octave centres of :attr:`curve_db`."""
+        return self.eq.curve_hz
+
+    @property
+    def curve_db(self) -> np.ndarray:
+        """The EQ curve, median over log-frequency = 0 dB; NaN where not measurable."""
+        return self.eq.curve_db
+
+    @property
+    def fit_hz(self) -> np.ndarray:
+        """1/12-octave centres: what the moves were fitted to."""
+        return self.eq.fit_hz
+
+    @property
+    def fit_db(self) -> np.ndarray:
+        """The curve the moves were fitted to."""
+        return self.eq.fit_db
+
+    @property
+    def fitted_db(self) -> np.ndarray:
+        """The moves' combined response at :attr:`fit_hz`."""
+        return self.eq.fitted_db
+
+    @property
+    def moves(self) -> tuple[EqMove, ...]:
+        """The EQ moves that explain the curve."""
+        return self.eq.moves
+
+    @property
+    def before_spectrum_db(self) -> np.ndarray:
+        """BEFORE's 1/6-octave band levels, dB re a full-scale sine."""
+        return self.eq.before_spectrum_db
+
+    @property
+    def after_spectrum_db(self) -> np.ndarray:
+        """AFTER's 1/6-octave band levels, dB re a full-scale sine."""
+        return self.eq.after_spectrum_db
 
 
 _MIN_RATIO = 1.2
@@ -90,8 +123,8 @@ def compare(
     top = min(_HIGHEST_HZ, 0.45 * sample_rate if top_hz is None else top_hz)
     xm, ym = mono(x), mono(y)  # float64; the stereo copies stay as given (float32)
 
-    eq = measure_eq(xm, ym, sample_rate, top)
-    transfer = level_transfer(eq.before_eq, ym, sample_rate)
+    eq, xm_eq = measure_eq(xm, ym, sample_rate, top)
+    transfer = level_transfer(xm_eq, ym, sample_rate)
     fit = transfer.fit
     if fit.ratio > _MAX_RATIO:
         fit = replace(fit, ratio=_MAX_RATIO)
@@ -119,14 +152,7 @@ def compare(
         alignment=alignment,
         sample_rate=int(sample_rate),
         duration_s=x.shape[0] / sample_rate,
-        curve_hz=eq.curve_hz,
-        curve_db=eq.curve_db,
-        fit_hz=eq.fit_hz,
-        fit_db=eq.fit_db,
-        fitted_db=eq.fitted_db,
-        moves=eq.moves,
-        before_spectrum_db=eq.before_spectrum_db,
-        after_spectrum_db=eq.after_spectrum_db,
+        eq=eq,
         gain_db=gain_db,
         transfer=transfer,
         compressed=bool(compressed),

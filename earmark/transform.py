@@ -136,7 +136,7 @@ class Transformation:
         """The ``dynamics`` object of the JSON contract (plus extras), unrounded.
 
         The ``transient_crest_*`` keys quote the measure the ``crushed_transients``
-        flag and the narrative quote (:func:`earmark.meters.detectors.transient_loss`:
+        flag and the narrative quote (:func:`earmark.meters.onsets.transient_loss`:
         onset peaks over the short-term loudness at BEFORE's onsets), so one loss has
         one number. ``transient_crest_change_db`` is AFTER minus BEFORE, the median of
         the per-onset changes: negative when the onsets lost height (-4.7 dB for a
@@ -144,7 +144,7 @@ class Transformation:
         ``_after_db`` are the medians over the same onsets. All None with fewer than
         four onsets.
         """
-        from earmark.meters.detectors import transient_loss
+        from earmark.meters.onsets import transient_loss
 
         r = self.result
         fit = r.transfer.fit
@@ -576,11 +576,11 @@ def _transients_clause(t: Transformation, before: str, after: str) -> str | None
     """The transients, in the measure the ``crushed_transients`` flag quotes.
 
     One number per fact: onset peaks over the short-term loudness at BEFORE's onsets
-    (:func:`earmark.meters.detectors.transient_loss`), so a flag spanning the
+    (:func:`earmark.meters.onsets.transient_loss`), so a flag spanning the
     programme and this clause give the same median loss.
     """
     try:
-        from earmark.meters.detectors import transient_loss
+        from earmark.meters.onsets import transient_loss
     except ImportError:
         return None
     loss = transient_loss(t.before_history, t.after_history)

@@ -61,14 +61,16 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
 
 Grouping: one flag per code (and band) and *episode*, the occurrences of a
 problem less than :data:`~earmark.meters.flags.EPISODE_GAP_S` apart; the flags, their
-grouping and their identity live in :mod:`earmark.meters.flags`.
+grouping and their identity live in :mod:`earmark.meters.flags`; how a condition
+becomes occurrences row by row in :mod:`earmark.meters.trackers`; the onsets that
+``crushed_transients`` judges (and ``earmark diff`` summarises) in
+:mod:`earmark.meters.onsets`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -84,35 +86,29 @@ from .kernels import (
     gated_mean_energy,
     loudness_range,
 )
+from .onsets import (
+    ONSET_MIN_COUNT,
+    ONSET_WINDOW_ROWS,
+    SILENCE_LUFS,
+    is_onset,
+    onset_loss,
+    power_db,
+)
 from .profile import Profile
 from .readings import History
 from .sharpness import sharpness_acum
 from .tonal import AIR_HZ, BODY_HZ, PRESENCE_HZ, band_sum_db, k_weighting_gain_db, relative_levels
+from .trackers import Events, Sustained
 
 __all__ = [
-    "ONSET_RISE_DB",
-    "ONSET_WINDOW_ROWS",
     "Detector",
-    "TransientLoss",
     "detect",
-    "onset_mask",
-    "transient_loss",
 ]
 
 
 _ROW_S = 0.1
 _SHORT_TERM_ROWS = 30  # 3 s
 _EVAL_EVERY_ROWS = 10  # programme measures (LRA, PLR, DR, integrated) once a second
-_EVENT_GAP_ROWS = 30  # overs/clips closer than 3 s are one occurrence
-_RELEASE_ROWS = 10  # a sustained condition must be gone for 1 s to close its flag
-# Onsets (inference): a 100 ms block with at least twice the power (+3 dB) of each of
-# the two blocks before it. A crescendo or a sustained texture has none; a drum hit,
-# a pluck or a struck chord has one. The transient crest is the onset's true peak
-# above the short-term loudness, median over the onsets of the last 10 s.
-ONSET_RISE_DB = 3.0
-ONSET_WINDOW_ROWS = 100
-ONSET_MIN_COUNT = 4  # onsets needed in the window for a median
-_SILENCE_LUFS = -50.0  # spectra and onsets of quieter windows are not judged
 _HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its flag
 # A high band this far below the programme's loudness (K-weighted total) is not judged
 # for what the processing added (inference: inaudible under the rest of the mix).
@@ -144,79 +140,6 @@ _LRA_STABLE_S = 60.0
 # DR8 is the minimum for the Dynamic Range Day award (docs/reference.md, "Dynamics"):
 # a programme DR below it corroborates a low PSR as over-compression.
 _DR_AWARD_MIN = 8
-
-
-class _Sustained:
-    """A condition that must hold for ``need`` rows in a row to open a flag and be
-    absent for ``release`` rows to close it (its end is the last row it held).
-
-    ``values`` and ``extras`` collect what each row where it held brought, from the
-    first row of the run that opened the flag.
-    """
-
-    def __init__(self, need: int, release: int = _RELEASE_ROWS) -> None:
-        self.need = max(1, need)
-        self.release = max(1, release)
-        self.run: list[tuple[float, float, Any]] = []  # (t, value, extra) of the current run
-        self.absent = 0
-        self.record: OccurrenceRecord | None = None
-        self.values: list[float] = []
-        self.extras: list[Any] = []
-        self.problem_run = 0
-        self.problem_rows = 0
-
-    def step(self, cond: bool, t: float, value: float, extra: Any = None) -> str | None:
-        """Feed one row; returns "open", "extend", "close" or None."""
-        if cond:
-            self.absent = 0
-            if self.record is not None:
-                self.values.append(value)
-                self.extras.append(extra)
-                return "extend"
-            self.run.append((t, value, extra))
-            if len(self.run) >= self.need:
-                self.values = [v for _, v, _ in self.run]
-                self.extras = [e for _, _, e in self.run]
-                return "open"
-            return None
-        self.run.clear()
-        self.problem_run = 0
-        if self.record is not None:
-            self.absent += 1
-            if self.absent >= self.release:
-                return "close"
-        return None
-
-
-class _Events:
-    """Sparse events (overs, clips) grouped into one occurrence until ``gap`` rows pass
-    without one; ``worst`` and ``worst_t`` are its worst value and that block's start."""
-
-    def __init__(self, gap: int = _EVENT_GAP_ROWS) -> None:
-        self.gap = gap
-        self.record: OccurrenceRecord | None = None
-        self.last_row = -(10**9)
-        self.rows = 0
-        self.worst = -math.inf
-        self.worst_t = 0.0
-        self.worst_clipped = 0
-        self.total = 0.0
-
-    def event(self, row: int) -> bool:
-        """An event on ``row``; True when it starts a new occurrence."""
-        new = self.record is None
-        if new:
-            self.rows = 0
-            self.worst = -math.inf
-            self.worst_clipped = 0
-            self.total = 0.0
-        self.last_row = row
-        self.rows += 1
-        return new
-
-    def quiet(self, row: int) -> bool:
-        """No event on ``row``; True when the open occurrence closes now."""
-        return self.record is not None and row - self.last_row >= self.gap
 
 
 class _ResonanceBand:
@@ -444,7 +367,7 @@ class Detector:
             "clip": np.asarray(rows.clipped_samples)[sl],
             "ms": ms,
             "pk": pk,
-            "e": _power_db(ms),
+            "e": power_db(ms),
         }
         spec = np.asarray(rows.spectrum_db)[sl]
         if self._k_gain is not None and spec.shape[1:] == self._k_gain.shape:
@@ -587,7 +510,7 @@ class Detector:
             air = band_sum_db(rel, self._band_hz, *AIR_HZ)
             body = band_sum_db(rel, self._band_hz, *BODY_HZ)
             sharp = self._sharpness(spec, first) if self._wants_sharpness() else None
-        energy = _power_db(np.asarray(rows.channel_mean_square))
+        energy = power_db(np.asarray(rows.channel_mean_square))
         for i in range(n):
             r = first + i
             if r in self._before or r <= self._before_end:
@@ -599,7 +522,7 @@ class Detector:
                 "tp": tp_b,
                 "s": s_b,
                 "onset": bool(
-                    s_b >= _SILENCE_LUFS and math.isfinite(tp_b) and _is_onset(energy[i], prev)
+                    s_b >= SILENCE_LUFS and math.isfinite(tp_b) and is_onset(energy[i], prev)
                 ),
                 "presence": float(presence[i]) if have_spec else math.nan,
                 "air": float(air[i]) if have_spec else math.nan,
@@ -631,7 +554,7 @@ class Detector:
         if tp > self._max_tp:
             self._max_tp = tp
         self._dr_row(r, row["ms"], row["pk"])
-        gate = _SILENCE_LUFS
+        gate = SILENCE_LUFS
         if self._integrated is not None:
             # Tech 3342's relative gate, on the programme so far.
             gate = max(gate, self._integrated + LRA_RELATIVE_LU)
@@ -652,18 +575,18 @@ class Detector:
 
     def _make_trackers(self) -> None:
         p = self.profile
-        self._tp_events = _Events()
-        self._clip_events = _Events()
+        self._tp_events = Events()
+        self._clip_events = Events()
         dyn = p.dynamics
-        self._oc = _Sustained(int(round((dyn.sustain_s if dyn else 5.0) / _ROW_S)))
+        self._oc = Sustained(int(round((dyn.sustain_s if dyn else 5.0) / _ROW_S)))
         tr = p.transients
-        self._ct = _Sustained(int(round((tr.sustain_s if tr else 3.0) / _ROW_S)))
+        self._ct = Sustained(int(round((tr.sustain_s if tr else 3.0) / _ROW_S)))
         ha = p.harshness
         need = int(round((ha.sustain_s if ha else 5.0) / _ROW_S))
         self._harsh_tracks = {
-            "presence": _Sustained(need),
-            "air": _Sustained(need),
-            "added": _Sustained(max(1, need // 2)),  # on a running median over `need` rows
+            "presence": Sustained(need),
+            "air": Sustained(need),
+            "added": Sustained(max(1, need // 2)),  # on a running median over `need` rows
         }
         self._harsh_rises: dict[str, deque[float]] = {
             "presence": deque(maxlen=need),
@@ -755,7 +678,7 @@ class Detector:
         elif ev.quiet(r):
             self._close(ev)
 
-    def _close(self, tracker: _Events | _Sustained) -> None:
+    def _close(self, tracker: Events | Sustained) -> None:
         if tracker.record is not None:
             tracker.record.open = False
             tracker.record = None
@@ -878,7 +801,7 @@ class Detector:
             return
         r, t = row["row"], row["t"]
         tp, s = row["tp"], row["s"]
-        if row["gated"] and math.isfinite(tp) and _is_onset(energy, prev):
+        if row["gated"] and math.isfinite(tp) and is_onset(energy, prev):
             self._onsets.append((r, tp - s))
         while self._onsets and self._onsets[0][0] <= r - ONSET_WINDOW_ROWS:
             self._onsets.popleft()
@@ -930,7 +853,7 @@ class Detector:
         rec.end_s = t
         details = [d for d in tr.extras if d is not None]
         if details and self._ct_pairs:
-            loss = _loss(self._ct_pairs)
+            loss = onset_loss(self._ct_pairs)
             drop = loss.drop_db
             problem = tr_p.drop_problem_db
             # The severity follows the loss the sentence quotes (all the flag's onsets).
@@ -1426,85 +1349,9 @@ def detect(
     return det.finish()
 
 
-@dataclass(frozen=True, slots=True)
-class TransientLoss:
-    """How far onset peaks stand above the short-term loudness, BEFORE and AFTER.
-
-    The measure of ``crushed_transients`` with a BEFORE version: onsets are found in
-    BEFORE (:func:`onset_mask`, 100 ms rows), and at each one the true peak of the row
-    over the short-term loudness is read in both versions; medians over the onsets.
-    """
-
-    onsets: int
-    before_db: float  # median onset peak over the short-term loudness, BEFORE
-    after_db: float  # the same onsets, AFTER
-    drop_db: float  # median of the per-onset losses (BEFORE minus AFTER); > 0: flattened
-
-
-def _loss(pairs: list[tuple[float, float]]) -> TransientLoss:
-    b = np.array([p[0] for p in pairs])
-    a = np.array([p[1] for p in pairs])
-    drop = float(np.median(b - a))
-    return TransientLoss(len(pairs), float(np.median(b)), float(np.median(a)), drop)
-
-
-def transient_loss(before: History, after: History) -> TransientLoss | None:
-    """The loss of onset peaks over a whole programme (rows aligned one for one).
-
-    The same measure the ``crushed_transients`` flag quotes over its span, so a
-    summary and a flag give one number for one loss. None with fewer than
-    ``ONSET_MIN_COUNT`` onsets.
-    """
-    n = min(len(before), len(after))
-    if n == 0:
-        return None
-    s_b = np.asarray(before.short_term_lufs[:n], dtype=np.float64)
-    tp_b = np.asarray(before.true_peak_dbtp[:n], dtype=np.float64)
-    s_a = np.asarray(after.short_term_lufs[:n], dtype=np.float64)
-    tp_a = np.asarray(after.true_peak_dbtp[:n], dtype=np.float64)
-    onsets = onset_mask(_power_db(np.asarray(before.channel_mean_square)[:n]))
-    with np.errstate(invalid="ignore"):
-        use = (
-            onsets
-            & (s_b >= _SILENCE_LUFS)
-            & np.isfinite(tp_b)
-            & np.isfinite(tp_a)
-            & np.isfinite(s_a)
-        )
-    if int(use.sum()) < ONSET_MIN_COUNT:
-        return None
-    return _loss(list(zip((tp_b - s_b)[use].tolist(), (tp_a - s_a)[use].tolist(), strict=True)))
-
-
 def _median3(values: np.ndarray) -> np.ndarray:
     """Median of the last axis of length 3 (NaN if any is NaN), without sorting."""
     return values.sum(axis=-1) - values.max(axis=-1) - values.min(axis=-1)
-
-
-def _power_db(mean_square: np.ndarray) -> np.ndarray:
-    """Row power in dB (mean square over channels); -inf for silence."""
-    ms = np.asarray(mean_square, dtype=np.float64)
-    power = ms.mean(axis=-1) if ms.ndim == 2 and ms.shape[-1] else np.zeros(len(ms))
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(power)
-
-
-def onset_mask(power_db: np.ndarray) -> np.ndarray:
-    """Which rows are onsets (vectorised :func:`_is_onset`, for whole histories)."""
-    p = np.asarray(power_db, dtype=np.float64)
-    out = np.zeros(len(p), dtype=bool)
-    if len(p) > 2:
-        with np.errstate(invalid="ignore"):
-            rise = p[2:] - np.maximum(p[1:-1], p[:-2])
-        out[2:] = np.isfinite(p[2:]) & (rise >= ONSET_RISE_DB)
-    return out
-
-
-def _is_onset(energy_db: float, previous_db: list[float]) -> bool:
-    """At least ONSET_RISE_DB above each of the two rows before it."""
-    if len(previous_db) < 2 or not math.isfinite(energy_db):
-        return False
-    return all(energy_db - p >= ONSET_RISE_DB for p in previous_db[-2:])
 
 
 def _finite_median(values: list[float]) -> float:

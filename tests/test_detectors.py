@@ -18,8 +18,9 @@ import pytest
 import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.meters import MeterBank
-from earmark.meters.detectors import Detector, detect, transient_loss
+from earmark.meters.detectors import Detector, detect
 from earmark.meters.flags import CODES, Flag
+from earmark.meters.onsets import transient_loss
 from earmark.profiles import load_profile
 
 import material

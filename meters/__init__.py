@@ -4,7 +4,8 @@ Imports nothing of earmark's own but the leaf ``earmark.errors`` (a bad profile 
 ``PresetError``)."""
 
 from .bank import MeterBank
-from .detectors import Detector, Flag
+from .detectors import Detector
+from .flags import Flag
 from .profile import Profile
 from .readings import History, Readings
 

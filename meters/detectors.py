@@ -59,91 +59,56 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
 ``loudness_target``
     Integrated loudness off the delivery target by more than its tolerance.
 
-Grouping: one flag per code (and band) and *episode*. Each time a detector's
-condition starts and ends is an *occurrence* (:class:`Occurrence`: an over
-grouped with the overs less than 3 s after it, a passage of over-compression
-from its onset to its release); occurrences of one code and band whose gap is
-under :data:`EPISODE_GAP_S` belong to one flag, which lists them all
-(``Flag.occurrences``), spans them, and takes its severity, value, threshold and
-unit from the worst. With one occurrence the flag's message is that occurrence's
-sentence; with several it is a summary ("at 7 places between 23.0 and 59.2 s,
-worst +3.96 dBFS at 55.0 s") followed by the worst occurrence's sentence. The
-worst is a problem before a warning, then the occurrence furthest past its
-threshold (clipping: the highest sample peak, then the most clipped samples). A
-flag holds at most :data:`MAX_OCCURRENCES`. A flag that is still gathering
-occurrences keeps its start and band (a session log keys flags by them), so live
-it grows in place.
+Grouping: one flag per code (and band) and *episode*, the occurrences of a
+problem less than :data:`~earmark.meters.flags.EPISODE_GAP_S` apart; the flags, their
+grouping and their identity live in :mod:`earmark.meters.flags`; how a condition
+becomes occurrences row by row in :mod:`earmark.meters.trackers`; the onsets that
+``crushed_transients`` judges (and ``earmark diff`` summarises) in
+:mod:`earmark.meters.onsets`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .kernels import CLIP_RUN, HIST_MIN_LUFS, LOUDNESS_OFFSET
+from .flags import Flag, OccurrenceRecord, band_text, episodes, group_flag, hz_text
+from .kernels import (
+    CLIP_RUN,
+    HIST_BINS,
+    INTEGRATED_RELATIVE_LU,
+    LOUDNESS_OFFSET,
+    LRA_RELATIVE_LU,
+    add_loudness,
+    gated_mean_energy,
+    loudness_range,
+)
+from .onsets import (
+    ONSET_MIN_COUNT,
+    ONSET_WINDOW_ROWS,
+    SILENCE_LUFS,
+    is_onset,
+    onset_loss,
+    power_db,
+)
 from .profile import Profile
 from .readings import History
 from .sharpness import sharpness_acum
 from .tonal import AIR_HZ, BODY_HZ, PRESENCE_HZ, band_sum_db, k_weighting_gain_db, relative_levels
+from .trackers import Events, Sustained
 
 __all__ = [
-    "CODES",
-    "EPISODE_GAP_S",
-    "MAX_OCCURRENCES",
-    "ONSET_RISE_DB",
-    "ONSET_WINDOW_ROWS",
     "Detector",
-    "Flag",
-    "Occurrence",
-    "TransientLoss",
     "detect",
-    "onset_mask",
-    "transient_loss",
-    "value_text",
 ]
 
-CODES = (
-    "over_compression",
-    "collapsed_dynamics",
-    "crushed_transients",
-    "harsh_highs",
-    "resonance",
-    "true_peak_over",
-    "clipping",
-    "loudness_target",
-)
-SEVERITIES = ("warning", "problem")
 
 _ROW_S = 0.1
 _SHORT_TERM_ROWS = 30  # 3 s
 _EVAL_EVERY_ROWS = 10  # programme measures (LRA, PLR, DR, integrated) once a second
-_EVENT_GAP_ROWS = 30  # overs/clips closer than 3 s are one occurrence
-# Episodes (inference): occurrences of one code and band less than 30 s apart are one
-# flag. 30 s is about one section of a song (8 to 16 bars at 90-130 bpm last 15-43 s),
-# so a problem that keeps coming back through a chorus is one flag an engineer
-# revisits as one passage, while the same problem in a later section, after a
-# section without it, is a flag of its own. Live, a flag can still grow for 30 s
-# after its last occurrence ended.
-EPISODE_GAP_S = 30.0
-# A flag lists at most this many occurrences; the next one starts a new flag. It
-# bounds what a live session rewrites each time a long-running flag grows (the
-# session log stores the whole flag); 100 overs 3 s apart are already 5 minutes.
-MAX_OCCURRENCES = 100
-_RELEASE_ROWS = 10  # a sustained condition must be gone for 1 s to close its flag
-# Onsets (inference): a 100 ms block with at least twice the power (+3 dB) of each of
-# the two blocks before it. A crescendo or a sustained texture has none; a drum hit,
-# a pluck or a struck chord has one. The transient crest is the onset's true peak
-# above the short-term loudness, median over the onsets of the last 10 s.
-ONSET_RISE_DB = 3.0
-ONSET_WINDOW_ROWS = 100
-ONSET_MIN_COUNT = 4  # onsets needed in the window for a median
-_SILENCE_LUFS = -50.0  # spectra and onsets of quieter windows are not judged
-_RELATIVE_GATE_LU = -20.0  # EBU Tech 3342's gate, against the programme so far
 _HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its flag
 # A high band this far below the programme's loudness (K-weighted total) is not judged
 # for what the processing added (inference: inaudible under the rest of the mix).
@@ -175,303 +140,6 @@ _LRA_STABLE_S = 60.0
 # DR8 is the minimum for the Dynamic Range Day award (docs/reference.md, "Dynamics"):
 # a programme DR below it corroborates a low PSR as over-compression.
 _DR_AWARD_MIN = 8
-# Loudness histograms for the programme measures (as the MeterBank keeps them).
-_HIST_BINS_PER_LU = 100
-_HIST_BINS = 100 * _HIST_BINS_PER_LU
-
-
-@dataclass(frozen=True, slots=True)
-class Occurrence:
-    """One time a detector's condition held: where, what it measured, and its sentence.
-
-    ``value`` is in the flag's ``unit``. ``at_s`` is the start of the 100 ms block
-    where the value was measured, for point-like problems (overs, clips); None for a
-    passage, whose value is over its whole span.
-    """
-
-    start_s: float
-    end_s: float
-    value: float | None
-    severity: str
-    message: str
-    at_s: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The occurrence as a JSON-ready dict."""
-        return {
-            "start_s": round(self.start_s, 3),
-            "end_s": round(self.end_s, 3),
-            "value": None if self.value is None else round(float(self.value), 2),
-            "severity": self.severity,
-            "at_s": None if self.at_s is None else round(self.at_s, 3),
-            "message": self.message,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Occurrence:
-        """The inverse of :meth:`to_dict`."""
-        at = data.get("at_s")
-        return cls(
-            start_s=float(data["start_s"]),
-            end_s=float(data["end_s"]),
-            value=data.get("value"),
-            severity=str(data.get("severity", "warning")),
-            message=str(data.get("message", "")),
-            at_s=None if at is None else float(at),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """One explained problem (DESIGN.md "Detectors and profiles").
-
-    ``band_hz`` is a frequency for a resonance, a ``(low, high)`` range for
-    harsh highs, else None. ``value`` is what was measured (the worst or the
-    typical value over the flag, as the message says), ``threshold`` what the
-    profile expects, both in ``unit``. ``occurrences`` are the times the problem
-    happened in this episode (see the module docstring), in order; the flag's
-    severity, value and threshold are those of the worst of them.
-    """
-
-    code: str
-    severity: str  # "warning" | "problem"
-    start_s: float
-    end_s: float
-    value: float | None
-    threshold: float | None
-    unit: str | None
-    band_hz: float | tuple[float, float] | None
-    message: str
-    occurrences: tuple[Occurrence, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The flag as a JSON-ready dict (DESIGN.md's keys, in order, then ``occurrences``
-        when the flag has them, as every detector's flag does)."""
-        band = list(self.band_hz) if isinstance(self.band_hz, tuple) else self.band_hz
-        out = {
-            "code": self.code,
-            "severity": self.severity,
-            "start_s": round(self.start_s, 3),
-            "end_s": round(self.end_s, 3),
-            "value": None if self.value is None else round(float(self.value), 2),
-            "threshold": None if self.threshold is None else round(float(self.threshold), 2),
-            "unit": self.unit,
-            "band_hz": band,
-            "message": self.message,
-        }
-        if self.occurrences:
-            out["occurrences"] = [o.to_dict() for o in self.occurrences]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Flag:
-        """The inverse of :meth:`to_dict` (extra keys such as ``path`` are ignored)."""
-        band = data.get("band_hz")
-        return cls(
-            code=str(data["code"]),
-            severity=str(data["severity"]),
-            start_s=float(data["start_s"]),
-            end_s=float(data["end_s"]),
-            value=data.get("value"),
-            threshold=data.get("threshold"),
-            unit=data.get("unit"),
-            band_hz=tuple(band) if isinstance(band, list | tuple) else band,
-            message=str(data.get("message", "")),
-            occurrences=tuple(Occurrence.from_dict(o) for o in data.get("occurrences") or ()),
-        )
-
-
-class _Record:
-    """One occurrence while it is being built (mutable). The detectors set its
-    fields; :meth:`Detector.flags` groups records into flags.
-
-    ``at_s`` (the block of the worst value, for point-like problems), ``rank`` (a
-    tuple, larger is worse, default: how far the value is past the threshold) and
-    ``worst_text`` (how the value reads in a summary, default :func:`value_text`)
-    are optional.
-    """
-
-    __slots__ = (
-        "at_s",
-        "band_hz",
-        "code",
-        "end_s",
-        "message",
-        "open",
-        "rank",
-        "seq",
-        "severity",
-        "start_s",
-        "threshold",
-        "unit",
-        "value",
-        "worst_text",
-    )  # fmt: skip
-
-    def __init__(self, code: str, seq: int, start_s: float, unit: str | None) -> None:
-        self.code = code
-        self.seq = seq
-        self.severity = "warning"
-        self.start_s = max(0.0, start_s)
-        self.end_s = self.start_s
-        self.value: float | None = None
-        self.threshold: float | None = None
-        self.unit = unit
-        self.band_hz: float | tuple[float, float] | None = None
-        self.message = ""
-        self.open = True
-        self.at_s: float | None = None
-        self.rank: tuple[float, ...] | None = None
-        self.worst_text: str | None = None
-
-    def occurrence(self) -> Occurrence:
-        return Occurrence(
-            round(self.start_s, 3),
-            round(max(self.end_s, self.start_s), 3),
-            None if self.value is None else float(self.value),
-            self.severity,
-            self.message,
-            None if self.at_s is None else round(self.at_s, 3),
-        )
-
-    def badness(self) -> tuple[bool, tuple[float, ...]]:
-        """Sort key of the worst occurrence: problems first, then ``rank``."""
-        if self.rank is not None:
-            rank = self.rank
-        elif self.value is not None and self.threshold is not None:
-            past = abs(float(self.value) - float(self.threshold))
-            rank = (past if math.isfinite(past) else 0.0,)  # a NaN must not win or lose
-        else:
-            rank = (0.0,)
-        return self.severity == "problem", rank
-
-
-def _band_key(band: float | tuple[float, float] | None) -> Any:
-    """Which occurrences are the same band: a range as it is, a frequency by its
-    1/3-octave band (a resonance's estimate moves a little between occurrences)."""
-    if isinstance(band, int | float):
-        return round(3.0 * math.log2(max(float(band), 1e-3) / 1000.0))
-    return band
-
-
-def _group_flag(group: list[_Record]) -> Flag:
-    """The flag of one episode: its occurrences, spanned, named by the worst."""
-    first = group[0]
-    occurrences = tuple(rec.occurrence() for rec in group)
-    worst = max(group, key=lambda rec: rec.badness())  # the first of equals
-    start = occurrences[0].start_s
-    end = max(o.end_s for o in occurrences)
-    message = worst.message
-    if len(group) > 1:
-        text = worst.worst_text or value_text(worst.value, worst.unit)
-        where = (
-            f"at {worst.at_s:.1f} s"
-            if worst.at_s is not None
-            else f"in {worst.start_s:.1f}-{max(worst.end_s, worst.start_s):.1f} s"
-        )
-        places = "at {} places" if all(r.at_s is not None for r in group) else "in {} passages"
-        message = (
-            f"{places.format(len(group))} between {start:.1f} and {end:.1f} s, worst "
-            f"{text} {where}. The worst: {worst.message}"
-        )
-    return Flag(
-        first.code,
-        worst.severity,
-        start,
-        end,
-        None if worst.value is None else float(worst.value),
-        None if worst.threshold is None else float(worst.threshold),
-        worst.unit,
-        first.band_hz,
-        message,
-        occurrences,
-    )
-
-
-def value_text(value: float | None, unit: str | None) -> str:
-    """A flag's or an occurrence's value as a summary writes it: ``+3.96 dBFS``,
-    ``412 samples``, ``4.1 dB``."""
-    if value is None:
-        return "-"
-    v = float(value)
-    if unit in ("dBTP", "dBFS"):
-        return f"{v:+.2f} {unit}"
-    if unit == "samples":
-        return f"{int(round(v))} samples"
-    return f"{v:.1f} {unit}" if unit else f"{v:.1f}"
-
-
-class _Sustained:
-    """A condition that must hold for ``need`` rows in a row to open a flag and be
-    absent for ``release`` rows to close it (its end is the last row it held).
-
-    ``values`` and ``extras`` collect what each row where it held brought, from the
-    first row of the run that opened the flag.
-    """
-
-    def __init__(self, need: int, release: int = _RELEASE_ROWS) -> None:
-        self.need = max(1, need)
-        self.release = max(1, release)
-        self.run: list[tuple[float, float, Any]] = []  # (t, value, extra) of the current run
-        self.absent = 0
-        self.record: _Record | None = None
-        self.values: list[float] = []
-        self.extras: list[Any] = []
-        self.problem_run = 0
-        self.problem_rows = 0
-
-    def step(self, cond: bool, t: float, value: float, extra: Any = None) -> str | None:
-        """Feed one row; returns "open", "extend", "close" or None."""
-        if cond:
-            self.absent = 0
-            if self.record is not None:
-                self.values.append(value)
-                self.extras.append(extra)
-                return "extend"
-            self.run.append((t, value, extra))
-            if len(self.run) >= self.need:
-                self.values = [v for _, v, _ in self.run]
-                self.extras = [e for _, _, e in self.run]
-                return "open"
-            return None
-        self.run.clear()
-        self.problem_run = 0
-        if self.record is not None:
-            self.absent += 1
-            if self.absent >= self.release:
-                return "close"
-        return None
-
-
-class _Events:
-    """Sparse events (overs, clips) grouped into one occurrence until ``gap`` rows pass
-    without one; ``worst`` and ``worst_t`` are its worst value and that block's start."""
-
-    def __init__(self, gap: int = _EVENT_GAP_ROWS) -> None:
-        self.gap = gap
-        self.record: _Record | None = None
-        self.last_row = -(10**9)
-        self.rows = 0
-        self.worst = -math.inf
-        self.worst_t = 0.0
-        self.worst_clipped = 0
-        self.total = 0.0
-
-    def event(self, row: int) -> bool:
-        """An event on ``row``; True when it starts a new occurrence."""
-        new = self.record is None
-        if new:
-            self.rows = 0
-            self.worst = -math.inf
-            self.worst_clipped = 0
-            self.total = 0.0
-        self.last_row = row
-        self.rows += 1
-        return new
-
-    def quiet(self, row: int) -> bool:
-        """No event on ``row``; True when the open occurrence closes now."""
-        return self.record is not None and row - self.last_row >= self.gap
 
 
 class _ResonanceBand:
@@ -485,7 +153,7 @@ class _ResonanceBand:
         self.best: deque[tuple[float, float, float] | None] = deque()
         self.hit_count = 0
         self.own_count = 0
-        self.record: _Record | None = None
+        self.record: OccurrenceRecord | None = None
         self.values: list[tuple[float, float, float]] = []
         self.flag_rows = 0  # judged rows since the window that opened the flag began
         self.flag_hits = 0
@@ -535,55 +203,6 @@ class _ResonanceBand:
         self.own_count += own
 
 
-class _LoudnessHistogram:
-    """Gated loudness statistics over 10 Hz values, as the MeterBank computes them."""
-
-    def __init__(self) -> None:
-        self.count = np.zeros(_HIST_BINS)
-        self.energy = np.zeros(_HIST_BINS)
-        self.n = 0
-
-    def add(self, lufs: float) -> None:
-        if not lufs >= HIST_MIN_LUFS:  # also NaN
-            return
-        b = min(int(math.floor((lufs - HIST_MIN_LUFS) * _HIST_BINS_PER_LU)), _HIST_BINS - 1)
-        self.count[b] += 1.0
-        self.energy[b] += 10.0 ** ((lufs - LOUDNESS_OFFSET) / 10.0)
-        self.n += 1
-
-    def _gate(self, relative_lu: float) -> float:
-        n = self.count.sum()
-        if n == 0.0:
-            return math.nan
-        return LOUDNESS_OFFSET + 10.0 * math.log10(self.energy.sum() / n) + relative_lu
-
-    def integrated(self) -> float | None:
-        """BS.1770-4 gated integrated loudness of the momentary values added."""
-        gate = self._gate(-10.0)
-        if math.isnan(gate):
-            return None
-        first = max(0, int(math.floor((gate - HIST_MIN_LUFS) * _HIST_BINS_PER_LU)))
-        n, e = self.count[first:].sum(), self.energy[first:].sum()
-        if n == 0.0:
-            return None
-        return LOUDNESS_OFFSET + 10.0 * math.log10(e / n)
-
-    def lra(self) -> float | None:
-        """EBU Tech 3342 loudness range of the short-term values added."""
-        gate = self._gate(_RELATIVE_GATE_LU)
-        if math.isnan(gate):
-            return None
-        first = max(0, int(math.floor((gate - HIST_MIN_LUFS) * _HIST_BINS_PER_LU)))
-        counts = self.count[first:]
-        total = counts.sum()
-        if total == 0.0:
-            return None
-        cum = np.cumsum(counts)
-        lo = int(np.searchsorted(cum, math.floor((total - 1.0) * 0.10 + 0.5) + 1))
-        hi = int(np.searchsorted(cum, math.floor((total - 1.0) * 0.95 + 0.5) + 1))
-        return (hi - lo) / _HIST_BINS_PER_LU
-
-
 class Detector:
     """Every flag of one programme, from its 10 Hz history rows, fed in order.
 
@@ -613,7 +232,7 @@ class Detector:
         self.profile = profile
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
-        self._records: list[_Record] = []  # occurrences, in order of creation
+        self._records: list[OccurrenceRecord] = []  # occurrences, in order of creation
         self._reported: dict[int, Flag] = {}  # flag by its first occurrence, as last reported
         self._seq = 0
         self._next_row: int | None = None  # next absolute row to accept
@@ -632,8 +251,11 @@ class Detector:
         self._before_end = -1  # last BEFORE row known (for a complete one, its length)
         self._has_before = before is not None
         # Programme state.
-        self._m_hist = _LoudnessHistogram()
-        self._s_hist = _LoudnessHistogram()
+        # The programme's gating histograms, (counts, energy sums) as the MeterBank keeps
+        # them and gated by the same kernels, so the live integrated loudness and LRA
+        # are the bank's on the same rows.
+        self._m_hist = np.zeros((2, HIST_BINS))
+        self._s_hist = np.zeros((2, HIST_BINS))
         self._integrated: float | None = None
         self._max_tp = -math.inf
         self._gated_st_rows = 0
@@ -647,7 +269,7 @@ class Detector:
         self._before_onsets: deque[tuple[int, tuple[float, float]]] = deque()
         self._ct_pairs: list[tuple[float, float]] = []  # onsets of the open crushed flag
         self._before_energy: deque[float] = deque(maxlen=3)
-        self._programme_records: dict[str, _Record] = {}
+        self._programme_records: dict[str, OccurrenceRecord] = {}
         self._final = False
         self._make_trackers()
         if before is not None:
@@ -701,11 +323,11 @@ class Detector:
     def flags(self) -> list[Flag]:
         """Every flag so far (closed and open), one per code, band and episode, in order
         of start."""
-        return [_group_flag(g) for g in self._groups()]
+        return [group_flag(g) for g in episodes(self._records)]
 
     def open_flags(self) -> list[Flag]:
         """The flags whose problem is still going on (their latest occurrence is open)."""
-        return [_group_flag(g) for g in self._groups() if any(r.open for r in g)]
+        return [group_flag(g) for g in episodes(self._records) if any(r.open for r in g)]
 
     # -- feeding -----------------------------------------------------------------------
 
@@ -745,7 +367,7 @@ class Detector:
             "clip": np.asarray(rows.clipped_samples)[sl],
             "ms": ms,
             "pk": pk,
-            "e": _power_db(ms),
+            "e": power_db(ms),
         }
         spec = np.asarray(rows.spectrum_db)[sl]
         if self._k_gain is not None and spec.shape[1:] == self._k_gain.shape:
@@ -888,7 +510,7 @@ class Detector:
             air = band_sum_db(rel, self._band_hz, *AIR_HZ)
             body = band_sum_db(rel, self._band_hz, *BODY_HZ)
             sharp = self._sharpness(spec, first) if self._wants_sharpness() else None
-        energy = _power_db(np.asarray(rows.channel_mean_square))
+        energy = power_db(np.asarray(rows.channel_mean_square))
         for i in range(n):
             r = first + i
             if r in self._before or r <= self._before_end:
@@ -900,7 +522,7 @@ class Detector:
                 "tp": tp_b,
                 "s": s_b,
                 "onset": bool(
-                    s_b >= _SILENCE_LUFS and math.isfinite(tp_b) and _is_onset(energy[i], prev)
+                    s_b >= SILENCE_LUFS and math.isfinite(tp_b) and is_onset(energy[i], prev)
                 ),
                 "presence": float(presence[i]) if have_spec else math.nan,
                 "air": float(air[i]) if have_spec else math.nan,
@@ -925,17 +547,17 @@ class Detector:
         r, t = row["row"], row["t"]
         self._last_row_index = r
         self._last_t = t
-        self._m_hist.add(row["m"])
+        add_loudness(self._m_hist, float(row["m"]))
         s = row["s"]
-        if s >= HIST_MIN_LUFS:
-            self._s_hist.add(s)
+        add_loudness(self._s_hist, float(s))
         tp = row["tp"]
         if tp > self._max_tp:
             self._max_tp = tp
         self._dr_row(r, row["ms"], row["pk"])
-        gate = _SILENCE_LUFS
+        gate = SILENCE_LUFS
         if self._integrated is not None:
-            gate = max(gate, self._integrated + _RELATIVE_GATE_LU)
+            # Tech 3342's relative gate, on the programme so far.
+            gate = max(gate, self._integrated + LRA_RELATIVE_LU)
         row["gated"] = bool(s >= gate)
         if row["gated"]:
             self._gated_st_rows += 1
@@ -953,18 +575,18 @@ class Detector:
 
     def _make_trackers(self) -> None:
         p = self.profile
-        self._tp_events = _Events()
-        self._clip_events = _Events()
+        self._tp_events = Events()
+        self._clip_events = Events()
         dyn = p.dynamics
-        self._oc = _Sustained(int(round((dyn.sustain_s if dyn else 5.0) / _ROW_S)))
+        self._oc = Sustained(int(round((dyn.sustain_s if dyn else 5.0) / _ROW_S)))
         tr = p.transients
-        self._ct = _Sustained(int(round((tr.sustain_s if tr else 3.0) / _ROW_S)))
+        self._ct = Sustained(int(round((tr.sustain_s if tr else 3.0) / _ROW_S)))
         ha = p.harshness
         need = int(round((ha.sustain_s if ha else 5.0) / _ROW_S))
         self._harsh_tracks = {
-            "presence": _Sustained(need),
-            "air": _Sustained(need),
-            "added": _Sustained(max(1, need // 2)),  # on a running median over `need` rows
+            "presence": Sustained(need),
+            "air": Sustained(need),
+            "added": Sustained(max(1, need // 2)),  # on a running median over `need` rows
         }
         self._harsh_rises: dict[str, deque[float]] = {
             "presence": deque(maxlen=need),
@@ -975,8 +597,8 @@ class Detector:
         self._harsh_need = need
         self._res_state: dict[int, _ResonanceBand] = {}
 
-    def _new(self, code: str, start_s: float, unit: str | None) -> _Record:
-        rec = _Record(code, self._seq, start_s, unit)
+    def _new(self, code: str, start_s: float, unit: str | None) -> OccurrenceRecord:
+        rec = OccurrenceRecord(code, self._seq, start_s, unit)
         self._seq += 1
         self._records.append(rec)
         return rec
@@ -1056,7 +678,7 @@ class Detector:
         elif ev.quiet(r):
             self._close(ev)
 
-    def _close(self, tracker: _Events | _Sustained) -> None:
+    def _close(self, tracker: Events | Sustained) -> None:
         if tracker.record is not None:
             tracker.record.open = False
             tracker.record = None
@@ -1179,7 +801,7 @@ class Detector:
             return
         r, t = row["row"], row["t"]
         tp, s = row["tp"], row["s"]
-        if row["gated"] and math.isfinite(tp) and _is_onset(energy, prev):
+        if row["gated"] and math.isfinite(tp) and is_onset(energy, prev):
             self._onsets.append((r, tp - s))
         while self._onsets and self._onsets[0][0] <= r - ONSET_WINDOW_ROWS:
             self._onsets.popleft()
@@ -1231,7 +853,7 @@ class Detector:
         rec.end_s = t
         details = [d for d in tr.extras if d is not None]
         if details and self._ct_pairs:
-            loss = _loss(self._ct_pairs)
+            loss = onset_loss(self._ct_pairs)
             drop = loss.drop_db
             problem = tr_p.drop_problem_db
             # The severity follows the loss the sentence quotes (all the flag's onsets).
@@ -1336,8 +958,8 @@ class Detector:
         rec.threshold = ha.rise_db
         problem = ha.rise_problem_db
         rec.severity = "problem" if problem is not None and added >= problem else "warning"
-        name = _band_name(rec.band_hz)
-        other_name = _band_name(AIR_HZ if named == 0 else PRESENCE_HZ)
+        name = band_text(*rec.band_hz)
+        other_name = band_text(*(AIR_HZ if named == 0 else PRESENCE_HZ))
         also = ""
         if math.isfinite(other) and other >= ha.rise_db:
             also = f", and {other:.1f} dB to {other_name}"
@@ -1417,7 +1039,7 @@ class Detector:
             med = float(np.median(tr.values))
             rec.value = med
             rec.threshold = limit
-            name = _band_name(lo_hi)
+            name = band_text(*lo_hi)
             rank = ""
             refs = ha.reference_presence_db if band == "presence" else ha.reference_air_db
             if refs:
@@ -1510,7 +1132,9 @@ class Detector:
             st.record = self._new("resonance", st.values[0][2] - 3.0, "dB")
             self._resonance_message(st.record, st, res, n)
 
-    def _resonance_message(self, rec: _Record, st: _ResonanceBand, res: Any, n: int) -> None:
+    def _resonance_message(
+        self, rec: OccurrenceRecord, st: _ResonanceBand, res: Any, n: int
+    ) -> None:
         values = st.values
         prom_med = float(np.median([v[0] for v in values]))
         if rec.band_hz is None:
@@ -1525,7 +1149,7 @@ class Detector:
         # persistence, so that is the share the sentence can quote.
         asked = 100.0 * res.persistence
         rec.message = (
-            f"a narrow peak near {_hz(f_med)} stood a median {prom_med:.1f} dB above its "
+            f"a narrow peak near {hz_text(f_med)} stood a median {prom_med:.1f} dB above its "
             f"neighbourhood (2/3 to 4/3 octave either side) in at least {asked:.0f} % of the "
             f"3 s spectra of every {res.sustain_s:g} s over {rec.end_s - rec.start_s:.1f} s "
             f"({rec.start_s:.1f}-{rec.end_s:.1f} s), steady while the music around it "
@@ -1574,7 +1198,8 @@ class Detector:
         start). At the end they are judged once more on the whole programme, and
         only that verdict stays: one flag per code spanning the programme, or none.
         """
-        self._integrated = self._m_hist.integrated()
+        energy = gated_mean_energy(self._m_hist, INTEGRATED_RELATIVE_LU)
+        self._integrated = LOUDNESS_OFFSET + 10.0 * math.log10(energy) if energy > 0.0 else None
         if self._first_t is None:
             return
         if final:
@@ -1586,7 +1211,9 @@ class Detector:
         self._loudness_target(t, played)
         self._collapsed(t, played)
 
-    def _programme_flag(self, code: str, cond: bool, recover: bool, t: float) -> _Record | None:
+    def _programme_flag(
+        self, code: str, cond: bool, recover: bool, t: float
+    ) -> OccurrenceRecord | None:
         rec = self._programme_records.get(code)
         if rec is not None and recover:
             self._records.remove(rec)  # provisional, and the programme recovered: withdrawn
@@ -1640,7 +1267,8 @@ class Detector:
             return
         if dyn.lra_min_lu is None and dyn.plr_min_db is None and dyn.dr_min is None:
             return
-        lra = self._s_hist.lra()
+        lra_lu = loudness_range(self._s_hist)
+        lra = lra_lu if math.isfinite(lra_lu) else None
         plr = None
         if self._integrated is not None and math.isfinite(self._max_tp):
             plr = self._max_tp - self._integrated
@@ -1698,35 +1326,12 @@ class Detector:
             st.record = None
         self._programme_records.clear()
 
-    def _groups(self) -> list[list[_Record]]:
-        """The occurrences grouped into episodes (module docstring), in order of start.
-
-        Occurrences of one code and band arrive in order, so a group only ever gains
-        occurrences at its end: its first occurrence, and so its start and band,
-        stay what they were when it opened.
-        """
-        last: dict[tuple[str, Any], list[_Record]] = {}
-        groups: list[list[_Record]] = []
-        for rec in self._records:  # in order of creation
-            key = (rec.code, _band_key(rec.band_hz))
-            group = last.get(key)
-            if (
-                group is None
-                or len(group) >= MAX_OCCURRENCES
-                or rec.start_s - max(o.end_s for o in group) >= EPISODE_GAP_S
-            ):
-                group = last[key] = []
-                groups.append(group)
-            group.append(rec)
-        groups.sort(key=lambda g: (g[0].start_s, g[0].seq))
-        return groups
-
     def _changes(self) -> list[Flag]:
         """The flags opened or changed since the last call."""
         out = []
         seen: dict[int, Flag] = {}
-        for group in self._groups():
-            flag = _group_flag(group)
+        for group in episodes(self._records):
+            flag = group_flag(group)
             seq = group[0].seq
             seen[seq] = flag
             if self._reported.get(seq) != flag:
@@ -1744,100 +1349,15 @@ def detect(
     return det.finish()
 
 
-@dataclass(frozen=True, slots=True)
-class TransientLoss:
-    """How far onset peaks stand above the short-term loudness, BEFORE and AFTER.
-
-    The measure of ``crushed_transients`` with a BEFORE version: onsets are found in
-    BEFORE (:func:`onset_mask`, 100 ms rows), and at each one the true peak of the row
-    over the short-term loudness is read in both versions; medians over the onsets.
-    """
-
-    onsets: int
-    before_db: float  # median onset peak over the short-term loudness, BEFORE
-    after_db: float  # the same onsets, AFTER
-    drop_db: float  # median of the per-onset losses (BEFORE minus AFTER); > 0: flattened
-
-
-def _loss(pairs: list[tuple[float, float]]) -> TransientLoss:
-    b = np.array([p[0] for p in pairs])
-    a = np.array([p[1] for p in pairs])
-    drop = float(np.median(b - a))
-    return TransientLoss(len(pairs), float(np.median(b)), float(np.median(a)), drop)
-
-
-def transient_loss(before: History, after: History) -> TransientLoss | None:
-    """The loss of onset peaks over a whole programme (rows aligned one for one).
-
-    The same measure the ``crushed_transients`` flag quotes over its span, so a
-    summary and a flag give one number for one loss. None with fewer than
-    ``ONSET_MIN_COUNT`` onsets.
-    """
-    n = min(len(before), len(after))
-    if n == 0:
-        return None
-    s_b = np.asarray(before.short_term_lufs[:n], dtype=np.float64)
-    tp_b = np.asarray(before.true_peak_dbtp[:n], dtype=np.float64)
-    s_a = np.asarray(after.short_term_lufs[:n], dtype=np.float64)
-    tp_a = np.asarray(after.true_peak_dbtp[:n], dtype=np.float64)
-    onsets = onset_mask(_power_db(np.asarray(before.channel_mean_square)[:n]))
-    with np.errstate(invalid="ignore"):
-        use = (
-            onsets
-            & (s_b >= _SILENCE_LUFS)
-            & np.isfinite(tp_b)
-            & np.isfinite(tp_a)
-            & np.isfinite(s_a)
-        )
-    if int(use.sum()) < ONSET_MIN_COUNT:
-        return None
-    return _loss(list(zip((tp_b - s_b)[use].tolist(), (tp_a - s_a)[use].tolist(), strict=True)))
-
-
 def _median3(values: np.ndarray) -> np.ndarray:
     """Median of the last axis of length 3 (NaN if any is NaN), without sorting."""
     return values.sum(axis=-1) - values.max(axis=-1) - values.min(axis=-1)
-
-
-def _power_db(mean_square: np.ndarray) -> np.ndarray:
-    """Row power in dB (mean square over channels); -inf for silence."""
-    ms = np.asarray(mean_square, dtype=np.float64)
-    power = ms.mean(axis=-1) if ms.ndim == 2 and ms.shape[-1] else np.zeros(len(ms))
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(power)
-
-
-def onset_mask(power_db: np.ndarray) -> np.ndarray:
-    """Which rows are onsets (vectorised :func:`_is_onset`, for whole histories)."""
-    p = np.asarray(power_db, dtype=np.float64)
-    out = np.zeros(len(p), dtype=bool)
-    if len(p) > 2:
-        with np.errstate(invalid="ignore"):
-            rise = p[2:] - np.maximum(p[1:-1], p[:-2])
-        out[2:] = np.isfinite(p[2:]) & (rise >= ONSET_RISE_DB)
-    return out
-
-
-def _is_onset(energy_db: float, previous_db: list[float]) -> bool:
-    """At least ONSET_RISE_DB above each of the two rows before it."""
-    if len(previous_db) < 2 or not math.isfinite(energy_db):
-        return False
-    return all(energy_db - p >= ONSET_RISE_DB for p in previous_db[-2:])
 
 
 def _finite_median(values: list[float]) -> float:
     """Median of the finite values; -inf when there are none."""
     finite = [v for v in values if math.isfinite(v)]
     return float(np.median(finite)) if finite else -math.inf
-
-
-def _band_name(lo_hi: Any) -> str:
-    """``2-5 kHz`` for (2000, 5000)."""
-    return f"{lo_hi[0] / 1000:g}-{lo_hi[1] / 1000:g} kHz"
-
-
-def _hz(f: float) -> str:
-    return f"{f / 1000:.2g} kHz" if f >= 1000 else f"{f:.0f} Hz"
 
 
 def _measure(name: str, value: float, unit: str) -> str:

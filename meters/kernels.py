@@ -721,6 +721,19 @@ def dr_db(dr_hist: np.ndarray, dr_peaks: np.ndarray, weights: np.ndarray, blocks
 
 
 @nb.njit(cache=True, nogil=True)
+def add_loudness(hist: np.ndarray, lufs: float) -> None:
+    """Add one block's loudness (LUFS) to a ``(2, HIST_BINS)`` gating histogram (counts,
+    energy sums), binned as :func:`process_block` bins its own blocks: below the
+    absolute gate (and NaN) is left out. For callers that hold the history rows' values
+    rather than the audio (the detectors), so their gated loudness is the bank's."""
+    if not lufs >= HIST_MIN_LUFS:
+        return
+    b = _lufs_bin(lufs)
+    hist[0, b] += 1.0
+    hist[1, b] += 10.0 ** ((lufs - LOUDNESS_OFFSET) / 10.0)
+
+
+@nb.njit(cache=True, nogil=True)
 def relative_gate_lufs(hist: np.ndarray, relative_lu: float) -> float:
     """The relative gate of BS.1770-4 / Tech 3342: mean loudness of the histogram's
     blocks (all above the absolute gate already) plus ``relative_lu``; NaN if empty."""

@@ -240,11 +240,11 @@ def test_profile_targets_reach_the_frame_from_a_mapping_or_attributes():
 
 
 def test_a_harsh_band_s_label_gives_each_edge_its_unit():
-    from earmark.ui.dashboard.spectrum import band_text
+    from earmark.meters.flags import band_text
 
     assert band_text(2000.0, 5000.0) == "2-5 kHz"
     assert band_text(500.0, 2000.0) == "500 Hz-2 kHz"  # was "500 Hz-2" (issue 18)
-    assert band_text(200.0, 500.0) == "200 Hz-500 Hz"
+    assert band_text(200.0, 500.0) == "200-500 Hz"
 
 
 # -- the window under Xvfb -----------------------------------------------------------------------

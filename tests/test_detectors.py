@@ -18,10 +18,13 @@ import pytest
 import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.meters import MeterBank
-from earmark.meters.detectors import CODES, Detector, Flag, detect, transient_loss
+from earmark.meters.detectors import Detector, detect
+from earmark.meters.flags import CODES, Flag
+from earmark.meters.onsets import transient_loss
 from earmark.profiles import load_profile
 
 import material
+import synth
 
 FS = 48000
 
@@ -502,6 +505,31 @@ def test_loudness_target_of_a_delivery_profile():
     assert g["severity"] == "problem" and g["threshold"] == -23.0
 
 
+def test_live_integrated_loudness_and_lra_are_the_meterbanks(tmp_path):
+    # EBU Tech 3342 case 1 twice over (1 kHz, 20 s at -20 LUFS then 20 s at -30 LUFS,
+    # 80 s so that LRA is judged): LRA 10 LU; integrated -20 + 10 log10((1 + 0.1) / 2)
+    # = -22.6 LUFS (the -30 LUFS blocks pass the relative gate at -32.6 LUFS). The
+    # detectors gate the history rows with the kernels' gate, so the values their
+    # flags quote are the MeterBank's on the same audio, not merely close to them.
+    x = synth.tone_steps([-20.0, -30.0, -20.0, -30.0], [20.0] * 4)
+    path = tmp_path / "gate-check.toml"
+    path.write_text(
+        'kind = "generic"\n[loudness]\ntarget_lufs = -40.0\ntolerance_lu = 1.0\n'
+        "[dynamics]\nlra_min_lu = 30.0\nmin_programme_s = 10.0\n"
+    )
+    bank, det = MeterBank(2, FS), Detector(load_profile(str(path)), FS, 2)
+    for start in range(0, len(x), 4800):
+        bank.process(np.ascontiguousarray(x[start : start + 4800], dtype=np.float32))
+        det.update(bank.history(since=det.next_row))
+    flags = {f.code: f for f in det.finish()}
+    r = bank.readings()
+    assert r.integrated_lufs == pytest.approx(-22.6, abs=0.1)
+    assert r.loudness_range_lu == pytest.approx(10.0, abs=0.1)
+    assert flags["loudness_target"].value == pytest.approx(r.integrated_lufs, abs=1e-9)
+    assert flags["collapsed_dynamics"].unit == "LU"
+    assert flags["collapsed_dynamics"].value == pytest.approx(r.loudness_range_lu, abs=1e-9)
+
+
 # -- live == offline ---------------------------------------------------------------------------
 
 
@@ -597,7 +625,7 @@ def test_inter_sample_overs_at_seven_places_are_true_peak_over_only():
 
 
 def test_overs_more_than_an_episode_apart_are_separate_flags():
-    from earmark.meters.detectors import EPISODE_GAP_S
+    from earmark.meters.flags import EPISODE_GAP_S
 
     # Two overs 3.5 s apart (two occurrences: more than 3 s), then two more after a
     # silence longer than an episode's gap.

@@ -29,7 +29,7 @@ from pedalboard.io import StreamResampler
 
 import earmark
 from earmark.engine.demo import aggressive_master, demo_mix
-from earmark.meters.detectors import transient_loss
+from earmark.meters.onsets import transient_loss
 from earmark.offline.transform import CONTRACT_KEYS, DYNAMICS_KEYS, DoubtfulAlignmentError
 from earmark.profiles import load_profile
 

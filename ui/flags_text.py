@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from earmark.meters.flags import band_text, hz_text
+
 __all__ = [
     "flag_bullet",
     "flag_lines",
@@ -69,7 +71,7 @@ def occurrence_list(flag: Mapping[str, Any], limit: int = _LISTED) -> str:
     """A group's occurrences, times and values: ``places: 23.0 s +1.20 dBFS, 29.0 s
     +0.50 dBFS, ...`` (``passages: 12.0-20.3 s 4.1 dB, ...`` for sustained problems);
     empty for a single occurrence."""
-    from earmark.meters.detectors import value_text
+    from earmark.meters.flags import value_text
 
     occ = occurrences(flag)
     if len(occ) < 2:
@@ -118,9 +120,9 @@ def short_flag(flag: Mapping[str, Any]) -> str:
         measured = f" {value:+.1f} {unit}" if unit in ("dBTP", "dBFS") else f" {value:.1f} {unit}"
     band = flag.get("band_hz")
     if isinstance(band, int | float):
-        measured += f" at {band / 1000:.2g} kHz" if band >= 1000 else f" at {band:.0f} Hz"
+        measured += f" at {hz_text(band)}"
     elif isinstance(band, list | tuple) and len(band) == 2:
-        measured += f" in {band[0] / 1000:g}-{band[1] / 1000:g} kHz"
+        measured += f" in {band_text(*band)}"
     n = len(occurrences(flag))
     if n > 1:
         measured = f" {n} times, worst{measured}"

@@ -436,9 +436,9 @@ def _print_comparison(cmp: Any) -> None:
         table.add_row(label, _f(va, d), _f(vb, d), fmt_signed(delta, d))
     console.print(table)
     if cmp.tonal:
-        from earmark.store.snapshots import _band
+        from earmark.meters.flags import band_text
 
-        moves = ", ".join(f"{db:+.1f} dB at {_band(lo, hi)}" for lo, hi, db in cmp.tonal)
+        moves = ", ".join(f"{db:+.1f} dB at {band_text(lo, hi)}" for lo, hi, db in cmp.tonal)
         console.print(f"Tone (loudness-matched octave bands): {moves}")
     for title, flags in (("Flags only in B", cmp.flags_new), ("Flags only in A", cmp.flags_gone)):
         if flags:

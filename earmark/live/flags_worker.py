@@ -18,7 +18,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from earmark.engine.childproc import ignore_stop_signals
-from earmark.meters.detectors import Detector, Flag
+from earmark.meters.detectors import Detector
+from earmark.meters.flags import session_key
 
 
 class FlagWorker:
@@ -54,15 +55,12 @@ class FlagWorker:
     def session_flags(self, final: bool) -> list[dict]:
         out: list[dict] = []
         for i, det in enumerate(self.detectors):
-            open_now = set() if final else {_key(f) for f in det.open_flags()}
+            open_now = set() if final else {session_key(f.to_dict()) for f in det.open_flags()}
             for flag in det.flags():
-                out.append({**flag.to_dict(), "path": i, "open": _key(flag) in open_now})
+                doc = flag.to_dict()
+                out.append({**doc, "path": i, "open": session_key(doc) in open_now})
         out.sort(key=lambda f: (f["start_s"], f["path"]))
         return out
-
-
-def _key(flag: Flag) -> tuple:
-    return (flag.code, flag.start_s, flag.band_hz)
 
 
 def main(conn_fd: int) -> None:

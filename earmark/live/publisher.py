@@ -79,7 +79,7 @@ DEFAULT_CEILING_DBTP = -1.0
 _ENGINE_COMMANDS = {"select", "compare", "match", "monitor", "seek", "play", "reset_meters"}
 _MONITOR_KEYS = {"dim", "mono", "mute", "solo", "trim_db"}
 _JSON_FLAGS = 200
-# A flag groups up to 100 occurrences (earmark.meters.detectors.MAX_OCCURRENCES): the
+# A flag groups up to 100 occurrences (earmark.meters.flags.MAX_OCCURRENCES): the
 # frame's JSON area carries the latest ones' spans only, for the flag lane.
 _JSON_OCCURRENCES = 16
 _JSON_MARKERS = 100

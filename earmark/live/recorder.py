@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from earmark.store import StoreWriter, dumps, flag_key, snapshots
+from earmark.meters.flags import session_key
+from earmark.store import StoreWriter, dumps, snapshots
 
 __all__ = ["SessionRecorder", "attach", "record_live"]
 
@@ -121,7 +122,7 @@ class SessionRecorder:
             self.writer.marker(markers[self._markers_seen])
             self._markers_seen += 1
         for flag in map(snapshots.flag_dict, list(session.flags)):
-            key, text = flag_key(flag), dumps(flag)
+            key, text = session_key(flag), dumps(flag)
             if self._flags_seen.get(key) != text:
                 self._flags_seen[key] = text
                 self.writer.flag(flag)

@@ -29,7 +29,7 @@ import numpy as np
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.meters import History, MeterBank
 from earmark.meters.bands import NOMINAL_HZ
-from earmark.meters.detectors import ONSET_MIN_COUNT, ONSET_WINDOW_ROWS, onset_mask
+from earmark.meters.onsets import ONSET_MIN_COUNT, ONSET_WINDOW_ROWS, onset_mask
 from earmark.meters.sharpness import sharpness_acum
 from earmark.meters.tonal import (
     AIR_HZ,

@@ -23,7 +23,8 @@ import numpy as np
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.errors import EarmarkError
 from earmark.meters import History, MeterBank
-from earmark.meters.diff import Alignment, DiffResult, EqMove, align, compare, format_hz
+from earmark.meters.diff import Alignment, DiffResult, EqMove, align, compare
+from earmark.meters.flags import hz_text, problem_key
 from earmark.offline.analysis import Analysis, analyze
 from earmark.store.snapshots import flag_dict
 
@@ -117,26 +118,26 @@ class Transformation:
     @property
     def flags_introduced(self) -> tuple[dict[str, Any], ...]:
         """AFTER's flags that BEFORE did not have (same code and band)."""
-        keys = {_flag_key(f) for f in self.flags_before}
-        return tuple(f for f in self.flags_after if _flag_key(f) not in keys)
+        keys = {problem_key(f) for f in self.flags_before}
+        return tuple(f for f in self.flags_after if problem_key(f) not in keys)
 
     @property
     def flags_removed(self) -> tuple[dict[str, Any], ...]:
         """BEFORE's flags that AFTER no longer has."""
-        keys = {_flag_key(f) for f in self.flags_after}
-        return tuple(f for f in self.flags_before if _flag_key(f) not in keys)
+        keys = {problem_key(f) for f in self.flags_after}
+        return tuple(f for f in self.flags_before if problem_key(f) not in keys)
 
     @property
     def flags_kept(self) -> tuple[dict[str, Any], ...]:
         """AFTER's flags that BEFORE had too."""
-        keys = {_flag_key(f) for f in self.flags_before}
-        return tuple(f for f in self.flags_after if _flag_key(f) in keys)
+        keys = {problem_key(f) for f in self.flags_before}
+        return tuple(f for f in self.flags_after if problem_key(f) in keys)
 
     def dynamics(self) -> dict[str, Any]:
         """The ``dynamics`` object of the JSON contract (plus extras), unrounded.
 
         The ``transient_crest_*`` keys quote the measure the ``crushed_transients``
-        flag and the narrative quote (:func:`earmark.meters.detectors.transient_loss`:
+        flag and the narrative quote (:func:`earmark.meters.onsets.transient_loss`:
         onset peaks over the short-term loudness at BEFORE's onsets), so one loss has
         one number. ``transient_crest_change_db`` is AFTER minus BEFORE, the median of
         the per-onset changes: negative when the onsets lost height (-4.7 dB for a
@@ -144,7 +145,7 @@ class Transformation:
         ``_after_db`` are the medians over the same onsets. All None with fewer than
         four onsets.
         """
-        from earmark.meters.detectors import transient_loss
+        from earmark.meters.onsets import transient_loss
 
         r = self.result
         fit = r.transfer.fit
@@ -321,7 +322,7 @@ def diff(
         low = "BEFORE" if vb.rate < va.rate else "AFTER"
         warnings.append(
             f"{low} was resampled to {rate} Hz to be compared; the EQ curve stops at"
-            f" {format_hz(0.45 * min(vb.rate, va.rate))}"
+            f" {hz_text(0.45 * min(vb.rate, va.rate))}"
         )
 
     # BEFORE on AFTER's timeline (its own rate): the detectors compare them row by row.
@@ -501,16 +502,6 @@ def _with_eq_move(flag: dict[str, Any], moves: Sequence[EqMove]) -> dict[str, An
     return {**flag, "message": f"{flag['message']}; diff found {text}"}
 
 
-def _flag_key(flag: Mapping[str, Any]) -> tuple[str, Any]:
-    """Flags are the same problem when code and band match (times may move)."""
-    band = flag.get("band_hz")
-    if isinstance(band, list | tuple):
-        band = tuple(round(float(b)) for b in band)
-    elif isinstance(band, int | float):
-        band = round(float(band))
-    return str(flag.get("code")), band
-
-
 # -- narrative ---------------------------------------------------------------------------------
 
 
@@ -586,11 +577,11 @@ def _transients_clause(t: Transformation, before: str, after: str) -> str | None
     """The transients, in the measure the ``crushed_transients`` flag quotes.
 
     One number per fact: onset peaks over the short-term loudness at BEFORE's onsets
-    (:func:`earmark.meters.detectors.transient_loss`), so a flag spanning the
+    (:func:`earmark.meters.onsets.transient_loss`), so a flag spanning the
     programme and this clause give the same median loss.
     """
     try:
-        from earmark.meters.detectors import transient_loss
+        from earmark.meters.onsets import transient_loss
     except ImportError:
         return None
     loss = transient_loss(t.before_history, t.after_history)

@@ -78,6 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from earmark.errors import EarmarkError
+from earmark.meters.flags import session_key
 from earmark.private import (
     FolderError,
     MissingFolderError,
@@ -268,7 +269,7 @@ def _backfill_v2(conn: sqlite3.Connection) -> None:
         _insert_key_rows(conn, snapshot_id, doc)
     for flag_id, data in conn.execute("SELECT id, data FROM flags").fetchall():
         flag = json.loads(data) if data else {}
-        conn.execute("UPDATE flags SET flag_key = ? WHERE id = ?", (flag_key(flag), flag_id))
+        conn.execute("UPDATE flags SET flag_key = ? WHERE id = ?", (session_key(flag), flag_id))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -401,15 +402,6 @@ def describe_error(exc: BaseException) -> str:
 
 
 # -- documents -> rows ------------------------------------------------------------------
-
-
-def flag_key(flag: dict) -> str:
-    """A flag's identity within a session: path, code, band and onset. A flag keeps
-    them while it grows, closes and gathers occurrences (the detector's flags start
-    at their first occurrence), so its row is updated in place."""
-    start = flag.get("start_s")
-    start_text = "" if start is None else f"{float(start):.3f}"
-    return f"{flag.get('path', '')}:{flag.get('code', '')}:{flag.get('band_hz') or ''}:{start_text}"
 
 
 def _num(value: Any) -> float | None:
@@ -1156,6 +1148,6 @@ def _upsert_flag(conn: sqlite3.Connection, session_id: int, flag: dict, now: flo
             _num(flag.get("end_s")),
             flag.get("message"),
             dumps(flag),
-            flag_key(flag),
+            session_key(flag),
         ),
     )

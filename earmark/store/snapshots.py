@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from earmark.meters.flags import band_text, problem_key
 from earmark.store import dumps
 
 __all__ = [
@@ -587,23 +588,18 @@ def tonal_changes(pa: dict, pb: dict) -> list[tuple[float, float, float]]:
     return out
 
 
-def _flag_id(f: dict) -> tuple:
-    band = f.get("band_hz")
-    return (f.get("code"), tuple(band) if isinstance(band, list | tuple) else band)
-
-
 def _compare_flags(cmp: Comparison) -> None:
     def of(doc: dict, path: dict) -> list[dict]:
         flags = doc.get("flags") or []
         return [f for f in flags if f.get("path") in (None, path.get("index"), path.get("name"))]
 
     fa, fb = of(cmp.a, cmp.path_a), of(cmp.b, cmp.path_b)
-    ids_a = {_flag_id(f) for f in fa}
-    ids_b = {_flag_id(f) for f in fb}
-    cmp.flags_new = [f for f in fb if _flag_id(f) not in ids_a]
-    cmp.flags_gone = [f for f in fa if _flag_id(f) not in ids_b]
-    by_id = {_flag_id(f): f for f in fa}
-    cmp.flags_both = [(by_id[_flag_id(f)], f) for f in fb if _flag_id(f) in ids_a]
+    ids_a = {problem_key(f) for f in fa}
+    ids_b = {problem_key(f) for f in fb}
+    cmp.flags_new = [f for f in fb if problem_key(f) not in ids_a]
+    cmp.flags_gone = [f for f in fa if problem_key(f) not in ids_b]
+    by_id = {problem_key(f): f for f in fa}
+    cmp.flags_both = [(by_id[problem_key(f)], f) for f in fb if problem_key(f) in ids_a]
 
 
 def _num_text(value: Any) -> str:
@@ -682,20 +678,10 @@ def _sentences(cmp: Comparison) -> list[str]:
         if d is not None and abs(d) >= thresholds[key]:
             out.append(f"{name} {abs(d):.1f} {unit} {up if d > 0 else down}")
     for lo, hi, db in cmp.tonal:
-        out.append(f"{db:+.1f} dB at {_band(lo, hi)}")
+        out.append(f"{db:+.1f} dB at {band_text(lo, hi)}")
     for f in cmp.flags_new:
         out.append(f"new flag {f.get('code')}")
     for f in cmp.flags_gone:
         out.append(f"{f.get('code')} cleared")
     out += cmp.chain_changes
     return out
-
-
-def _band(lo: float, hi: float) -> str:
-    def k(hz: float) -> str:
-        return f"{hz / 1000:g}" if hz >= 1000 else f"{round(hz):g}"
-
-    unit = "kHz" if lo >= 1000 else "Hz" if hi < 1000 else ""
-    if unit:
-        return f"{k(lo)}-{k(hi)} {unit}"
-    return f"{round(lo):g} Hz-{hi / 1000:g} kHz"

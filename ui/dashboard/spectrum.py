@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from earmark.meters.flags import band_text
+
 from ..stateframe import Frame, PathFrame
 from .frames import ab, ab_indices
 from .style import PROBLEM_COL, TEXT_DIM, axis, fmt, plot, rgba
@@ -179,14 +181,3 @@ class SpectrumPanel:
             for k in range(shown, 2):
                 dpg.configure_item(f"em_harsh_{side}_{k}", show=False)
                 dpg.configure_item(f"em_harsh_label_{side}_{k}", show=False)
-
-
-def band_text(lo: float, hi: float) -> str:
-    """A band's edges with their units: ``2-5 kHz``, ``500 Hz-2 kHz``, ``200 Hz-500 Hz``."""
-
-    def k(v: float) -> str:
-        return f"{v / 1000:g} kHz" if v >= 1000 else f"{v:g} Hz"
-
-    # (Before the dashboard's split this dropped the unit of a kHz edge after a Hz one:
-    # "500 Hz-2", issue 18.)
-    return f"{lo / 1000:g}-{k(hi)}" if lo >= 1000 else f"{k(lo)}-{k(hi)}"

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from earmark.meters.flags import band_text, problem_key
-from earmark.store import dumps
+from earmark.store.schema import dumps
 
 __all__ = [
     "FORMAT",

@@ -511,3 +511,27 @@ def test_cli_offline_demo_compares_the_mix_and_its_aggressive_master():
     )
     assert f"The master is {abs(change):.1f} LU louder" in paragraph
     assert "Traceback" not in proc.stderr
+
+
+def test_analyze_keeps_the_whole_programmes_history_so_reports_meter_once(tmp_path):
+    # 11 minutes, longer than a MeterBank's default 10 min ring: the history analyze
+    # keeps starts at the first row and ends at the last, and the report plots that
+    # very history instead of metering the file again (issue 18).
+    from earmark.offline.report import history_of
+
+    fs = 8000
+    t = np.arange(660 * fs) / fs
+    tone = 0.1 * np.sin(2 * np.pi * 997.0 * t)
+    tone[: 300 * fs] *= 0.5  # a quieter first half: the curve must show both levels
+    path = tmp_path / "long.wav"
+    sf.write(path, tone.astype(np.float32), fs, subtype="FLOAT")
+    a = earmark.analyze(str(path))
+    h = a.history
+    assert h is not None and history_of(a) is h
+    assert len(h.t_s) == pytest.approx(6600, abs=2)
+    assert h.t_s[0] == pytest.approx(0.1, abs=0.01)
+    assert h.t_s[-1] == pytest.approx(660.0, abs=0.1)
+    # short-term loudness 6.02 dB apart in the two halves, read off the kept rows
+    quiet = np.nanmedian(h.short_term_lufs[(h.t_s > 10) & (h.t_s < 290)])
+    loud = np.nanmedian(h.short_term_lufs[(h.t_s > 310) & (h.t_s < 650)])
+    assert loud - quiet == pytest.approx(20 * math.log10(2), abs=0.05)

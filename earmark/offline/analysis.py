@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
-from earmark.meters import MeterBank, Readings
+from earmark.meters import History, MeterBank, Readings
 from earmark.meters.detectors import Detector
 from earmark.meters.profile import Profile
 
@@ -27,6 +27,12 @@ __all__ = ["Analysis", "analyze"]
 
 # BS.1770 momentary block: nothing shorter has a loudness.
 _MIN_LOUDNESS_S = 0.4
+# The history is kept for the whole programme: its length plus a margin (the last
+# partial row); a file that does not say its length (MP3 without a length header)
+# keeps its last hour. At 10 Hz a row of every reading and a 1/3-octave spectrum is
+# about 400 bytes: 1.5 MB an hour.
+HISTORY_MARGIN_S = 10.0
+UNKNOWN_LENGTH_HISTORY_S = 3600.0
 
 # Keys of the JSON contract (DESIGN.md, Command line), in their order.
 CONTRACT_KEYS: tuple[str, ...] = (
@@ -98,6 +104,9 @@ class Analysis:
     warnings: tuple[str, ...] = ()  # readable, but worth knowing (one line each)
     profile: str | None = None  # name of the profile the flags were judged against
     readings: Readings | None = field(default=None, repr=False, compare=False)
+    # The whole programme's 10 Hz rows (loudness, PSR, spectra ...), kept so that a
+    # report or a diff plots and judges them without metering the file again.
+    history: History | None = field(default=None, repr=False, compare=False)
 
     @property
     def problems(self) -> tuple[Mapping[str, Any], ...]:
@@ -198,10 +207,18 @@ def _analyze_file(path: str, sample_rate: int | None, profile: Profile) -> Analy
             f"{path}: the file is {info.sample_rate} Hz, not {sample_rate} Hz"
             " (earmark does not resample; leave sample_rate=None for files)"
         )
-    bank = MeterBank(info.channels, info.sample_rate)
+    seconds = info.duration_s if info.duration_s is not None else UNKNOWN_LENGTH_HISTORY_S
+    bank = MeterBank(info.channels, info.sample_rate, history_s=seconds + HISTORY_MARGIN_S)
     flags = _metered(bank, iter_blocks(path, DEFAULT_BLOCK_FRAMES, dtype="float32"), profile)
     return _result(
-        bank.readings(), path, info.format, info.subtype, info.warnings, flags, profile.name
+        bank.readings(),
+        path,
+        info.format,
+        info.subtype,
+        info.warnings,
+        flags,
+        profile.name,
+        bank.history(),
     )
 
 
@@ -226,9 +243,20 @@ def _analyze_array(source: Any, sample_rate: int | None, profile: Profile) -> An
         )
     if not (np.issubdtype(audio.dtype, np.floating) or np.issubdtype(audio.dtype, np.integer)):
         raise TypeError(f"audio samples must be float or integer PCM, got dtype {audio.dtype}")
-    bank = MeterBank(int(audio.shape[1]), int(sample_rate))
+    seconds = audio.shape[0] / int(sample_rate)
+    bank = MeterBank(int(audio.shape[1]), int(sample_rate), history_s=seconds + HISTORY_MARGIN_S)
     flags = _metered(bank, _array_blocks(audio), profile)
-    return _result(bank.readings(), None, None, None, (), flags, profile.name)
+    return _result(bank.readings(), None, None, None, (), flags, profile.name, bank.history())
+
+
+def meter_history(audio: np.ndarray, sample_rate: int) -> History:
+    """The 10 Hz history of an array (frames, channels), metered in the blocks ``analyze``
+    uses, without the detectors (``diff`` meters BEFORE shifted onto AFTER's timeline)."""
+    seconds = audio.shape[0] / sample_rate
+    bank = MeterBank(audio.shape[1], sample_rate, history_s=seconds + HISTORY_MARGIN_S)
+    for block in _array_blocks(audio):
+        bank.process(block)
+    return bank.history()
 
 
 def _array_blocks(audio: np.ndarray) -> Iterator[np.ndarray]:
@@ -257,6 +285,7 @@ def _result(
     file_warnings: tuple[str, ...],
     flags: tuple[Mapping[str, Any], ...] = (),
     profile: str | None = None,
+    history: History | None = None,
 ) -> Analysis:
     return Analysis(
         file=file,
@@ -291,6 +320,7 @@ def _result(
         warnings=(*file_warnings, *_warnings(r)),
         profile=profile,
         readings=r,
+        history=history,
     )
 
 

@@ -487,19 +487,8 @@ def analysis_report(
 
 
 def history_of(analysis: Analysis) -> History | None:
-    """The 10 Hz history of an analysed file (metered again; None for an array)."""
-    existing = getattr(analysis, "history", None)
-    if existing is not None:
-        return existing
-    if not analysis.file:
-        return None
-    from earmark.engine.files import iter_blocks
-    from earmark.meters import MeterBank
-
-    bank = MeterBank(analysis.channels, analysis.sample_rate, history_s=analysis.duration_s + 10)
-    for block in iter_blocks(analysis.file):
-        bank.process(block)
-    return bank.history()
+    """The 10 Hz history ``analyze`` kept (None for an Analysis made without one)."""
+    return analysis.history
 
 
 def _analysis_section(

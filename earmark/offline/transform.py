@@ -22,10 +22,10 @@ import numpy as np
 
 from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
 from earmark.errors import EarmarkError
-from earmark.meters import History, MeterBank
+from earmark.meters import History
 from earmark.meters.diff import Alignment, DiffResult, EqMove, align, compare
 from earmark.meters.flags import hz_text, problem_key
-from earmark.offline.analysis import Analysis, analyze
+from earmark.offline.analysis import Analysis, analyze, meter_history
 from earmark.store.snapshots import flag_dict
 
 __all__ = ["CONTRACT_KEYS", "DoubtfulAlignmentError", "Transformation", "diff"]
@@ -330,9 +330,11 @@ def diff(
     shifted = _shift(vb.audio, lag_b, int(round(va.audio.shape[0] * vb.rate / va.rate)))
     if result.alignment.polarity < 0:
         shifted = -shifted
-    hist_b_native = _history(vb.audio, vb.rate)
-    hist_b = _history(shifted, vb.rate)
-    hist_a = _history(va.audio, va.rate)
+    # Each version's own history is the one analyze() kept; only BEFORE moved onto
+    # AFTER's timeline is metered again.
+    hist_b_native = vb.analysis.history
+    hist_b = meter_history(shifted, vb.rate)
+    hist_a = va.analysis.history
     flags_b, flags_a = _flags(vb, va, hist_b_native, hist_b, hist_a, prof)
     flags_a = tuple(_with_eq_move(f, result.moves) for f in flags_a)
     return Transformation(
@@ -428,14 +430,6 @@ def _shift(audio: np.ndarray, lag: int, length: int) -> np.ndarray:
     if n > 0:
         out[dst0 : dst0 + n] = audio[src0 : src0 + n]
     return out
-
-
-def _history(audio: np.ndarray, rate: int) -> History:
-    seconds = audio.shape[0] / rate
-    bank = MeterBank(audio.shape[1], rate, history_s=seconds + 10.0)
-    for start in range(0, audio.shape[0], DEFAULT_BLOCK_FRAMES):
-        bank.process(audio[start : start + DEFAULT_BLOCK_FRAMES])
-    return bank.history()
 
 
 # -- profiles and flags --------------------------------------------------------------------

@@ -160,7 +160,7 @@ def _profile(args: argparse.Namespace, parser: argparse.ArgumentParser):
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.engine.isolated import IsolationError
     from earmark.live import audio as live
-    from earmark.live.build import SessionPlan, build_session
+    from earmark.live.build import build_session
 
     profile = _profile(args, parser)
     controllers = load_surfaces(args.controller, _say)
@@ -169,17 +169,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     setup = _audio_setup(live, output=_device(args.output), sample_rate=args.samplerate)
     if setup is None:
         return EXIT_UNAVAILABLE
-    plan = SessionPlan(
-        "demo",
-        setup,
-        chain=args.chain,
-        blocksize=args.blocksize,
-        isolate=args.isolate,
-        clip_seconds=args.clip_seconds,
-        name=args.session,
-        profile=profile,
-        controllers=tuple(controllers),
-    )
+    plan = _plan("demo", args, setup, profile, controllers)
     try:
         session = build_session(plan, _say)
     except (ValueError, OSError, IsolationError) as exc:
@@ -192,7 +182,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.engine.files import AudioFileError
     from earmark.engine.isolated import IsolationError
     from earmark.live import audio as live
-    from earmark.live.build import SessionPlan, build_session
+    from earmark.live.build import build_session
 
     profile = _profile(args, parser)
     try:
@@ -218,18 +208,14 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     if setup is None:
         return EXIT_UNAVAILABLE
-    plan = SessionPlan(
+    plan = _plan(
         "run",
+        args,
         setup,
-        chain=args.chain,
+        profile,
+        controllers,
         references=tuple(args.reference or ()),
         channels=tuple(channels),
-        blocksize=args.blocksize,
-        isolate=args.isolate,
-        clip_seconds=args.clip_seconds,
-        name=args.session,
-        profile=profile,
-        controllers=tuple(controllers),
     )
     try:
         session = build_session(plan, _say)
@@ -240,6 +226,25 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
     return _stream(session, args, "earmark run")
+
+
+def _plan(kind: str, args: argparse.Namespace, setup, profile, controllers, **more):
+    """The session ``earmark demo`` / ``run`` asked for (options common to both, and
+    ``more``: run's references and input channels)."""
+    from earmark.live.build import SessionPlan
+
+    return SessionPlan(
+        kind,  # type: ignore[arg-type]
+        setup,
+        chain=args.chain,
+        blocksize=args.blocksize,
+        isolate=args.isolate,
+        clip_seconds=args.clip_seconds,
+        name=args.session,
+        profile=profile,
+        controllers=tuple(controllers),
+        **more,
+    )
 
 
 def _audio_setup(live, **kw):

@@ -421,7 +421,7 @@ def test_a_label_or_note_longer_than_the_limit_is_refused_in_one_line(home, caps
 def test_exports_draw_a_and_b_in_the_dashboards_colours(home, tmp_path, capsys):
     from PIL import Image
 
-    from earmark.offline import report
+    from earmark.offline import plots as report
     from earmark.ui.dashboard import style as dashboard
 
     assert (dashboard.A_COL, dashboard.B_COL) == (report.A_RGB, report.B_RGB)

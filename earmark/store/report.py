@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from earmark.offline import report
+from earmark.offline import plots, report
 from earmark.offline.measures import fmt_value
 from earmark.termtext import printable_data
 from earmark.ui.flags_text import occurrence_list
@@ -26,10 +26,10 @@ _STYLE = {"A": "-", "B": "--", None: ":"}
 
 
 def path_colors(paths: list[dict]) -> list[str]:
-    """Each path's colour: A and B as on the dashboard (:data:`earmark.offline.report.A_COLOR`,
+    """Each path's colour: A and B as on the dashboard (:data:`earmark.offline.plots.A_COLOR`,
     ``B_COLOR``), the other paths the report's extra colours in order."""
-    extra = iter(report.EXTRA_COLORS * (1 + len(paths) // len(report.EXTRA_COLORS)))
-    by_role = {"A": report.A_COLOR, "B": report.B_COLOR}
+    extra = iter(plots.EXTRA_COLORS * (1 + len(paths) // len(plots.EXTRA_COLORS)))
+    by_role = {"A": plots.A_COLOR, "B": plots.B_COLOR}
     return [by_role.get(p.get("role")) or next(extra) for p in paths]
 
 
@@ -65,7 +65,7 @@ def figure(doc: dict) -> Any:
     """A matplotlib Figure: loudness (flags shaded) and PSR over the history window, and
     the long-term spectrum, for every path."""
     doc = printable_data(doc)  # stored names may hold control characters: drawn escaped
-    fig = report.new_figure(10.0, 9.0)
+    fig = plots.new_figure(10.0, 9.0)
     loud, psr, spec = fig.subplots(3, 1, height_ratios=(2.2, 1.3, 2.0))
     paths = _paths(doc)
     for p, color in zip(paths, path_colors(paths), strict=True):
@@ -73,11 +73,11 @@ def figure(doc: dict) -> Any:
         h = _history(p)
         if h is not None:
             flags = [f for f in doc.get("flags") or [] if f.get("path") in (None, p["index"])]
-            report.plot_loudness_history(loud, h, flags, label=label, color=color)
-            report.plot_psr(psr, h, label=label, color=color)
+            plots.plot_loudness_history(loud, h, flags, label=label, color=color)
+            plots.plot_psr(psr, h, label=label, color=color)
         r = p.get("readings") or {}
         if r.get("band_hz"):
-            report.plot_spectrum(
+            plots.plot_spectrum(
                 spec,
                 r["band_hz"],
                 r.get("spectrum_long_db") or [],
@@ -94,7 +94,7 @@ def figure(doc: dict) -> Any:
 
 def png(doc: dict, dpi: int = 110) -> bytes:
     """The plots as PNG bytes."""
-    return report.figure_png(figure(doc), dpi=dpi)
+    return plots.figure_png(figure(doc), dpi=dpi)
 
 
 _ROWS = (

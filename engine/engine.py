@@ -1,5 +1,8 @@
 """The live engine: sources -> chains -> latency alignment -> meters -> A/B mix -> monitor.
 
+One concept: the Engine object the callbacks run (paths, the command queue, state and
+status); its per-sample work is engine/block.py's and its plan engine/plan.py's.
+
 Every path (the dry signal, each chain, each reference master) is processed and
 metered on every block, so A and B readings sit side by side while only one is
 audible. Offline and with the null sink the callback body meters each block

@@ -1,5 +1,9 @@
 """Finding, validating and caching third-party plugins (VST3; AU on macOS).
 
+One concept: a plugin is known only after a child process has seen it work; the
+scan, the probe the child runs and the cache of their results belong together, and
+the module stays out of engine/chains/ so a probe child does not load numba.
+
 Third-party plugins crash, hang and misbehave, and a plugin that takes the
 process down with it must not take a mastering session along. So earmark never
 trusts a bundle it has not first seen work in a child process (DESIGN.md,

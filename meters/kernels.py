@@ -1,5 +1,9 @@
 """numba kernels of the MeterBank: one streaming pass, plain arrays in and out.
 
+One concept: the MeterBank's single pass. The kernels call one another inside one
+compiled ``process_block`` (numba inlines and caches them together), so they live in
+one module.
+
 Everything here is ``@njit(cache=True, nogil=True)`` and works on arrays that
 :class:`earmark.meters.bank.MeterBank` allocated once; nothing allocates, locks
 or calls back into Python, so ``process_block`` can run in an audio callback.

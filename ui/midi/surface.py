@@ -1,5 +1,8 @@
 """The MIDI controller surface: A/B, bypass, parameters, snapshots and markers from hardware.
 
+One concept: the surface as a session service, input (moves queued) and output
+(LEDs following the state) together, because each LED mirrors what a control did.
+
 The controller is earmark's second user interface. :class:`ControllerSurface`
 is a session service (``earmark.live.session.LiveSession.add_service``):
 

@@ -5,7 +5,9 @@ the profile then holds what those masters do, with a margin, so that every one o
 them passes its own profile and a master that departs from them is flagged:
 
 - loudness: the middle of the references' integrated loudness, with a tolerance
-  covering all of them (at least 1 LU);
+  covering all of them (at least 1 LU), judged as normalised playback hears it: louder
+  than the range is a warning, quieter only when the true peak leaves too little
+  headroom to raise it into the range;
 - true peak: the references' highest true peak, but never a ceiling below -1 dBTP;
 - dynamics: PSR (the 5th percentile of the judged 3 s windows), LRA, PLR and DR,
   each the lowest any reference has, less a margin;
@@ -13,7 +15,8 @@ them passes its own profile and a master that departs from them is flagged:
 - tonal: the mean long-term 1/3-octave level (relative to the K-weighted total) over
   the references, with the spread of their 3 s spectra; harshness thresholds never
   tighter than docs/reference.md's inference (3 dB in 2-5 kHz, 5 dB in 5-10 kHz) and
-  wide enough for the brightest 3 s of every reference.
+  wide enough for the brightest 3 s of every reference;
+- resonance: not judged (references cannot tell a held note from a resonance).
 """
 
 from __future__ import annotations
@@ -153,6 +156,8 @@ def learn_profile_text(name: str, refs: Sequence[Measured], description: str = "
             f"tolerance_lu = {tol:.1f}         # covers every reference, at least 1 LU",
             'severity = "warning"',
             f"platform = \"'{_toml_str(name)}' reference\"",
+            "normalised_playback = true  # the references' taste, not a delivery spec: quieter"
+            " counts only when its true peak stops a platform raising it into the range",
             "",
         ]
     peaks = [m.true_peak_dbtp for m in refs if m.true_peak_dbtp is not None]
@@ -217,13 +222,9 @@ def learn_profile_text(name: str, refs: Sequence[Measured], description: str = "
     lines += _tonal_lines(refs)
     lines += [
         "",
-        "[resonance]                # as shipped (inference): the references set no expectation",
-        "prominence_db = 6.0",
-        "narrow_db = 3.0",
-        "sustain_s = 10.0",
-        "persistence = 0.8",
-        "min_hz = 100.0",
-        "max_hz = 10000.0",
+        "# [resonance] is not learned: a narrow peak that persists in a trusted master (a",
+        "# pedal point, a held drone, a hall's mode) is part of the music, and references",
+        "# cannot say which. Add the section to judge it (docs/reference.md, resonance).",
         "",
     ]
     return "\n".join(lines)

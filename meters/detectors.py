@@ -1603,6 +1603,9 @@ class Detector:
         lt = self.profile.loudness
         if lt is None or self._integrated is None or played < lt.min_programme_s:
             return
+        if lt.normalised_playback:
+            self._loudness_range(t, played, lt)
+            return
         i = self._integrated
         off = i - lt.target_lufs
         cond = abs(off) > lt.tolerance_lu
@@ -1632,6 +1635,50 @@ class Detector:
         rec.message = (
             f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {abs(off):.1f} LU {way} "
             f"the {where} target of {lt.target_lufs:g} LUFS (±{lt.tolerance_lu:g} LU): {tail}"
+        )
+
+    def _loudness_range(self, t: float, played: float, lt: Any) -> None:
+        """A learned loudness range, judged as loudness-normalised playback hears it.
+
+        The range is the references' taste, not a delivery specification. A master
+        louder than its top is louder than every reference: normalisation turns it
+        down, so what it kept is only the limiting none of them needed. A quieter one
+        loses nothing while a platform can raise it into the range; what stops that is
+        the true peak, so it is judged by the loudness it reaches with its peaks at the
+        ceiling (integrated + ceiling - true peak, which a gain change does not move).
+        """
+        i = self._integrated
+        assert i is not None
+        low, high = lt.target_lufs - lt.tolerance_lu, lt.target_lufs + lt.tolerance_lu
+        ceiling = self.profile.true_peak.ceiling_dbtp if self.profile.true_peak else -1.0
+        headroom = max(0.0, ceiling - self._max_tp) if math.isfinite(self._max_tp) else 0.0
+        reach = i + headroom
+        hysteresis = min(_HYSTERESIS, 0.5 * lt.tolerance_lu)
+        louder, quieter = i - high, low - reach
+        cond = louder > 0.0 or quieter > 0.0
+        recover = max(louder, quieter) <= -hysteresis or (self._final and not cond)
+        rec = self._programme_flag("loudness_target", cond, recover, t)
+        if rec is None:
+            return
+        rec.unit = "LUFS"
+        rec.value = i
+        rec.threshold = high if louder > 0.0 else low
+        rec.severity = lt.severity
+        where = lt.platform or self.profile.name
+        span = f"the {where} range of {low:.1f} to {high:.1f} LUFS"
+        if louder > 0.0:
+            rec.message = (
+                f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {louder:.1f} LU above "
+                f"{span}: louder than every reference; normalisation will turn it down, so the "
+                "extra loudness only bought limiting none of them needed"
+            )
+            return
+        rec.message = (
+            f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {low - i:.1f} LU below "
+            f"{span}, and its true peak of {self._max_tp:.1f} dBTP leaves "
+            f"{headroom:.1f} dB below the {ceiling:g} dBTP ceiling: turned up that far it "
+            f"reaches {reach:.1f} LUFS, still {quieter:.1f} LU under the range, "
+            "so it will play quieter than them in loudness-normalised playback"
         )
 
     def _collapsed(self, t: float, played: float) -> None:

@@ -275,6 +275,9 @@ def test_profile_build_learns_values_that_reproduce_the_references(tmp_path):
     assert "learned by `earmark profile build`" in text and "trusted-0.wav" in text
 
     profile = load_profile("house")
+    # The loudness range is the references' taste, judged as normalised playback hears it,
+    # and a resonance is not learned (a held note in a trusted master is music).
+    assert profile.loudness.normalised_playback and profile.resonance is None
     refs = [earmark.analyze(p, profile=profile) for p in paths]
     # Loudness: the middle of the references, with a tolerance covering both.
     loud = [a.integrated_lufs for a in refs]

@@ -287,19 +287,23 @@ def _tonal_lines(refs: Sequence[Measured]) -> list[str]:
         value = base if seen is None else max(base, math.ceil((seen + TONAL_MARGIN_DB) * 10) / 10)
         note = "" if seen is None else f"; the references' brightest 3 s reach {seen:+.1f} dB"
         out.append(f"{key} = {value:.1f}   # at least docs/reference.md's inference ({text}){note}")
-    # Each reference's long-term level relative to its body, so that a verdict can rank
-    # a master among them ("brighter in 2-5 kHz than 9 of your 10 references").
+    # Each reference's median, over its loud 3 s windows, of the level relative to its
+    # body: what the detector ranks a master's median by ("brighter in 2-5 kHz than all
+    # 10 of your references"), computed on the same windows.
     for key, (lo, hi) in (("reference_presence_db", PRESENCE_HZ), ("reference_air_db", AIR_HZ)):
         tilts = []
         for m in refs:
+            if not m.window_rel_db.size:
+                continue
             sel = [m.band_hz.index(f) for f in bands]
-            rel = np.asarray(m.long_rel_db)[sel]
-            tilt = float(band_sum_db(rel, bands, lo, hi) - band_sum_db(rel, bands, *BODY_HZ))
-            if math.isfinite(tilt):
-                tilts.append(tilt)
+            win = m.window_rel_db[:, sel]
+            tilt = band_sum_db(win, bands, lo, hi) - band_sum_db(win, bands, *BODY_HZ)
+            tilt = tilt[np.isfinite(tilt)]
+            if len(tilt):
+                tilts.append(float(np.median(tilt)))
         if len(tilts) == len(refs):
             out.append(f"{key} = [" + ", ".join(f"{v:.1f}" for v in tilts) + "]")
-    # and its long-term DIN 45692 sharpness, to rank a master's ("sharper than 9 of ...").
+    # and its median DIN 45692 sharpness, to rank a master's ("sharper than 9 of ...").
     sharp = [m.sharpness_acum for m in refs]
     if sharp and all(v is not None and math.isfinite(v) for v in sharp):
         out.append("reference_sharpness_acum = [" + ", ".join(f"{v:.2f}" for v in sharp) + "]")

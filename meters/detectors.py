@@ -114,6 +114,10 @@ _HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its fl
 # for what the processing added (inference: inaudible under the rest of the mix).
 _HARSH_AUDIBLE_DB = -40.0
 _SHARP_EVERY_ROWS = 10  # harsh_highs' sharpness evidence: one 3 s spectrum a second
+# A learned profile's programme verdict (inference): a median this far above every
+# reference's (the run-to-run spread of a 3 s median on one master's sections) ...
+_HARSH_RANK_MARGIN_DB = 0.5
+_HARSH_RANK_MIN_S = 10  # ... over at least this many one-a-second windows
 _RESONANCE_AUDIBLE_DB = 40.0  # bands further below the row's loudest are not judged
 _RESONANCE_NEAR = (2, 3, 4)  # neighbourhood: 2/3 to 4/3 octave either side
 # Across notes (inference): over the sustain window the neighbourhood's level must move
@@ -595,6 +599,9 @@ class Detector:
         # The gated rows' sharpness (acum) over the same window, for the single-file test.
         self._harsh_sharp: deque[tuple[int, float]] = deque()
         self._harsh_need = need
+        # Learned profiles: the gated 3 s windows' 2-5 / 5-10 kHz minus body (dB) and
+        # sharpness (acum), one a second over the programme, ranked among the references.
+        self._harsh_programme: dict[str, list[float]] = {"presence": [], "air": [], "sharp": []}
         self._res_state: dict[int, _ResonanceBand] = {}
 
     def _new(self, code: str, start_s: float, unit: str | None) -> OccurrenceRecord:
@@ -896,6 +903,11 @@ class Detector:
             self._harsh_added(row, before, ha)
         if self._targets:
             self._harsh_target(row, ha)
+        if ha.reference_presence_db and row["gated"] and r % _SHARP_EVERY_ROWS == 0:
+            values = self._harsh_programme
+            for band in ("presence", "air"):
+                values[band].append(float(row[band] - row["body"]))
+            values["sharp"].append(float(row.get("sharp", math.nan)))
 
     def _harsh_added(self, row: dict[str, Any], before: dict[str, Any] | None, ha: Any) -> None:
         """With a BEFORE version: what the processing added to 2-5 / 5-10 kHz against the body.
@@ -1054,6 +1066,69 @@ class Detector:
                 f"the profile allows {limit:g} dB"
             )
 
+    def _harsh_references(self, t: float) -> None:
+        """A learned profile: the programme's highs against each reference's, ranked.
+
+        The references' brightest 3 s set the per-window thresholds (every reference
+        passes its own profile), which leaves them wide: the 2-5 kHz level of finished
+        masters spans about 14 dB while a harsh EQ adds a few. This verdict is the
+        programme's: its median 3 s 2-5 kHz (or 5-10 kHz) level relative to the body
+        above every reference's median by ``_HARSH_RANK_MARGIN_DB``, corroborated by a
+        median sharpness (DIN 45692) above every reference's. A master brighter than
+        some of the references is a taste; brighter and sharper than all of them is
+        what none of the masters the engineer trusts does (inference). Provisional
+        while the programme plays, like the other programme measures.
+        """
+        ha = self.profile.harshness
+        if ha is None or not ha.reference_presence_db or not ha.reference_sharpness_acum:
+            return
+        values = self._harsh_programme
+        sharp = [v for v in values["sharp"] if math.isfinite(v)]
+        cond, excess, band, level = False, -math.inf, "presence", math.nan
+        if len(sharp) * 2 >= max(1, len(values["sharp"])) and len(sharp) >= _HARSH_RANK_MIN_S:
+            sharp_med = float(np.median(sharp))
+            sharper = sharp_med > max(ha.reference_sharpness_acum)
+            for name, refs in (
+                ("presence", ha.reference_presence_db),
+                ("air", ha.reference_air_db),
+            ):
+                vals = [v for v in values[name] if math.isfinite(v)]
+                if not refs or len(vals) < _HARSH_RANK_MIN_S:
+                    continue
+                med = float(np.median(vals))
+                over = med - max(refs) - _HARSH_RANK_MARGIN_DB
+                if over > excess:
+                    excess, band, level = over, name, med
+            cond = sharper and excess > 0.0
+        # One fact, one flag: a BEFORE's evidence or a sustained excess already said it.
+        others = [
+            r
+            for r in self._records
+            if r.code == "harsh_highs" and r is not self._programme_records.get("harsh_highs")
+        ]
+        cond = cond and not others
+        rec = self._programme_flag("harsh_highs", cond, not cond, t)
+        if rec is None:
+            return
+        refs = ha.reference_presence_db if band == "presence" else ha.reference_air_db
+        lo_hi = PRESENCE_HZ if band == "presence" else AIR_HZ
+        rec.unit = "dB"
+        rec.band_hz = lo_hi
+        rec.value = level
+        rec.threshold = max(refs) + _HARSH_RANK_MARGIN_DB
+        rec.severity = "warning"
+        n = len(refs)
+        sharp_refs = ha.reference_sharpness_acum
+        rec.message = (
+            f"{band_text(*lo_hi)} sat a median {level:.1f} dB relative to the body "
+            f"(250 Hz-1.6 kHz), loudness-normalised, over {rec.end_s - rec.start_s:.0f} s: "
+            f"brighter than all {n} of your references (up to {max(refs):.1f} dB), and its "
+            f"sharpness {float(np.median(sharp)):.2f} acum (DIN 45692) is above all "
+            f"{len(sharp_refs)} (up to {max(sharp_refs):.2f}): harsher highs than any master "
+            f"the {self.profile.title} was learned from; it flags a master brighter by "
+            f"{_HARSH_RANK_MARGIN_DB:g} dB and sharper than every reference"
+        )
+
     def _expected_sharp(self) -> float:
         """The sharpness (acum) the profile expects: its learned references' median, else
         the one its tonal target implies; NaN when it has neither."""
@@ -1210,6 +1285,7 @@ class Detector:
         played = t - self._first_t
         self._loudness_target(t, played)
         self._collapsed(t, played)
+        self._harsh_references(t)
 
     def _programme_flag(
         self, code: str, cond: bool, recover: bool, t: float
@@ -1229,6 +1305,9 @@ class Detector:
     def _loudness_target(self, t: float, played: float) -> None:
         lt = self.profile.loudness
         if lt is None or self._integrated is None or played < lt.min_programme_s:
+            return
+        if lt.normalised_playback:
+            self._loudness_range(t, played, lt)
             return
         i = self._integrated
         off = i - lt.target_lufs
@@ -1259,6 +1338,50 @@ class Detector:
         rec.message = (
             f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {abs(off):.1f} LU {way} "
             f"the {where} target of {lt.target_lufs:g} LUFS (±{lt.tolerance_lu:g} LU): {tail}"
+        )
+
+    def _loudness_range(self, t: float, played: float, lt: Any) -> None:
+        """A learned loudness range, judged as loudness-normalised playback hears it.
+
+        The range is the references' taste, not a delivery specification. A master
+        louder than its top is louder than every reference: normalisation turns it
+        down, so what it kept is only the limiting none of them needed. A quieter one
+        loses nothing while a platform can raise it into the range; what stops that is
+        the true peak, so it is judged by the loudness it reaches with its peaks at the
+        ceiling (integrated + ceiling - true peak, which a gain change does not move).
+        """
+        i = self._integrated
+        assert i is not None
+        low, high = lt.target_lufs - lt.tolerance_lu, lt.target_lufs + lt.tolerance_lu
+        ceiling = self.profile.true_peak.ceiling_dbtp if self.profile.true_peak else -1.0
+        headroom = max(0.0, ceiling - self._max_tp) if math.isfinite(self._max_tp) else 0.0
+        reach = i + headroom
+        hysteresis = min(_HYSTERESIS, 0.5 * lt.tolerance_lu)
+        louder, quieter = i - high, low - reach
+        cond = louder > 0.0 or quieter > 0.0
+        recover = max(louder, quieter) <= -hysteresis or (self._final and not cond)
+        rec = self._programme_flag("loudness_target", cond, recover, t)
+        if rec is None:
+            return
+        rec.unit = "LUFS"
+        rec.value = i
+        rec.threshold = high if louder > 0.0 else low
+        rec.severity = lt.severity
+        where = lt.platform or self.profile.name
+        span = f"the {where} range of {low:.1f} to {high:.1f} LUFS"
+        if louder > 0.0:
+            rec.message = (
+                f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {louder:.1f} LU above "
+                f"{span}: louder than every reference; normalisation will turn it down, so the "
+                "extra loudness only bought limiting none of them needed"
+            )
+            return
+        rec.message = (
+            f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {low - i:.1f} LU below "
+            f"{span}, and its true peak of {self._max_tp:.1f} dBTP leaves "
+            f"{headroom:.1f} dB below the {ceiling:g} dBTP ceiling: turned up that far it "
+            f"reaches {reach:.1f} LUFS, still {quieter:.1f} LU under the range, "
+            "so it will play quieter than them in loudness-normalised playback"
         )
 
     def _collapsed(self, t: float, played: float) -> None:

@@ -15,6 +15,7 @@ that one check off (useful with ``extends``)::
     tolerance_lu = 1.0
     severity = "warning"           # or "problem" (a binding spec, e.g. broadcast)
     platform = "Spotify"           # named in messages
+    normalised_playback = false    # true (learned): quieter counts only without headroom
 
     [true_peak]                    # true_peak_over
     ceiling_dbtp = -1.0
@@ -117,6 +118,10 @@ class LoudnessTarget:
     severity: str = "warning"
     platform: str | None = None
     min_programme_s: float = 10.0
+    # A learned range (``profile build``): the references' taste, judged as loudness-
+    # normalised playback hears it. Quieter than the range only counts when the true
+    # peak leaves too little headroom for a platform to raise it into the range.
+    normalised_playback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +289,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
         "severity": ("severity", None, None),
         "platform": ("str", None, None),
         "min_programme_s": (_NUM, 1.0, 3600.0),
+        "normalised_playback": ("bool", None, None),
     },
     "true_peak": {"ceiling_dbtp": (_NUM, -30.0, 6.0)},
     "dynamics": {
@@ -461,6 +467,7 @@ def build_profile(chain: Sequence[ProfileData], name: str | None = None) -> Prof
             severity=val("loudness", "severity", "warning"),
             platform=platform,
             min_programme_s=val("loudness", "min_programme_s", 10.0),
+            normalised_playback=val("loudness", "normalised_playback", False),
         )
     true_peak = None
     if "true_peak" in merged:

@@ -530,6 +530,59 @@ def test_live_integrated_loudness_and_lra_are_the_meterbanks(tmp_path):
     assert flags["collapsed_dynamics"].value == pytest.approx(r.loudness_range_lu, abs=1e-9)
 
 
+def _learned_range(tmp_path, target_lufs: float, tolerance_lu: float) -> str:
+    path = tmp_path / f"range{target_lufs:g}.toml"
+    path.write_text(
+        'name = "house"\nkind = "learned"\n[loudness]\n'
+        f"target_lufs = {target_lufs}\ntolerance_lu = {tolerance_lu}\n"
+        "normalised_playback = true\n[true_peak]\nceiling_dbtp = -1.0\n"
+    )
+    return str(path)
+
+
+def test_a_learned_loudness_range_passes_a_quieter_master_a_platform_can_raise(tmp_path):
+    x = on_target("pop")
+    quiet = scaled_to(x, -28.0)
+    a = earmark.analyze(np.ascontiguousarray(quiet), sample_rate=FS)
+    reach = -28.0 + (-1.0 - a.true_peak_dbtp)  # its loudness with true peaks at -1 dBTP
+    assert reach > -22.0
+    # 6 LU under a learned range of -22 to -18 LUFS, but normalisation can raise it into
+    # the range: no flag, where a delivery target flags the same master.
+    learned = _learned_range(tmp_path, -20.0, 2.0)
+    assert "loudness_target" not in codes(flags_of(quiet, learned))
+    assert "loudness_target" in codes(flags_of(quiet, "spotify"))
+    # A gain change does not move the verdict: the headroom moves with the loudness.
+    assert "loudness_target" not in codes(flags_of(scaled_to(x, -36.0), learned))
+
+
+def test_a_learned_loudness_range_flags_what_the_true_peak_keeps_under_it(tmp_path):
+    x = on_target("pop")
+    a = earmark.analyze(np.ascontiguousarray(x), sample_rate=FS)
+    reach = a.integrated_lufs + (-1.0 - a.true_peak_dbtp)
+    # A range whose bottom is 2 LU above what this master reaches with peaks at -1 dBTP.
+    low = reach + 2.0
+    (f,) = [
+        f
+        for f in flags_of(scaled_to(x, low - 6.0), _learned_range(tmp_path, low + 1.0, 1.0))
+        if f["code"] == "loudness_target"
+    ]
+    assert f["severity"] == "warning" and f["threshold"] == pytest.approx(low, abs=0.01)
+    assert f"reaches {reach:.1f} LUFS, still 2.0 LU under the range" in f["message"]
+    assert "quieter than them in loudness-normalised playback" in f["message"]
+
+
+def test_a_learned_loudness_range_flags_a_master_louder_than_every_reference(tmp_path):
+    x = on_target("pop")
+    (f,) = [
+        f
+        for f in flags_of(scaled_to(x, -12.0), _learned_range(tmp_path, -17.0, 2.0))
+        if f["code"] == "loudness_target"
+    ]
+    assert f["value"] == pytest.approx(-12.0, abs=0.05) and f["threshold"] == -15.0
+    assert "3.0 LU above the house range of -19.0 to -15.0 LUFS" in f["message"]
+    assert "louder than every reference" in f["message"]
+
+
 # -- live == offline ---------------------------------------------------------------------------
 
 

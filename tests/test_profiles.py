@@ -276,6 +276,9 @@ def test_profile_build_learns_values_that_reproduce_the_references(tmp_path):
     assert "learned by `earmark profile build`" in text and "trusted-0.wav" in text
 
     profile = load_profile("house")
+    # The loudness range is the references' taste, judged as normalised playback hears it,
+    # and a resonance is not learned (a held note in a trusted master is music).
+    assert profile.loudness.normalised_playback and profile.resonance is None
     refs = [earmark.analyze(p, profile=profile) for p in paths]
     # Loudness: the middle of the references, with a tolerance covering both.
     loud = [a.integrated_lufs for a in refs]
@@ -337,6 +340,38 @@ def test_a_learned_profile_stores_each_references_sharpness_and_ranks_a_master_b
     # A flag's sentence ranks the master among the references by sharpness.
     assert det._sharp_text([max(stored) + 0.1]).endswith("sharper than 2 of your 2 references")
     assert det._sharp_text([min(stored) - 0.1]).endswith("sharper than 0 of your 2 references")
+
+
+def test_a_learned_profile_flags_a_master_brighter_and_sharper_than_every_reference(tmp_path):
+    from earmark.profile_learn import learn_profile_text, measure_reference
+
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"trusted-{seed}.wav"
+        sf.write(path, _master(seed), FS, subtype="FLOAT")
+        paths.append(str(path))
+    (tmp_path / "house.toml").write_text(
+        learn_profile_text("house", [measure_reference(p) for p in paths])
+    )
+    profile = load_profile(tmp_path / "house.toml")
+    ha = profile.harshness
+    x = _master(0)
+    # A reference, and a quieter copy of it, are no brighter than the references.
+    for y in (x, x * 10 ** (-6 / 20)):
+        a = earmark.analyze(np.ascontiguousarray(y), sample_rate=FS, profile=profile)
+        assert "harsh_highs" not in {f["code"] for f in a.flags}
+    # A +3 dB shelf from 3 kHz: under the per-window thresholds (the references' brightest
+    # 3 s), but its median 5-10 kHz level and its sharpness are above every reference's.
+    shelf = pedalboard.HighShelfFilter(cutoff_frequency_hz=3000.0, gain_db=3.0, q=0.7)
+    y = shelf(np.ascontiguousarray(x.T, dtype=np.float32), FS).T
+    a = earmark.analyze(np.ascontiguousarray(y), sample_rate=FS, profile=profile)
+    (f,) = [f for f in a.flags if f["code"] == "harsh_highs"]
+    assert f["severity"] == "warning" and f["band_hz"] == [5000.0, 10000.0]
+    assert f["threshold"] == pytest.approx(max(ha.reference_air_db) + 0.5)
+    assert f["value"] > f["threshold"]
+    assert "brighter than all 2 of your references" in f["message"]
+    sharp = re.search(r"its sharpness ([0-9.]+) acum \(DIN 45692\) is above all 2", f["message"])
+    assert sharp and float(sharp.group(1)) > max(ha.reference_sharpness_acum)
 
 
 def test_profile_build_refuses_built_in_names_and_skips_unreadable_files(tmp_path):

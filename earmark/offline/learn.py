@@ -5,7 +5,9 @@ the profile then holds what those masters do, with a margin, so that every one o
 them passes its own profile and a master that departs from them is flagged:
 
 - loudness: the middle of the references' integrated loudness, with a tolerance
-  covering all of them (at least 1 LU);
+  covering all of them (at least 1 LU), judged as normalised playback hears it: louder
+  than the range is a warning, quieter only when the true peak leaves too little
+  headroom to raise it into the range;
 - true peak: the references' highest true peak, but never a ceiling below -1 dBTP;
 - dynamics: PSR (the 5th percentile of the judged 3 s windows), LRA, PLR and DR,
   each the lowest any reference has, less a margin;
@@ -13,7 +15,8 @@ them passes its own profile and a master that departs from them is flagged:
 - tonal: the mean long-term 1/3-octave level (relative to the K-weighted total) over
   the references, with the spread of their 3 s spectra; harshness thresholds never
   tighter than docs/reference.md's inference (3 dB in 2-5 kHz, 5 dB in 5-10 kHz) and
-  wide enough for the brightest 3 s of every reference.
+  wide enough for the brightest 3 s of every reference;
+- resonance: not judged (references cannot tell a held note from a resonance).
 """
 
 from __future__ import annotations
@@ -153,6 +156,8 @@ def learn_profile_text(name: str, refs: Sequence[Measured], description: str = "
             f"tolerance_lu = {tol:.1f}         # covers every reference, at least 1 LU",
             'severity = "warning"',
             f"platform = \"'{_toml_str(name)}' reference\"",
+            "normalised_playback = true  # the references' taste, not a delivery spec: quieter"
+            " counts only when its true peak stops a platform raising it into the range",
             "",
         ]
     peaks = [m.true_peak_dbtp for m in refs if m.true_peak_dbtp is not None]
@@ -217,13 +222,9 @@ def learn_profile_text(name: str, refs: Sequence[Measured], description: str = "
     lines += _tonal_lines(refs)
     lines += [
         "",
-        "[resonance]                # as shipped (inference): the references set no expectation",
-        "prominence_db = 6.0",
-        "narrow_db = 3.0",
-        "sustain_s = 10.0",
-        "persistence = 0.8",
-        "min_hz = 100.0",
-        "max_hz = 10000.0",
+        "# [resonance] is not learned: a narrow peak that persists in a trusted master (a",
+        "# pedal point, a held drone, a hall's mode) is part of the music, and references",
+        "# cannot say which. Add the section to judge it (docs/reference.md, resonance).",
         "",
     ]
     return "\n".join(lines)
@@ -286,19 +287,23 @@ def _tonal_lines(refs: Sequence[Measured]) -> list[str]:
         value = base if seen is None else max(base, math.ceil((seen + TONAL_MARGIN_DB) * 10) / 10)
         note = "" if seen is None else f"; the references' brightest 3 s reach {seen:+.1f} dB"
         out.append(f"{key} = {value:.1f}   # at least docs/reference.md's inference ({text}){note}")
-    # Each reference's long-term level relative to its body, so that a verdict can rank
-    # a master among them ("brighter in 2-5 kHz than 9 of your 10 references").
+    # Each reference's median, over its loud 3 s windows, of the level relative to its
+    # body: what the detector ranks a master's median by ("brighter in 2-5 kHz than all
+    # 10 of your references"), computed on the same windows.
     for key, (lo, hi) in (("reference_presence_db", PRESENCE_HZ), ("reference_air_db", AIR_HZ)):
         tilts = []
         for m in refs:
+            if not m.window_rel_db.size:
+                continue
             sel = [m.band_hz.index(f) for f in bands]
-            rel = np.asarray(m.long_rel_db)[sel]
-            tilt = float(band_sum_db(rel, bands, lo, hi) - band_sum_db(rel, bands, *BODY_HZ))
-            if math.isfinite(tilt):
-                tilts.append(tilt)
+            win = m.window_rel_db[:, sel]
+            tilt = band_sum_db(win, bands, lo, hi) - band_sum_db(win, bands, *BODY_HZ)
+            tilt = tilt[np.isfinite(tilt)]
+            if len(tilt):
+                tilts.append(float(np.median(tilt)))
         if len(tilts) == len(refs):
             out.append(f"{key} = [" + ", ".join(f"{v:.1f}" for v in tilts) + "]")
-    # and its long-term DIN 45692 sharpness, to rank a master's ("sharper than 9 of ...").
+    # and its median DIN 45692 sharpness, to rank a master's ("sharper than 9 of ...").
     sharp = [m.sharpness_acum for m in refs]
     if sharp and all(v is not None and math.isfinite(v) for v in sharp):
         out.append("reference_sharpness_acum = [" + ", ".join(f"{v:.2f}" for v in sharp) + "]")

@@ -75,27 +75,30 @@ from typing import Any
 
 import numpy as np
 
-from .flags import Flag, OccurrenceRecord, band_text, episodes, group_flag, hz_text
+from .flags import Flag, OccurrenceRecord, episodes, group_flag
+from .judge_dynamics import DynamicsRules
+from .judge_tonal import ResonanceBand, TonalRules
 from .kernels import (
-    CLIP_RUN,
     HIST_BINS,
-    INTEGRATED_RELATIVE_LU,
-    LOUDNESS_OFFSET,
     LRA_RELATIVE_LU,
     add_loudness,
-    gated_mean_energy,
-    loudness_range,
 )
 from .onsets import (
-    ONSET_MIN_COUNT,
-    ONSET_WINDOW_ROWS,
     SILENCE_LUFS,
     is_onset,
-    onset_loss,
     power_db,
 )
 from .profile import Profile
 from .readings import History
+from .rules import (
+    EVAL_EVERY_ROWS,
+    RESONANCE_AUDIBLE_DB,
+    RESONANCE_NEAR,
+    ROW_S,
+    SHARP_EVERY_ROWS,
+    SHORT_TERM_ROWS,
+    median3,
+)
 from .sharpness import sharpness_acum
 from .tonal import AIR_HZ, BODY_HZ, PRESENCE_HZ, band_sum_db, k_weighting_gain_db, relative_levels
 from .trackers import Events, Sustained
@@ -106,108 +109,7 @@ __all__ = [
 ]
 
 
-_ROW_S = 0.1
-_SHORT_TERM_ROWS = 30  # 3 s
-_EVAL_EVERY_ROWS = 10  # programme measures (LRA, PLR, DR, integrated) once a second
-_HYSTERESIS = 0.5  # dB / LU a programme measure must recover by to close its flag
-# A high band this far below the programme's loudness (K-weighted total) is not judged
-# for what the processing added (inference: inaudible under the rest of the mix).
-_HARSH_AUDIBLE_DB = -40.0
-_SHARP_EVERY_ROWS = 10  # harsh_highs' sharpness evidence: one 3 s spectrum a second
-# A learned profile's programme verdict (inference): a median this far above every
-# reference's (the run-to-run spread of a 3 s median on one master's sections) ...
-_HARSH_RANK_MARGIN_DB = 0.5
-_HARSH_RANK_MIN_S = 10  # ... over at least this many one-a-second windows
-_RESONANCE_AUDIBLE_DB = 40.0  # bands further below the row's loudest are not judged
-_RESONANCE_NEAR = (2, 3, 4)  # neighbourhood: 2/3 to 4/3 octave either side
-# Across notes (inference): over the sustain window the neighbourhood's level must move
-# (its standard deviation at least 1.5 dB, three times the 3 s spectra's own scatter on
-# steady noise: a loop or a drone is one held sound), and the peak's prominence vary at
-# most half as much as that.
-_RESONANCE_MOVING_DB = 1.5
-_RESONANCE_STEADIER = 0.5
-# Lund (AES 2012): the most popular tracks of 2006-08 averaged a PLR just over 9 dB;
-# Anderton: rock/EDM LRA about 5-6 LU, hip-hop <= 5 LU. Dynamics at or below these
-# are called "typical of a loud pop master" when a dynamic genre's profile rejects them.
-_LOUD_MASTER_PLR_DB = 10.0
-_LOUD_MASTER_LRA_LU = 5.0
-_LOUD_GENRE_PSR_DB = 8.0  # a profile whose PSR floor is at most this is a loud genre
-# The unweighted crest of a stereo programme reads about 3 dB above its PSR (a stereo
-# sine: PSR 0 dB, crest 3 dB), so the crest evidence uses the PSR floor + 3 dB.
-_CREST_OVER_PSR_DB = 3.0
-# EBU Tech 3341 (v3, 2016) asks a meter to show LRA as not yet stable within the
-# first 60 s of a programme: LRA measures the spread between passages, and an excerpt
-# shorter than that is often one passage (docs/reference.md, "Loudness range by
-# genre"). collapsed_dynamics judges LRA only from then on; PLR and DR from the
-# profile's min_programme_s.
-_LRA_STABLE_S = 60.0
-# DR8 is the minimum for the Dynamic Range Day award (docs/reference.md, "Dynamics"):
-# a programme DR below it corroborates a low PSR as over-compression.
-_DR_AWARD_MIN = 8
-
-
-class _ResonanceBand:
-    """The last ``n`` judged rows of one band: was a narrow peak at or next to it, was it
-    the peak itself, and the cluster's strongest candidate (prominence, frequency, t)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.hits: deque[bool] = deque()
-        self.own: deque[bool] = deque()
-        self.best: deque[tuple[float, float, float] | None] = deque()
-        self.hit_count = 0
-        self.own_count = 0
-        self.record: OccurrenceRecord | None = None
-        self.values: list[tuple[float, float, float]] = []
-        self.flag_rows = 0  # judged rows since the window that opened the flag began
-        self.flag_hits = 0
-        self.open_share = 0.0  # share of the opening window's spectra with the peak
-        # The band's prominence and its neighbourhood's level, per judged row: a
-        # resonance stays while the music around it changes.
-        self.prom: deque[float] = deque(maxlen=n)
-        self.side: deque[float] = deque(maxlen=n)
-
-    @property
-    def full(self) -> bool:
-        return len(self.hits) == self.n
-
-    def across_notes(self) -> bool:
-        """Does the peak keep its height while the spectrum around it changes?
-
-        An EQ boost or a room mode lifts whatever passes through it, so its
-        prominence varies less than the music around it does. A note (a bass line's
-        tonic, a held chord over a moving part) comes and goes with the playing: its
-        prominence varies as much as the neighbourhood or more (inference).
-        """
-        pairs = [(p, q) for p, q in zip(self.prom, self.side, strict=True)]
-        pairs = [(p, q) for p, q in pairs if math.isfinite(p) and math.isfinite(q)]
-        if len(pairs) < 0.5 * self.n:
-            return False
-        sd_prom = float(np.std([p for p, _ in pairs]))
-        sd_side = float(np.std([q for _, q in pairs]))
-        return sd_side >= _RESONANCE_MOVING_DB and sd_prom <= _RESONANCE_STEADIER * sd_side
-
-    def push(
-        self,
-        best: tuple[float, float, float] | None,
-        own: bool,
-        prom_db: float = math.nan,
-        side_db: float = math.nan,
-    ) -> None:
-        self.prom.append(prom_db)
-        self.side.append(side_db)
-        if len(self.hits) == self.n:
-            self.hit_count -= self.hits.popleft()
-            self.own_count -= self.own.popleft()
-            self.best.popleft()
-        self.hits.append(best is not None)
-        self.own.append(own)
-        self.best.append(best)
-        self.hit_count += best is not None
-        self.own_count += own
-
-
-class Detector:
+class Detector(DynamicsRules, TonalRules):
     """Every flag of one programme, from its 10 Hz history rows, fed in order.
 
     Args:
@@ -266,7 +168,7 @@ class Detector:
         self._dr_acc: np.ndarray | None = None
         self._dr_blocks: list[np.ndarray] = []  # (channels, 2): ms2, peak per 3 s block
         self._dr_cache: tuple[int, int | None] = (0, None)  # (blocks, DR) of the last _dr()
-        self._crest_ring: deque[tuple[float, float]] = deque(maxlen=_SHORT_TERM_ROWS)
+        self._crest_ring: deque[tuple[float, float]] = deque(maxlen=SHORT_TERM_ROWS)
         self._energy: deque[float] = deque(maxlen=3)  # row power (dB), for onsets
         self._last_row_index = -1
         self._onsets: deque[tuple[int, float]] = deque()
@@ -281,7 +183,7 @@ class Detector:
             self._before_end = max(self._before) if self._before else -1
             self._before_live = False
 
-    # -- public ------------------------------------------------------------------------
+    # -- public ------------------------------------------------------------------------------
 
     @property
     def next_row(self) -> int:
@@ -333,7 +235,7 @@ class Detector:
         """The flags whose problem is still going on (their latest occurrence is open)."""
         return [group_flag(g) for g in episodes(self._records) if any(r.open for r in g)]
 
-    # -- feeding -----------------------------------------------------------------------
+    # -- feeding -----------------------------------------------------------------------------
 
     def _accept(self, rows: History) -> None:
         n = len(rows)
@@ -355,7 +257,7 @@ class Detector:
             self._pending.append(row)
         self._next_row = first + n
         if self._first_t is None:
-            self._first_t = float(rows.t_s[start]) - _ROW_S
+            self._first_t = float(rows.t_s[start]) - ROW_S
 
     def _row_features(self, rows: History, start: int) -> dict[str, np.ndarray]:
         """Everything row-local, vectorised over the batch."""
@@ -410,7 +312,7 @@ class Detector:
         res = self.profile.resonance
         hz = np.asarray(band_hz)
         nb = len(hz)
-        far = max(_RESONANCE_NEAR)
+        far = max(RESONANCE_NEAR)
         self._res_bands = np.array(
             [
                 b
@@ -447,10 +349,10 @@ class Detector:
         if len(bands) and self.profile.resonance is not None:
             res = self.profile.resonance
             level = spec[:, bands]
-            below = np.stack([spec[:, bands - d] for d in _RESONANCE_NEAR], axis=-1)
-            above = np.stack([spec[:, bands + d] for d in _RESONANCE_NEAR], axis=-1)
+            below = np.stack([spec[:, bands - d] for d in RESONANCE_NEAR], axis=-1)
+            above = np.stack([spec[:, bands + d] for d in RESONANCE_NEAR], axis=-1)
             with np.errstate(invalid="ignore"):
-                side_lo, side_hi = _median3(below), _median3(above)
+                side_lo, side_hi = median3(below), median3(above)
                 # Against the mean of the two sides (a sloped spectrum cancels), and above
                 # each side on its own: a peak, not the cliff at a band-limited edge.
                 side = 0.5 * (side_lo + side_hi)
@@ -459,7 +361,7 @@ class Detector:
                 left, right = spec[:, bands - 1], spec[:, bands + 1]
                 narrow = np.minimum(level - np.minimum(left, right), clear)
                 loudest = np.nanmax(np.where(np.isnan(spec), -np.inf, spec), axis=1)
-                audible = level >= (loudest[:, None] - _RESONANCE_AUDIBLE_DB)
+                audible = level >= (loudest[:, None] - RESONANCE_AUDIBLE_DB)
                 cand = (
                     (level >= left)
                     & (level >= right)
@@ -488,12 +390,12 @@ class Detector:
 
     def _sharpness(self, spec: np.ndarray, first_row: int) -> np.ndarray:
         """Sharpness (acum) of the rows whose absolute number is a multiple of
-        ``_SHARP_EVERY_ROWS``, NaN for the others. The 3 s spectra of rows 0.1 s apart
+        ``SHARP_EVERY_ROWS``, NaN for the others. The 3 s spectra of rows 0.1 s apart
         overlap by 97 %, so a value a second loses nothing for a median over seconds
         and costs a tenth; the absolute rows keep live and offline batches equal."""
         assert self._band_hz is not None
         out = np.full(spec.shape[0], np.nan)
-        pick = np.flatnonzero((first_row + np.arange(spec.shape[0])) % _SHARP_EVERY_ROWS == 0)
+        pick = np.flatnonzero((first_row + np.arange(spec.shape[0])) % SHARP_EVERY_ROWS == 0)
         if len(pick):
             out[pick] = sharpness_acum(spec[pick], self._band_hz, sample_rate=self.sample_rate)
         return out
@@ -545,7 +447,7 @@ class Detector:
             self._pending.popleft()
             self._judge(row)
 
-    # -- one row -----------------------------------------------------------------------
+    # -- one row -----------------------------------------------------------------------------
 
     def _judge(self, row: dict[str, Any]) -> None:
         r, t = row["row"], row["t"]
@@ -572,21 +474,21 @@ class Detector:
         self._harsh(row)
         self._resonance(row)
         self._transients(row)
-        if r % _EVAL_EVERY_ROWS == _EVAL_EVERY_ROWS - 1:
+        if r % EVAL_EVERY_ROWS == EVAL_EVERY_ROWS - 1:
             self._programme(r, t, final=False)
 
-    # -- peaks and clipping ------------------------------------------------------------
+    # -- peaks and clipping ------------------------------------------------------------------
 
     def _make_trackers(self) -> None:
         p = self.profile
         self._tp_events = Events()
         self._clip_events = Events()
         dyn = p.dynamics
-        self._oc = Sustained(int(round((dyn.sustain_s if dyn else 5.0) / _ROW_S)))
+        self._oc = Sustained(int(round((dyn.sustain_s if dyn else 5.0) / ROW_S)))
         tr = p.transients
-        self._ct = Sustained(int(round((tr.sustain_s if tr else 3.0) / _ROW_S)))
+        self._ct = Sustained(int(round((tr.sustain_s if tr else 3.0) / ROW_S)))
         ha = p.harshness
-        need = int(round((ha.sustain_s if ha else 5.0) / _ROW_S))
+        need = int(round((ha.sustain_s if ha else 5.0) / ROW_S))
         self._harsh_tracks = {
             "presence": Sustained(need),
             "air": Sustained(need),
@@ -602,7 +504,7 @@ class Detector:
         # Learned profiles: the gated 3 s windows' 2-5 / 5-10 kHz minus body (dB) and
         # sharpness (acum), one a second over the programme, ranked among the references.
         self._harsh_programme: dict[str, list[float]] = {"presence": [], "air": [], "sharp": []}
-        self._res_state: dict[int, _ResonanceBand] = {}
+        self._res_state: dict[int, ResonanceBand] = {}
 
     def _new(self, code: str, start_s: float, unit: str | None) -> OccurrenceRecord:
         rec = OccurrenceRecord(code, self._seq, start_s, unit)
@@ -610,835 +512,12 @@ class Detector:
         self._records.append(rec)
         return rec
 
-    def _peaks_and_clips(self, row: dict[str, Any]) -> None:
-        """``true_peak_over`` and ``clipping``, one fact each (see the module docstring)."""
-        r, t = row["row"], row["t"]
-        tp, sp, clipped = row["tp"], row["sp"], int(row["clip"])
-        block_s = t - _ROW_S  # where this row's 100 ms block starts
-        title = self.profile.title
-        ceiling = self.profile.true_peak.ceiling_dbtp if self.profile.true_peak else None
-        # true_peak_over: above the ceiling; without one, above 0 dBTP (what a DAC clips)
-        limit = 0.0 if ceiling is None else ceiling
-        ev = self._tp_events
-        if tp > limit:
-            if ev.event(r):
-                ev.record = self._new("true_peak_over", block_s, "dBTP")
-            rec = ev.record
-            assert rec is not None
-            if tp > ev.worst:
-                ev.worst, ev.worst_t = tp, block_s
-            rec.end_s = t
-            rec.value = ev.worst
-            rec.at_s = ev.worst_t
-            rec.threshold = limit
-            rec.severity = "problem" if ev.worst > 0.0 else "warning"
-            tail = ""
-            if ev.worst > 0.0:
-                tail = ": above 0 dBTP a DAC or a lossy encoder will clip them"
-                if not sp > 0.0:
-                    tail += " (the samples stay within full scale: an inter-sample over)"
-            worst = f"{ev.worst:+.2f}"  # as value_text writes it: one number for the fact
-            above = (
-                "above 0 dBTP"
-                if ceiling is None
-                else f"above the {title}'s {ceiling:+.1f} dBTP ceiling"
-            )
-            rec.message = (
-                f"true peak reached {worst} dBTP, {above}, in {ev.rows} of the 100 ms "
-                f"blocks between {rec.start_s:.1f} and {rec.end_s:.1f} s{tail}"
-            )
-        elif ev.quiet(r):
-            self._close(ev)
-        # clipping: the waveform itself, full-scale runs or samples beyond full scale.
-        # Its value is the sample peak (0 dBFS for runs at full scale); the worst place
-        # is the one furthest beyond full scale, then the one with most clipped samples.
-        ev = self._clip_events
-        if clipped > 0 or sp > 0.0:
-            if ev.event(r):
-                ev.record = self._new("clipping", block_s, "dBFS")
-            rec = ev.record
-            assert rec is not None
-            ev.total += clipped
-            peak = sp if sp > 0.0 else 0.0
-            if (peak, clipped) > (ev.worst, ev.worst_clipped):
-                ev.worst, ev.worst_t, ev.worst_clipped = peak, block_s, clipped
-            rec.end_s = t
-            rec.value = ev.worst
-            rec.at_s = ev.worst_t
-            rec.threshold = 0.0
-            rec.severity = "problem"
-            rec.rank = (ev.worst, ev.total)
-            parts = []
-            if ev.total:
-                parts.append(
-                    f"{int(ev.total)} samples sat at full scale in runs of {CLIP_RUN} or more"
-                )
-            if ev.worst > 0.0:
-                parts.append(f"sample peaks reached {ev.worst:+.2f} dBFS, beyond full scale,")
-            else:
-                rec.worst_text = f"{int(ev.total)} samples at full scale"
-            rec.message = (
-                " and ".join(parts)
-                + f" in {ev.rows} of the 100 ms blocks between {rec.start_s:.1f} and "
-                f"{rec.end_s:.1f} s: the waveform is clipped"
-            )
-        elif ev.quiet(r):
-            self._close(ev)
-
     def _close(self, tracker: Events | Sustained) -> None:
         if tracker.record is not None:
             tracker.record.open = False
             tracker.record = None
 
-    # -- over-compression --------------------------------------------------------------
-
-    def _over_compression(self, row: dict[str, Any]) -> None:
-        dyn = self.profile.dynamics
-        if dyn is None or dyn.psr_min_db is None:
-            return
-        t, psr, s = row["t"], row["psr"], row["s"]
-        peak, ms = max(p for p, _ in self._crest_ring), np.mean([m for _, m in self._crest_ring])
-        crest = 20.0 * math.log10(peak) - 10.0 * math.log10(ms) if peak > 0 and ms > 0 else math.nan
-        judged = (
-            len(self._crest_ring) == _SHORT_TERM_ROWS
-            and s >= dyn.judge_above_lufs
-            and row["gated"]
-            and math.isfinite(psr)
-        )
-        floor = dyn.psr_min_db
-        crest_low = crest < floor + _CREST_OVER_PSR_DB
-        low = judged and psr < floor and crest_low
-        tr = self._oc
-        plr, dr = self._plr_so_far(), self._dr_so_far()
-        if judged and crest_low and not low and dyn.corroborate:
-            # Crest-led (inference): PSR's loudness is K-weighted, which discounts the bass
-            # (BS.1770's high-pass) and lifts the highs, so on a bass-heavy master PSR reads
-            # above the unweighted crest. The crest held under the same evidence line, in a
-            # programme whose DR is under the DR Day minimum, is the same loss.
-            low = dr is not None and dr < _DR_AWARD_MIN
-        if low and tr.record is None and dyn.corroborate:
-            # A flag opens only when the programme agrees: its PLR or DR so far is a loud
-            # master's. A dense passage of a dynamic piece has a low PSR for a while; a
-            # master whose peaks were held down has it everywhere, so its PLR and DR fall.
-            low = (plr is not None and plr <= _LOUD_MASTER_PLR_DB) or (
-                dr is not None and dr < _DR_AWARD_MIN
-            )
-        event = tr.step(low, t, psr, crest)
-        if event is None:
-            return
-        if event == "close":
-            self._close(tr)
-            return
-        if event == "open":
-            first_t = tr.run[0][0]
-            tr.record = self._new("over_compression", first_t - 3.0, "dB")
-            tr.run.clear()
-            tr.problem_rows = 0
-        rec = tr.record
-        assert rec is not None
-        problem = dyn.psr_problem_db
-        if problem is not None and psr < problem:
-            tr.problem_run += 1
-            tr.problem_rows += 1
-            if tr.problem_run >= tr.need:
-                rec.severity = "problem"
-        else:
-            tr.problem_run = 0
-        rec.end_s = t
-        lowest = min(tr.values)
-        median = float(np.median(tr.values))
-        rec.value = lowest
-        span = rec.end_s - rec.start_s
-        crest_low = float(np.nanmin(tr.extras))
-        evidence = [f"short-term crest down to {crest_low:.1f} dB"]
-        if plr is not None:
-            evidence.append(f"programme PLR {plr:.1f} dB")
-        if dr is not None:
-            evidence.append(f"DR {dr}")
-        # One threshold per sentence: the one that set the severity.
-        if rec.severity == "problem" and problem is not None:
-            rec.threshold = problem
-            below = f"PSR was below {problem:g} dB for {tr.problem_rows * _ROW_S:.1f} s of "
-            verdict = f"the {self.profile.title} calls PSR below {problem:g} dB a problem"
-        elif median >= floor:
-            # Crest-led (see above): the crest carried the flag; PSR read high.
-            line = floor + _CREST_OVER_PSR_DB
-            crest_median = float(np.nanmedian(tr.extras))
-            rec.value, rec.threshold = crest_median, line
-            rec.message = (
-                f"the short-term crest stayed below {line:g} dB for {span:.1f} s "
-                f"({rec.start_s:.1f}-{rec.end_s:.1f} s; median {crest_median:.1f} dB, lowest "
-                f"{crest_low:.1f} dB; {_join(evidence[1:])}) while PSR read a median "
-                f"{median:.1f} dB, high because its K-weighted loudness discounts the bass: "
-                "the peaks are held down to the level, the mark of heavy compression and "
-                f"limiting; the {self.profile.title} expects a short-term crest >= {line:g} dB"
-            )
-            return
-        else:
-            rec.threshold = floor
-            below = f"PSR stayed below {floor:g} dB for "
-            verdict = f"the {self.profile.title} expects PSR >= {floor:g} dB"
-        rec.message = (
-            f"{below}{span:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s; median {median:.1f} dB, "
-            f"lowest {lowest:.1f} dB; {_join(evidence)}): the peaks are held down to the "
-            f"loudness, the mark of heavy compression and limiting; {verdict}"
-        )
-
-    def _plr_so_far(self) -> float | None:
-        """The programme's PLR so far (max true peak minus integrated loudness), dB."""
-        if self._integrated is None or not math.isfinite(self._max_tp):
-            return None
-        return self._max_tp - self._integrated
-
-    def _dr_so_far(self) -> int | None:
-        """The programme's DR so far, recomputed only when a 3 s block was added."""
-        if self._dr_cache[0] != len(self._dr_blocks):
-            dr_db = self._dr()
-            self._dr_cache = (len(self._dr_blocks), None if dr_db is None else round(dr_db))
-        return self._dr_cache[1]
-
-    # -- transients --------------------------------------------------------------------
-
-    def _transients(self, row: dict[str, Any]) -> None:
-        tr_p = self.profile.transients
-        energy = row["e"]
-        prev = list(self._energy)
-        self._energy.append(energy)
-        if tr_p is None:
-            return
-        r, t = row["row"], row["t"]
-        tp, s = row["tp"], row["s"]
-        if row["gated"] and math.isfinite(tp) and is_onset(energy, prev):
-            self._onsets.append((r, tp - s))
-        while self._onsets and self._onsets[0][0] <= r - ONSET_WINDOW_ROWS:
-            self._onsets.popleft()
-        before = self._before.get(r) if self._has_before else None
-        if before is not None and before["onset"] and math.isfinite(tp) and math.isfinite(s):
-            pair = (before["tp"] - before["s"], tp - s)
-            self._before_onsets.append((r, pair))
-            if self._ct.record is not None:
-                self._ct_pairs.append(pair)
-        while self._before_onsets and self._before_onsets[0][0] <= r - ONSET_WINDOW_ROWS:
-            self._before_onsets.popleft()
-
-        cond, value, detail = False, math.nan, None
-        with_before = self._has_before and (before is not None or not self._before_live)
-        if with_before and before is not None and tr_p.drop_db is not None:
-            pairs = [v for _, v in self._before_onsets]
-            if len(pairs) >= ONSET_MIN_COUNT:
-                drops = [b - a for b, a in pairs]  # type: ignore[misc]
-                value = float(np.median(drops))
-                cond = value >= tr_p.drop_db
-                detail = (
-                    float(np.median([b for b, _ in pairs])),  # type: ignore[misc]
-                    float(np.median([a for _, a in pairs])),  # type: ignore[misc]
-                )
-        elif tr_p.crest_min_db is not None:
-            dyn = self.profile.dynamics
-            loud_enough = dyn is None or s >= dyn.judge_above_lufs
-            crests = [c for _, c in self._onsets]
-            if len(crests) >= ONSET_MIN_COUNT and loud_enough:
-                value = float(np.median(crests))
-                cond = value < tr_p.crest_min_db
-        tr = self._ct
-        event = tr.step(cond, t, value, detail)
-        if event is None:
-            return
-        if event == "close":
-            self._close(tr)
-            return
-        if event == "open":
-            tr.record = self._new(
-                "crushed_transients", tr.run[0][0] - ONSET_WINDOW_ROWS * _ROW_S, "dB"
-            )
-            tr.run.clear()
-            # The onsets of the window that opened the flag, then every later one: the
-            # flag quotes the loss over its own onsets (transient_loss's measure).
-            self._ct_pairs = [v for _, v in self._before_onsets]
-        rec = tr.record
-        assert rec is not None
-        rec.end_s = t
-        details = [d for d in tr.extras if d is not None]
-        if details and self._ct_pairs:
-            loss = onset_loss(self._ct_pairs)
-            drop = loss.drop_db
-            problem = tr_p.drop_problem_db
-            # The severity follows the loss the sentence quotes (all the flag's onsets).
-            rec.severity = "problem" if problem is not None and drop >= problem else "warning"
-            rec.value = drop
-            # One threshold per sentence: the one that set the severity.
-            if rec.severity == "problem" and problem is not None:
-                rec.threshold = problem
-                verdict = f"calls a loss of {problem:g} dB or more a problem"
-            else:
-                rec.threshold = tr_p.drop_db
-                verdict = f"flags a loss of {tr_p.drop_db:g} dB or more"
-            rec.message = (
-                f"onset peaks lost a median {drop:.1f} dB against the BEFORE version (from "
-                f"{loss.before_db:.1f} to {loss.after_db:.1f} dB above the short-term "
-                f"loudness, {loss.onsets} onsets) over {rec.end_s - rec.start_s:.1f} s "
-                f"({rec.start_s:.1f}-{rec.end_s:.1f} s): the transients were crushed; the "
-                f"{self.profile.title} {verdict}"
-            )
-        else:
-            med = float(np.median(tr.values))
-            rec.value = med
-            rec.threshold = tr_p.crest_min_db
-            rec.message = (
-                f"onset peaks stood a median {med:.1f} dB above the short-term loudness for "
-                f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s), below "
-                f"the {tr_p.crest_min_db:g} dB the {self.profile.title} expects: the attacks are "
-                "flattened into the body of the sound"
-            )
-
-    # -- harsh highs -------------------------------------------------------------------
-
-    def _harsh(self, row: dict[str, Any]) -> None:
-        ha = self.profile.harshness
-        if ha is None or "presence" not in row:
-            return
-        r = row["row"]
-        before = self._before.get(r) if self._has_before else None
-        if self._has_before:
-            self._harsh_added(row, before, ha)
-        if self._targets:
-            self._harsh_target(row, ha)
-        if ha.reference_presence_db and row["gated"] and r % _SHARP_EVERY_ROWS == 0:
-            values = self._harsh_programme
-            for band in ("presence", "air"):
-                values[band].append(float(row[band] - row["body"]))
-            values["sharp"].append(float(row.get("sharp", math.nan)))
-
-    def _harsh_added(self, row: dict[str, Any], before: dict[str, Any] | None, ha: Any) -> None:
-        """With a BEFORE version: what the processing added to 2-5 / 5-10 kHz against the body.
-
-        Each band's level relative to the body (250 Hz-1.6 kHz) after, minus the same
-        before, row by row on the aligned 3 s spectra: a gain change or a limiter moves
-        both alike and adds nothing; an EQ boost in the highs adds its dB. The row's
-        value is the median over the last ``harshness.sustain_s`` (a running median, so
-        one cymbal crash in either version does not open or close the flag).
-        """
-        t = row["t"]
-        rises = self._harsh_rises
-        for band in rises:
-            rise = math.nan
-            if before is not None and row["gated"]:
-                now, then = row[band] - row["body"], before[band] - before["body"]
-                audible = row[band] >= _HARSH_AUDIBLE_DB
-                if audible and math.isfinite(now) and math.isfinite(then):
-                    # Rounded to 1 µdB: a live BEFORE's rows come in other batches, whose
-                    # vectorised sums may differ in the last bit, and the flags must not.
-                    rise = round(now - then, 6)
-            rises[band].append(rise)
-        medians = {}
-        for band, window in rises.items():
-            valid = [v for v in window if math.isfinite(v)]
-            # Judged once half the window holds rows both versions can be compared on.
-            ok = len(valid) * 2 >= window.maxlen
-            medians[band] = float(np.median(valid)) if ok else math.nan
-        best = max(medians, key=lambda b: medians[b] if math.isfinite(medians[b]) else -math.inf)
-        value = medians[best]
-        cond = math.isfinite(value) and value >= ha.rise_db
-        tr = self._harsh_tracks["added"]
-        sharp_then = before["sharp"] if before is not None else math.nan
-        sharp = (row.get("sharp", math.nan), sharp_then) if row["gated"] else (math.nan, math.nan)
-        event = tr.step(cond, t, value, (rises["presence"][-1], rises["air"][-1], *sharp))
-        if event is None:
-            return
-        if event == "close":
-            self._close(tr)
-            return
-        if event == "open":
-            # The band that gained most over the opening run names the flag (its identity).
-            run = [e for _, _, e in tr.run]
-            gains = [_finite_median([e[i] for e in run]) for i in (0, 1)]
-            band = "air" if gains[1] > gains[0] else "presence"
-            tr.record = self._new("harsh_highs", tr.run[0][0] - ha.sustain_s, "dB")
-            tr.record.band_hz = AIR_HZ if band == "air" else PRESENCE_HZ
-        tr.run.clear()
-        rec = tr.record
-        assert rec is not None
-        rec.end_s = t
-        named = 1 if rec.band_hz == AIR_HZ else 0
-        per_band = []
-        for i in (0, 1):
-            vals = [e[i] for e in tr.extras if math.isfinite(e[i])]
-            per_band.append(float(np.median(vals)) if vals else math.nan)
-        added = per_band[named]
-        other = per_band[1 - named]
-        rec.value = added
-        rec.threshold = ha.rise_db
-        problem = ha.rise_problem_db
-        rec.severity = "problem" if problem is not None and added >= problem else "warning"
-        name = band_text(*rec.band_hz)
-        other_name = band_text(*(AIR_HZ if named == 0 else PRESENCE_HZ))
-        also = ""
-        if math.isfinite(other) and other >= ha.rise_db:
-            also = f", and {other:.1f} dB to {other_name}"
-        tail = f" (a problem from {problem:g} dB)" if problem is not None else ""
-        after_acum, before_acum = (_finite_median([e[i] for e in tr.extras]) for i in (2, 3))
-        sharp_text = ""
-        if math.isfinite(after_acum) and math.isfinite(before_acum):
-            sharp_text = f", sharpness {before_acum:.2f} -> {after_acum:.2f} acum (DIN 45692)"
-        rec.message = (
-            f"the processing added {added:.1f} dB to {name} relative to the body (250 Hz-1.6 kHz)"
-            f"{also}, loudness-normalised, against the BEFORE version, over "
-            f"{rec.end_s - rec.start_s:.1f} s ({rec.start_s:.1f}-{rec.end_s:.1f} s){sharp_text}: "
-            f"harsher highs; the {self.profile.title} flags {ha.rise_db:g} dB added{tail}"
-        )
-
-    def _harsh_target(self, row: dict[str, Any], ha: Any) -> None:
-        """Without evidence of what was added: the highs against the profile's tonal target.
-
-        Each band is judged relative to the body against the target's same difference,
-        so a bass-heavy or a mid-heavy mix is not called bright for what its lows do.
-        """
-        t = row["t"]
-        body_target = self._targets.get("body")
-        body_ok = (
-            body_target is not None
-            and math.isfinite(row["body"])
-            and body_target - row["body"] <= ha.body_deficit_db
-        )
-        added = self._harsh_tracks["added"].record is not None
-        # Corroboration (inference): without a BEFORE, a 2-5 kHz excess is called harsh
-        # only while the master is also sharper (DIN 45692, running median over the
-        # sustain window) than what the profile expects: its tonal target's sharpness,
-        # or the learned references' median. A band excess in a master that is not
-        # sharper overall (a thin body, a dark top) is a balance, not harshness; on the
-        # bench's untouched pieces this removed every false warning and kept 94 % of
-        # the single-file recall (docs/reference.md, "Harshness").
-        sharp = row.get("sharp", math.nan)
-        window = self._harsh_sharp
-        if row["gated"] and math.isfinite(sharp):
-            window.append((row["row"], float(sharp)))
-        while window and window[0][0] <= row["row"] - self._harsh_need:
-            window.popleft()
-        expected = self._expected_sharp()
-        sharper = True
-        if math.isfinite(expected):
-            # Judged once half the window's one-a-second values are there.
-            enough = len(window) * 2 * _SHARP_EVERY_ROWS >= self._harsh_need
-            sharper = enough and float(np.median([v for _, v in window])) > expected
-        for band, limit, lo_hi in (
-            ("presence", ha.presence_excess_db, PRESENCE_HZ),
-            ("air", ha.air_excess_db, AIR_HZ),
-        ):
-            target = self._targets.get(band)
-            if limit is None or target is None or body_target is None:
-                continue
-            limit = max(limit, self._spreads.get(band, 0.0))
-            excess = (row[band] - row["body"]) - (target - body_target)
-            over = row["gated"] and math.isfinite(excess) and excess >= limit
-            # Above 5 kHz brightness is a style until a BEFORE version shows the processing
-            # added it; what a BEFORE explains is the "added" flag's (no second flag).
-            cond = over and band == "presence" and body_ok and not ha.require_before
-            cond = cond and not added and sharper
-            tr = self._harsh_tracks[band]
-            event = tr.step(cond, t, excess, row.get("sharp", math.nan))
-            if event is None:
-                continue
-            if event == "close":
-                self._close(tr)
-                continue
-            if event == "open":
-                tr.record = self._new("harsh_highs", tr.run[0][0] - 3.0, "dB")
-                tr.record.band_hz = lo_hi
-            tr.run.clear()
-            rec = tr.record
-            assert rec is not None
-            rec.end_s = t
-            med = float(np.median(tr.values))
-            rec.value = med
-            rec.threshold = limit
-            name = band_text(*lo_hi)
-            rank = ""
-            refs = ha.reference_presence_db if band == "presence" else ha.reference_air_db
-            if refs:
-                level = med + target - body_target
-                brighter = sum(1 for v in refs if level > v)
-                rank = f": brighter in {name} than {brighter} of your {len(refs)} references"
-            rec.message = (
-                f"{name} sat a median {med:.1f} dB (up to {max(tr.values):.1f} dB) above the "
-                f"{self.profile.title}'s tonal target relative to the body (250 Hz-1.6 kHz), "
-                f"loudness-normalised, for {rec.end_s - rec.start_s:.1f} s "
-                f"({rec.start_s:.1f}-{rec.end_s:.1f} s){rank}{self._sharp_text(tr.extras)}; "
-                f"the profile allows {limit:g} dB"
-            )
-
-    def _harsh_references(self, t: float) -> None:
-        """A learned profile: the programme's highs against each reference's, ranked.
-
-        The references' brightest 3 s set the per-window thresholds (every reference
-        passes its own profile), which leaves them wide: the 2-5 kHz level of finished
-        masters spans about 14 dB while a harsh EQ adds a few. This verdict is the
-        programme's: its median 3 s 2-5 kHz (or 5-10 kHz) level relative to the body
-        above every reference's median by ``_HARSH_RANK_MARGIN_DB``, corroborated by a
-        median sharpness (DIN 45692) above every reference's. A master brighter than
-        some of the references is a taste; brighter and sharper than all of them is
-        what none of the masters the engineer trusts does (inference). Provisional
-        while the programme plays, like the other programme measures.
-        """
-        ha = self.profile.harshness
-        if ha is None or not ha.reference_presence_db or not ha.reference_sharpness_acum:
-            return
-        values = self._harsh_programme
-        sharp = [v for v in values["sharp"] if math.isfinite(v)]
-        cond, excess, band, level = False, -math.inf, "presence", math.nan
-        if len(sharp) * 2 >= max(1, len(values["sharp"])) and len(sharp) >= _HARSH_RANK_MIN_S:
-            sharp_med = float(np.median(sharp))
-            sharper = sharp_med > max(ha.reference_sharpness_acum)
-            for name, refs in (
-                ("presence", ha.reference_presence_db),
-                ("air", ha.reference_air_db),
-            ):
-                vals = [v for v in values[name] if math.isfinite(v)]
-                if not refs or len(vals) < _HARSH_RANK_MIN_S:
-                    continue
-                med = float(np.median(vals))
-                over = med - max(refs) - _HARSH_RANK_MARGIN_DB
-                if over > excess:
-                    excess, band, level = over, name, med
-            cond = sharper and excess > 0.0
-        # One fact, one flag: a BEFORE's evidence or a sustained excess already said it.
-        others = [
-            r
-            for r in self._records
-            if r.code == "harsh_highs" and r is not self._programme_records.get("harsh_highs")
-        ]
-        cond = cond and not others
-        rec = self._programme_flag("harsh_highs", cond, not cond, t)
-        if rec is None:
-            return
-        refs = ha.reference_presence_db if band == "presence" else ha.reference_air_db
-        lo_hi = PRESENCE_HZ if band == "presence" else AIR_HZ
-        rec.unit = "dB"
-        rec.band_hz = lo_hi
-        rec.value = level
-        rec.threshold = max(refs) + _HARSH_RANK_MARGIN_DB
-        rec.severity = "warning"
-        n = len(refs)
-        sharp_refs = ha.reference_sharpness_acum
-        rec.message = (
-            f"{band_text(*lo_hi)} sat a median {level:.1f} dB relative to the body "
-            f"(250 Hz-1.6 kHz), loudness-normalised, over {rec.end_s - rec.start_s:.0f} s: "
-            f"brighter than all {n} of your references (up to {max(refs):.1f} dB), and its "
-            f"sharpness {float(np.median(sharp)):.2f} acum (DIN 45692) is above all "
-            f"{len(sharp_refs)} (up to {max(sharp_refs):.2f}): harsher highs than any master "
-            f"the {self.profile.title} was learned from; it flags a master brighter by "
-            f"{_HARSH_RANK_MARGIN_DB:g} dB and sharper than every reference"
-        )
-
-    def _expected_sharp(self) -> float:
-        """The sharpness (acum) the profile expects: its learned references' median, else
-        the one its tonal target implies; NaN when it has neither."""
-        ha = self.profile.harshness
-        refs = ha.reference_sharpness_acum if ha is not None else ()
-        if refs:
-            return float(np.median(refs))
-        return getattr(self, "_target_sharp", math.nan)
-
-    def _sharp_text(self, sharp_acum: list[float]) -> str:
-        """The master's median sharpness over a flag's rows, against the profile's."""
-        value = _finite_median(sharp_acum)
-        if not math.isfinite(value):
-            return ""
-        text = f"; sharpness {value:.2f} acum (DIN 45692)"
-        refs = self.profile.harshness.reference_sharpness_acum if self.profile.harshness else ()
-        if refs:
-            sharper = sum(1 for v in refs if value > v)
-            return f"{text}, sharper than {sharper} of your {len(refs)} references"
-        if math.isfinite(self._target_sharp):
-            return f"{text}, the {self.profile.title}'s tonal target reads {self._target_sharp:.2f}"
-        return text
-
-    # -- resonance ---------------------------------------------------------------------
-
-    def _resonance(self, row: dict[str, Any]) -> None:
-        res = self.profile.resonance
-        if res is None or "res_cand" not in row or not len(self._res_bands) or not row["gated"]:
-            return
-        t = row["t"]
-        cand, prom, freq = row["res_cand"], row["res_prom"], row["res_freq"]
-        side = row["res_side"]
-        n = int(round(res.sustain_s / _ROW_S))
-        nb = len(self._res_bands)
-        need = math.ceil(res.persistence * n)
-        states = self._res_state
-        if not states:
-            for j in range(nb):
-                # hits: a candidate at j or next to it (a narrow peak on a band edge
-                # alternates between two bands); own: at j itself; best: the cluster's
-                # strongest candidate (prominence, frequency, t) or None.
-                states[j] = _ResonanceBand(n)
-        for j in range(nb):
-            best = None
-            for k in (j - 1, j, j + 1):
-                if 0 <= k < nb and cand[k] and (best is None or prom[k] > best[0]):
-                    best = (float(prom[k]), float(freq[k]), t)
-            st = states[j]
-            st.push(best, bool(cand[j]), float(prom[j]), float(side[j]))
-            rec = st.record
-            if rec is None:
-                continue
-            if best is not None:
-                st.values.append(best)
-            st.flag_rows += 1
-            st.flag_hits += best is not None
-            if st.hit_count < need:  # no longer as persistent as the profile asks: closed
-                rec.open = False
-                st.record = None
-                continue
-            self._resonance_message(rec, st, res, n)
-        # Open at most one flag per cluster: the band that was itself the peak most often.
-        ready = [
-            j
-            for j, st in states.items()
-            if st.record is None and st.full and st.hit_count >= need and st.own_count > 0
-        ]
-        ready = [j for j in ready if states[j].across_notes()]
-        for j in sorted(ready, key=lambda j: (-states[j].own_count, j)):
-            if any(states[k].record is not None for k in range(max(0, j - 2), min(nb, j + 3))):
-                continue
-            st = states[j]
-            st.values = [b for b in st.best if b is not None]
-            st.flag_rows, st.flag_hits = len(st.hits), st.hit_count
-            st.open_share = st.hit_count / max(1, len(st.hits))
-            st.record = self._new("resonance", st.values[0][2] - 3.0, "dB")
-            self._resonance_message(st.record, st, res, n)
-
-    def _resonance_message(
-        self, rec: OccurrenceRecord, st: _ResonanceBand, res: Any, n: int
-    ) -> None:
-        values = st.values
-        prom_med = float(np.median([v[0] for v in values]))
-        if rec.band_hz is None:
-            # Estimated once, over the window that opened the flag: the frequency is
-            # part of the flag's identity (a session log keys flags by it).
-            rec.band_hz = round(float(2.0 ** np.median([math.log2(v[1]) for v in values])), 1)
-        f_med = float(rec.band_hz)  # type: ignore[arg-type]
-        rec.end_s = values[-1][2]
-        rec.value = prom_med
-        rec.threshold = res.prominence_db
-        # The flag stays open only while every sustain window keeps the profile's
-        # persistence, so that is the share the sentence can quote.
-        asked = 100.0 * res.persistence
-        rec.message = (
-            f"a narrow peak near {hz_text(f_med)} stood a median {prom_med:.1f} dB above its "
-            f"neighbourhood (2/3 to 4/3 octave either side) in at least {asked:.0f} % of the "
-            f"3 s spectra of every {res.sustain_s:g} s over {rec.end_s - rec.start_s:.1f} s "
-            f"({rec.start_s:.1f}-{rec.end_s:.1f} s), steady while the music around it "
-            f"changed: a resonance; the {self.profile.title} flags narrow peaks of "
-            f"{res.prominence_db:g} dB or more in {asked:.0f} % of {res.sustain_s:g} s"
-        )
-
-    # -- programme measures ------------------------------------------------------------
-
-    def _dr_row(self, r: int, ms: np.ndarray, pk: np.ndarray) -> None:
-        if self._dr_acc is None or self._dr_acc.shape[0] != len(ms):
-            self._dr_acc = np.zeros((len(ms), 2))
-            self._dr_rows = 0
-        acc = self._dr_acc
-        acc[:, 0] += np.nan_to_num(ms)
-        acc[:, 1] = np.maximum(acc[:, 1], np.nan_to_num(pk))
-        self._dr_rows += 1
-        if r % _SHORT_TERM_ROWS == _SHORT_TERM_ROWS - 1:
-            if self._dr_rows == _SHORT_TERM_ROWS:
-                # TT DR meter: RMS scaled by sqrt(2), per 3 s block and channel.
-                self._dr_blocks.append(np.stack([2.0 * acc[:, 0] / self._dr_rows, acc[:, 1]], 1))
-            acc[:] = 0.0
-            self._dr_rows = 0
-
-    def _dr(self) -> float | None:
-        blocks = self._dr_blocks
-        if not blocks:
-            return None
-        data = np.stack(blocks)  # (blocks, channels, 2)
-        top = max(1, int(round(0.2 * len(blocks))))
-        values = []
-        for c in range(data.shape[1]):
-            ms2 = np.sort(data[:, c, 0])[::-1][:top]
-            peaks = np.sort(data[:, c, 1])[::-1]
-            peak2 = peaks[1] if len(peaks) >= 2 else peaks[0]
-            mean = float(np.mean(ms2))
-            if mean > 0.0 and peak2 > 0.0:
-                values.append(20.0 * math.log10(peak2) - 10.0 * math.log10(mean))
-        return float(np.mean(values)) if values else None
-
-    def _programme(self, r: int, t: float, final: bool) -> None:
-        """Programme measures (integrated loudness, LRA, PLR, DR) and their flags.
-
-        While the programme plays these flags are provisional: judged on the
-        programme so far, withdrawn when it recovers (a crescendo after a quiet
-        start). At the end they are judged once more on the whole programme, and
-        only that verdict stays: one flag per code spanning the programme, or none.
-        """
-        energy = gated_mean_energy(self._m_hist, INTEGRATED_RELATIVE_LU)
-        self._integrated = LOUDNESS_OFFSET + 10.0 * math.log10(energy) if energy > 0.0 else None
-        if self._first_t is None:
-            return
-        if final:
-            for code, rec in list(self._programme_records.items()):
-                self._records.remove(rec)
-                del self._programme_records[code]
-        self._final = final
-        played = t - self._first_t
-        self._loudness_target(t, played)
-        self._collapsed(t, played)
-        self._harsh_references(t)
-
-    def _programme_flag(
-        self, code: str, cond: bool, recover: bool, t: float
-    ) -> OccurrenceRecord | None:
-        rec = self._programme_records.get(code)
-        if rec is not None and recover:
-            self._records.remove(rec)  # provisional, and the programme recovered: withdrawn
-            del self._programme_records[code]
-            return None
-        if rec is None and cond:
-            rec = self._new(code, self._first_t or 0.0, None)
-            self._programme_records[code] = rec
-        if rec is not None:
-            rec.end_s = t
-        return rec
-
-    def _loudness_target(self, t: float, played: float) -> None:
-        lt = self.profile.loudness
-        if lt is None or self._integrated is None or played < lt.min_programme_s:
-            return
-        if lt.normalised_playback:
-            self._loudness_range(t, played, lt)
-            return
-        i = self._integrated
-        off = i - lt.target_lufs
-        cond = abs(off) > lt.tolerance_lu
-        recover = abs(off) <= lt.tolerance_lu - min(_HYSTERESIS, 0.5 * lt.tolerance_lu)
-        recover = recover or (self._final and not cond)
-        rec = self._programme_flag("loudness_target", cond, recover, t)
-        if rec is None:
-            return
-        rec.unit = "LUFS"
-        rec.value = i
-        rec.threshold = lt.target_lufs
-        rec.severity = lt.severity
-        where = lt.platform or self.profile.name
-        way = "above" if off > 0 else "below"
-        if lt.severity == "problem":
-            tail = "the delivery specification is not met"
-        elif off > 0:
-            tail = (
-                f"normalisation will turn it down {off:.1f} dB, so the extra loudness only "
-                "costs dynamics"
-            )
-        else:
-            tail = (
-                f"it will play {-off:.1f} dB quieter than normalised tracks unless the "
-                "platform turns it up, which needs headroom below the true-peak ceiling"
-            )
-        rec.message = (
-            f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {abs(off):.1f} LU {way} "
-            f"the {where} target of {lt.target_lufs:g} LUFS (±{lt.tolerance_lu:g} LU): {tail}"
-        )
-
-    def _loudness_range(self, t: float, played: float, lt: Any) -> None:
-        """A learned loudness range, judged as loudness-normalised playback hears it.
-
-        The range is the references' taste, not a delivery specification. A master
-        louder than its top is louder than every reference: normalisation turns it
-        down, so what it kept is only the limiting none of them needed. A quieter one
-        loses nothing while a platform can raise it into the range; what stops that is
-        the true peak, so it is judged by the loudness it reaches with its peaks at the
-        ceiling (integrated + ceiling - true peak, which a gain change does not move).
-        """
-        i = self._integrated
-        assert i is not None
-        low, high = lt.target_lufs - lt.tolerance_lu, lt.target_lufs + lt.tolerance_lu
-        ceiling = self.profile.true_peak.ceiling_dbtp if self.profile.true_peak else -1.0
-        headroom = max(0.0, ceiling - self._max_tp) if math.isfinite(self._max_tp) else 0.0
-        reach = i + headroom
-        hysteresis = min(_HYSTERESIS, 0.5 * lt.tolerance_lu)
-        louder, quieter = i - high, low - reach
-        cond = louder > 0.0 or quieter > 0.0
-        recover = max(louder, quieter) <= -hysteresis or (self._final and not cond)
-        rec = self._programme_flag("loudness_target", cond, recover, t)
-        if rec is None:
-            return
-        rec.unit = "LUFS"
-        rec.value = i
-        rec.threshold = high if louder > 0.0 else low
-        rec.severity = lt.severity
-        where = lt.platform or self.profile.name
-        span = f"the {where} range of {low:.1f} to {high:.1f} LUFS"
-        if louder > 0.0:
-            rec.message = (
-                f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {louder:.1f} LU above "
-                f"{span}: louder than every reference; normalisation will turn it down, so the "
-                "extra loudness only bought limiting none of them needed"
-            )
-            return
-        rec.message = (
-            f"integrated loudness {i:.1f} LUFS over {played:.0f} s is {low - i:.1f} LU below "
-            f"{span}, and its true peak of {self._max_tp:.1f} dBTP leaves "
-            f"{headroom:.1f} dB below the {ceiling:g} dBTP ceiling: turned up that far it "
-            f"reaches {reach:.1f} LUFS, still {quieter:.1f} LU under the range, "
-            "so it will play quieter than them in loudness-normalised playback"
-        )
-
-    def _collapsed(self, t: float, played: float) -> None:
-        dyn = self.profile.dynamics
-        if dyn is None or self._gated_st_rows * _ROW_S < dyn.min_programme_s:
-            return
-        if dyn.lra_min_lu is None and dyn.plr_min_db is None and dyn.dr_min is None:
-            return
-        lra_lu = loudness_range(self._s_hist)
-        lra = lra_lu if math.isfinite(lra_lu) else None
-        plr = None
-        if self._integrated is not None and math.isfinite(self._max_tp):
-            plr = self._max_tp - self._integrated
-        dr_db = self._dr() if dyn.dr_min is not None else None
-        dr = None if dr_db is None else int(round(dr_db))
-        checks = []  # (name, value, floor, problem floor, unit, text)
-        if dyn.lra_min_lu is not None and lra is not None and played >= _LRA_STABLE_S:
-            checks.append(("LRA", lra, dyn.lra_min_lu, dyn.lra_problem_lu, "LU"))
-        if dyn.plr_min_db is not None and plr is not None:
-            checks.append(("PLR", plr, dyn.plr_min_db, dyn.plr_problem_db, "dB"))
-        if dyn.dr_min is not None and dr is not None:
-            checks.append(("DR", float(dr), float(dyn.dr_min), None, ""))
-        below = [c for c in checks if c[1] < c[2]]
-        recover = bool(checks) and all(c[1] >= c[2] + _HYSTERESIS for c in checks)
-        recover = recover or (self._final and not below)
-        rec = self._programme_flag("collapsed_dynamics", bool(below), recover, t)
-        if rec is None or not below:
-            return
-        # One threshold per measure and sentence: the problem floors when a measure is
-        # under one (that set the severity), else the warning floors.
-        problems = [c for c in below if c[3] is not None and c[1] < c[3]]
-        _, value, floor, problem_floor, unit = (problems or below)[0]
-        rec.unit = unit or None
-        rec.value = value
-        rec.threshold = problem_floor if problems else floor
-        rec.severity = "problem" if problems else "warning"
-        measured = _join([_measure(n, v, u) for n, v, _, _, u in checks])
-        if problems:
-            under = _join([f"{n} below {p:g}{' ' + u if u else ''}" for n, _, _, p, u in problems])
-            expects = f"calls {under} a problem"
-        else:
-            floors = _join([f"{n} >= {f:g}{' ' + u if u else ''}" for n, _, f, _, u in below])
-            expects = f"expects {floors}"
-        loud_genre = dyn.psr_min_db is not None and dyn.psr_min_db <= _LOUD_GENRE_PSR_DB
-        loud_master = (lra is not None and lra <= _LOUD_MASTER_LRA_LU) or (
-            plr is not None and plr <= _LOUD_MASTER_PLR_DB
-        )
-        if loud_master and not loud_genre:
-            verdict = "dynamics typical of a loud pop master"
-        else:
-            verdict = "dynamics narrower than the genre's"
-        rec.message = (
-            f"over {played:.0f} s of programme {measured}: {verdict}; the "
-            f"{self.profile.title} {expects}"
-        )
-
-    # -- bookkeeping -------------------------------------------------------------------
+    # -- bookkeeping -------------------------------------------------------------------------
 
     def _close_trackers(self) -> None:
         for tr in (self._tp_events, self._clip_events, self._oc, self._ct):
@@ -1470,26 +549,3 @@ def detect(
     det = Detector(profile, sample_rate, channels, before=before)
     det.update(rows)
     return det.finish()
-
-
-def _median3(values: np.ndarray) -> np.ndarray:
-    """Median of the last axis of length 3 (NaN if any is NaN), without sorting."""
-    return values.sum(axis=-1) - values.max(axis=-1) - values.min(axis=-1)
-
-
-def _finite_median(values: list[float]) -> float:
-    """Median of the finite values; -inf when there are none."""
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.median(finite)) if finite else -math.inf
-
-
-def _measure(name: str, value: float, unit: str) -> str:
-    if name == "DR":
-        return f"DR {int(value)}"
-    return f"{name} {value:.1f} {unit}"
-
-
-def _join(parts: list[str]) -> str:
-    if not parts:
-        return ""
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

@@ -30,6 +30,7 @@ def run_demo(seconds: float, profile: str, ticks_every: int = 10, on_tick=None):
     session = LiveSession(engine, None, profile=load_profile(profile))
     service = FlagService(befores={1: 0, 2: 0})
     service.start(session)
+    service.wait_ready()  # faster than real time: judge from the first tick
     out = np.zeros((BLOCK, 2), dtype=np.float32)
     for k in range(int(seconds * FS / BLOCK)):
         engine.process(None, out, BLOCK)
@@ -123,6 +124,7 @@ def test_a_live_session_grows_one_flag_per_episode_and_the_terminal_shows_it_onc
     session = LiveSession(engine, None, profile=load_profile("default"))
     service = FlagService()
     service.start(session)
+    service.wait_ready()  # faster than real time: judge from the first tick
     out = np.zeros((BLOCK, 2), dtype=np.float32)
     grown = []  # the clipping flag's (start, occurrences) after each tick that had one
     for k in range(int(60.0 * FS / BLOCK)):

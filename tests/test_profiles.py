@@ -343,7 +343,7 @@ def test_a_learned_profile_stores_each_references_sharpness_and_ranks_a_master_b
 
 
 def test_a_learned_profile_flags_a_master_brighter_and_sharper_than_every_reference(tmp_path):
-    from earmark.profile_learn import learn_profile_text, measure_reference
+    from earmark.offline.learn import learn_profile_text, measure_reference
 
     paths = []
     for seed in (0, 1):

@@ -99,6 +99,17 @@ class FlagService:
         self._conn.send(("init", self.profile, banks))
         self._init_pending = True
 
+    def wait_ready(self, timeout_s: float = _FINISH_TIMEOUT_S) -> None:
+        """Wait until the worker has loaded the detectors (its answer to init).
+
+        A session never needs this (ticks send nothing until then, and the rows wait);
+        a caller that runs the engine faster than real time, as the tests do, calls it
+        so that the first ticks already judge.
+        """
+        if self._init_pending and not self._failed:
+            self._init_pending = False
+            self._receive(timeout_s)
+
     def tick(self, session: Any, state: Any) -> None:
         """Hand the rows completed since the last tick to the worker; refresh ``session.flags``."""
         # Until the worker has loaded the detectors (its answer to init), the rows wait

@@ -391,7 +391,8 @@ def _print_table(columns: list[tuple[str, Analysis]], change: bool = False) -> N
         table.add_column(label, justify="right", overflow="fold")
     if change:
         table.add_column("Change", justify="right")
-    for label, unit, attr, decimals in MEASURES:
+    for m in MEASURES:
+        label, unit, attr, decimals = m.label, m.unit, m.key, m.decimals
         values = [getattr(a, attr) for _, a in columns]
         cells = [fmt_value(v, decimals) for v in values]
         if change:

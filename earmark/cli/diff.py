@@ -282,7 +282,8 @@ def _print_human(t: Transformation, labels: tuple[str, str]) -> None:
     table.add_column(labels[0], justify="right")
     table.add_column(labels[1], justify="right")
     table.add_column("Change", justify="right")
-    for name, unit, attr, dec in MEASURES:
+    for m in MEASURES:
+        name, unit, attr, dec = m.label, m.unit, m.key, m.decimals
         b, a = getattr(t.before, attr), getattr(t.after, attr)
         change = "-" if b is None or a is None else fmt_signed(a - b, dec)
         table.add_row(name, unit, fmt_value(b, dec), fmt_value(a, dec), change)
@@ -368,7 +369,8 @@ def _print_mix(mix_label: str, versions: list[tuple[str, Transformation]]) -> No
     for label, _ in versions:
         table.add_column(label, justify="right")
     mix = versions[0][1].before
-    for name, unit, attr, dec in MEASURES:
+    for m in MEASURES:
+        name, unit, attr, dec = m.label, m.unit, m.key, m.decimals
         table.add_row(
             name,
             unit,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from earmark.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from earmark.offline.measures import MEASURES, fmt_signed, fmt_value
+from earmark.offline.measures import MEASURE, MEASURES, Measure, fmt_signed, fmt_value, measures
 from earmark.termtext import printable, printable_data, printable_lines
 
 _PIPE_WIDTH = 160
@@ -279,15 +279,10 @@ def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 # (label, unit, key, decimals) for `show`: the live readings, then the measures every
 # analysis table shows, then what a live snapshot adds.
-_SHOW_ROWS: tuple[tuple[str, str, str, int | None], ...] = (
-    ("Momentary", "LUFS", "momentary_lufs", 1),
-    ("Short-term", "LUFS", "short_term_lufs", 1),
-    ("PSR", "dB", "psr_db", 1),
-    ("Correlation (400 ms)", "", "correlation", 2),
+_SHOW_ROWS: tuple[Measure, ...] = (
+    *measures("momentary_lufs", "short_term_lufs", "psr_db", "correlation"),
     *MEASURES,
-    ("Harshness 2-5 kHz", "dB", "harshness_db", 1),
-    ("Duration metered", "s", "duration_s", 1),
-    ("Non-finite samples", "", "non_finite_samples", None),
+    *measures("harshness_db", "duration_s", "non_finite_samples"),
 )
 
 
@@ -342,7 +337,8 @@ def _print_snapshot(doc: dict) -> None:
     table.add_column("Unit", style="dim")
     for p in paths:
         table.add_column(_path_title(p), justify="right", overflow="fold")
-    for label, unit, key, decimals in _SHOW_ROWS:
+    for m in _SHOW_ROWS:
+        label, unit, key, decimals = m.label, m.unit, m.key, m.decimals
         cells = [_f(p.get(key, p["readings"].get(key)), decimals) for p in paths]
         table.add_row(label, unit, *cells)
     console.print(table)
@@ -421,11 +417,10 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _print_comparison(cmp: Any) -> None:
     from rich.table import Table
 
-    from earmark.store.snapshots import MEASURES
     from earmark.ui.flags_text import flag_bullet, sorted_flags
 
     console = _console()
-    decimals = {f"{lab} {unit}".strip(): d for _, lab, unit, d, _ in MEASURES}
+    decimals = {m.title: m.decimals for m in MEASURE.values()}
     table = Table(header_style="bold")
     table.add_column("Measure")
     table.add_column(f"A #{cmp.a.get('id')} {cmp.path_a['name']}", justify="right")
@@ -538,14 +533,9 @@ def _cmd_take(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 # -- history --------------------------------------------------------------------------------
 
-# (key, heading, unit, decimals)
-HISTORY_MEASURES: tuple[tuple[str, str, str, int], ...] = (
-    ("integrated_lufs", "I LUFS", "LU", 1),
-    ("psr_db", "PSR", "dB", 1),
-    ("loudness_range_lu", "LRA", "LU", 1),
-    ("true_peak_dbtp", "TP dBTP", "dB", 1),
-    ("plr_db", "PLR", "dB", 1),
-    ("harshness_db", "Harsh", "dB", 1),
+# The columns of `earmark history`: each session's final snapshot, measure by measure.
+HISTORY_MEASURES: tuple[Measure, ...] = measures(
+    "integrated_lufs", "psr_db", "loudness_range_lu", "true_peak_dbtp", "plr_db", "harshness_db"
 )
 
 
@@ -585,7 +575,7 @@ def history_rows(
 def drift(rows: list[dict]) -> dict[str, float]:
     """Last minus first of each measure (where both are known), the drift over the span."""
     out: dict[str, float] = {}
-    for key, *_ in HISTORY_MEASURES:
+    for key in (m.key for m in HISTORY_MEASURES):
         known = [r[key] for r in rows if r[key] is not None]
         if len(known) >= 2:
             out[key] = known[-1] - known[0]
@@ -610,8 +600,8 @@ def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         table = Table(header_style="bold")
         for col in ("session", "final snapshot", "path"):
             table.add_column(col)
-        for _, heading, _, _ in HISTORY_MEASURES:
-            table.add_column(heading, justify="right")
+        for m in HISTORY_MEASURES:
+            table.add_column(m.heading or m.label, justify="right")
         for r in rows:
             label = f"#{r['snapshot']} {_local(r['time'])}" + (
                 f" {r['label']}" if r["label"] else ""
@@ -620,15 +610,16 @@ def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 r["session"],
                 label,
                 r["path"] or "-",
-                *(_f(r[key], d) for key, _, _, d in HISTORY_MEASURES),
+                *(_f(r[m.key], m.decimals) for m in HISTORY_MEASURES),
             )
         console = _console()
         console.print(table)
         if moved:
             parts = [
-                f"{heading.split()[0]} {fmt_signed(moved[key], d)} {unit}"
-                for key, heading, unit, d in HISTORY_MEASURES
-                if key in moved
+                f"{(m.heading or m.label).split()[0]} "
+                f"{fmt_signed(moved[m.key], m.decimals)} {m.change_unit}"
+                for m in HISTORY_MEASURES
+                if m.key in moved
             ]
             span = f"{_local(rows[0]['time'])[:10]} -> {_local(rows[-1]['time'])[:10]}"
             console.print(f"Drift over {len(rows)} sessions ({span}): " + ", ".join(parts))

@@ -209,7 +209,8 @@ def analysis_report(
     sections: list[Section] = []
     if len(items) > 1:
         table = [["Measure", "Unit", *[label for label, _, _ in items]]]
-        for name, unit, attr, dec in MEASURES:
+        for m in MEASURES:
+            name, unit, attr, dec = m.label, m.unit, m.key, m.decimals
             table.append([name, unit, *[fmt_value(getattr(a, attr), dec) for _, a, _ in items]])
         sections.append(Section("Measures", table=table))
     for label, analysis, history in items:
@@ -266,7 +267,7 @@ def _analysis_section(
     table = None
     if single:
         table = [["Measure", "Unit", "Value"]]
-        table += [[n, u, fmt_value(getattr(a, attr), d)] for n, u, attr, d in MEASURES]
+        table += [[m.label, m.unit, fmt_value(getattr(a, m.key), m.decimals)] for m in MEASURES]
     bullets = [flag_bullet(f) for f in flags] or ["no flags"]
     details = f"{a.sample_rate} Hz · {a.channels} ch · {a.duration_s:.1f} s"
     if a.format:
@@ -389,7 +390,8 @@ def mix_report(mix_label: str, versions: Sequence[tuple[str, Transformation]]) -
 
 def _change_table(t: Transformation, before_label: str, after_label: str) -> list[list[str]]:
     rows: list[list[str]] = [["Measure", before_label, after_label, "Change"]]
-    for name, unit, attr, dec in MEASURES:
+    for m in MEASURES:
+        name, unit, attr, dec = m.label, m.unit, m.key, m.decimals
         b, a = getattr(t.before, attr), getattr(t.after, attr)
         change = "-" if b is None or a is None else fmt_signed(a - b, dec)
         u = f" {unit}" if unit else ""

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from earmark.meters.flags import band_text, problem_key
+from earmark.offline.measures import Measure, measures
 from earmark.store.schema import dumps
 
 __all__ = [
@@ -431,22 +432,23 @@ def _hz(hz: float) -> str:
 
 # -- comparing --------------------------------------------------------------------------
 
-# (key, label, unit, decimals, threshold for a sentence, word up, word down)
-MEASURES: tuple[tuple[str, str, str, int, float], ...] = (
-    ("integrated_lufs", "Integrated", "LUFS", 1, 0.05),
-    ("short_term_lufs", "Short-term", "LUFS", 1, 0.5),
-    ("loudness_range_lu", "LRA", "LU", 1, 0.5),
-    ("true_peak_dbtp", "True peak", "dBTP", 1, 0.1),
-    ("psr_db", "PSR", "dB", 1, 0.5),
-    ("psr_median_db", "PSR median", "dB", 1, 0.5),
-    ("plr_db", "PLR", "dB", 1, 0.5),
-    ("crest_db", "Crest", "dB", 1, 0.5),
-    ("dr", "DR", "", 0, 1.0),
-    ("spectral_tilt_db_per_oct", "Tilt", "dB/oct", 2, 0.2),
-    ("harshness_db", "Harshness 2-5 kHz", "dB", 1, 0.5),
-    ("sharpness_acum", "Sharpness", "acum", 2, 0.1),
-    ("correlation_programme", "Correlation", "", 2, 0.1),
-    ("side_to_mid_db", "Side/mid", "dB", 1, 1.0),
+# The measures a comparison of two snapshots lists, in order (earmark.offline.measures:
+# labels, units, rounding and the smallest change worth a sentence).
+COMPARED: tuple[Measure, ...] = measures(
+    "integrated_lufs",
+    "short_term_lufs",
+    "loudness_range_lu",
+    "true_peak_dbtp",
+    "psr_db",
+    "psr_median_db",
+    "plr_db",
+    "crest_db",
+    "dr",
+    "spectral_tilt_db_per_oct",
+    "harshness_db",
+    "sharpness_acum",
+    "correlation_programme",
+    "side_to_mid_db",
 )
 # Octave bands for tonal changes: third-octave bands whose centres lie in [low, high).
 OCTAVES_HZ: tuple[tuple[float, float], ...] = tuple(
@@ -541,10 +543,10 @@ def compare(
     pa = pick_path(a, path_a)
     pb = pick_path(b, path_b if path_b is not None else path_a)
     cmp = Comparison(a, b, pa, pb)
-    for key, label, unit, _decimals, _ in MEASURES:
-        va, vb = _value(pa, key), _value(pb, key)
+    for m in COMPARED:
+        va, vb = _value(pa, m.key), _value(pb, m.key)
         delta = None if va is None or vb is None else vb - va
-        cmp.rows.append((key, f"{label} {unit}".strip(), va, vb, delta))
+        cmp.rows.append((m.key, m.title, va, vb, delta))
     cmp.tonal = tonal_changes(pa, pb)
     _compare_flags(cmp)
     cmp.chain_changes = chain_changes(pa.get("chain"), pb.get("chain"))
@@ -672,7 +674,7 @@ def _sentences(cmp: Comparison) -> list[str]:
         ("harshness_db", "2-5 kHz energy", "dB", "up", "down"),
         ("sharpness_acum", "sharpness", "acum", "up", "down"),
     )
-    thresholds = {k: t for k, _, _, _, t in MEASURES}
+    thresholds = {m.key: m.step for m in COMPARED}
     for key, name, unit, up, down in phrases:
         d = deltas.get(key)
         if d is not None and abs(d) >= thresholds[key]:

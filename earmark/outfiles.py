@@ -15,7 +15,7 @@ One home for the rules every report and export follows (``analyze --report``,
 
 Every refusal or failure is an :class:`OutputError` whose ``str()`` is one line
 naming the option and the file; the command line prints it as
-``earmark: <line>`` and exits 2 (:data:`EXIT_CODE`).
+``earmark: <line>`` and exits 2 (``OutputError.exit_code``: a usage error).
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from pathlib import Path
 
 from earmark.errors import EXIT_USAGE, EarmarkError
 
-__all__ = ["EXIT_CODE", "OutputError", "check", "write"]
+__all__ = ["OutputError", "check", "write"]
 
-EXIT_CODE = EXIT_USAGE  # the output named cannot or must not be written
 
 StrPath = str | os.PathLike[str]
 

@@ -31,6 +31,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from earmark.errors import one_line
+
 from .childproc import huge_pages
 from .engine import Engine, MeterThread
 
@@ -282,7 +284,7 @@ class SoundDeviceDriver(AudioDriver):
                     self._sd = fresh_portaudio()
                     self._open()
                 except Exception as exc:  # still gone
-                    self.status = f"device lost: {_one_line(exc)} ({attempts} retries)"
+                    self.status = f"device lost: {one_line(exc, name=True)} ({attempts} retries)"
                     _release(self._sd)  # it has no stream: safe to terminate and unload
                     self._sd = None
                     continue
@@ -380,11 +382,6 @@ def _loaded_library_path(libname: str) -> str:
     except OSError:
         pass
     raise OSError(f"cannot locate the PortAudio library {libname!r} to load a fresh copy")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
 class NullDriver(AudioDriver):

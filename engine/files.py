@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
+from earmark.errors import EarmarkError
 from earmark.meters.bank import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 __all__ = [
@@ -73,7 +74,7 @@ _OGG_NO_EOS = "Last page lacks an end-of-stream bit"
 _MPEG_SYNC_RE = re.compile(rb"\xff[\xe0-\xff]")
 
 
-class AudioFileError(ValueError):
+class AudioFileError(EarmarkError, ValueError):
     """An audio file cannot be read; ``str()`` is one line: ``"<path>: <cause>"``."""
 
     def __init__(self, path: str | os.PathLike[str], cause: str) -> None:

@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from earmark.errors import EarmarkError
+
 from . import abi, block, rt
 from .abi import (
     H_COUNT,
@@ -90,7 +92,7 @@ def _setting(name: str, default: float) -> float:
 _EDIT_TIMEOUT_S = 10.0
 
 
-class IsolationError(RuntimeError):
+class IsolationError(EarmarkError, RuntimeError):
     """The isolated host could not start, or did not answer in time."""
 
 

@@ -52,6 +52,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from earmark.errors import EarmarkError, one_line
+
 from .childproc import signal_name
 
 __all__ = [
@@ -98,7 +100,7 @@ BUNDLE_FORMATS = {".vst3": "vst3", ".component": "au"}
 _NO_UNITS = {"", " ", "-"}
 
 
-class PluginNotFoundError(LookupError):
+class PluginNotFoundError(EarmarkError, LookupError):
     """No usable plugin for a name or path; ``str()`` says why in one line."""
 
 
@@ -691,7 +693,7 @@ def _probe_in_process(bundle: Path, plugin_name: str | None) -> dict[str, Any]:
         try:
             names = list(cls.get_plugin_names_for_file(str(bundle)))
         except Exception as exc:
-            return {"records": [_bad_json(f"failed to load: {_one_line(exc)}")]}
+            return {"records": [_bad_json(f"failed to load: {one_line(exc)}")]}
         if len(names) != 1:
             return {"names": names}
         plugin_name = names[0]
@@ -704,7 +706,7 @@ def _probe_plugin(cls: Any, bundle: Path, plugin_name: str) -> dict[str, Any]:
     try:
         plugin = cls(str(bundle), plugin_name=plugin_name)
     except Exception as exc:
-        return _bad_json(f"failed to load: {_one_line(exc)}", plugin_name)
+        return _bad_json(f"failed to load: {one_line(exc)}", plugin_name)
     info: dict[str, Any] = {
         "plugin_name": plugin_name,
         "name": str(plugin.name),
@@ -735,7 +737,7 @@ def _probe_plugin(cls: Any, bundle: Path, plugin_name: str) -> dict[str, Any]:
             info["input_channels"] = channels
             break
         except Exception as exc:
-            errors.append(f"{channels} ch: {_one_line(exc)}")
+            errors.append(f"{channels} ch: {one_line(exc)}")
     if output is None:
         info.update(status=STATUS_BAD, reason="cannot process audio: " + "; ".join(errors))
         return info
@@ -754,7 +756,7 @@ def _probe_plugin(cls: Any, bundle: Path, plugin_name: str) -> dict[str, Any]:
     except Exception as exc:
         info["parameters"] = []
         if info["status"] == STATUS_OK:
-            info.update(status=STATUS_BAD, reason=f"cannot read parameters: {_one_line(exc)}")
+            info.update(status=STATUS_BAD, reason=f"cannot read parameters: {one_line(exc)}")
     return info
 
 
@@ -824,11 +826,6 @@ def _bad_json(reason: str, plugin_name: str | None = None) -> dict[str, Any]:
         "loadable": False,
         "probed_at": time.time(),
     }
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

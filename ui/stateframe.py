@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 
 from earmark.engine import alive
+from earmark.errors import EarmarkError
 
 __all__ = [
     "HEADER_FIELDS",
@@ -172,7 +173,7 @@ _H = {name: i for i, name in enumerate(HEADER_FIELDS)}
 _P = {name: i for i, name in enumerate(PATH_FIELDS)}
 
 
-class StateFrameError(RuntimeError):
+class StateFrameError(EarmarkError, RuntimeError):
     """The frame cannot be attached or written (missing, foreign, wrong version, too small)."""
 
 

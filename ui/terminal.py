@@ -167,7 +167,7 @@ def handle_key(key: str | None, state, post: Callable[..., object], chains: Sequ
 
 def toggles(state, chains: Sequence = ()) -> Toggles:
     """What the keys act on, from an ``EngineState`` and each path's chain (or None)."""
-    # As the dashboard's frame says it (dashboard_service.chain_info): a chain with no
+    # As the dashboard's frame says it (earmark.live.publisher.chain_info): a chain with no
     # plugin is never "bypassed".
     plugins = [None if c is None else tuple(getattr(c, "bypassed", ())) for c in chains]
     bypassed = tuple(None if p is None else bool(p) and all(p) for p in plugins)

@@ -1,4 +1,4 @@
-"""The flag worker: the live detectors, in a process of their own (see ``flags_live``).
+"""The flag worker: the live detectors, in a process of their own (see ``earmark.live.flags``).
 
 ``python -m earmark.live.flags_worker CONN_FD``. Messages (pickled over the socket):
 

@@ -24,7 +24,7 @@ link), and only files of the user's own are read back.
 The service also owns the session command ``reset_holds`` (true-peak hold
 and overs counters, which live here so the dashboard, the keyboard and a
 controller share them). ``bypass`` (path, plugin index or None for the whole
-chain, on/off) is the session's own command (earmark.session), shared with the
+chain, on/off) is the session's own command (earmark.live.session), shared with the
 MIDI controller.
 """
 

@@ -136,7 +136,7 @@ class Listener:
     """Every MIDI input matching ``pattern`` (all inputs when None), recorded as it arrives."""
 
     def __init__(self, pattern: str | None = None) -> None:
-        # With JACK each port is registered once and joined by name (ui/midi.py: closing a
+        # With JACK each port is registered once and joined by name (ui/midi/ports.py: closing a
         # JACK port can crash the process); other back-ends open and close their ports.
         first, self.api, end = open_port_client("in", f"{CLIENT_PREFIX}-learn-0", "learn")
         listing = jack_graph().ports(inputs=False) if end is not None else first.get_ports()

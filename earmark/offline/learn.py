@@ -29,8 +29,7 @@ from datetime import date
 
 import numpy as np
 
-from earmark.engine.files import DEFAULT_BLOCK_FRAMES, iter_blocks, open_audio
-from earmark.meters import History, MeterBank
+from earmark.meters import History
 from earmark.meters.bands import NOMINAL_HZ
 from earmark.meters.onsets import ONSET_MIN_COUNT, ONSET_WINDOW_ROWS, onset_mask
 from earmark.meters.sharpness import sharpness_acum
@@ -80,17 +79,13 @@ class Measured:
 
 def measure_reference(path: str) -> Measured:
     """Meter one reference file (raises ``AudioFileError`` if it cannot be read)."""
-    info = open_audio(path)
-    bank = MeterBank(info.channels, info.sample_rate)
-    parts: list[History] = []
-    next_row = 0
-    for block in iter_blocks(path, DEFAULT_BLOCK_FRAMES, dtype="float32"):
-        bank.process(block)
-        h = bank.history(since=next_row)
-        if len(h):
-            parts.append(h)
-            next_row = h.first_row + len(h)
-    r = bank.readings()
+    from earmark.offline.analysis import analyze
+
+    # Metered as `earmark analyze` meters it (the whole programme's history is kept).
+    analysis = analyze(path)
+    r = analysis.readings
+    assert r is not None and analysis.history is not None
+    parts = [analysis.history] if len(analysis.history) else []
     cat = _concat(parts)
     s, psr, tp = cat["s"], cat["psr"], cat["tp"]
     integrated = r.integrated_lufs
@@ -98,7 +93,7 @@ def measure_reference(path: str) -> Measured:
     judged = psr[(s >= gate) & np.isfinite(psr)]
     psr_low = float(np.percentile(judged, PSR_PERCENTILE)) if len(judged) else None
     band_hz = r.band_hz
-    k_gain = k_weighting_gain_db(band_hz, info.sample_rate)
+    k_gain = k_weighting_gain_db(band_hz, r.sample_rate)
     long_db = np.array([np.nan if v is None else v for v in r.spectrum_long_db])
     long_rel = relative_levels(long_db, k_gain)
     loud = (s >= max(-50.0, (integrated or -70.0) - 20.0)) & np.isfinite(s)
@@ -106,7 +101,7 @@ def measure_reference(path: str) -> Measured:
         relative_levels(cat["spec"][loud], k_gain) if cat["spec"].size else np.zeros((0, 0))
     )
     sharp = (
-        sharpness_acum(cat["spec"][loud], band_hz, sample_rate=info.sample_rate)
+        sharpness_acum(cat["spec"][loud], band_hz, sample_rate=r.sample_rate)
         if cat["spec"].size
         else np.zeros(0)
     )

@@ -427,7 +427,7 @@ def _cell(value: Any) -> str:
 
 
 def _hz_column(hz: float) -> str:
-    """A band centre as an export column name ("250", "1k", "12.5k"): a name, not text for people."""
+    """A band centre as an export column name ("250", "1k"): a name, not text for people."""
     return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
 
 

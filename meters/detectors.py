@@ -58,6 +58,11 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
     peak in dBFS (0 for runs at full scale); its sentence counts the clipped samples.
 ``loudness_target``
     Integrated loudness off the delivery target by more than its tolerance.
+``album_inconsistent``
+    Not raised by the Detector but by ``earmark analyze --album``
+    (``earmark.offline.album``): a track of an album 3 LU or more louder or quieter
+    than the median of its neighbours, or 3 dB or more brighter or duller in 2-5 kHz
+    or 5-10 kHz (relative to its body) than the album's median (inference).
 
 Grouping: one flag per code (and band) and *episode*, the occurrences of a
 problem less than :data:`~earmark.meters.flags.EPISODE_GAP_S` apart; the flags, their

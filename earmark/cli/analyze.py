@@ -12,6 +12,14 @@
     ``--report`` never writes onto a FILE, and replaces an existing file only with
     ``--force`` (:mod:`earmark.outfiles`); a refusal is a usage error (exit 2).
 
+``earmark analyze --album FILE...``
+    The FILEs are one album, in this order (:mod:`earmark.offline.album`): after the
+    files' table, each track against the album, the album's row and its gain per
+    platform, and ``album_inconsistent`` flags. With ``--json`` the album is the
+    array's last element, ``{"album": {...}}`` (``{"album": null, "error": ...}``
+    when it cannot be measured), so the files keep their positions. Tracks with
+    different channel counts are a usage error (exit 2).
+
 ``earmark demo --offline [--chain PRESET|FILE] [--profile NAME|FILE]``
     Render the built-in demo mix and an aggressive master of it (and the mix
     through ``--chain``, the live demo's path A), and print the analyses side
@@ -81,6 +89,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also write an HTML report with plots (earmark.offline.report); never onto a FILE",
     )
     analyze.add_argument("--force", action="store_true", help="replace an existing --report file")
+    analyze.add_argument(
+        "--album",
+        action="store_true",
+        help="the FILEs are one album in this order: album loudness, LRA and true peak over "
+        "the whole programme, each track against it, album gain per platform "
+        '(--json: a last element {"album": {...}})',
+    )
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
 
 
@@ -122,6 +137,7 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             )
         except outfiles.OutputError as exc:
             unwritten = exc  # said after the results, which are still printed
+    album = _album(args.files, outcomes) if args.album else None
     if args.json:
         objects = [
             o.analysis.to_json_dict()
@@ -129,6 +145,8 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             else {"file": o.file, "error": o.error}
             for o in outcomes
         ]
+        if album is not None:  # the array's last element: the files keep their positions
+            objects.append(album.json)
         # allow_nan=False: the contract says null, never NaN/Infinity.
         sys.stdout.write(json.dumps(objects, indent=2, allow_nan=False) + "\n")
         sys.stdout.flush()
@@ -137,10 +155,14 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         if done:
             _print_table(list(zip(_column_labels([a.file or "" for a in done]), done, strict=True)))
             _print_flags(done)
+        if album is not None:
+            album.print()
     if unwritten is not None:
         return _refuse_output(unwritten)
     if any(o.analysis is None for o in outcomes):
         return EXIT_UNAVAILABLE
+    if album is not None and album.exit_code:
+        return album.exit_code
     if args.strict and any(o.analysis.problems for o in outcomes if o.analysis is not None):
         return EXIT_PROBLEM
     return EXIT_OK
@@ -453,4 +475,105 @@ def _print_flags(analyses: list[Analysis]) -> None:
         name = os.path.basename(a.file or "") or "audio"
         console.print(f"\n{name} ({a.profile or 'default'} profile):", markup=False)
         for line in flag_lines(a.flags):
+            console.print("  " + line, soft_wrap=True, markup=False)
+
+
+# -- album --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _AlbumOutcome:
+    json: dict[str, Any]  # the last element of the --json array
+    album: Any = None  # earmark.offline.album.Album, or None when it could not be measured
+    exit_code: int = EXIT_OK
+
+    def print(self) -> None:
+        if self.album is not None:
+            _print_album(self.album)
+
+
+def _album(files: list[str], outcomes: list[_Outcome]) -> _AlbumOutcome:
+    """``--album``: the tracks as one programme; a refusal is one line on stderr."""
+    from earmark.engine.files import AudioFileError
+    from earmark.offline.album import AlbumError, analyze_album
+
+    if any(o.analysis is None for o in outcomes):
+        error = (
+            "the album needs every track; "
+            + ", ".join(o.file for o in outcomes if o.analysis is None)
+            + " could not be read"
+        )
+        _say("--album", error)
+        return _AlbumOutcome({"album": None, "error": error}, exit_code=EXIT_UNAVAILABLE)
+    analyses = [o.analysis for o in outcomes if o.analysis is not None]
+    try:
+        album = analyze_album(files, analyses=analyses)
+    except Exception as exc:
+        if isinstance(exc, AudioFileError):  # a file changed after its own analysis
+            error = f"{exc.path}: {exc.cause}"
+        elif isinstance(exc, AlbumError):
+            error = str(exc).removeprefix("--album: ")
+        else:
+            error = " ".join(f"internal error: {type(exc).__name__}: {exc}".split())
+            if _debug():
+                traceback.print_exc()
+            else:
+                error += " (EARMARK_DEBUG=1 shows the traceback)"
+        _say("--album", error)
+        code = EXIT_USAGE if isinstance(exc, AlbumError) else EXIT_UNAVAILABLE
+        return _AlbumOutcome({"album": None, "error": error}, exit_code=code)
+    for warning in album.warnings:
+        _say("--album", f"warning: {warning}")
+    return _AlbumOutcome({"album": album.to_json_dict()}, album=album)
+
+
+_ALBUM_COLUMNS = (
+    "#",
+    "Track",
+    "Integrated LUFS",
+    "vs album LU",
+    "vs neighbours LU",
+    "2-5 kHz vs album dB",
+    "5-10 kHz vs album dB",
+    "LRA LU",
+    "True peak dBTP",
+)
+
+
+def _print_album(album: Any) -> None:
+    """Each track against the album, the album's row, its gain per platform, its flags."""
+    from rich.table import Table
+
+    from earmark.ui.flags_text import flag_lines
+
+    console = _console()
+    table = Table(show_header=True, header_style="bold", title="Album")
+    for head in _ALBUM_COLUMNS:
+        table.add_column(head, justify="left" if head == "Track" else "right", overflow="fold")
+    labels = _column_labels([t.file or "" for t in album.tracks])
+    for i, (label, t) in enumerate(zip(labels, album.tracks, strict=True)):
+        table.add_row(
+            str(i + 1), label, fmt_value(t.integrated_lufs, 1), fmt_signed(t.delta_lu, 1),
+            fmt_signed(t.neighbours_delta_lu, 1), fmt_signed(t.presence_delta_db, 1),
+            fmt_signed(t.air_delta_db, 1), fmt_value(t.loudness_range_lu, 1),
+            fmt_value(t.true_peak_dbtp, 1),
+        )  # fmt: skip
+    table.add_section()
+    table.add_row(
+        "", "Album", fmt_value(album.integrated_lufs, 1), "", "", "", "",
+        fmt_value(album.loudness_range_lu, 1), fmt_value(album.true_peak_dbtp, 1),
+    )  # fmt: skip
+    console.print(table)
+    gains = Table(show_header=True, header_style="bold", title="Album gain per platform")
+    for head in ("Platform", "Target LUFS", "Album gain dB", "Album true peak dBTP"):
+        gains.add_column(head, justify="left" if head == "Platform" else "right")
+    for p in album.platforms:
+        gains.add_row(
+            p.platform, fmt_value(p.target_lufs, 1), fmt_signed(p.gain_db, 1),
+            fmt_value(p.true_peak_dbtp, 1),
+        )  # fmt: skip
+    console.print(gains)
+    if album.flags:
+        console.print("\nAlbum:", markup=False)
+        for line in flag_lines(album.flags):
             console.print("  " + line, soft_wrap=True, markup=False)

@@ -14,9 +14,10 @@ in the album (measured as mono or as dual mono it differs by 3 LU).
 Per track, against the album:
 
 - ``delta_lu``: the track's integrated loudness minus the album's;
-- ``neighbours_delta_lu``: minus the median of its neighbours, up to two tracks
-  either side (inference: a median of three or four tracks is not moved by one
-  track that stands out, so the track beside a loud one is not blamed for it);
+- ``neighbours_delta_lu``: minus the median of its neighbours, the four nearest
+  tracks (two either side, more on one side at the album's ends; fewer in a short
+  album). Inference: a median of four tracks is not moved by one track that stands
+  out, so the track beside a loud one is not blamed for it;
 - ``presence_delta_db`` / ``air_delta_db``: the track's long-term 2-5 kHz and
   5-10 kHz level relative to its body (250 Hz-1.6 kHz), loudness-normalised
   (:mod:`earmark.meters.tonal`), minus the album's median of the same.
@@ -73,10 +74,10 @@ __all__ = [
 # listener notices between consecutive tracks played at one gain.
 NEIGHBOUR_LU = 3.0
 # Inference: the harsh-highs rule's "warning from 3 dB added" to 2-5 kHz or 5-10 kHz
-# relative to the body (meters.judge_tonal's rise_db), applied between tracks.
+# relative to the body (the default of a profile's harshness.rise_db), applied between tracks.
 TONAL_DB = 3.0
-# Neighbours: up to this many tracks on either side (see the module docstring).
-NEIGHBOURS_EACH_SIDE = 2
+# Neighbours: the nearest this many tracks (see the module docstring).
+NEIGHBOURS = 4
 # The delivery profiles whose targets the album gain is reported against (shipped in
 # presets/profiles, sourced in docs/reference.md "Delivery targets").
 _PLATFORM_PROFILES = ("spotify", "apple-music", "youtube", "tidal", "deezer")
@@ -128,6 +129,7 @@ class AlbumTrack:
     start_s: float  # where it starts in the album
     duration_s: float
     integrated_lufs: float | None
+    loudness_range_lu: float | None
     true_peak_dbtp: float | None
     delta_lu: float | None  # track - album loudness
     neighbours_delta_lu: float | None  # track - median of its neighbours
@@ -143,6 +145,7 @@ class AlbumTrack:
             "start_s": round(self.start_s, 3),
             "duration_s": round(self.duration_s, 3),
             "integrated_lufs": _r2(self.integrated_lufs),
+            "loudness_range_lu": _r2(self.loudness_range_lu),
             "true_peak_dbtp": _r2(self.true_peak_dbtp),
             "delta_lu": _r2(self.delta_lu),
             "neighbours_delta_lu": _r2(self.neighbours_delta_lu),
@@ -340,6 +343,7 @@ def _tracks(
                 start_s=starts[i],
                 duration_s=a.duration_s,
                 integrated_lufs=a.integrated_lufs,
+                loudness_range_lu=a.loudness_range_lu,
                 true_peak_dbtp=a.true_peak_dbtp,
                 delta_lu=_minus(a.integrated_lufs, album_lufs),
                 neighbours_delta_lu=_minus(a.integrated_lufs, neighbours),
@@ -352,9 +356,14 @@ def _tracks(
     return tuple(out)
 
 
+def _near(n: int, i: int) -> list[int]:
+    """Track ``i``'s neighbours: the :data:`NEIGHBOURS` nearest tracks, in album order."""
+    others = sorted((j for j in range(n) if j != i), key=lambda j: (abs(j - i), j))
+    return sorted(others[:NEIGHBOURS])
+
+
 def _neighbours(values: Sequence[float | None], i: int) -> list[float | None]:
-    lo, hi = max(0, i - NEIGHBOURS_EACH_SIDE), min(len(values), i + NEIGHBOURS_EACH_SIDE + 1)
-    return [values[j] for j in range(lo, hi) if j != i]
+    return [values[j] for j in _near(len(values), i)]
 
 
 def _balance(a: Analysis) -> tuple[float | None, float | None]:
@@ -378,7 +387,7 @@ def _flags(tracks: Sequence[AlbumTrack]) -> list[dict[str, Any]]:
         label = f"track {i + 1} ({os.path.basename(t.file) if t.file else 'array'})"
         d = t.neighbours_delta_lu
         if d is not None and abs(d) >= NEIGHBOUR_LU and t.integrated_lufs is not None:
-            near = [j + 1 for j in range(n) if j != i and abs(j - i) <= NEIGHBOURS_EACH_SIDE]
+            near = [j + 1 for j in _near(n, i)]
             median = t.integrated_lufs - d
             who = "its neighbour" if len(near) == 1 else "the median of its neighbours"
             message = (

@@ -144,3 +144,15 @@ def test_cli_text_and_refusal(tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "different channel counts" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_cli_album_with_an_unreadable_track(tmp_path):
+    a = tmp_path / "a.wav"
+    sf.write(a, track(0.0, seed=1), FS, subtype="FLOAT")
+    missing = str(tmp_path / "missing.wav")
+    run = earmark("analyze", "--album", "--json", str(a), missing)
+    assert run.returncode == 3
+    out = json.loads(run.stdout)
+    assert out[0]["file"] == str(a) and out[1] == {"file": missing, "error": "no such file"}
+    assert out[2]["album"] is None and "missing.wav could not be read" in out[2]["error"]
+    assert "Traceback" not in run.stderr

@@ -183,8 +183,8 @@ def playback(
     else:
         gain_db = 0.0
     playback_lufs = integrated_lufs + gain_db  # inference: a peak limiter barely moves it
-    peak_dbtp = min(true_peak_dbtp + gain_db, r.ceiling_dbtp) if limited else (
-        true_peak_dbtp + gain_db
+    peak_dbtp = (
+        min(true_peak_dbtp + gain_db, r.ceiling_dbtp) if limited else (true_peak_dbtp + gain_db)
     )
     penalty_lu = max(0.0, -gain_db)
     room_db = r.ceiling_dbtp - playback_lufs  # the PLR an unlimited master could have had
@@ -240,7 +240,7 @@ def compare_sentence(before: PlatformOutcome, after: PlatformOutcome) -> str:
         )
     plr_change = _plr_at_playback(a) - _plr_at_playback(b) if _defined(a, b) else None
     if plr_change is None or abs(plr_change) < 0.05:
-        tail = "at no cost in PLR" if plr_change is not None else ""
+        tail = "leaves the PLR as it was" if plr_change is not None else ""
     elif plr_change < 0:
         tail = f"costs {-plr_change:.1f} dB of PLR"
     else:

@@ -145,6 +145,10 @@ def test_silence_has_no_outcome_and_its_json_is_null():
     o = playback(rule("spotify"), None, None)
     d = o.to_json_dict()
     assert set(d) == JSON_KEYS and d["gain_db"] is None and d["penalty_lu"] is None
+    loud = playback(rule("spotify"), -8.0, -0.5)
+    assert compare_sentence(o, loud) == (
+        "on Spotify nothing can be said: a loudness is undefined (silence)"
+    )
 
 
 def test_the_comparison_sentence_says_what_the_extra_loudness_buys_and_costs():

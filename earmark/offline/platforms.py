@@ -74,6 +74,7 @@ class PlatformOutcome:
     plr_cost_db: float | None
     plr_db: float | None  # the master's PLR (a gain does not change it; a limiter does)
     normalisation: str  # "track" or "album": which loudness the gain was computed from
+    integrated_lufs: float | None = None  # the master's, as delivered
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``platforms`` entry of ``analyze --json`` (and of a snapshot's path)."""
@@ -191,7 +192,7 @@ def playback(
     plr_cost_db = min(penalty_lu, max(0.0, room_db - plr_db))
     return PlatformOutcome(
         r, gain_db, playback_lufs, peak_dbtp, limited, penalty_lu, plr_cost_db, plr_db,
-        normalisation,
+        normalisation, integrated_lufs,
     )  # fmt: skip
 
 
@@ -221,9 +222,11 @@ def compare_sentence(before: PlatformOutcome, after: PlatformOutcome) -> str:
     2.1 dB of PLR")."""
     where = f"on {before.rule.label}"
     b, a = before, after
-    if b.playback_lufs is None or a.playback_lufs is None:
+    if None in (b.playback_lufs, a.playback_lufs, b.integrated_lufs, a.integrated_lufs):
         return f"{where} nothing can be said: a loudness is undefined (silence)"
-    master_lu = a.playback_lufs - a.gain_db - (b.playback_lufs - b.gain_db)  # type: ignore[operator]
+    assert a.integrated_lufs is not None and b.integrated_lufs is not None
+    assert a.playback_lufs is not None and b.playback_lufs is not None
+    master_lu = a.integrated_lufs - b.integrated_lufs
     heard_lu = a.playback_lufs - b.playback_lufs
     if abs(master_lu) < 0.05:
         head = f"{where} BEFORE and AFTER are equally loud and play at {_db(a.playback_lufs)} LUFS"

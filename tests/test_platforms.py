@@ -200,6 +200,14 @@ def test_an_unknown_platform_is_a_usage_error(quiet):
     assert proc.returncode == 2 and "unknown platform 'bogus'" in proc.stderr
 
 
+def test_a_file_taken_as_the_platform_list_is_named_as_such(quiet, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--platforms", str(quiet), str(quiet)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "a FILE right after --platforms is read as LIST: use --platforms=all" in err
+
+
 def test_diff_platforms_says_the_louder_version_gains_nothing_on_spotify(quiet, louder, capsys):
     code = main(["diff", "--json", "--platforms", "spotify,youtube", str(quiet), str(louder)])
     assert code == 0

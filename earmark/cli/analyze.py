@@ -113,7 +113,10 @@ def platforms_or_error(args: argparse.Namespace, parser: argparse.ArgumentParser
     try:
         return parse_platforms(args.platforms)
     except ValueError as exc:
-        parser.error(f"--platforms: {exc}")
+        hint = ""
+        if os.path.exists(args.platforms):  # `--platforms FILE...` took the FILE as LIST
+            hint = "; a FILE right after --platforms is read as LIST: use --platforms=all"
+        parser.error(f"--platforms: {exc}{hint}")
 
 
 # -- analyze ------------------------------------------------------------------------

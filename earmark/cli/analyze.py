@@ -9,6 +9,9 @@
     one line each: ``earmark: FILE: cause`` (``earmark: FILE: warning: ...``).
     ``--profile NAME|FILE`` judges the flags against a genre or delivery profile
     (default: the generic one); a bad profile is a usage error (exit 2).
+    ``--platforms [LIST]`` adds what each streaming platform's playback does to it
+    (:mod:`earmark.offline.platforms`): a table per file, and a ``platforms`` list in
+    each JSON object; an unknown platform name is a usage error (exit 2).
     ``--report`` never writes onto a FILE, and replaces an existing file only with
     ``--force`` (:mod:`earmark.outfiles`); a refusal is a usage error (exit 2).
 
@@ -96,7 +99,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the whole programme, each track against it, album gain per platform "
         '(--json: a last element {"album": {...}})',
     )
+    add_platforms_option(analyze)
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
+
+
+def add_platforms_option(parser: argparse.ArgumentParser) -> None:
+    """``--platforms [LIST]`` (analyze and diff): what each platform's playback does."""
+    from earmark.offline.platforms import PLATFORM_NAMES
+
+    parser.add_argument(
+        "--platforms",
+        nargs="?",
+        const="all",
+        metavar="LIST",
+        help="what each streaming platform's playback does to it: gain, loudness and true "
+        "peak heard, loudness penalty and its PLR cost (LIST: comma-separated, default all: "
+        f"{', '.join(PLATFORM_NAMES)}); a FILE right after it is read as LIST: write "
+        "--platforms=all or put the option after the files",
+    )
+
+
+def platforms_or_error(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple:
+    """The platform rules ``--platforms`` names (empty without it); unknown: usage error."""
+    from earmark.offline.platforms import parse_platforms
+
+    if args.platforms is None:
+        return ()
+    try:
+        return parse_platforms(args.platforms)
+    except ValueError as exc:
+        hint = ""
+        if os.path.exists(args.platforms):  # `--platforms FILE...` took the FILE as LIST
+            hint = "; a FILE right after --platforms is read as LIST: use --platforms=all"
+        parser.error(f"--platforms: {exc}{hint}")
 
 
 # -- analyze ------------------------------------------------------------------------
@@ -118,6 +153,7 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         profile = resolve_profile(args.profile)
     except PresetError as exc:
         parser.error(f"--profile: {exc}")
+    platforms = platforms_or_error(args, parser)
     if args.report:
         from earmark import outfiles
         from earmark.offline import report
@@ -140,7 +176,7 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     album = _album(args.files, outcomes) if args.album else None
     if args.json:
         objects = [
-            o.analysis.to_json_dict()
+            _with_platforms(o.analysis.to_json_dict(), o.analysis, platforms)
             if o.analysis is not None
             else {"file": o.file, "error": o.error}
             for o in outcomes
@@ -154,6 +190,7 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         done = [o.analysis for o in outcomes if o.analysis is not None]
         if done:
             _print_table(list(zip(_column_labels([a.file or "" for a in done]), done, strict=True)))
+            _print_platforms(done, platforms)
             _print_flags(done)
         if album is not None:
             album.print()
@@ -166,6 +203,49 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if args.strict and any(o.analysis.problems for o in outcomes if o.analysis is not None):
         return EXIT_PROBLEM
     return EXIT_OK
+
+
+def _with_platforms(obj: dict, analysis: Analysis, platforms: tuple) -> dict:
+    """``--json``'s object, with its ``platforms`` list when --platforms was given."""
+    if platforms:
+        from earmark.offline.platforms import outcomes
+
+        obj["platforms"] = [o.to_json_dict() for o in outcomes(analysis, platforms)]
+    return obj
+
+
+def _print_platforms(analyses: list[Analysis], platforms: tuple) -> None:
+    """One table per file: what each platform's playback does to it."""
+    if not platforms:
+        return
+    from earmark.offline.platforms import outcomes
+
+    labels = _column_labels([a.file or "" for a in analyses])
+    for label, a in zip(labels, analyses, strict=True):
+        print_platform_table(_console(), f"Platforms: {label}", outcomes(a, platforms))
+
+
+def print_platform_table(console: Any, title: str, rows: list) -> None:
+    """A table of :class:`~earmark.offline.platforms.PlatformOutcome` rows (analyze, diff)."""
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold", title=title, title_justify="left")
+    for head in ("Platform", "Target LUFS", "Gain dB", "Plays at LUFS", "True peak dBTP"):
+        table.add_column(head, justify="left" if head == "Platform" else "right")
+    for head in ("Limited", "Penalty LU", "PLR cost dB"):
+        table.add_column(head, justify="right")
+    for o in rows:
+        table.add_row(
+            o.rule.label + (" (album)" if o.normalisation == "album" else ""),
+            fmt_value(o.rule.target_lufs, 1),
+            "-" if o.gain_db is None else fmt_signed(o.gain_db, 1),
+            fmt_value(o.playback_lufs, 1),
+            fmt_value(o.playback_true_peak_dbtp, 1),
+            "yes" if o.limited else "no",
+            fmt_value(o.penalty_lu, 1),
+            fmt_value(o.plr_cost_db, 1),
+        )
+    console.print(table)
 
 
 def _refuse_output(exc: Exception) -> int:

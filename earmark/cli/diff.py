@@ -1,10 +1,14 @@
-"""``earmark diff BEFORE AFTER [--json] [--report OUT.html [--force]] [--profile P] [--mix MIX]``.
+"""``earmark diff BEFORE AFTER [--json] [--report OUT.html [--force]] [--profile P] [--mix MIX]``
+``[--platforms [LIST]]``.
 
 Explains what turned BEFORE into AFTER (see :func:`earmark.diff`): loudness and
 gain, the EQ as moves, compression and limiting, PSR/LRA/crest/transient and
 width changes, and the flags AFTER gained or lost. With ``--mix MIX``, BEFORE and
 AFTER are two masters of MIX: each is diffed against MIX and the two are shown
-side by side, so each version's choices are described.
+side by side, so each version's choices are described. ``--platforms [LIST]`` says
+what AFTER's loudness change buys and costs on each platform (with ``--mix``: the
+second master's against the first's), with both outcome tables; ``--json`` adds a
+``platforms`` list (per platform ``name``, ``before``, ``after``, ``summary``).
 
 Output: a short readable report (default), one JSON object (``--json``; with
 ``--mix`` an object ``{"mix": ..., "versions": [...]}``), and optionally a
@@ -82,6 +86,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="MIX",
         help="BEFORE and AFTER are two masters of MIX: diff each against MIX, side by side",
     )
+    from earmark.cli.analyze import add_platforms_option
+
+    add_platforms_option(p)
     p.set_defaults(handler=_cmd_diff, subparser=p)
     return p
 
@@ -105,6 +112,9 @@ def _write_report(args: argparse.Namespace, page: str) -> bool:
 
 
 def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark.cli.analyze import platforms_or_error
+
+    args.platforms = platforms_or_error(args, parser)  # the rules, () without --platforms
     if args.report is not None:
         from earmark.outfiles import OutputError, check
 
@@ -141,9 +151,10 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         written = _write_report(args, diff_report(t))
     if args.json:
-        _print_json(t.to_dict())
+        _print_json(_with_platforms(t.to_dict(), t.before, t.after, args.platforms))
     else:
         _print_human(t, labels)
+        _print_platforms(t.before, t.after, args.platforms, _labels(args.before, args.after))
         if args.report and written:
             print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
     return EXIT_OK if written else EXIT_USAGE
@@ -169,16 +180,22 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
         written = _write_report(args, mix_report(mix_label, [(label_a, ta), (label_b, tb)]))
     if args.json:
         _print_json(
-            {
-                "mix": args.mix,
-                "versions": [
-                    {"file": args.before, **ta.to_dict()},
-                    {"file": args.after, **tb.to_dict()},
-                ],
-            }
+            _with_platforms(
+                {
+                    "mix": args.mix,
+                    "versions": [
+                        {"file": args.before, **ta.to_dict()},
+                        {"file": args.after, **tb.to_dict()},
+                    ],
+                },
+                ta.after,
+                tb.after,
+                args.platforms,
+            )
         )
     else:
         _print_mix(mix_label, [(label_a, ta), (label_b, tb)])
+        _print_platforms(ta.after, tb.after, args.platforms, (label_a, label_b))
         if args.report and written:
             print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
     return EXIT_OK if written else EXIT_USAGE
@@ -259,6 +276,42 @@ def _console(file: TextIO | None = None) -> Any:
     out = file or sys.stdout
     width = None if out.isatty() else _PIPE_WIDTH
     return Console(file=out, width=width, highlight=False, soft_wrap=False)
+
+
+def _with_platforms(obj: dict, before: Any, after: Any, platforms: tuple) -> dict:
+    """``--json``'s object with ``platforms``: per platform, both outcomes and the sentence
+    (with ``--mix``, the two versions are compared, BEFORE then AFTER)."""
+    if platforms:
+        from earmark.offline.platforms import compare_sentence, outcomes
+
+        obj["platforms"] = [
+            {
+                "name": b.rule.name,
+                "before": b.to_json_dict(),
+                "after": a.to_json_dict(),
+                "summary": compare_sentence(b, a),
+            }
+            for b, a in zip(outcomes(before, platforms), outcomes(after, platforms), strict=True)
+        ]
+    return obj
+
+
+def _print_platforms(before: Any, after: Any, platforms: tuple, labels: tuple[str, str]) -> None:
+    """What each platform makes of BEFORE and AFTER: a sentence each, then both tables."""
+    if not platforms:
+        return
+    from earmark.cli.analyze import print_platform_table
+    from earmark.offline.platforms import compare_sentence, outcomes
+
+    con = _console()
+    ob, oa = outcomes(before, platforms), outcomes(after, platforms)
+    con.print()
+    con.print(f"Platforms (BEFORE = {labels[0]}, AFTER = {labels[1]}):", markup=False)
+    for b, a in zip(ob, oa, strict=True):
+        sentence = compare_sentence(b, a)
+        con.print(f"  {sentence[:1].upper()}{sentence[1:]}.", markup=False, soft_wrap=True)
+    for label, rows in ((labels[0], ob), (labels[1], oa)):
+        print_platform_table(con, f"Platforms: {label}", rows)
 
 
 def _print_human(t: Transformation, labels: tuple[str, str]) -> None:

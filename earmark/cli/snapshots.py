@@ -342,6 +342,7 @@ def _print_snapshot(doc: dict) -> None:
         cells = [_f(p.get(key, p["readings"].get(key)), decimals) for p in paths]
         table.add_row(label, unit, *cells)
     console.print(table)
+    _print_platforms(console, paths)
     flags = doc.get("flags") or []
     if not flags:
         console.print("Flags: none")
@@ -372,6 +373,33 @@ def _print_snapshot(doc: dict) -> None:
     if doc.get("profile"):
         prof = doc["profile"]
         console.print(f"Profile: {prof.get('name') if isinstance(prof, dict) else prof}")
+
+
+def _print_platforms(console: Any, paths: list[dict]) -> None:
+    """Each path's platform outcomes (snapshot version 2; an older one has none)."""
+    from rich.table import Table
+
+    names = list(dict.fromkeys(o["name"] for p in paths for o in p.get("platforms") or ()))
+    if not names:
+        return
+    table = Table(header_style="bold", title="Platforms: plays at LUFS (gain dB) · "
+                  "penalty LU · PLR cost dB", title_justify="left")  # fmt: skip
+    table.add_column("Platform")
+    for p in paths:
+        table.add_column(_path_title(p), justify="right", overflow="fold")
+    for name in names:
+        cells = []
+        for p in paths:
+            o = next((o for o in p.get("platforms") or () if o.get("name") == name), None)
+            cells.append(
+                "-"
+                if o is None or o.get("playback_lufs") is None
+                else f"{_f(o['playback_lufs'])} ({fmt_signed(o.get('gain_db'), 1)})"
+                f"{' limited' if o.get('limited') else ''} · {_f(o.get('penalty_lu'))}"
+                f" · {_f(o.get('plr_cost_db'))}"
+            )
+        table.add_row(name, *cells)
+    console.print(table)
 
 
 def _flag_path(flag: dict, paths: list[dict]) -> str:

@@ -27,17 +27,17 @@ its neighbours' median by :data:`NEIGHBOUR_LU` or more, or whose 2-5 kHz or 5-10
 balance differs from the album's median by :data:`TONAL_DB` or more (both
 inference, docs/reference.md "Album consistency").
 
-Per platform, the album gain: a platform that normalises albums applies ONE gain,
-its target minus the album's loudness, to every track. The targets come from
-:func:`platform_targets` (the shipped delivery profiles); the playback rules
-(how far quiet masters are raised, turn-down only, limiters) are not applied here.
+Per platform, the album gain: a platform that normalises albums applies ONE gain to
+every track, computed from the album's loudness under the platform's own rules
+(:mod:`earmark.offline.platforms`: how far quiet masters are raised, turn-down only,
+limiters).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +64,7 @@ __all__ = [
     "AlbumError",
     "AlbumTrack",
     "PlatformGain",
-    "PlatformTarget",
     "analyze_album",
-    "platform_targets",
 ]
 
 # Inference (no published threshold for album consistency): 3 LU is three times the
@@ -78,9 +76,6 @@ NEIGHBOUR_LU = 3.0
 TONAL_DB = 3.0
 # Neighbours: the nearest this many tracks (see the module docstring).
 NEIGHBOURS = 4
-# The delivery profiles whose targets the album gain is reported against (shipped in
-# presets/profiles, sourced in docs/reference.md "Delivery targets").
-_PLATFORM_PROFILES = ("spotify", "apple-music", "youtube", "tidal", "deezer")
 
 CODE = "album_inconsistent"
 
@@ -92,23 +87,17 @@ class AlbumError(EarmarkError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class PlatformTarget:
-    """A platform's loudness target, and the profile it was read from."""
-
-    platform: str
-    profile: str
-    target_lufs: float
-
-
-@dataclass(frozen=True, slots=True)
 class PlatformGain:
     """What a platform normalising this album applies to every track."""
 
     platform: str
     profile: str
     target_lufs: float
-    gain_db: float | None  # target - album loudness; None without an album loudness
+    gain_db: float | None  # the gain the platform applies; None without an album loudness
     true_peak_dbtp: float | None  # the album's true peak after the gain
+    # "album": the platform applies this one gain to every track; "track": it normalises
+    # each track on its own (this is what it would do to the album as one programme).
+    normalisation: str = "album"
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``platforms`` entry of the album's JSON."""
@@ -118,6 +107,7 @@ class PlatformGain:
             "target_lufs": _r2(self.target_lufs),
             "gain_db": _r2(self.gain_db),
             "true_peak_dbtp": _r2(self.true_peak_dbtp),
+            "normalisation": self.normalisation,
         }
 
 
@@ -188,19 +178,25 @@ class Album:
         }
 
 
-def platform_targets() -> tuple[PlatformTarget, ...]:
-    """Each streaming platform's loudness target, from the shipped delivery profiles.
-
-    The one place album mode learns platforms: the platform rules table
-    (``earmark.offline.platforms``) is meant to take its place.
-    """
-    from earmark.profiles import load_profile
+def _platform_gains(r: Any) -> tuple[PlatformGain, ...]:
+    """What each platform does to the album played as an album: one gain for every track,
+    from the album's loudness, under the platform's own rules (earmark.offline.platforms:
+    Spotify raises only to 1 dB of true-peak headroom, YouTube only turns down ...)."""
+    from earmark.offline.platforms import playback, rules
 
     out = []
-    for name in _PLATFORM_PROFILES:
-        loudness = load_profile(name).loudness
-        if loudness is not None:
-            out.append(PlatformTarget(loudness.platform or name, name, loudness.target_lufs))
+    for rule in rules():
+        o = playback(rule, r.integrated_lufs, r.true_peak_dbtp, r.plr_db, r.integrated_lufs)
+        out.append(
+            PlatformGain(
+                rule.label,
+                rule.profile or rule.name,
+                rule.target_lufs,
+                o.gain_db,
+                o.playback_true_peak_dbtp,
+                o.normalisation,
+            )
+        )
     return tuple(out)
 
 
@@ -212,7 +208,6 @@ def analyze_album(
     sample_rate: int | None = None,
     *,
     analyses: Sequence[Analysis] | None = None,
-    targets: Callable[[], Sequence[PlatformTarget]] = platform_targets,
 ) -> Album:
     """Measure ``sources`` as the tracks of one album, in the order given.
 
@@ -223,7 +218,6 @@ def analyze_album(
         analyses: each track's :func:`~earmark.offline.analysis.analyze` result,
             when the caller has them already (``earmark analyze`` does); else
             measured here.
-        targets: the platforms' targets (default :func:`platform_targets`).
 
     Raises:
         AlbumError: no track, or tracks with different channel counts.
@@ -260,18 +254,7 @@ def analyze_album(
             bank.process(block)
     r = bank.readings()
     tracks = _tracks(analyses, starts, r.integrated_lufs)
-    platforms = tuple(
-        PlatformGain(
-            t.platform,
-            t.profile,
-            t.target_lufs,
-            None if r.integrated_lufs is None else t.target_lufs - r.integrated_lufs,
-            None
-            if r.integrated_lufs is None or r.true_peak_dbtp is None
-            else r.true_peak_dbtp + t.target_lufs - r.integrated_lufs,
-        )
-        for t in targets()
-    )
+    platforms = _platform_gains(r)
     return Album(
         sample_rate=rate,
         channels=r.channels,

@@ -1,8 +1,8 @@
 """Snapshots as documents: what a moment of a session measured, and how two moments differ.
 
-A snapshot is one JSON-ready ``dict`` (format ``earmark-snapshot``, version 1)::
+A snapshot is one JSON-ready ``dict`` (format ``earmark-snapshot``, version 2)::
 
-    {"format": "earmark-snapshot", "version": 1,
+    {"format": "earmark-snapshot", "version": 2,
      "time": 1718000000.0, "session": "album master", "label": "v3", "note": "...",
      "source": {"kind": "demo", "a": 1, "b": 2, "audible": "A", "loudness_match": true,
                 "match_a_db": -1.2, "match_b_db": 0.0, "monitor": {...}, "position_s": 41.3},
@@ -11,12 +11,21 @@ A snapshot is one JSON-ready ``dict`` (format ``earmark-snapshot``, version 1)::
      "paths": [{"index": 0, "name": "demo mix (dry)", "role": null,
                 "readings": {every field of meters.Readings},
                 "harshness_db": -17.3,
+                "platforms": [{"name": "spotify", "target_lufs": -14.0, "gain_db": -3.1,
+                               "playback_lufs": -14.0, ...}, ...],   # version 2
                 "history": {"t_s": [...], "short_term_lufs": [...], "psr_db": [...],
                             "momentary_lufs": [...]},        # the last 30 s at 10 Hz
                 "chain": {"name": ..., "plugins": [{"title", "bypass", "parameters"...}]},
                 "latency_samples": 0, "delay_samples": 0, "muted_blocks": 0}, ...],
      "flags": [flag dicts as DESIGN.md, with "path"], "markers": [...],
      "profile": null or the profile's fields}
+
+Versions: 1 is the layout above without ``platforms``; 2 adds each path's
+``platforms`` (what every platform's playback does to it, from its integrated
+loudness, true peak and PLR: :func:`earmark.offline.platforms.outcomes`, each entry
+as ``analyze --platforms --json`` prints it). Keys are only ever added, so a reader
+takes every version up to :data:`VERSION` (an older document simply lacks the newer
+keys) and refuses a newer one.
 
 ``None`` stands for an undefined reading (never NaN or infinity), so the JSON is
 strict and reading it back gives the same values (:func:`read_json`,
@@ -55,6 +64,7 @@ __all__ = [
     "from_engine",
     "from_session",
     "harshness_db",
+    "platform_outcomes",
     "read_json",
     "readings_from_dict",
     "readings_to_dict",
@@ -63,7 +73,7 @@ __all__ = [
 ]
 
 FORMAT = "earmark-snapshot"
-VERSION = 1
+VERSION = 2  # 2: paths[].platforms
 HISTORY_WINDOW_S = 30.0
 # The longest label or note `snapshot take` accepts, in characters: the control channel
 # keeps no more (earmark.live.control), so a longer one is refused rather than cut.
@@ -242,6 +252,7 @@ def build(
                 "harshness_db": harshness_db(
                     readings["band_hz"], readings["spectrum_long_db"], int(state.sample_rate)
                 ),
+                "platforms": platform_outcomes(p.readings),
                 "history": history_window(histories[i]) if i < len(histories) else None,
                 "chain": chain_state(chains[i]) if i < len(chains) else None,
                 "latency_samples": int(p.latency_samples),
@@ -287,6 +298,13 @@ def build(
         "profile": profile_state(profile),
     }
     return json.loads(dumps(doc))  # plain JSON values only, exactly what is stored
+
+
+def platform_outcomes(readings: Any) -> list[dict]:
+    """A path's ``platforms`` entries: what each platform's playback does to its programme."""
+    from earmark.offline.platforms import outcomes
+
+    return [o.to_json_dict() for o in outcomes(readings)]
 
 
 def recent_history(bank: Any, seconds: float = HISTORY_WINDOW_S) -> Any:

@@ -58,6 +58,11 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
     peak in dBFS (0 for runs at full scale); its sentence counts the clipped samples.
 ``loudness_target``
     Integrated loudness off the delivery target by more than its tolerance.
+``codec_clipping``
+    Not raised by the Detector: ``earmark analyze --codecs`` encodes and decodes the
+    programme (:mod:`earmark.offline.codecs`) and raises it when samples clip on
+    decode (a problem) or the decoded true peak is above the profile's ceiling (a
+    warning); its sentence names the codec and the ceiling that avoids it.
 
 Grouping: one flag per code (and band) and *episode*, the occurrences of a
 problem less than :data:`~earmark.meters.flags.EPISODE_GAP_S` apart; the flags, their

@@ -60,6 +60,7 @@ CODES = (
     "true_peak_over",
     "clipping",
     "loudness_target",
+    "codec_clipping",
 )
 SEVERITIES = ("warning", "problem")
 

@@ -81,7 +81,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also write an HTML report with plots (earmark.offline.report); never onto a FILE",
     )
     analyze.add_argument("--force", action="store_true", help="replace an existing --report file")
+    _add_codecs_option(analyze)
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
+
+
+def _add_codecs_option(parser: argparse.ArgumentParser) -> None:
+    """``--codecs [LIST]``, shared with ``diff`` (earmark.offline.codecs)."""
+    from earmark.offline.codecs import CODECS
+
+    parser.add_argument(
+        "--codecs",
+        nargs="?",
+        const="all",
+        metavar="LIST",
+        help="also encode and decode each file through lossy codecs and measure the damage "
+        "(decoded true peak, clipped samples, loudness change, loss above 16 kHz, the ceiling "
+        f"that avoids clipping); LIST: comma-separated, of {', '.join(CODECS)} (default: all). "
+        "Put LIST right after --codecs, or --codecs after the FILEs",
+    )
+
+
+def codecs_chosen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Any, ...]:
+    """The codecs ``--codecs`` names (empty without the option); unknown: usage error."""
+    from earmark.offline.codecs import parse_codecs
+
+    if args.codecs is None:
+        return ()
+    try:
+        return parse_codecs(args.codecs)
+    except ValueError as exc:
+        parser.error(f"--codecs: {exc}")
 
 
 # -- analyze ------------------------------------------------------------------------
@@ -92,6 +121,7 @@ class _Outcome:
     file: str
     analysis: Analysis | None = None
     error: str | None = None
+    codecs: tuple[Any, ...] = ()  # CodecResult per codec of --codecs
 
 
 def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -103,6 +133,7 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         profile = resolve_profile(args.profile)
     except PresetError as exc:
         parser.error(f"--profile: {exc}")
+    codecs = codecs_chosen(args, parser)
     if args.report:
         from earmark import outfiles
         from earmark.offline import report
@@ -113,12 +144,19 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         except outfiles.OutputError as exc:
             return _refuse_output(exc)
     outcomes = [_analyze_one(path, analyze, profile) for path in args.files]
+    if codecs:
+        outcomes = [with_codecs(o, codecs, profile) for o in outcomes]
     unwritten: Exception | None = None
     if args.report and any(o.analysis is not None for o in outcomes):
         done = [o.analysis for o in outcomes if o.analysis is not None]
         try:
             report.write_analysis_report(
-                args.report, done, profile, inputs=args.files, force=args.force
+                args.report,
+                done,
+                profile,
+                inputs=args.files,
+                force=args.force,
+                codecs=[o.codecs for o in outcomes if o.analysis is not None] if codecs else None,
             )
         except outfiles.OutputError as exc:
             unwritten = exc  # said after the results, which are still printed
@@ -129,6 +167,10 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             else {"file": o.file, "error": o.error}
             for o in outcomes
         ]
+        if codecs:
+            for obj, o in zip(objects, outcomes, strict=True):
+                if o.analysis is not None:
+                    obj["codecs"] = [r.to_json_dict() for r in o.codecs]
         # allow_nan=False: the contract says null, never NaN/Infinity.
         sys.stdout.write(json.dumps(objects, indent=2, allow_nan=False) + "\n")
         sys.stdout.flush()
@@ -136,6 +178,8 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         done = [o.analysis for o in outcomes if o.analysis is not None]
         if done:
             _print_table(list(zip(_column_labels([a.file or "" for a in done]), done, strict=True)))
+            if codecs:
+                print_codecs([(o.file, o.codecs) for o in outcomes if o.analysis is not None])
             _print_flags(done)
     if unwritten is not None:
         return _refuse_output(unwritten)
@@ -144,6 +188,46 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if args.strict and any(o.analysis.problems for o in outcomes if o.analysis is not None):
         return EXIT_PROBLEM
     return EXIT_OK
+
+
+def with_codecs(outcome: _Outcome, codecs: tuple[Any, ...], profile: Any) -> _Outcome:
+    """The outcome with its codec results, their flags and warnings (said on stderr)."""
+    import dataclasses
+
+    from earmark.offline.codecs import measure_file
+
+    if outcome.analysis is None:
+        return outcome
+    a = outcome.analysis
+    with _captured_native_stderr(enabled=not _debug()):
+        results, flags, warnings = measure_file(outcome.file, codecs, a, profile)
+    for warning in warnings:
+        _say(outcome.file, f"warning: {warning}")
+    a = dataclasses.replace(
+        a,
+        flags=tuple(sorted((*a.flags, *flags), key=lambda f: f["start_s"])),
+        warnings=(*a.warnings, *warnings),
+    )
+    return _Outcome(outcome.file, analysis=a, codecs=tuple(results))
+
+
+def print_codecs(files: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """One table per file: what each codec did to it."""
+    from rich.table import Table
+
+    from earmark.offline.codecs import codec_table
+
+    console = _console()
+    for path, results in files:
+        if not results:
+            continue
+        rows = codec_table(results)
+        table = Table(title=f"Codecs: {os.path.basename(path) or path}", title_justify="left")
+        for i, head in enumerate(rows[0]):
+            table.add_column(head, justify="left" if i == 0 else "right")
+        for row in rows[1:]:
+            table.add_row(*row)
+        console.print(table)
 
 
 def _refuse_output(exc: Exception) -> int:

@@ -81,11 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also write an HTML report with plots (earmark.offline.report); never onto a FILE",
     )
     analyze.add_argument("--force", action="store_true", help="replace an existing --report file")
-    _add_codecs_option(analyze)
+    add_codecs_option(analyze)
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
 
 
-def _add_codecs_option(parser: argparse.ArgumentParser) -> None:
+def add_codecs_option(parser: argparse.ArgumentParser) -> None:
     """``--codecs [LIST]``, shared with ``diff`` (earmark.offline.codecs)."""
     from earmark.offline.codecs import CODECS
 
@@ -199,7 +199,7 @@ def with_codecs(outcome: _Outcome, codecs: tuple[Any, ...], profile: Any) -> _Ou
     if outcome.analysis is None:
         return outcome
     a = outcome.analysis
-    with _captured_native_stderr(enabled=not _debug()):
+    with captured_native_stderr(enabled=not _debug()):
         results, flags, warnings = measure_file(outcome.file, codecs, a, profile)
     for warning in warnings:
         _say(outcome.file, f"warning: {warning}")
@@ -263,6 +263,11 @@ def _analyze_one(path: str, analyze: Callable[..., Analysis], profile: Any = Non
     for warning in result.warnings:
         _say(path, f"warning: {warning}")
     return _Outcome(path, analysis=result)
+
+
+def captured_native_stderr(enabled: bool = True) -> Any:
+    """What C libraries write to fd 2 inside the block, collected (FFmpeg's chatter)."""
+    return _captured_native_stderr(enabled=enabled)
 
 
 def _strip_prefix(text: str, prefix: str) -> str:

@@ -342,12 +342,23 @@ def _spectrum_against_profile(
 
 
 def diff_report(
-    t: Transformation, *, before_label: str = "BEFORE", after_label: str = "AFTER"
+    t: Transformation,
+    *,
+    before_label: str = "BEFORE",
+    after_label: str = "AFTER",
+    codecs: tuple[Sequence[Any], Sequence[Any]] | None = None,
 ) -> str:
-    """The ``diff --report`` page for one transformation."""
+    """The ``diff --report`` page for one transformation (``codecs``: BEFORE's and
+    AFTER's :class:`~earmark.offline.codecs.CodecResult` lists, ``--codecs``)."""
     title = f"earmark diff: {before_label} → {after_label}"
     sub = f"{t.before.file or before_label} → {t.after.file or after_label}"
-    return render_html(title, _diff_sections(t, before_label, after_label), subtitle=sub)
+    sections = _diff_sections(t, before_label, after_label)
+    if codecs:
+        from earmark.offline.codecs import compared_table
+
+        table = compared_table(codecs[0], codecs[1], (before_label, after_label))
+        sections.append(Section("Codecs", table=table))
+    return render_html(title, sections, subtitle=sub)
 
 
 def mix_report(mix_label: str, versions: Sequence[tuple[str, Transformation]]) -> str:

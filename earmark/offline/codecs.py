@@ -306,6 +306,7 @@ class CodecResult:
     hf_loss_db: float | None
     safe_ceiling_dbtp: float | None
     safe_ceiling_true_peak_dbtp: float | None
+    duration_s: float = 0.0
 
     def to_json_dict(self) -> dict[str, Any]:
         """The object of the ``codecs`` list in ``--json`` (rounded to 0.01 dB)."""
@@ -450,6 +451,7 @@ def codec_result(
         hf_loss_db=hf_loss,
         safe_ceiling_dbtp=ceiling,
         safe_ceiling_true_peak_dbtp=ceiling_tp,
+        duration_s=len(x) / sample_rate,
     )
 
 
@@ -498,12 +500,14 @@ def codec_flags(results: Sequence[CodecResult], ceiling_dbtp: float | None = Non
             severity = "problem"
         else:
             text += f", above the {ceiling_dbtp:+.1f} dBTP ceiling; no sample clips on decode"
-            first, last = 0.0, 0.0
+            first, last = 0.0, r.duration_s  # the programme's true peak: all of it
             severity = "warning"
-        if r.safe_ceiling_dbtp is not None:
+        if r.safe_ceiling_dbtp is None:
+            text += f"; even a ceiling of {CEILING_BOTTOM_DBTP:.1f} dBTP does not avoid clipping"
+        elif r.clipped_samples:
             text += f"; a ceiling of {r.safe_ceiling_dbtp:.1f} dBTP avoids it"
         else:
-            text += f"; even a ceiling of {CEILING_BOTTOM_DBTP:.1f} dBTP does not avoid it"
+            text += f" up to a ceiling of {r.safe_ceiling_dbtp:.1f} dBTP"
         occurrence = Occurrence(first, last, r.true_peak_dbtp, severity, text)
         flags.append(
             Flag(

@@ -188,3 +188,17 @@ def test_unknown_codec_is_a_usage_error(master_file):
     assert proc.returncode == 2
     assert "aac999" in proc.stderr and "opus96" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_report_has_a_codecs_section(master_file, tmp_path):
+    out = tmp_path / "r.html"
+    proc = run_cli("analyze", master_file, "--codecs", "opus96", "--report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text()
+    assert "<h2>Codecs</h2>" in page and "Opus 96 kb/s" in page
+    assert "codec_clipping" in proc.stdout  # the flag, explained in the text output
+
+
+def test_codecs_with_mix_is_a_usage_error(master_file):
+    proc = run_cli("diff", master_file, master_file, "--mix", master_file, "--codecs")
+    assert proc.returncode == 2 and "--codecs" in proc.stderr

@@ -194,7 +194,7 @@ def with_codecs(outcome: _Outcome, codecs: tuple[Any, ...], profile: Any) -> _Ou
     """The outcome with its codec results, their flags and warnings (said on stderr)."""
     import dataclasses
 
-    from earmark.offline.codecs import measure_file
+    from earmark.offline.codec_report import measure_file
 
     if outcome.analysis is None:
         return outcome
@@ -215,7 +215,7 @@ def print_codecs(files: list[tuple[str, tuple[Any, ...]]]) -> None:
     """One table per file: what each codec did to it."""
     from rich.table import Table
 
-    from earmark.offline.codecs import codec_table
+    from earmark.offline.codec_report import codec_table
 
     console = _console()
     for path, results in files:

@@ -201,7 +201,7 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
 def _codecs_of(args: argparse.Namespace, t: Transformation, codecs: Any, profile: Any) -> Any:
     """(BEFORE's and AFTER's codec results, their codec_clipping flags); warnings said."""
     from earmark.cli.analyze import captured_native_stderr
-    from earmark.offline.codecs import measure_file
+    from earmark.offline.codec_report import measure_file
     from earmark.profiles import resolve_profile
 
     prof = profile if profile is not None else resolve_profile(None)
@@ -218,7 +218,7 @@ def _codecs_of(args: argparse.Namespace, t: Transformation, codecs: Any, profile
 
 def _add_codecs_json(obj: dict[str, Any], compared: Any) -> None:
     """``codecs`` (per codec, BEFORE and AFTER) and the codec flags in ``flags``."""
-    from earmark.offline.codecs import compared_json, flags_introduced
+    from earmark.offline.codec_report import compared_json, flags_introduced
 
     rb, ra, fb, fa = compared
     obj["codecs"] = compared_json(rb, ra)
@@ -231,7 +231,7 @@ def _add_codecs_json(obj: dict[str, Any], compared: Any) -> None:
 def _print_codecs(compared: Any, labels: tuple[str, str]) -> None:
     from rich.table import Table
 
-    from earmark.offline.codecs import compared_table, flags_introduced
+    from earmark.offline.codec_report import compared_table, flags_introduced
 
     rb, ra, fb, fa = compared
     rows = compared_table(rb, ra, labels)

@@ -234,7 +234,7 @@ def analysis_report(
 
 def codecs_section(labels: Sequence[str], codecs: Sequence[Sequence[Any]]) -> Section:
     """The "Codecs" section: per file, what each lossy codec did to it (``--codecs``)."""
-    from earmark.offline.codecs import codec_table
+    from earmark.offline.codec_report import codec_table
 
     return Section(
         "Codecs",
@@ -354,7 +354,7 @@ def diff_report(
     sub = f"{t.before.file or before_label} → {t.after.file or after_label}"
     sections = _diff_sections(t, before_label, after_label)
     if codecs:
-        from earmark.offline.codecs import compared_table
+        from earmark.offline.codec_report import compared_table
 
         table = compared_table(codecs[0], codecs[1], (before_label, after_label))
         sections.append(Section("Codecs", table=table))

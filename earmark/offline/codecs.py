@@ -506,6 +506,8 @@ def codec_flags(results: Sequence[CodecResult], ceiling_dbtp: float | None = Non
             text += f"; even a ceiling of {CEILING_BOTTOM_DBTP:.1f} dBTP does not avoid clipping"
         elif r.clipped_samples:
             text += f"; a ceiling of {r.safe_ceiling_dbtp:.1f} dBTP avoids it"
+            if r.safe_ceiling_true_peak_dbtp is not None:  # whether it also stays <= 0 dBTP
+                text += f" (decoded true peak then {r.safe_ceiling_true_peak_dbtp:+.1f} dBTP)"
         else:
             text += f" up to a ceiling of {r.safe_ceiling_dbtp:.1f} dBTP"
         occurrence = Occurrence(first, last, r.true_peak_dbtp, severity, text)

@@ -63,6 +63,11 @@ Codes and what raises them (thresholds come from the :class:`Profile`):
     (``earmark.offline.album``): a track of an album 3 LU or more louder or quieter
     than the median of its neighbours, or 3 dB or more brighter or duller in 2-5 kHz
     or 5-10 kHz (relative to its body) than the album's median (inference).
+``codec_clipping``
+    Not raised by the Detector: ``earmark analyze --codecs`` encodes and decodes the
+    programme (:mod:`earmark.offline.codecs`) and raises it when samples clip on
+    decode (a problem) or the decoded true peak is above the profile's ceiling (a
+    warning); its sentence names the codec and the ceiling that avoids it.
 
 Grouping: one flag per code (and band) and *episode*, the occurrences of a
 problem less than :data:`~earmark.meters.flags.EPISODE_GAP_S` apart; the flags, their

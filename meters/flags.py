@@ -61,6 +61,7 @@ CODES = (
     "clipping",
     "loudness_target",
     "album_inconsistent",
+    "codec_clipping",
 )
 SEVERITIES = ("warning", "problem")
 

@@ -200,12 +200,16 @@ def test_an_unknown_platform_is_a_usage_error(quiet):
     assert proc.returncode == 2 and "unknown platform 'bogus'" in proc.stderr
 
 
-def test_a_file_taken_as_the_platform_list_is_named_as_such(quiet, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["analyze", "--platforms", str(quiet), str(quiet)])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1
-    assert "a FILE right after --platforms is read as LIST: use --platforms=all" in err
+def test_a_file_right_after_platforms_is_read_as_a_file(quiet, capsys):
+    # `--platforms FILE FILE`: the optional LIST took the first FILE; analyze gives it
+    # back to the files and judges both against every platform.
+    from earmark.offline.platforms import rules
+
+    code = main(["analyze", "--json", "--platforms", str(quiet), str(quiet)])
+    assert code == 0
+    objs = json.loads(capsys.readouterr().out)
+    assert [o["file"] for o in objs] == [str(quiet), str(quiet)]
+    assert all([p["name"] for p in o["platforms"]] == [r.name for r in rules()] for o in objs)
 
 
 def test_diff_platforms_says_the_louder_version_gains_nothing_on_spotify(quiet, louder, capsys):

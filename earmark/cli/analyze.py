@@ -68,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "is reported on stderr as 'earmark: FILE: cause' and the others are still "
         "analysed (exit code 3).",
     )
-    analyze.add_argument("files", nargs="+", metavar="FILE", help="audio file (WAV, FLAC, ...)")
+    # nargs "*" and checked in _cmd_analyze: `--codecs FILE...` and `--platforms FILE...`
+    # must give FILE back to the files (an optional LIST swallows the next word).
+    analyze.add_argument("files", nargs="*", metavar="FILE", help="audio file (WAV, FLAC, ...)")
     analyze.add_argument(
         "--json",
         action="store_true",
@@ -100,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         '(--json: a last element {"album": {...}})',
     )
     add_platforms_option(analyze)
+    add_codecs_option(analyze)
     analyze.set_defaults(handler=_cmd_analyze, subparser=analyze)
 
 
@@ -114,8 +117,8 @@ def add_platforms_option(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="what each streaming platform's playback does to it: gain, loudness and true "
         "peak heard, loudness penalty and its PLR cost (LIST: comma-separated, default all: "
-        f"{', '.join(PLATFORM_NAMES)}); a FILE right after it is read as LIST: write "
-        "--platforms=all or put the option after the files",
+        f"{', '.join(PLATFORM_NAMES)}); in diff, a FILE right after it is read as LIST: "
+        "write --platforms=all or put the option after the files",
     )
 
 
@@ -134,6 +137,34 @@ def platforms_or_error(args: argparse.Namespace, parser: argparse.ArgumentParser
         parser.error(f"--platforms: {exc}{hint}")
 
 
+def add_codecs_option(parser: argparse.ArgumentParser) -> None:
+    """``--codecs [LIST]``, shared with ``diff`` (earmark.offline.codecs)."""
+    from earmark.offline.codecs import CODECS
+
+    parser.add_argument(
+        "--codecs",
+        nargs="?",
+        const="all",
+        metavar="LIST",
+        help="also encode and decode each file through lossy codecs and measure the damage "
+        "(decoded true peak, clipped samples, loudness change, loss above 16 kHz, the ceiling "
+        f"that avoids clipping); LIST: comma-separated, of {', '.join(CODECS)} (default: all). "
+        "In diff, put LIST right after --codecs, or --codecs after the FILEs",
+    )
+
+
+def codecs_chosen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Any, ...]:
+    """The codecs ``--codecs`` names (empty without the option); unknown: usage error."""
+    from earmark.offline.codecs import parse_codecs
+
+    if args.codecs is None:
+        return ()
+    try:
+        return parse_codecs(args.codecs)
+    except ValueError as exc:
+        parser.error(f"--codecs: {exc}")
+
+
 # -- analyze ------------------------------------------------------------------------
 
 
@@ -142,6 +173,25 @@ class _Outcome:
     file: str
     analysis: Analysis | None = None
     error: str | None = None
+    codecs: tuple[Any, ...] = ()  # CodecResult per codec of --codecs
+
+
+def _files_back(args: argparse.Namespace) -> None:
+    """``analyze --codecs master.wav``: the optional LIST took the FILE. A value that is
+    no list of names but an existing file goes back to the front of the files, and the
+    option means its default (all)."""
+    from earmark.offline.codecs import parse_codecs
+    from earmark.offline.platforms import parse_platforms
+
+    for option, parse in (("codecs", parse_codecs), ("platforms", parse_platforms)):
+        value = getattr(args, option, None)
+        if value is None or value == "all" or not os.path.exists(value):
+            continue
+        try:
+            parse(value)
+        except ValueError:
+            setattr(args, option, "all")
+            args.files = [value, *args.files]
 
 
 def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -149,11 +199,15 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     from earmark.offline.analysis import analyze
     from earmark.profiles import resolve_profile
 
+    _files_back(args)
+    if not args.files:
+        parser.error("the following arguments are required: FILE")
     try:
         profile = resolve_profile(args.profile)
     except PresetError as exc:
         parser.error(f"--profile: {exc}")
     platforms = platforms_or_error(args, parser)
+    codecs = codecs_chosen(args, parser)
     if args.report:
         from earmark import outfiles
         from earmark.offline import report
@@ -164,12 +218,19 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         except outfiles.OutputError as exc:
             return _refuse_output(exc)
     outcomes = [_analyze_one(path, analyze, profile) for path in args.files]
+    if codecs:
+        outcomes = [with_codecs(o, codecs, profile) for o in outcomes]
     unwritten: Exception | None = None
     if args.report and any(o.analysis is not None for o in outcomes):
         done = [o.analysis for o in outcomes if o.analysis is not None]
         try:
             report.write_analysis_report(
-                args.report, done, profile, inputs=args.files, force=args.force
+                args.report,
+                done,
+                profile,
+                inputs=args.files,
+                force=args.force,
+                codecs=[o.codecs for o in outcomes if o.analysis is not None] if codecs else None,
             )
         except outfiles.OutputError as exc:
             unwritten = exc  # said after the results, which are still printed
@@ -181,6 +242,10 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             else {"file": o.file, "error": o.error}
             for o in outcomes
         ]
+        if codecs:
+            for obj, o in zip(objects, outcomes, strict=True):
+                if o.analysis is not None:
+                    obj["codecs"] = [r.to_json_dict() for r in o.codecs]
         if album is not None:  # the array's last element: the files keep their positions
             objects.append(album.json)
         # allow_nan=False: the contract says null, never NaN/Infinity.
@@ -191,6 +256,8 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         if done:
             _print_table(list(zip(_column_labels([a.file or "" for a in done]), done, strict=True)))
             _print_platforms(done, platforms)
+            if codecs:
+                print_codecs([(o.file, o.codecs) for o in outcomes if o.analysis is not None])
             _print_flags(done)
         if album is not None:
             album.print()
@@ -248,6 +315,46 @@ def print_platform_table(console: Any, title: str, rows: list) -> None:
     console.print(table)
 
 
+def with_codecs(outcome: _Outcome, codecs: tuple[Any, ...], profile: Any) -> _Outcome:
+    """The outcome with its codec results, their flags and warnings (said on stderr)."""
+    import dataclasses
+
+    from earmark.offline.codec_report import measure_file
+
+    if outcome.analysis is None:
+        return outcome
+    a = outcome.analysis
+    with captured_native_stderr(enabled=not _debug()):
+        results, flags, warnings = measure_file(outcome.file, codecs, a, profile)
+    for warning in warnings:
+        _say(outcome.file, f"warning: {warning}")
+    a = dataclasses.replace(
+        a,
+        flags=tuple(sorted((*a.flags, *flags), key=lambda f: f["start_s"])),
+        warnings=(*a.warnings, *warnings),
+    )
+    return _Outcome(outcome.file, analysis=a, codecs=tuple(results))
+
+
+def print_codecs(files: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """One table per file: what each codec did to it."""
+    from rich.table import Table
+
+    from earmark.offline.codec_report import codec_table
+
+    console = _console()
+    for path, results in files:
+        if not results:
+            continue
+        rows = codec_table(results)
+        table = Table(title=f"Codecs: {os.path.basename(path) or path}", title_justify="left")
+        for i, head in enumerate(rows[0]):
+            table.add_column(head, justify="left" if i == 0 else "right")
+        for row in rows[1:]:
+            table.add_row(*row)
+        console.print(table)
+
+
 def _refuse_output(exc: Exception) -> int:
     """An output that must not or cannot be written: one line, a usage error."""
     print(f"{_PROG}: {exc}", file=sys.stderr, flush=True)
@@ -281,6 +388,11 @@ def _analyze_one(path: str, analyze: Callable[..., Analysis], profile: Any = Non
     for warning in result.warnings:
         _say(path, f"warning: {warning}")
     return _Outcome(path, analysis=result)
+
+
+def captured_native_stderr(enabled: bool = True) -> Any:
+    """What C libraries write to fd 2 inside the block, collected (FFmpeg's chatter)."""
+    return _captured_native_stderr(enabled=enabled)
 
 
 def _strip_prefix(text: str, prefix: str) -> str:

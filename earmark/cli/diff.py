@@ -86,9 +86,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="MIX",
         help="BEFORE and AFTER are two masters of MIX: diff each against MIX, side by side",
     )
-    from earmark.cli.analyze import add_platforms_option
+    from earmark.cli.analyze import add_codecs_option, add_platforms_option
 
     add_platforms_option(p)
+    add_codecs_option(p)
     p.set_defaults(handler=_cmd_diff, subparser=p)
     return p
 
@@ -133,6 +134,11 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except (ValueError, OSError) as exc:
             _say("--profile", str(exc))
             return EXIT_USAGE
+    from earmark.cli.analyze import codecs_chosen
+
+    codecs = codecs_chosen(args, parser)
+    if codecs and args.mix:
+        parser.error("--codecs: compares BEFORE and AFTER; not with --mix")
     bad = _unreadable(_inputs(args))
     if bad:
         return EXIT_UNAVAILABLE
@@ -145,16 +151,22 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json:
         _say_doubts([(f"{args.before}, {args.after}", t)])
     labels = ("BEFORE", "AFTER")
+    compared = _codecs_of(args, t, codecs, profile) if codecs else None
     written = True
     if args.report:
         from earmark.offline.report import diff_report
 
-        written = _write_report(args, diff_report(t))
+        written = _write_report(args, diff_report(t, codecs=compared and compared[:2]))
     if args.json:
-        _print_json(_with_platforms(t.to_dict(), t.before, t.after, args.platforms))
+        obj = _with_platforms(t.to_dict(), t.before, t.after, args.platforms)
+        if compared is not None:
+            _add_codecs_json(obj, compared)
+        _print_json(obj)
     else:
         _print_human(t, labels)
         _print_platforms(t.before, t.after, args.platforms, _labels(args.before, args.after))
+        if compared is not None:
+            _print_codecs(compared, labels)
         if args.report and written:
             print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
     return EXIT_OK if written else EXIT_USAGE
@@ -199,6 +211,56 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
         if args.report and written:
             print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
     return EXIT_OK if written else EXIT_USAGE
+
+
+def _codecs_of(args: argparse.Namespace, t: Transformation, codecs: Any, profile: Any) -> Any:
+    """(BEFORE's and AFTER's codec results, their codec_clipping flags); warnings said."""
+    from earmark.cli.analyze import captured_native_stderr
+    from earmark.offline.codec_report import measure_file
+    from earmark.profiles import resolve_profile
+
+    prof = profile if profile is not None else resolve_profile(None)
+    out: list[Any] = []
+    for path, analysis in ((args.before, t.before), (args.after, t.after)):
+        with captured_native_stderr(enabled=not _debug()):
+            results, flags, warnings = measure_file(path, codecs, analysis, prof)
+        for warning in warnings:
+            _say(path, f"warning: {warning}")
+        out.append((results, flags))
+    (rb, fb), (ra, fa) = out
+    return rb, ra, fb, fa
+
+
+def _add_codecs_json(obj: dict[str, Any], compared: Any) -> None:
+    """``codecs`` (per codec, BEFORE and AFTER) and the codec flags in ``flags``."""
+    from earmark.offline.codec_report import compared_json, flags_introduced
+
+    rb, ra, fb, fa = compared
+    obj["codecs"] = compared_json(rb, ra)
+    introduced = flags_introduced(fb, fa)
+    obj["flags"]["introduced"].extend(introduced)
+    obj["flags"]["removed"].extend(flags_introduced(fa, fb))
+    obj["flags"]["kept"].extend(f for f in fa if f not in introduced)
+
+
+def _print_codecs(compared: Any, labels: tuple[str, str]) -> None:
+    from rich.table import Table
+
+    from earmark.offline.codec_report import compared_table, flags_introduced
+
+    rb, ra, fb, fa = compared
+    rows = compared_table(rb, ra, labels)
+    table = Table(title="Codecs", title_justify="left", header_style="bold")
+    for i, head in enumerate(rows[0]):
+        table.add_column(head, justify="left" if i == 0 else "right")
+    for row in rows[1:]:
+        table.add_row(*row)
+    con = _console()
+    con.print()
+    con.print(table)
+    for flag in flags_introduced(fb, fa):
+        line = f"{flag['severity'].upper()}  codec_clipping introduced: {flag['message']}"
+        con.print("  " + line, soft_wrap=True, markup=False)
 
 
 class _DiffFailedError(EarmarkError):

@@ -163,17 +163,20 @@ def write_analysis_report(
     *,
     inputs: Iterable[str | os.PathLike[str]] | None = None,
     force: bool = False,
+    codecs: Sequence[Sequence[Any]] | None = None,
 ) -> None:
     """Write the ``analyze --report`` page for ``analyses`` (files are metered again for
     their loudness history). ``inputs`` (default: the analysed files) are never written
-    over; see :func:`write_report`."""
+    over; see :func:`write_report`. ``codecs``: per analysis, its
+    :class:`~earmark.offline.codecs.CodecResult` list (``--codecs``), or None."""
     files = [a.file or f"array {i + 1}" for i, a in enumerate(analyses)]
     names = [os.path.basename(f) or f for f in files]
     labels = names if len(set(names)) == len(names) else files
     items = [(label, a, None) for label, a in zip(labels, analyses, strict=True)]
     if inputs is None:
         inputs = [a.file for a in analyses if a.file]
-    write_report(path, analysis_report(items, profile), inputs=inputs, force=force)
+    page = analysis_report(items, profile, codecs=codecs)
+    write_report(path, page, inputs=inputs, force=force)
 
 
 def write_report(
@@ -198,7 +201,9 @@ def write_report(
 
 
 def analysis_report(
-    items: Sequence[tuple[str, Analysis, History | None]], profile: Any = None
+    items: Sequence[tuple[str, Analysis, History | None]],
+    profile: Any = None,
+    codecs: Sequence[Sequence[Any]] | None = None,
 ) -> str:
     """The ``analyze --report`` page: per file, loudness history (M/S) with its flags
     shaded, PSR over time and the long-term spectrum (against the profile's tonal
@@ -219,10 +224,30 @@ def analysis_report(
         sections.append(
             _analysis_section(label, analysis, history, profile, single=len(items) == 1)
         )
+    if codecs is not None:
+        sections.append(codecs_section([label for label, _, _ in items], codecs))
     names = ", ".join(label for label, _, _ in items)
     prof = getattr(profile, "name", None)
     sub = f"{names}" + (f" · {prof} profile" if prof else "")
     return render_html("earmark analysis", sections, subtitle=sub)
+
+
+def codecs_section(labels: Sequence[str], codecs: Sequence[Sequence[Any]]) -> Section:
+    """The "Codecs" section: per file, what each lossy codec did to it (``--codecs``)."""
+    from earmark.offline.codec_report import codec_table
+
+    return Section(
+        "Codecs",
+        paragraphs=(
+            "Each file encoded and decoded in memory, the encoder's delay removed, and "
+            "measured again; the safe ceiling is the highest true-peak ceiling whose "
+            "decoded audio has no sample at or over full scale (found by encoding again).",
+        ),
+        columns=tuple(
+            Section(label, table=codec_table(results))
+            for label, results in zip(labels, codecs, strict=True)
+        ),
+    )
 
 
 def history_of(analysis: Analysis) -> History | None:
@@ -317,12 +342,23 @@ def _spectrum_against_profile(
 
 
 def diff_report(
-    t: Transformation, *, before_label: str = "BEFORE", after_label: str = "AFTER"
+    t: Transformation,
+    *,
+    before_label: str = "BEFORE",
+    after_label: str = "AFTER",
+    codecs: tuple[Sequence[Any], Sequence[Any]] | None = None,
 ) -> str:
-    """The ``diff --report`` page for one transformation."""
+    """The ``diff --report`` page for one transformation (``codecs``: BEFORE's and
+    AFTER's :class:`~earmark.offline.codecs.CodecResult` lists, ``--codecs``)."""
     title = f"earmark diff: {before_label} → {after_label}"
     sub = f"{t.before.file or before_label} → {t.after.file or after_label}"
-    return render_html(title, _diff_sections(t, before_label, after_label), subtitle=sub)
+    sections = _diff_sections(t, before_label, after_label)
+    if codecs:
+        from earmark.offline.codec_report import compared_table
+
+        table = compared_table(codecs[0], codecs[1], (before_label, after_label))
+        sections.append(Section("Codecs", table=table))
+    return render_html(title, sections, subtitle=sub)
 
 
 def mix_report(mix_label: str, versions: Sequence[tuple[str, Transformation]]) -> str:

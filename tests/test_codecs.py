@@ -4,9 +4,7 @@ Vorbis), measured values against known answers."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,8 @@ import soundfile as sf
 from earmark.engine.demo import aggressive_master, demo_mix
 from earmark.offline.analysis import analyze
 from earmark.offline.codecs import CODECS, codec_flags, codec_result, parse_codecs, round_trip
+
+from clirun import earmark
 
 SR = 48000
 
@@ -130,14 +130,7 @@ def test_unknown_codec_names_the_choices():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "EARMARK_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "earmark", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return earmark(*args, timeout=300)
 
 
 @pytest.fixture(scope="module")

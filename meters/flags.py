@@ -363,6 +363,11 @@ def hz_text(hz: float) -> str:
     return f"{khz:.1f} kHz" if khz < 10.0 else f"{khz:.0f} kHz"
 
 
+def hz_short(hz: float) -> str:
+    """A frequency as an axis tick or a column name writes it: ``250``, ``1k``, ``12.5k``."""
+    return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
+
+
 def band_text(lo_hz: float, hi_hz: float) -> str:
     """A frequency range: ``2-5 kHz``, ``100-200 Hz``, ``250 Hz-1.6 kHz`` (the unit
     written once when both ends share it)."""

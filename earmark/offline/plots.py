@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from earmark.meters.flags import hz_short
 from earmark.store.snapshots import flag_dict
 from earmark.ui.conventions import A_RGB, B_RGB
 from earmark.ui.flags_text import occurrences
@@ -201,9 +202,7 @@ def _hz_axis(ax: Axes) -> None:
 
     ticks = [20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(
-        FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}")
-    )
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: hz_short(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(18, 22000)
 

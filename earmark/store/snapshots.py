@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from earmark.meters.flags import band_text, problem_key
+from earmark.meters.flags import band_text, hz_short, problem_key
 from earmark.offline.measures import Measure, measures
 from earmark.store.schema import dumps
 
@@ -415,7 +415,7 @@ def to_csv(doc: dict) -> str:
             if not isinstance(v, list) and k not in scalar:
                 scalar.append(k)
         bands = bands or list(p["readings"].get("band_hz") or [])
-    band_cols = [f"spectrum_long_db_{_hz_column(hz)}" for hz in bands]
+    band_cols = [f"spectrum_long_db_{hz_short(hz)}" for hz in bands]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*_CSV_HEAD, *scalar, *band_cols])
@@ -442,11 +442,6 @@ def to_csv(doc: dict) -> str:
 
 def _cell(value: Any) -> str:
     return "" if value is None else repr(value) if isinstance(value, float) else str(value)
-
-
-def _hz_column(hz: float) -> str:
-    """A band centre as an export column name ("250", "1k"): a name, not text for people."""
-    return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
 
 
 # -- comparing --------------------------------------------------------------------------

@@ -465,6 +465,11 @@ def test_history_follows_each_sessions_final_snapshot_and_its_drift(home, capsys
     assert data["drift"]["integrated_lufs"] == pytest.approx(6.0, abs=0.01)
     assert data["drift"]["psr_db"] == pytest.approx(0.0, abs=0.05)
     assert data["drift"]["harshness_db"] == pytest.approx(0.0, abs=0.05)  # loudness-normalised
+    # Sharpness is judged at a fixed listening level: a gain change leaves it where it was.
+    assert rows[0]["sharpness_acum"] == pytest.approx(
+        state_for(gain(0.0)).paths[1].readings.sharpness_acum, abs=1e-9
+    )
+    assert data["drift"]["sharpness_acum"] == pytest.approx(0.0, abs=0.01)
     code, out, _ = run(capsys, "history")
     assert "Drift over 3 sessions (2025-01-10 -> 2025-03-10): I +6.0 LU" in out
     code, out, _ = run(capsys, "history", "--json", "--since", "2025-02-01")

@@ -412,14 +412,18 @@ def test_a_version_1_database_migrates_forward_keeping_everything(tmp_path):
 
     with Store(db) as store:
         versions = store.conn.execute("SELECT version FROM schema_migrations").fetchall()
-        assert [v[0] for v in versions] == [1, 2]
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert [v[0] for v in versions] == [1, 2, 3]
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         rows = store.snapshots()
+        keys = store.snapshot_paths([rows[0]["id"]])[rows[0]["id"]]
         log = store.log(1)
     # The v2 key columns were filled from the v1 JSON documents.
     want = state_for(gain(6.0)).paths[1].readings
     assert rows[0]["label"] == "from v1" and rows[0]["integrated_lufs"] == want.integrated_lufs
     assert rows[0]["path_name"] == "chain" and rows[0]["role"] == "A"
+    # v3 added the sharpness column and filled it from the same documents.
+    assert want.sharpness_acum is not None
+    assert keys[1]["sharpness_acum"] == pytest.approx(want.sharpness_acum, abs=1e-9)
     assert log[0]["psr_db"] == 9 and log[0]["loudness_range_lu"] is None
     # The old flag got its v2 key: a later writer updates it in place as it closes.
     writer = StoreWriter(db)

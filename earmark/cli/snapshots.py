@@ -563,7 +563,13 @@ def _cmd_take(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 # The columns of `earmark history`: each session's final snapshot, measure by measure.
 HISTORY_MEASURES: tuple[Measure, ...] = measures(
-    "integrated_lufs", "psr_db", "loudness_range_lu", "true_peak_dbtp", "plr_db", "harshness_db"
+    "integrated_lufs",
+    "psr_db",
+    "loudness_range_lu",
+    "true_peak_dbtp",
+    "plr_db",
+    "harshness_db",
+    "sharpness_acum",
 )
 
 
@@ -595,6 +601,7 @@ def history_rows(
                 "true_peak_dbtp": final["true_peak_dbtp"],
                 "plr_db": final["plr_db"],
                 "harshness_db": final["harshness_db"],
+                "sharpness_acum": final["sharpness_acum"],
             }
         )
     return rows

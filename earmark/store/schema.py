@@ -23,8 +23,9 @@ from earmark.private import (
 BUSY_TIMEOUT_MS = 2000
 
 
-# The key readings of each path, as columns of snapshot_paths (name, unit in the name).
-KEY_COLUMNS: tuple[str, ...] = (
+# The key readings of each path, as columns of snapshot_paths (name, unit in the name):
+# those schema v2 created, then the ones later migrations added (KEY_COLUMNS: all).
+KEY_COLUMNS_V2: tuple[str, ...] = (
     "integrated_lufs",
     "short_term_lufs",
     "momentary_lufs",
@@ -41,6 +42,7 @@ KEY_COLUMNS: tuple[str, ...] = (
     "harshness_db",
     "correlation_programme",
 )
+KEY_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS_V2, "sharpness_acum")
 
 
 # A session log row: the meters of one path at one moment.
@@ -149,7 +151,7 @@ CREATE TABLE snapshot_paths (
     name TEXT,
     role TEXT,
 """
-    + "".join(f"    {c} REAL,\n" for c in KEY_COLUMNS)
+    + "".join(f"    {c} REAL,\n" for c in KEY_COLUMNS_V2)
     + """    PRIMARY KEY (snapshot_id, path)
 ) WITHOUT ROWID;
 CREATE TABLE snapshot_clips (
@@ -181,10 +183,24 @@ def _backfill_v2(conn: sqlite3.Connection) -> None:
             "UPDATE snapshots SET sample_rate = ?, block_size = ? WHERE id = ?",
             (audio.get("sample_rate"), audio.get("block_size"), snapshot_id),
         )
-        insert_key_rows(conn, snapshot_id, doc)
+        insert_key_rows(conn, snapshot_id, doc, KEY_COLUMNS_V2)
     for flag_id, data in conn.execute("SELECT id, data FROM flags").fetchall():
         flag = json.loads(data) if data else {}
         conn.execute("UPDATE flags SET flag_key = ? WHERE id = ?", (session_key(flag), flag_id))
+
+
+_V3 = "ALTER TABLE snapshot_paths ADD COLUMN sharpness_acum REAL;"
+
+
+def _backfill_v3(conn: sqlite3.Connection) -> None:
+    """The sharpness of snapshots stored before v3, from their JSON documents."""
+    for snapshot_id, data in conn.execute("SELECT id, data FROM snapshots").fetchall():
+        for i, p in enumerate(json.loads(data).get("paths") or ()):
+            value = number_or_none((p.get("readings") or {}).get("sharpness_acum"))
+            conn.execute(
+                "UPDATE snapshot_paths SET sharpness_acum = ? WHERE snapshot_id = ? AND path = ?",
+                (value, snapshot_id, p.get("index", i)),
+            )
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -195,6 +211,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "flags updated in place",
         _V2,
         _backfill_v2,
+    ),
+    Migration(
+        3, "psychoacoustic sharpness (acum) among the per-path key columns", _V3, _backfill_v3
     ),
 )
 
@@ -329,12 +348,19 @@ def number_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def insert_key_rows(conn: sqlite3.Connection, snapshot_id: int, doc: dict) -> None:
-    cols = ", ".join(KEY_COLUMNS)
-    marks = ", ".join("?" * (4 + len(KEY_COLUMNS)))
+def insert_key_rows(
+    conn: sqlite3.Connection,
+    snapshot_id: int,
+    doc: dict,
+    columns: tuple[str, ...] = KEY_COLUMNS,
+) -> None:
+    """The snapshot's per-path key readings as columns (``columns``: the ones the schema
+    has at this point; a migration's backfill passes its own version's)."""
+    cols = ", ".join(columns)
+    marks = ", ".join("?" * (4 + len(columns)))
     for i, p in enumerate(doc.get("paths") or ()):
         readings = p.get("readings") or {}
-        values = [number_or_none(p.get(c, readings.get(c))) for c in KEY_COLUMNS]
+        values = [number_or_none(p.get(c, readings.get(c))) for c in columns]
         conn.execute(
             f"INSERT OR REPLACE INTO snapshot_paths (snapshot_id, path, name, role, {cols}) "
             f"VALUES ({marks})",

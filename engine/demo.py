@@ -23,7 +23,7 @@ import numpy as np
 import pedalboard
 import soundfile as sf
 
-from earmark.meters import MeterBank
+from earmark.meters.bank import integrated_lufs
 
 # Arrangement. 120 BPM on a 16th-note grid, one chord per bar.
 BPM = 120.0
@@ -301,7 +301,7 @@ def aggressive_master(mix: np.ndarray, sample_rate: int, target_lufs: float = -7
         y = pedalboard.Limiter(threshold_db=threshold_db, release_ms=60.0)(pre, fs)
         return np.clip(y * ceiling, -ceiling, ceiling).astype(np.float32)
 
-    pre_lufs = _integrated_lufs(pre.T, sample_rate)
+    pre_lufs = integrated_lufs(pre.T, sample_rate)
     if pre_lufs is None:  # silence: nothing to drive
         return limited(0.0).T.copy()
 
@@ -310,7 +310,7 @@ def aggressive_master(mix: np.ndarray, sample_rate: int, target_lufs: float = -7
     # some loudness, which the secant steps make up.
     threshold = min(0.0, pre_lufs + 3.75 + MASTER_CEILING_DBFS - target_lufs)
     y = limited(threshold)
-    lufs = _integrated_lufs(y.T, sample_rate)
+    lufs = integrated_lufs(y.T, sample_rate)
     prev: tuple[float, float] | None = None
     for _ in range(3):
         if lufs is None or abs(lufs - target_lufs) <= 0.1:
@@ -322,7 +322,7 @@ def aggressive_master(mix: np.ndarray, sample_rate: int, target_lufs: float = -7
         prev = (threshold, lufs)
         threshold = min(0.0, threshold - (target_lufs - lufs) / slope)
         y = limited(threshold)
-        lufs = _integrated_lufs(y.T, sample_rate)
+        lufs = integrated_lufs(y.T, sample_rate)
     return np.ascontiguousarray(y.T)
 
 
@@ -368,14 +368,6 @@ def write_demo_files(
     sf.write(mix_path, mix, sample_rate, subtype="PCM_24")
     sf.write(master_path, master, sample_rate, subtype="PCM_24")
     return mix_path, master_path
-
-
-def _integrated_lufs(x: np.ndarray, sample_rate: int) -> float | None:
-    """Integrated loudness of (frames, channels) audio, ``None`` for silence."""
-    # Only loudness is needed here: true peak and spectrum off halve the metering time.
-    bank = MeterBank(x.shape[1], int(sample_rate), true_peak=False, spectrum=False)
-    bank.process(np.ascontiguousarray(x, dtype=np.float32))
-    return bank.readings().integrated_lufs
 
 
 # --- synthesis helpers ---------------------------------------------------------

@@ -403,3 +403,15 @@ def _nones(values: list[float]) -> tuple[float | None, ...]:
 
 def _db10(x: float) -> float | None:
     return 10.0 * math.log10(x) if x > 0.0 else None
+
+
+def integrated_lufs(x: np.ndarray, sample_rate: int) -> float | None:
+    """Integrated loudness (BS.1770-4, LUFS) of ``(frames, channels)`` audio; None for
+    silence. Only the loudness meters run (no true peak, no spectrum): the quick measure
+    renders are matched with."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    bank = MeterBank(x.shape[1], int(sample_rate), true_peak=False, spectrum=False)
+    bank.process(np.ascontiguousarray(x))
+    return bank.readings().integrated_lufs

@@ -412,8 +412,8 @@ def test_a_version_1_database_migrates_forward_keeping_everything(tmp_path):
 
     with Store(db) as store:
         versions = store.conn.execute("SELECT version FROM schema_migrations").fetchall()
-        assert [v[0] for v in versions] == [1, 2, 3]
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert [v[0] for v in versions] == [1, 2, 3, 4]
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         rows = store.snapshots()
         keys = store.snapshot_paths([rows[0]["id"]])[rows[0]["id"]]
         log = store.log(1)

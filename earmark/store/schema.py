@@ -203,6 +203,38 @@ def _backfill_v3(conn: sqlite3.Connection) -> None:
             )
 
 
+# Blind listening (earmark listen): one row per test, one per trial, committed as each
+# answer is given, so a killed test keeps every answer it had.
+_V4 = """
+CREATE TABLE listening_tests (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    mode TEXT NOT NULL,
+    change TEXT NOT NULL,
+    unit TEXT,
+    material TEXT,
+    adaptive INTEGER NOT NULL,
+    trials INTEGER NOT NULL DEFAULT 0,
+    correct INTEGER NOT NULL DEFAULT 0,
+    p_value REAL,
+    threshold REAL,
+    finished REAL
+);
+CREATE TABLE listening_trials (
+    test_id INTEGER NOT NULL REFERENCES listening_tests(id) ON DELETE CASCADE,
+    n INTEGER NOT NULL,
+    time REAL NOT NULL,
+    amount REAL,
+    truth TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    correct INTEGER NOT NULL,
+    response_s REAL,
+    PRIMARY KEY (test_id, n)
+) WITHOUT ROWID;
+CREATE INDEX listening_tests_time ON listening_tests(time);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, snapshots as JSON documents, session log, markers, flags", _V1),
     Migration(
@@ -215,6 +247,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3, "psychoacoustic sharpness (acum) among the per-path key columns", _V3, _backfill_v3
     ),
+    Migration(4, "blind listening tests and their trials (earmark listen)", _V4),
 )
 
 

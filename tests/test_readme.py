@@ -16,7 +16,8 @@ Then every fenced block runs, each in a copy of that state:
 - ``sh`` blocks: each command line (``\\`` continuations joined, comments kept out)
   through ``bash -c``, exactly as written, except that a live command
   (``earmark demo``/``earmark run``, which stream until q) gets
-  ``--seconds N --no-ui`` appended. A live command followed by
+  ``--seconds N --no-ui`` appended; ``earmark listen`` gets a listener's keys on its
+  input (:data:`LISTENER_KEYS`). A live command followed by
   ``earmark snapshot take`` ("from another terminal") runs in the background
   while that command is retried until it reaches the session (the session
   answers from before its stream starts until it has stopped). A command must
@@ -55,6 +56,9 @@ BIN = Path(sys.executable).parent  # the venv's bin: where `earmark` is after ac
 LIVE_SECONDS = 3  # a live command of the README, stopped after this long
 BACKGROUND_SECONDS = 5  # a live command other commands talk to while it runs
 REACH_TIMEOUT_S = 120  # how long they may wait for its session to come up (a loaded machine)
+# `earmark listen` reads a person's keys: these play both versions and answer, 60 times
+# (more than any README example's trials), then the input ends, which stops the test.
+LISTENER_KEYS = "ab1ab2ab2ab1" * 15
 COMMAND_TIMEOUT_S = 240  # `plugins scan` probes 21 bundles; one of them hangs 20 s
 
 # Commands that cannot run headless, with why. Keep it short: anything that can
@@ -255,14 +259,21 @@ class Outcome:
 def shell(command: str, folder: Path, seconds: int = LIVE_SECONDS) -> subprocess.Popen:
     if is_live(command):
         command += f" --seconds {seconds} --no-ui"
-    return subprocess.Popen(
+    listens = command.startswith("earmark listen")
+    proc = subprocess.Popen(
         ["bash", "-c", command],
         cwd=folder,
         env=user_env(folder / "home"),
+        stdin=subprocess.PIPE if listens else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    if listens:  # a listener's keys (play both, answer), then the end of the input
+        proc.stdin.write(LISTENER_KEYS)
+        proc.stdin.close()
+        proc.stdin = None  # communicate() must not flush a closed pipe
+    return proc
 
 
 def finish(command: str, proc: subprocess.Popen) -> Outcome:

@@ -103,7 +103,7 @@ def _flag_lines(state, flags: list | None) -> list[Text]:
 
 
 @contextlib.contextmanager
-def _cbreak() -> Iterator[bool]:
+def cbreak() -> Iterator[bool]:
     """Single-key input without echo while the view runs (if stdin is a terminal)."""
     if not sys.stdin.isatty():
         yield False
@@ -120,7 +120,9 @@ def _cbreak() -> Iterator[bool]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _read_key(timeout_s: float) -> str | None:
+def read_key(timeout_s: float) -> str | None:
+    """One key from stdin (a terminal in cbreak mode, or a pipe), None after
+    ``timeout_s``; "" at the end of the input."""
     ready, _, _ = select.select([sys.stdin], [], [], timeout_s)
     if not ready:
         return None
@@ -146,12 +148,12 @@ def run_view(
     if not console.is_terminal:
         _plain(get_state, header, end, console, flags)
         return
-    with _cbreak() as keys, Live(console=console, auto_refresh=False, transient=False) as live:
+    with cbreak() as keys, Live(console=console, auto_refresh=False, transient=False) as live:
         while end is None or time.monotonic() < end:
             state = get_state()
             live.update(render_state(state, header(), flags() if flags else None), refresh=True)
             if keys:
-                key = _read_key(period)
+                key = read_key(period)
                 if key is not None and key.lower() == key_for("quit").char:
                     break
                 handle_key(key, state, post, chains() if chains else ())

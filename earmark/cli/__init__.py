@@ -65,7 +65,17 @@ def _parser() -> argparse.ArgumentParser:
 
     # Each command group registers its subcommands (imported here, not at the top, so
     # that `earmark --version` stays light).
-    from earmark.cli import analyze, dashboard, diff, live, midi, plugins, profile, snapshots
+    from earmark.cli import (
+        analyze,
+        dashboard,
+        diff,
+        listen,
+        live,
+        midi,
+        plugins,
+        profile,
+        snapshots,
+    )
 
     analyze.register(sub)
     live.register(sub, offline_demo=analyze.offline_demo)
@@ -75,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.register(sub)
     snapshots.register(sub)
     midi.register(sub)
+    listen.register(sub)
     return parser
 
 

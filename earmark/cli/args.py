@@ -18,14 +18,18 @@ from earmark.meters.bank import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 __all__ = [
     "MAX_BLOCK_FRAMES",
     "MAX_CLIP_SECONDS",
+    "MAX_TRIALS",
     "MIN_BLOCK_FRAMES",
     "blocksize",
     "clip_seconds",
     "sample_rate",
     "seconds",
+    "start_seconds",
+    "trials",
 ]
 
 MAX_CLIP_SECONDS = 60.0
+MAX_TRIALS = 200  # a blind test longer than this measures fatigue, not hearing (inference)
 
 
 def seconds(text: str) -> float:
@@ -67,6 +71,22 @@ def clip_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be between 0 and {MAX_CLIP_SECONDS:g} seconds, got {text}"
         )
+    return value
+
+
+def start_seconds(text: str) -> float:
+    """``--start``: a finite number of seconds from 0."""
+    value = _number(text, "seconds")
+    if not (math.isfinite(value) and value >= 0.0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0, got {text}")
+    return value
+
+
+def trials(text: str) -> int:
+    """``--trials``: a whole number of trials, 1 to MAX_TRIALS."""
+    value = _whole(text, "a whole number of trials")
+    if not 1 <= value <= MAX_TRIALS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_TRIALS} trials, got {text}")
     return value
 
 

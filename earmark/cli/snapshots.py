@@ -619,16 +619,23 @@ def drift(rows: list[dict]) -> dict[str, float]:
 
 def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def go() -> int:
+        from earmark.store.listening import thresholds
+
         with _open_store() as store:
             rows = history_rows(store, args.session, args.since, args.until)
+            heard = [] if args.session else thresholds(store.conn, args.since, args.until)
         moved = drift(rows)
+        heard_drift = listening_drift(heard)
         if args.json:
-            print(json.dumps({"sessions": rows, "drift": moved}, indent=2, allow_nan=False))
+            doc = {"sessions": rows, "drift": moved, "listening": heard,
+                   "listening_drift": heard_drift}  # fmt: skip
+            print(json.dumps(doc, indent=2, allow_nan=False))
             return EXIT_OK
         rows = printable_data(rows)
         if not rows:
             print("no session has a snapshot yet (take one with `s` in the live view or "
                   "`earmark snapshot take`)")  # fmt: skip
+            _print_listening(heard, heard_drift)
             return EXIT_OK
         from rich.table import Table
 
@@ -658,6 +665,52 @@ def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             ]
             span = f"{_local(rows[0]['time'])[:10]} -> {_local(rows[-1]['time'])[:10]}"
             console.print(f"Drift over {len(rows)} sessions ({span}): " + ", ".join(parts))
+        _print_listening(heard, heard_drift)
         return EXIT_OK
 
     return _run(go)
+
+
+def listening_drift(tests: list[dict]) -> dict[str, float]:
+    """Per kind of change, the last found threshold minus the first (both "=", not bounds):
+    positive means a larger change is needed to be heard, the ears' drift."""
+    out: dict[str, float] = {}
+    by_change: dict[str, list[float]] = {}
+    for t in tests:
+        if t["threshold_relation"] == "=":
+            by_change.setdefault(t["change"], []).append(t["threshold"])
+    for change, values in by_change.items():
+        if len(values) >= 2:
+            out[change] = values[-1] - values[0]
+    return out
+
+
+def _print_listening(tests: list[dict], moved: dict[str, float]) -> None:
+    """The listening thresholds (earmark listen), oldest first, and their drift."""
+    if not tests:
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold", title="Listening thresholds (earmark listen)")
+    for col in ("test", "change", "mode", "threshold", "trials", "right", "p"):
+        table.add_column(col, justify="left" if col in ("test", "change", "mode") else "right")
+    words = {"=": "", "<=": "<= ", ">": "> "}
+    for t in tests:
+        table.add_row(
+            f"#{t['id']} {_local(t['time'])}",
+            t["change"],
+            t["mode"],
+            f"{words.get(t['threshold_relation'], '')}{t['threshold']:.2g} {t['unit'] or ''}",
+            str(t["trials"]),
+            str(t["correct"]),
+            _f(t["p_value"], 3),
+        )
+    console = _console()
+    console.print(table)
+    if moved:
+        units = {t["change"]: t["unit"] or "" for t in tests}
+        parts = [
+            f"{change} {fmt_signed(d, 2)} {units[change]}" + (" (hearing less)" if d > 0 else "")
+            for change, d in moved.items()
+        ]
+        console.print("Threshold drift, first -> last: " + ", ".join(parts))

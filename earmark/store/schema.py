@@ -218,6 +218,7 @@ CREATE TABLE listening_tests (
     correct INTEGER NOT NULL DEFAULT 0,
     p_value REAL,
     threshold REAL,
+    threshold_relation TEXT,
     finished REAL
 );
 CREATE TABLE listening_trials (

@@ -442,6 +442,9 @@ def _print_details(con: Any, t: Transformation) -> None:
             f"  width {s['width_change_pct']:+.0f} % (side-to-mid {s['side_to_mid_before_db']:.1f}"
             f" -> {s['side_to_mid_after_db']:.1f} dB)"
         )
+    if t.residual is not None:
+        lines.append("[bold]Residual[/bold]")
+        lines.append(f"  {escape(t.residual.sentence(*_residual_names(t)))}")
     lines.append("[bold]Flags[/bold]")
     for title, flags in (
         ("introduced", t.flags_introduced),
@@ -457,6 +460,10 @@ def _print_details(con: Any, t: Transformation) -> None:
     lines += _warning_lines(t)
     for line in lines:
         con.print(line, markup=True)
+
+
+def _residual_names(t: Transformation) -> tuple[str, str]:
+    return "BEFORE", "AFTER"
 
 
 def _warning_lines(t: Transformation) -> list[str]:

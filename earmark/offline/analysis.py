@@ -252,11 +252,17 @@ def _analyze_array(source: Any, sample_rate: int | None, profile: Profile) -> An
 def meter_history(audio: np.ndarray, sample_rate: int) -> History:
     """The 10 Hz history of an array (frames, channels), metered in the blocks ``analyze``
     uses, without the detectors (``diff`` meters BEFORE shifted onto AFTER's timeline)."""
+    return meter_array(audio, sample_rate)[1]
+
+
+def meter_array(audio: np.ndarray, sample_rate: int) -> tuple[Readings, History]:
+    """The readings and 10 Hz history of an array (frames, channels), metered in the blocks
+    ``analyze`` uses, without the detectors."""
     seconds = audio.shape[0] / sample_rate
     bank = MeterBank(audio.shape[1], sample_rate, history_s=seconds + HISTORY_MARGIN_S)
     for block in _array_blocks(audio):
         bank.process(block)
-    return bank.history()
+    return bank.readings(), bank.history()
 
 
 def _array_blocks(audio: np.ndarray) -> Iterator[np.ndarray]:

@@ -26,6 +26,7 @@ from earmark.meters import History
 from earmark.meters.diff import Alignment, DiffResult, EqMove, align, compare
 from earmark.meters.flags import hz_text, problem_key
 from earmark.offline.analysis import Analysis, analyze, meter_history
+from earmark.offline.residual import Residual, residual
 from earmark.store.snapshots import flag_dict
 
 __all__ = ["CONTRACT_KEYS", "DoubtfulAlignmentError", "Transformation", "diff"]
@@ -77,6 +78,8 @@ class Transformation:
     flags_after: tuple[dict[str, Any], ...] = ()
     profile: str | None = None
     warnings: tuple[str, ...] = ()
+    # AFTER minus the aligned, gain-matched BEFORE: what the processing added or removed.
+    residual: Residual | None = None
 
     # -- the contract ------------------------------------------------------------------
 
@@ -248,6 +251,7 @@ class Transformation:
             "summary": self.summary,
             "narrative": list(self.narrative),
             "warnings": list(self.warnings),
+            "residual": self.residual.to_json_dict() if self.residual is not None else None,
         }
         return out
 
@@ -337,6 +341,8 @@ def diff(
     hist_a = va.analysis.history
     flags_b, flags_a = _flags(vb, va, hist_b_native, hist_b, hist_a, prof)
     flags_a = tuple(_with_eq_move(f, result.moves) for f in flags_a)
+    on_after = _resample(shifted, vb.rate, va.rate) if vb.rate != va.rate else shifted
+    heard = residual(on_after, va.audio, va.rate, va.analysis.spectrum_long_db)
     return Transformation(
         before=vb.analysis,
         after=va.analysis,
@@ -347,6 +353,7 @@ def diff(
         flags_after=flags_a,
         profile=prof_name,
         warnings=tuple(warnings),
+        residual=heard,
     )
 
 

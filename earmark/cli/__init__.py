@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     # that `earmark --version` stays light).
     from earmark.cli import (
         analyze,
+        compare,
         dashboard,
         diff,
         listen,
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     live.register(sub, offline_demo=analyze.offline_demo)
     plugins.register(sub)
     diff.register(sub)
+    compare.register(sub)
     profile.register(sub)
     dashboard.register(sub)
     snapshots.register(sub)

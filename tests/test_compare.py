@@ -95,13 +95,55 @@ def test_each_move_is_paired_with_the_other_masters_analogue(comparison):
     assert kinds["limiting"].favours in (None, "B")  # never the one over the ceiling
 
 
-def test_compare_prints_one_verdict_and_the_json(versions, comparison):
-    paths, _ = versions
-    proc = earmark("compare", str(paths["mix"]), str(paths["ai"]), str(paths["manual"]))
-    assert proc.returncode == 0, proc.stderr
-    assert "ai.wav is" in proc.stdout and "LU louder than manual.wav" in proc.stdout
-    assert "high shelf: ai.wav +" in proc.stdout
+def test_the_json_object_is_plain_json(comparison):
     doc = json.loads(json.dumps(comparison.to_dict(), allow_nan=False))  # what --json prints
     assert doc["a"] == "A" and doc["loudness_diff_lu"] > 5
     assert any(m["kind"] == "high shelf" for m in doc["moves"])
     assert doc["a_diff"]["gain_db"] is not None
+
+
+def test_history_shows_the_manual_masters_drifting_toward_the_automatic_ones(tmp_path):
+    import os
+
+    from earmark.store.comparisons import store_comparison
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    db = home / "earmark.sqlite"
+    # Three months of AI-vs-manual comparisons: the manual master creeps toward the AI's
+    # loudness (6 -> 2 LU apart) and brightness (4 -> 1 dB apart).
+    for lu, bright in ((6.0, 4.0), (4.0, 2.5), (2.0, 1.0)):
+        store_comparison(db, {"a": "ai.wav", "b": "manual.wav", "verdict": "v",
+                              "loudness_diff_lu": lu, "brighter_db": bright,
+                              "psr_diff_db": -3.0}, "mix.wav")  # fmt: skip
+    env = dict(os.environ, EARMARK_HOME=str(home))
+    proc = earmark("history", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [c["loudness_diff_lu"] for c in doc["comparisons"]] == [6.0, 4.0, 2.0]
+    assert doc["comparison_drift"] == {"loudness_diff_lu": 4.0, "brighter_db": 3.0,
+                                       "psr_diff_db": 0.0}  # fmt: skip
+    proc = earmark("history", env=env)
+    assert "B against A, first -> last: loudness 4.0 LU nearer, above 4 kHz 3.0 dB nearer" in (
+        proc.stdout
+    )
+
+
+def test_compare_keeps_its_verdict_unless_told_not_to(versions, comparison, tmp_path):
+    import os
+    import sqlite3
+
+    paths, _ = versions
+    args = ("compare", str(paths["mix"]), str(paths["ai"]), str(paths["manual"]))
+    home = tmp_path / "one"
+    proc = earmark(*args, env=dict(os.environ, EARMARK_HOME=str(home)))
+    assert proc.returncode == 0, proc.stderr
+    assert "ai.wav is" in proc.stdout and "LU louder than manual.wav" in proc.stdout
+    assert "high shelf: ai.wav +" in proc.stdout
+    with sqlite3.connect(home / "earmark.sqlite") as db:
+        rows = db.execute("SELECT mix, a, b, loudness_diff_lu FROM comparisons").fetchall()
+    assert rows == [("mix.wav", "ai.wav", "manual.wav", round(comparison.loudness_diff_lu, 2))]
+    other = tmp_path / "other"
+    proc = earmark(*args, "--json", "--no-store", env=dict(os.environ, EARMARK_HOME=str(other)))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["b"] == "manual.wav"
+    assert not (other / "earmark.sqlite").exists()

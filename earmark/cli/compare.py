@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="explain a pair whose alignment is doubtful anyway",
     )
+    p.add_argument(
+        "--no-store",
+        action="store_true",
+        help="do not keep the verdict for `earmark history` (kept by default)",
+    )
     p.set_defaults(handler=_cmd_compare, subparser=p)
 
 
@@ -77,11 +82,27 @@ def _cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     except ValueError as exc:
         _say(f"{args.mix}, {args.a}, {args.b}", str(exc))
         return EXIT_UNAVAILABLE
+    doc = _plain(c.to_dict())
+    if not args.no_store:
+        _store(doc, args.mix)
     if args.json:
-        print(json.dumps(_plain(c.to_dict()), indent=2, allow_nan=False))
+        print(json.dumps(doc, indent=2, allow_nan=False))
         return EXIT_OK
     _print(c, _name(args.mix))
     return EXIT_OK
+
+
+def _store(doc: dict, mix: str) -> None:
+    """Keep the verdict for `earmark history`; a store that cannot be written is said in
+    one line and the comparison still printed."""
+    from earmark.config import store_file
+    from earmark.store.comparisons import store_comparison
+    from earmark.store.schema import StoreError
+
+    try:
+        store_comparison(store_file(), doc, os.path.basename(mix) or mix)
+    except (StoreError, OSError) as exc:
+        _say("not kept for history", str(exc))
 
 
 def _name(path: str) -> str:

@@ -619,16 +619,20 @@ def drift(rows: list[dict]) -> dict[str, float]:
 
 def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def go() -> int:
+        from earmark.store.comparisons import comparisons
         from earmark.store.listening import thresholds
 
         with _open_store() as store:
             rows = history_rows(store, args.session, args.since, args.until)
             heard = [] if args.session else thresholds(store.conn, args.since, args.until)
+            compared = [] if args.session else comparisons(store.conn, args.since, args.until)
         moved = drift(rows)
         heard_drift = listening_drift(heard)
+        toward = comparison_drift(compared)
         if args.json:
             doc = {"sessions": rows, "drift": moved, "listening": heard,
-                   "listening_drift": heard_drift}  # fmt: skip
+                   "listening_drift": heard_drift, "comparisons": compared,
+                   "comparison_drift": toward}  # fmt: skip
             print(json.dumps(doc, indent=2, allow_nan=False))
             return EXIT_OK
         rows = printable_data(rows)
@@ -636,6 +640,7 @@ def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             print("no session has a snapshot yet (take one with `s` in the live view or "
                   "`earmark snapshot take`)")  # fmt: skip
             _print_listening(heard, heard_drift)
+            _print_comparisons(compared, toward)
             return EXIT_OK
         from rich.table import Table
 
@@ -666,6 +671,7 @@ def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             span = f"{_local(rows[0]['time'])[:10]} -> {_local(rows[-1]['time'])[:10]}"
             console.print(f"Drift over {len(rows)} sessions ({span}): " + ", ".join(parts))
         _print_listening(heard, heard_drift)
+        _print_comparisons(compared, toward)
         return EXIT_OK
 
     return _run(go)
@@ -714,3 +720,55 @@ def _print_listening(tests: list[dict], moved: dict[str, float]) -> None:
             for change, d in moved.items()
         ]
         console.print("Threshold drift, first -> last: " + ", ".join(parts))
+
+
+# (key, what A minus B measures, unit) of `earmark compare`, as history lists them.
+_COMPARED = (
+    ("loudness_diff_lu", "loudness", "LU"),
+    ("brighter_db", "above 4 kHz", "dB"),
+    ("psr_diff_db", "PSR", "dB"),
+    ("wider_pct", "width", "%"),
+)
+
+
+def comparison_drift(rows: list[dict]) -> dict[str, float]:
+    """How much nearer B came to A from the first comparison to the last, per measure:
+    |A - B| first minus |A - B| last (positive: B moved toward A, the drift toward the
+    automatic master)."""
+    out: dict[str, float] = {}
+    for key, _, _ in _COMPARED:
+        known = [r[key] for r in rows if r.get(key) is not None]
+        if len(known) >= 2:
+            out[key] = abs(known[0]) - abs(known[-1])
+    return out
+
+
+def _print_comparisons(rows: list[dict], toward: dict[str, float]) -> None:
+    """The stored `earmark compare` verdicts (A minus B), oldest first, and the drift."""
+    if not rows:
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold", title="Masters compared (earmark compare: A minus B)")
+    for col in ("when", "mix", "A", "B"):
+        table.add_column(col)
+    for _, what, unit in _COMPARED:
+        table.add_column(f"{what} {unit}", justify="right")
+    for r in rows:
+        table.add_row(
+            _local(r["time"]),
+            printable(r["mix"] or ""),
+            printable(r["a"] or ""),
+            printable(r["b"] or ""),
+            *(fmt_signed(r[k], 0 if unit == "%" else 1) if r[k] is not None else "-"
+              for k, _, unit in _COMPARED),
+        )  # fmt: skip
+    console = _console()
+    console.print(table)
+    if toward:
+        parts = [
+            f"{what} {abs(toward[k]):.1f} {unit} {'nearer' if toward[k] > 0 else 'further'}"
+            for k, what, unit in _COMPARED
+            if k in toward
+        ]
+        console.print("B against A, first -> last: " + ", ".join(parts))

@@ -233,6 +233,22 @@ CREATE TABLE listening_trials (
     PRIMARY KEY (test_id, n)
 ) WITHOUT ROWID;
 CREATE INDEX listening_tests_time ON listening_tests(time);
+CREATE TABLE comparisons (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    mix TEXT,
+    a TEXT,
+    b TEXT,
+    loudness_diff_lu REAL,
+    brighter_db REAL,
+    fuller_db REAL,
+    psr_diff_db REAL,
+    plr_diff_db REAL,
+    wider_pct REAL,
+    verdict TEXT,
+    data TEXT
+);
+CREATE INDEX comparisons_time ON comparisons(time);
 """
 
 
@@ -248,7 +264,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3, "psychoacoustic sharpness (acum) among the per-path key columns", _V3, _backfill_v3
     ),
-    Migration(4, "blind listening tests and their trials (earmark listen)", _V4),
+    Migration(
+        4, "blind listening tests and their trials (earmark listen); compare verdicts", _V4
+    ),
 )
 
 

@@ -264,7 +264,7 @@ def test_a_full_disk_is_reported_and_pending_snapshots_are_written_after_space_i
     with tmpfs(tmp_path / "small", "256k") as folder:
         db = folder / "earmark.sqlite"
         ballast = folder / "ballast"
-        ballast.write_bytes(b"\0" * 96 * 1024)  # freed later, as an engineer clears the disk
+        ballast.write_bytes(b"\0" * 64 * 1024)  # freed later, as an engineer clears the disk
         messages: list[str] = []
         writer = StoreWriter(db, on_status=messages.append, retry_s=0.05)
         writer.start()

@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     # Each command group registers its subcommands (imported here, not at the top, so
     # that `earmark --version` stays light).
     from earmark.cli import analyze, dashboard, diff, live, midi, plugins, profile, snapshots
+    from earmark.cli import audit as audit_cli  # earmark audit (issue 21)
 
     analyze.register(sub)
     live.register(sub, offline_demo=analyze.offline_demo)
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.register(sub)
     snapshots.register(sub)
     midi.register(sub)
+    audit_cli.register(sub)
     return parser
 
 

@@ -37,6 +37,7 @@ import hashlib
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -279,9 +280,27 @@ def _cause(exc: BaseException) -> str:
 _KNOWN: frozenset[str] = frozenset()
 
 
-def _set_known(known: frozenset[str]) -> None:
+def _start_worker(known: frozenset[str], client_pid: int) -> None:
+    """The local pool's initializer: the known hashes, and a watch on the client.
+
+    The pool's processes are children of the forkserver, not of the client, and they
+    hold both ends of their task queue: when the client is killed (kill -9) nothing
+    tells them. The watch ends them within a second of the client's end.
+    """
     global _KNOWN
     _KNOWN = known
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(client_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, another user's (the pid was reused)
+                pass
+
+    threading.Thread(target=watch, name="earmark-audit-watch", daemon=True).start()
 
 
 def _worker() -> str:
@@ -460,7 +479,10 @@ class _LocalRunner:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["earmark.offline.audit", "earmark.offline.analysis"])
         return ProcessPoolExecutor(
-            self.workers, mp_context=ctx, initializer=_set_known, initargs=(self.known,)
+            self.workers,
+            mp_context=ctx,
+            initializer=_start_worker,
+            initargs=(self.known, os.getpid()),
         )
 
     @property
@@ -589,7 +611,7 @@ def audit(
     if client is None and address is not None:
         from distributed import Client
 
-        own_client = client = Client(address, timeout="20s")
+        own_client = client = Client(address)  # connect timeout: dask config
     runs_on = (
         f"dask:{client.scheduler.address}" if client is not None else f"local:{_workers(workers)}"
     )

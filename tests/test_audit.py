@@ -219,8 +219,9 @@ def test_killed_worker_loses_no_result(material: dict, local_catalog: Path, clus
             addr = sorted(busy)[0]
             pid = client.run(os.getpid, workers=[addr])[addr]
             time.sleep(0.2)  # inside the analysis, not between tasks
-            os.kill(pid, signal.SIGKILL)
-            killed = pid
+            if client.processing().get(addr):  # still holding tasks: kill it now
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
         else:
             time.sleep(0.02)
     t.join(120)

@@ -129,6 +129,8 @@ def _cmd_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     except OSError as exc:  # the scheduler cannot be reached (distributed raises OSError)
         _say("--dask", f"cannot reach the scheduler {args.dask}: {exc}")
         return EXIT_UNAVAILABLE
+    for warning in summary.warnings:
+        print(f"{_PROG}: warning: {warning}", file=sys.stderr, flush=True)
     print(f"{_PROG}: audit: {summary.line()}", file=sys.stderr, flush=True)
     try:
         _write_outputs(args, inputs)
@@ -204,8 +206,9 @@ class _Progress:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
-                TextColumn("left"),
+                TextColumn("elapsed,"),
                 TimeRemainingColumn(),
+                TextColumn("left"),
                 console=Console(file=sys.stderr),
                 transient=True,
             )

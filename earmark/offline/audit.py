@@ -36,6 +36,7 @@ import csv
 import hashlib
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -120,6 +121,7 @@ class AuditSummary:
     seconds: float = 0.0
     audio_seconds: float = 0.0  # of the files analysed in this run
     error_rows: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
+    warnings: list[str] = field(default_factory=list)  # the manifests' (one line each)
 
     @property
     def files_per_s(self) -> float:
@@ -289,6 +291,9 @@ def _start_worker(known: frozenset[str], client_pid: int) -> None:
     """
     global _KNOWN
     _KNOWN = known
+    # Ctrl-C is the client's to handle (it stops the audit); a worker killed by it
+    # would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
@@ -521,8 +526,10 @@ class _LocalRunner:
             for job in lost:
                 self.submit(job)
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        # Aborted (Ctrl-C, a catalogue that cannot be written): the tasks in flight are
+        # left to finish unheard rather than waited for.
+        self.pool.shutdown(wait=not abort, cancel_futures=True)
 
 
 class _DaskRunner:
@@ -563,7 +570,7 @@ class _DaskRunner:
         finally:
             fut.release()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         for fut in self.running:
             fut.cancel()
 
@@ -605,7 +612,7 @@ def audit(
 
     started = time.perf_counter()
     prof = resolve_profile(profile)
-    tasks, _ = collect(paths)
+    tasks, warnings = collect(paths)
     pair_tasks = read_pairs(pairs) if isinstance(pairs, str | os.PathLike) else list(pairs or ())
     own_client = None
     if client is None and address is not None:
@@ -615,7 +622,9 @@ def audit(
     runs_on = (
         f"dask:{client.scheduler.address}" if client is not None else f"local:{_workers(workers)}"
     )
-    summary = AuditSummary(str(out), runs_on, files=len(tasks), pairs=len(pair_tasks))
+    summary = AuditSummary(
+        str(out), runs_on, files=len(tasks), pairs=len(pair_tasks), warnings=warnings
+    )
     catalog = Catalog(out)
     try:
         audit_id = catalog.start_audit(runs_on, prof.name, argv)
@@ -639,8 +648,10 @@ def audit(
             runner.known_pairs = catalog.done_pairs(prof.name)
         try:
             _drive(runner, todo, catalog, audit_id, prof.name, summary, on_result)
-        finally:
-            runner.close()
+        except BaseException:
+            runner.close(abort=True)
+            raise
+        runner.close()
         catalog.end_audit(audit_id)
     finally:
         catalog.close()

@@ -201,12 +201,47 @@ def test_dask_cluster_gives_the_local_pools_rows(
     assert pl["data"] == pr["data"]
 
 
-def test_killed_worker_loses_no_result(material: dict, local_catalog: Path, cluster) -> None:
-    """SIGKILL a worker process while it holds tasks: they run again elsewhere."""
-    _, client = cluster
-    folder = material["root"] / "kill-worker"
+@pytest.fixture(scope="module")
+def long_files(material: dict) -> tuple[Path, list[str]]:
+    """Six files of 20 s: long enough to be inside one when a worker is killed."""
+    folder = material["root"] / "long"
     folder.mkdir()
     paths = [_write(folder / f"long{i}.wav", music_like(20.0, FS, seed=10 + i)) for i in range(6)]
+    return folder, paths
+
+
+def test_killed_local_worker_loses_no_result(material: dict, long_files) -> None:
+    """SIGKILL one of the local pool's processes mid-audit: the pool is rebuilt and the
+    files it held are analysed again."""
+    import psutil
+
+    folder, paths = long_files
+    out = material["root"] / "kill-local.sqlite"
+    done: dict = {}
+    t = threading.Thread(target=lambda: done.update(s=audit([str(folder)], out=out, workers=2)))
+    t.start()
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and time.monotonic() < deadline and t.is_alive():
+        # The pool's processes: the forkserver's children (the forkserver is ours).
+        server = [p for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
+        workers = [w for s in server for w in s.children()]
+        if len(workers) == 2 and 1 <= _count(out) < len(paths) - 2:
+            workers[0].kill()
+            killed = workers[0].pid
+        time.sleep(0.02)
+    t.join(120)
+    assert killed is not None, "the pool was never caught mid-audit"
+    assert (done["s"].analysed, done["s"].errors) == (len(paths), 0)
+    rows = _files(out)
+    assert sorted(rows) == sorted(paths)
+    assert rows[paths[-1]]["integrated_lufs"] == analyze(paths[-1]).integrated_lufs
+
+
+def test_killed_worker_loses_no_result(material: dict, long_files, cluster) -> None:
+    """SIGKILL a Dask worker process while it holds tasks: they run again elsewhere."""
+    _, client = cluster
+    folder, paths = long_files
     out = material["root"] / "kill-worker.sqlite"
     done: dict = {}
     t = threading.Thread(target=lambda: done.update(s=audit([str(folder)], out=out, client=client)))

@@ -289,8 +289,8 @@ def _group_alive(pgid: int) -> bool:
 def test_resumes_after_kill_9_of_the_client(material: dict) -> None:
     folder = material["root"] / "kill-client"
     folder.mkdir()
-    n = 10
-    paths = [_write(folder / f"t{i}.wav", music_like(12.0, FS, seed=30 + i)) for i in range(n)]
+    n = 8
+    paths = [_write(folder / f"t{i}.wav", music_like(8.0, FS, seed=30 + i)) for i in range(n)]
     out = material["root"] / "kill-client.sqlite"
     cmd = [
         sys.executable,

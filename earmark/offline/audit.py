@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import math
 import os
 import re
 import signal
@@ -66,6 +67,7 @@ __all__ = [
 # ``distributed.scheduler.allowed-failures`` (3 by default): the same number.
 MAX_TRIES = 3
 _HASH_CHUNK_BYTES = 1 << 20
+_ASK_CLUSTER_S = 5.0  # how often the cluster's size is asked again (inference: cheap enough)
 # Extensions of the formats libsndfile reads (checked against soundfile's list).
 _EXTENSIONS = {
     "WAV": ("wav", "wave", "bwf"),
@@ -546,8 +548,15 @@ class _DaskRunner:
         self.known_pairs: Any = frozenset()
         self.running: dict[Any, _Job] = {}
         self.done = as_completed([], with_results=False)
-        threads = sum(client.nthreads().values()) or 1
-        self.capacity = 2 * threads
+        self._capacity, self._asked = 2, -math.inf
+
+    @property
+    def capacity(self) -> int:
+        """Twice the cluster's threads (asked again every few seconds: it may grow)."""
+        if time.monotonic() - self._asked > _ASK_CLUSTER_S:
+            self._asked = time.monotonic()
+            self._capacity = 2 * max(1, sum(self.client.nthreads().values()))
+        return self._capacity
 
     retries_itself = True
 

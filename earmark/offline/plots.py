@@ -303,6 +303,9 @@ def plot_distribution(
         ax.axvline(med, color="#222222", lw=1.2, ls="--", label=f"median {med:.1f}")
     for x, text in marks:
         ax.axvline(x, color="#d9534f", lw=1, ls=":", label=text)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of files
     ax.set_xlabel(xlabel)
     ax.set_ylabel("files")
     if v.size or marks:
@@ -330,6 +333,9 @@ def plot_trend(
         med = [float(np.median(y[whole == k])) for k in ys]
         ax.plot(ys + 0.5, med, "-o", color="#222222", lw=1.4, ms=3, label="median per year")
         ax.legend(loc="best", fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole years
     ax.set_xlabel("release date")
     ax.set_ylabel(ylabel)
     _style(ax)

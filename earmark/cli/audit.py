@@ -137,6 +137,9 @@ def _cmd_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     except outfiles.OutputError as exc:
         print(f"{_PROG}: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+    except StoreError as exc:
+        _say("--out", exc)
+        return EXIT_UNAVAILABLE
     return EXIT_UNAVAILABLE if summary.errors or summary.pair_errors else EXIT_OK
 
 

@@ -623,19 +623,18 @@ def audit(
     prof = resolve_profile(profile)
     tasks, warnings = collect(paths)
     pair_tasks = read_pairs(pairs) if isinstance(pairs, str | os.PathLike) else list(pairs or ())
+    catalog = Catalog(out)  # refused before any cluster is reached
     own_client = None
-    if client is None and address is not None:
-        from distributed import Client
-
-        own_client = client = Client(address)  # connect timeout: dask config
-    runs_on = (
-        f"dask:{client.scheduler.address}" if client is not None else f"local:{_workers(workers)}"
-    )
-    summary = AuditSummary(
-        str(out), runs_on, files=len(tasks), pairs=len(pair_tasks), warnings=warnings
-    )
-    catalog = Catalog(out)
     try:
+        if client is None and address is not None:
+            from distributed import Client
+
+            own_client = client = Client(address)  # connect timeout: dask config
+        where = client.scheduler.address if client is not None else None
+        runs_on = f"dask:{where}" if where else f"local:{_workers(workers)}"
+        summary = AuditSummary(
+            str(out), runs_on, files=len(tasks), pairs=len(pair_tasks), warnings=warnings
+        )
         audit_id = catalog.start_audit(runs_on, prof.name, argv)
         known, stats = catalog.done_keys(prof.name)
         todo = []

@@ -283,7 +283,7 @@ class Catalog:
             self.conn.execute("BEGIN IMMEDIATE")
             return self.conn
 
-        def __exit__(self, kind: Any, *_: Any) -> None:
+        def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
             self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
     def _transaction(self) -> Catalog._Txn:
@@ -339,6 +339,12 @@ class Catalog:
     def add_file(self, row: Mapping[str, Any]) -> bool:
         """Store one file's result (one transaction); False when its content is already
         there without error (a duplicate of another path): nothing is written then."""
+        try:
+            return self._add_file(row)
+        except sqlite3.Error as exc:  # the disk is full, the file was taken away ...
+            raise StoreError(f"{self.path}: {describe_error(exc)}") from None
+
+    def _add_file(self, row: Mapping[str, Any]) -> bool:
         values = {c: _cell(row.get(c)) for c in FILE_COLUMNS}
         key = file_key(row.get("sha256"), str(row["path"]))
         values["analysed"] = values["analysed"] or time.time()
@@ -370,6 +376,12 @@ class Catalog:
 
     def add_pair(self, row: Mapping[str, Any]) -> bool:
         """Store one pair's result (one transaction); False when it is already there."""
+        try:
+            return self._add_pair(row)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {describe_error(exc)}") from None
+
+    def _add_pair(self, row: Mapping[str, Any]) -> bool:
         values = {c: _cell(row.get(c)) for c in PAIR_COLUMNS}
         key = pair_key(row.get("mix_sha256"), row.get("master_sha256"), row["mix_path"],
                        row["master_path"])  # fmt: skip

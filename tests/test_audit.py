@@ -379,3 +379,25 @@ def test_cli_usage_and_unavailable(material: dict, tmp_path: Path) -> None:
     r = earmark("audit", material["files"][0], "--dask", "tcp://127.0.0.1:9", "--out", out, env=env)
     assert r.returncode == 3 and "--dask: cannot reach the scheduler" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_flag_counts_and_report_agree_with_the_rows(local_catalog: Path) -> None:
+    from earmark.offline.audit_report import audit_report
+
+    with Catalog(local_catalog) as c:
+        files, pairs, counts = c.files(), c.pairs(), list(c.flag_counts())
+    by_code = {code: n for _, code, _, n in counts}
+    for code, n in by_code.items():
+        assert n == sum(code in (r["flag_codes"] or "").split(",") for r in files), code
+    assert by_code.get("clipping", 0) >= 1
+    page = audit_report(files, pairs, counts)
+    # The flag table's row for clipping: its code, profile, severity and count.
+    severity = next(s for _, code, s, _ in counts if code == "clipping")
+    row = f"<td>clipping</td><td>default</td><td>{severity}</td><td>{by_code['clipping']}</td>"
+    assert row in page
+    # The most compressed file heads its table: the lowest PSR median of the rows.
+    lowest = min(
+        (r for r in files if r["psr_median_db"] is not None), key=lambda r: r["psr_median_db"]
+    )
+    first_cell = page.split("most compressed")[1].split("<tbody><tr><td>")[1]
+    assert first_cell.startswith(Path(lowest["path"]).name + "</td>")

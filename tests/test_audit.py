@@ -401,3 +401,50 @@ def test_flag_counts_and_report_agree_with_the_rows(local_catalog: Path) -> None
     )
     body = page.split("most compressed")[1].split("<tbody>")[1]
     assert body.lstrip().startswith(f"<tr><td>{Path(lowest['path']).name}</td>")
+
+
+def test_cli_on_dask_scheduler_and_worker_processes(material: dict, local_catalog: Path) -> None:
+    """`dask scheduler` and `dask worker` as processes of their own (as on a real
+    cluster): the command line's rows are the local pool's."""
+    root = material["root"]
+    dask = str(Path(sys.executable).parent / "dask")
+    info = root / "scheduler.json"
+    common = ["--no-dashboard"]
+    procs = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file",
+             str(info), *common],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        procs.append(
+            subprocess.Popen(
+                [dask, "worker", "--scheduler-file", str(info), "--nthreads", "1",
+                 "--nworkers", "1", "--memory-limit", "0", *common],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+        )  # fmt: skip
+        address = json.loads(info.read_text())["address"]
+        out = root / "dask-cli.sqlite"
+        r = earmark("audit", material["folder"], "--dask", address, "--out", str(out))
+        assert r.returncode == 3, r.stderr  # broken.wav
+        assert "7 file(s): 6 analysed, 1 error(s)" in r.stderr and f"dask:{address}" in r.stderr
+    finally:
+        for p in reversed(procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+    local, remote = _files(local_catalog), _files(out)
+    assert local.keys() == remote.keys()
+    for path, row in local.items():
+        assert _readings(remote[path]) == _readings(row)
+        assert (remote[path]["flags"], remote[path]["error"]) == (row["flags"], row["error"])

@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         profile,
         snapshots,
     )
+    from earmark.cli import audit as audit_cli  # earmark audit (issue 21)
 
     analyze.register(sub)
     live.register(sub, offline_demo=analyze.offline_demo)
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     snapshots.register(sub)
     midi.register(sub)
     listen.register(sub)
+    audit_cli.register(sub)
     return parser
 
 

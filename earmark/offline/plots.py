@@ -282,3 +282,60 @@ def plot_level_transfer(
     ax.set_xlabel("BEFORE through the EQ: peak-envelope level, dBFS")
     ax.set_ylabel("AFTER level, dBFS")
     _style(ax)
+
+
+def plot_distribution(
+    ax: Axes,
+    values: Sequence[float | None],
+    *,
+    xlabel: str,
+    color: str | None = BEFORE_COLOR,
+    marks: Sequence[tuple[float, str]] = (),
+) -> None:
+    """A histogram of one measure over many files (``audit --report``), with its median
+    and optional vertical ``marks`` (value, label), e.g. a delivery target."""
+    v = nan(values)
+    v = v[np.isfinite(v)]
+    if v.size:
+        bins = max(5, min(40, int(math.sqrt(v.size)) * 2))
+        ax.hist(v, bins=bins, color=color, alpha=0.8)
+        med = float(np.median(v))
+        ax.axvline(med, color="#222222", lw=1.2, ls="--", label=f"median {med:.1f}")
+    for x, text in marks:
+        ax.axvline(x, color="#d9534f", lw=1, ls=":", label=text)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of files
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("files")
+    if v.size or marks:
+        ax.legend(loc="upper right", fontsize=8)
+    _style(ax)
+
+
+def plot_trend(
+    ax: Axes,
+    years: Sequence[float],
+    values: Sequence[float | None],
+    *,
+    ylabel: str,
+    color: str | None = BEFORE_COLOR,
+) -> None:
+    """One measure per file against its release date (decimal years), and the median of
+    each year as a line: how a catalogue drifts (``audit --report``)."""
+    x, y = np.asarray(years, dtype=np.float64), nan(values)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    ax.scatter(x, y, s=10, alpha=0.5, color=color, lw=0)
+    if x.size:
+        whole = np.floor(x)
+        ys = np.unique(whole)
+        med = [float(np.median(y[whole == k])) for k in ys]
+        ax.plot(ys + 0.5, med, "-o", color="#222222", lw=1.4, ms=3, label="median per year")
+        ax.legend(loc="best", fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole years
+    ax.set_xlabel("release date")
+    ax.set_ylabel(ylabel)
+    _style(ax)

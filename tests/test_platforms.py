@@ -212,6 +212,24 @@ def test_a_file_right_after_platforms_is_read_as_a_file(quiet, capsys):
     assert all([p["name"] for p in o["platforms"]] == [r.name for r in rules()] for o in objs)
 
 
+def test_diff_gives_a_file_that_platforms_or_codecs_took_back_as_before(quiet, louder, capsys):
+    # `diff --platforms BEFORE AFTER`: the optional LIST took BEFORE; diff gives it back
+    # (earmark.cli.args.files_back, the helper analyze uses too), so BEFORE stays BEFORE:
+    # AFTER is 3 LU louder, never the other way round.
+    code = main(["diff", "--json", "--platforms", str(quiet), str(louder)])
+    assert code == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in obj["platforms"]] == list(PLATFORM_NAMES)
+    youtube = next(p for p in obj["platforms"] if p["name"] == "youtube")
+    assert youtube["after"]["playback_lufs"] - youtube["before"]["playback_lufs"] == pytest.approx(
+        3.0, abs=0.05
+    )
+    # One FILE only, taken by --platforms: still the usage error naming what is missing.
+    proc = clirun.earmark("diff", "--platforms", str(quiet))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "required: AFTER" in proc.stderr
+
+
 def test_diff_platforms_says_the_louder_version_gains_nothing_on_spotify(quiet, louder, capsys):
     code = main(["diff", "--json", "--platforms", "spotify,youtube", str(quiet), str(louder)])
     assert code == 0

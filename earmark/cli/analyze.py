@@ -117,8 +117,7 @@ def add_platforms_option(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="what each streaming platform's playback does to it: gain, loudness and true "
         "peak heard, loudness penalty and its PLR cost (LIST: comma-separated, default all: "
-        f"{', '.join(PLATFORM_NAMES)}); in diff, a FILE right after it is read as LIST: "
-        "write --platforms=all or put the option after the files",
+        f"{', '.join(PLATFORM_NAMES)}); a FILE right after it is taken as a FILE",
     )
 
 
@@ -148,8 +147,8 @@ def add_codecs_option(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="also encode and decode each file through lossy codecs and measure the damage "
         "(decoded true peak, clipped samples, loudness change, loss above 16 kHz, the ceiling "
-        f"that avoids clipping); LIST: comma-separated, of {', '.join(CODECS)} (default: all). "
-        "In diff, put LIST right after --codecs, or --codecs after the FILEs",
+        f"that avoids clipping); LIST: comma-separated, of {', '.join(CODECS)} (default: all); "
+        "a FILE right after it is taken as a FILE",
     )
 
 
@@ -176,30 +175,13 @@ class _Outcome:
     codecs: tuple[Any, ...] = ()  # CodecResult per codec of --codecs
 
 
-def _files_back(args: argparse.Namespace) -> None:
-    """``analyze --codecs master.wav``: the optional LIST took the FILE. A value that is
-    no list of names but an existing file goes back to the front of the files, and the
-    option means its default (all)."""
-    from earmark.offline.codecs import parse_codecs
-    from earmark.offline.platforms import parse_platforms
-
-    for option, parse in (("codecs", parse_codecs), ("platforms", parse_platforms)):
-        value = getattr(args, option, None)
-        if value is None or value == "all" or not os.path.exists(value):
-            continue
-        try:
-            parse(value)
-        except ValueError:
-            setattr(args, option, "all")
-            args.files = [value, *args.files]
-
-
 def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark.cli.args import files_back
     from earmark.errors import PresetError
     from earmark.offline.analysis import analyze
     from earmark.profiles import resolve_profile
 
-    _files_back(args)
+    args.files = files_back(args, args.files)
     if not args.files:
         parser.error("the following arguments are required: FILE")
     try:

@@ -25,7 +25,11 @@ Versions: 1 is the layout above without ``platforms``; 2 adds each path's
 loudness, true peak and PLR: :func:`earmark.offline.platforms.outcomes`, each entry
 as ``analyze --platforms --json`` prints it). Keys are only ever added, so a reader
 takes every version up to :data:`VERSION` (an older document simply lacks the newer
-keys) and refuses a newer one.
+keys) and refuses a newer one. ``source.platform_monitor`` (a key added within version 2,
+absent or null when the monitor is off) is the live platform monitor
+(earmark.live.platform_monitor): the platform A and B played as, and per side its
+outcome (the ``platforms`` entry's keys) with the gain applied (``applied_db``) and what
+the left-out limiter held back (``held_back_db``).
 
 ``None`` stands for an undefined reading (never NaN or infinity), so the JSON is
 strict and reading it back gives the same values (:func:`read_json`,
@@ -237,8 +241,10 @@ def build(
     kind: str = "live",
     driver: Any = None,
     taken: float | None = None,
+    platform_monitor: dict | None = None,
 ) -> dict:
-    """A snapshot document from an ``EngineState``, each path's history and chain."""
+    """A snapshot document from an ``EngineState``, each path's history and chain (and the
+    platform monitor's mode and outcomes when it is on)."""
     paths = []
     for i, p in enumerate(state.paths):
         readings = readings_to_dict(p.readings)
@@ -278,6 +284,7 @@ def build(
             "match_b_db": _clean(state.match_b_db),
             "monitor": dict(state.monitor),
             "position_s": _clean(state.position_s),
+            **({"platform_monitor": platform_monitor} if platform_monitor else {}),
         },
         "audio": {
             "sample_rate": int(state.sample_rate),
@@ -336,7 +343,14 @@ def from_session(
         profile=session.profile,
         kind=kind,
         driver=session.driver,
+        platform_monitor=_platform_monitor(session),
     )
+
+
+def _platform_monitor(session: Any) -> dict | None:
+    """The session's platform monitor as a snapshot keeps it (None when off or absent)."""
+    monitor = getattr(session, "platform_monitor", None)
+    return None if monitor is None else monitor.to_json_dict()
 
 
 def from_engine(

@@ -168,3 +168,38 @@ def test_a_limiter_platform_is_held_at_its_ceiling_and_says_by_how_much():
     assert heard.integrated_lufs == pytest.approx(readings.integrated_lufs + a.applied_db, abs=0.2)
     note = monitor.note()
     assert "limiter not applied: A plays" in note and "above -1 dBTP" in note
+
+
+def test_the_state_frame_carries_each_sides_platform_gain_loudness_and_penalty(
+    tmp_path, monkeypatch
+):
+    from earmark.live.publisher import DashboardService
+    from earmark.ui.stateframe import StateFrameReader
+
+    monkeypatch.setenv("EARMARK_HOME", str(tmp_path))
+    engine = Engine(FS, [Path("loud", tone(-8.0, 6)), Path("quiet", tone(-20.0, 6))], b=1)
+    session = LiveSession(engine, say=None)  # not started: ticked here, rendered here
+    monitor = PlatformMonitor("youtube", slew_db_per_s=1e5)
+    service = DashboardService()
+    monitor.start(session)
+    service.start(session)
+    try:
+        render(engine, 3.0)
+        monitor.tick(session, engine.state())
+        render(engine, 0.1)  # the engine takes the gains at its next block
+        service.tick(session, engine.state())
+        frame = StateFrameReader(service.writer.name).read()
+    finally:
+        service.stop(session)
+    assert frame.h("platform_monitor") == 1.0
+    assert frame.info["platform_monitor"]["name"] == "youtube"
+    assert frame.info["platform_monitor"]["note"] == "playing as YouTube (-14 LUFS)"
+    loud, quiet = frame.paths[0], frame.paths[1]
+    assert loud["platform_gain_db"] == pytest.approx(-6.0, abs=0.05)
+    assert loud["platform_lufs"] == pytest.approx(-14.0, abs=0.05)
+    assert loud["platform_penalty_lu"] == pytest.approx(6.0, abs=0.05)
+    # YouTube never turns up: the -20 LUFS path keeps its level and pays no penalty.
+    assert quiet["platform_gain_db"] == 0.0 and quiet["platform_penalty_lu"] == 0.0
+    assert quiet["platform_lufs"] == pytest.approx(-20.0, abs=0.05)
+    assert frame.h("match_a_db") == pytest.approx(-6.0, abs=0.05)  # what the engine applies
+    assert frame.h("match_b_db") == pytest.approx(0.0, abs=1e-6)

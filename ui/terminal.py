@@ -170,7 +170,7 @@ def run_view(
     end = None if seconds is None else time.monotonic() + seconds
     period = 1.0 / refresh_hz
     if not console.is_terminal:
-        _plain(get_state, header, end, console, flags)
+        _plain(get_state, header, end, console, flags, platform)
         return
     with _cbreak() as keys, Live(console=console, auto_refresh=False, transient=False) as live:
         while end is None or time.monotonic() < end:
@@ -217,6 +217,7 @@ def _plain(
     end: float | None,
     console: Console,
     flags: Callable[[], list] | None = None,
+    platform: Callable[[], object] | None = None,
 ) -> None:
     while end is None or time.monotonic() < end:
         time.sleep(min(2.0, max(0.0, (end or time.monotonic() + 2.0) - time.monotonic())))
@@ -230,6 +231,9 @@ def _plain(
                 f"I {_f(r.integrated_lufs)}"
                 f" TP {_f(r.true_peak_dbtp)}"
             )
+        monitor = platform() if platform else None
+        if monitor is not None and getattr(monitor, "name", None) is not None:
+            parts.append(f"platform monitor: {monitor.note()}")  # type: ignore[attr-defined]
         open_flags = [f for f in (flags() if flags else ()) if f.get("open")]
         if open_flags:
             parts.append(

@@ -166,7 +166,8 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.report:
         from earmark.offline.report import diff_report
 
-        written = _write_report(args, diff_report(t, codecs=compared and compared[:2]))
+        page = diff_report(t, codecs=compared and compared[:2], platforms=args.platforms)
+        written = _write_report(args, page)
     if args.json:
         obj = _with_platforms(t.to_dict(), t.before, t.after, args.platforms)
         if compared is not None:
@@ -199,7 +200,8 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
     if args.report:
         from earmark.offline.report import mix_report
 
-        written = _write_report(args, mix_report(mix_label, [(label_a, ta), (label_b, tb)]))
+        page = mix_report(mix_label, [(label_a, ta), (label_b, tb)], platforms=args.platforms)
+        written = _write_report(args, page)
     if args.json:
         _print_json(
             _with_platforms(

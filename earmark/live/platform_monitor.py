@@ -87,7 +87,7 @@ class PlatformMonitor:
         self._applied: dict[str, float] | None = None
         self._pair: tuple[int, int] | None = None
         self._last_tick: float | None = None
-        self._session: Any = None
+        self._posted: tuple[float, float] | None = None  # the gains the engine has
 
     # -- what the views read -----------------------------------------------------------------
 
@@ -133,7 +133,6 @@ class PlatformMonitor:
 
     def start(self, session: Any) -> None:
         """Register the ``platform_monitor`` command; become the session's ``platform_monitor``."""
-        self._session = session
         session.platform_monitor = self
         session.handle("platform_monitor", self.switch)
         if self.rule is not None:
@@ -142,7 +141,8 @@ class PlatformMonitor:
     def tick(self, session: Any, state: Any) -> None:
         """Follow A's and B's loudness: the platform's gains, slewed, posted to the engine."""
         now = time.monotonic()
-        dt = 0.0 if self._last_tick is None else now - self._last_tick
+        # The first tick moves as far as one period's (the session ticks at tick_hz).
+        dt = 1.0 / self.tick_hz if self._last_tick is None else now - self._last_tick
         self._last_tick = now
         r = self.rule
         if r is None or state is None:
@@ -167,7 +167,13 @@ class PlatformMonitor:
                 self._applied[side] = now_db + max(-step, min(step, target - now_db))
             paths.append(PathPlayback(index, side, outcome, self._applied[side], held))
         self.paths = tuple(paths)
-        session.post("gains", self._applied["A"], self._applied["B"])
+        gains = (self._applied["A"], self._applied["B"])
+        # Only a change is sent: a settled monitor leaves the engine alone.
+        changed = self._posted is None or any(
+            abs(g - p) > 1e-3 for g, p in zip(gains, self._posted, strict=True)
+        )
+        if changed and session.post("gains", *gains):
+            self._posted = gains
 
     def stop(self, session: Any) -> None:
         """Nothing to release (the engine stops with the session)."""
@@ -184,6 +190,7 @@ class PlatformMonitor:
         self.rule = new
         self.paths = ()
         self._applied = None  # the next tick starts from the gains playing now
+        self._posted = None
         if new is None:
             session.post("gains", None)  # the loudness match again (its smoothing fades)
         session.note("platform", self.note())

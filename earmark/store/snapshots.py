@@ -68,6 +68,7 @@ __all__ = [
     "from_engine",
     "from_session",
     "harshness_db",
+    "platform_comparison",
     "platform_outcomes",
     "read_json",
     "readings_from_dict",
@@ -500,6 +501,9 @@ class Comparison:
     flags_both: list[tuple[dict, dict]] = field(default_factory=list)
     chain_changes: list[str] = field(default_factory=list)
     sentences: list[str] = field(default_factory=list)
+    # Per platform both paths' outcomes and what B's loudness change buys and costs there:
+    # {"name", "a", "b", "summary"} (platform_comparison).
+    platforms: list[dict] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
@@ -520,6 +524,7 @@ class Comparison:
             "flags_gone": self.flags_gone,
             "chain_changes": self.chain_changes,
             "summary": self.summary,
+            "platforms": self.platforms,
         }
 
 
@@ -579,7 +584,43 @@ def compare(
     _compare_flags(cmp)
     cmp.chain_changes = chain_changes(pa.get("chain"), pb.get("chain"))
     cmp.sentences = _sentences(cmp)
+    if a.get("id") is not None and a.get("id") != b.get("id"):
+        names = (f"snapshot {a.get('id')}", f"snapshot {b.get('id')}")
+    else:  # two paths of one snapshot (or documents not from the store)
+        names = (str(pa.get("name") or "A"), str(pb.get("name") or "B"))
+    cmp.platforms = platform_comparison(pa, pb, names)
     return cmp
+
+
+def platform_comparison(pa: dict, pb: dict, names: tuple[str, str]) -> list[dict]:
+    """Two snapshot paths' platform outcomes side by side (the ones both have, in A's
+    order): ``{"name", "a", "b", "summary"}``, the summary
+    :func:`earmark.offline.platforms.compare_sentence` with ``names`` for A and B.
+    Empty for a version-1 snapshot (no ``platforms``)."""
+    from earmark.offline.platforms import PlatformOutcome, compare_sentence
+
+    def of(path: dict) -> dict[str, tuple[dict, Any]]:
+        r = path.get("readings") or {}
+        out: dict[str, tuple[dict, Any]] = {}
+        for entry in path.get("platforms") or ():
+            try:
+                o = PlatformOutcome.from_json_dict(entry, r.get("integrated_lufs"), r.get("plr_db"))
+            except (ValueError, TypeError):  # a platform this earmark does not know
+                continue
+            out[o.rule.name] = (entry, o)
+        return out
+
+    oa, ob = of(pa), of(pb)
+    return [
+        {
+            "name": name,
+            "a": ea,
+            "b": ob[name][0],
+            "summary": compare_sentence(o, ob[name][1], names),
+        }
+        for name, (ea, o) in oa.items()
+        if name in ob
+    ]
 
 
 def _octave_levels(path: dict) -> list[float | None]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import stat
@@ -635,7 +636,9 @@ def test_key_p_plays_a_and_b_as_spotify_and_the_header_shows_what_each_gets(rig)
     # by 6 dB to Spotify's -14 LUFS target, far below its -1 dBTP headroom rule.
     win.until(lambda w: "· B +6.0 dB → −14.0 LUFS, penalty 0.0 LU" in w.text("em_hdr_platform"))
     shown = win.text("em_hdr_platform")
-    assert shown.startswith("A ") and "0.0 dB → −14.0 LUFS, penalty 0.0 LU · B" in shown
+    # A's gain depends on what the module's earlier tests did to its integrated loudness
+    # (a bypassed stretch reads -20): whatever it is, Spotify plays A at -14 too.
+    assert re.match(r"A [+−]\d+\.\d dB → −14\.0 LUFS, penalty 0\.0 LU · B ", shown), shown
     assert "playing as Spotify (-14 LUFS)" in shown
     win.until(lambda w: abs(rig.engine.state().match_b_db - 6.0) < 0.05, timeout=8)
     rig.session.call("platform_monitor", "off")  # the module's other tests hear the match

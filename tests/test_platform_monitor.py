@@ -22,6 +22,7 @@ from earmark.live.platform_monitor import PlatformMonitor
 from earmark.live.session import LiveSession
 from earmark.meters import MeterBank
 from earmark.store import snapshots
+from earmark.store.report import html as snapshot_html
 from earmark.ui.terminal import render_state
 
 from conftest import JackServer
@@ -108,6 +109,9 @@ def test_spotify_plays_two_masters_6_lu_apart_both_at_minus_14_lufs(jack_server)
     assert [p["side"] for p in kept["paths"]] == ["A", "B"]
     assert kept["paths"][0]["penalty_lu"] == pytest.approx(6.0, abs=0.1)
     assert kept["paths"][0]["applied_db"] == pytest.approx(-6.0, abs=0.1)
+    # Its HTML export says so, above every path's platform table.
+    page = snapshot_html(doc)
+    assert "<h2>Platforms</h2>" in page and "A and B played as Spotify: playing as Spotify" in page
 
 
 def test_youtube_never_turns_a_quiet_master_up_and_the_command_switches_to_spotify(jack_server):

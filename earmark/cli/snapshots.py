@@ -389,6 +389,8 @@ def _print_platforms(console: Any, paths: list[dict]) -> None:
     """Each path's platform outcomes (snapshot version 2; an older one has none)."""
     from rich.table import Table
 
+    from earmark.offline.platform_report import outcome_cell
+
     names = list(dict.fromkeys(o["name"] for p in paths for o in p.get("platforms") or ()))
     if not names:
         return
@@ -401,7 +403,7 @@ def _print_platforms(console: Any, paths: list[dict]) -> None:
         cells = []
         for p in paths:
             o = next((o for o in p.get("platforms") or () if o.get("name") == name), None)
-            cells.append(_outcome_cell(o))
+            cells.append(outcome_cell(o))
         table.add_row(name, *cells)
     console.print(table)
 
@@ -484,6 +486,8 @@ def _print_platform_comparison(console: Any, cmp: Any) -> None:
     """Both paths' platform outcomes side by side, then what B's loudness buys on each."""
     from rich.table import Table
 
+    from earmark.offline.platform_report import outcome_cell
+
     if not cmp.platforms:
         return
     table = Table(header_style="bold", title="Platforms: plays at LUFS (gain dB) · "
@@ -492,22 +496,11 @@ def _print_platform_comparison(console: Any, cmp: Any) -> None:
     table.add_column(f"A #{cmp.a.get('id')} {cmp.path_a['name']}", justify="right")
     table.add_column(f"B #{cmp.b.get('id')} {cmp.path_b['name']}", justify="right")
     for row in cmp.platforms:
-        table.add_row(row["name"], _outcome_cell(row["a"]), _outcome_cell(row["b"]))
+        table.add_row(row["name"], outcome_cell(row["a"]), outcome_cell(row["b"]))
     console.print(table)
     for row in cmp.platforms:
         text = row["summary"]
         console.print(f"  {text[:1].upper()}{text[1:]}.", markup=False, soft_wrap=True)
-
-
-def _outcome_cell(o: dict | None) -> str:
-    """One platform outcome (a snapshot's ``platforms`` entry) in one table cell."""
-    if o is None or o.get("playback_lufs") is None:
-        return "-"
-    return (
-        f"{_f(o['playback_lufs'])} ({fmt_signed(o.get('gain_db'), 1)})"
-        f"{' limited' if o.get('limited') else ''} · {_f(o.get('penalty_lu'))}"
-        f" · {_f(o.get('plr_cost_db'))}"
-    )
 
 
 # -- export -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ __all__ = [
     "album_rows",
     "album_section",
     "diff_platforms_section",
+    "outcome_cell",
     "platform_rows",
     "platforms_section",
     "sentence",
@@ -85,6 +86,18 @@ def platform_rows(rows: Sequence[PlatformOutcome]) -> list[list[str]]:
             ]
         )
     return out
+
+
+def outcome_cell(entry: dict[str, Any] | None) -> str:
+    """One stored outcome (a snapshot's ``platforms`` entry) in one cell: "plays at LUFS
+    (gain dB) [limited] · penalty LU · PLR cost dB" (``snapshots show``/``diff``, its HTML)."""
+    if entry is None or entry.get("playback_lufs") is None:
+        return "-"
+    return (
+        f"{fmt_value(entry['playback_lufs'], 1)} ({fmt_signed(entry.get('gain_db'), 1)})"
+        f"{' limited' if entry.get('limited') else ''} · {fmt_value(entry.get('penalty_lu'), 1)}"
+        f" · {fmt_value(entry.get('plr_cost_db'), 1)}"
+    )
 
 
 def sentence(before: PlatformOutcome, after: PlatformOutcome) -> str:

@@ -352,6 +352,12 @@ def test_reports_carry_the_platform_tables_with_the_texts_numbers(quiet, louder,
     for row in platform_rows(outcomes(a, rules[:2]))[1:]:
         assert "".join(f"<td>{html.escape(c)}</td>" for c in row) in page
     assert "On Spotify the AFTER&#x27;s +3.0 LU gains nothing" in page
+    # --mix: the second master against the first, as the text says it.
+    mix_path = tmp_path / "mix.html"
+    code = main(["diff", str(quiet), str(louder), "--mix", str(quiet), "--platforms=spotify",
+                 "--report", str(mix_path)])  # fmt: skip
+    assert code == 0
+    assert "On Spotify the AFTER&#x27;s +3.0 LU gains nothing" in mix_path.read_text("utf-8")
 
 
 def test_the_album_report_has_the_album_its_tracks_flags_and_platform_gains(tmp_path, capsys):

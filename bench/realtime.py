@@ -19,7 +19,8 @@ then runs in this one process:
    dashboard's state frame (no window) and a MIDI controller (generic map, JACK
    MIDI ports). Their Python work competes with the callback for the GIL: this
    row measures what that costs. EARMARK_BENCH_SERVICES=flags,record,dashboard,midi
-   picks a subset.
+   picks a subset; ``platform`` (not in the default) adds the platform monitor
+   (earmark.live.platform_monitor, playing as Spotify).
 
 The chain runs in its own host process, as earmark's live commands run it by
 default, so every path can run in the engine's native callback (machine code
@@ -227,6 +228,10 @@ def earmark_run(
 
             for surface in load_surfaces(["generic"]) or []:
                 session.add_service(surface, name="midi")
+        if "platform" in which:  # A and B as Spotify plays them: a gains command at 10 Hz
+            from earmark.live.platform_monitor import PlatformMonitor
+
+            session.add_service(PlatformMonitor("spotify"), name="platform monitor")
     witness = Witness(seconds + 10.0, period)
     time.sleep(2.0)  # the witness's stream is up before earmark's
     cpu0, rss0 = cpu_s(), rss_mb()

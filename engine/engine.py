@@ -111,6 +111,9 @@ _METER_FEED_S = 1.0
 _METER_INTERVAL_S = 0.01
 _DIM_DB = -20.0
 _MAX_MONITOR_GAIN_DB = 60.0
+# The most a "gains" command may raise A or B (inference: a platform turns a quiet master
+# up by well under this; the output guard mutes far louder anyway).
+_MAX_FIXED_GAIN_DB = 24.0
 # A fault that persists (a broken chain on every block, a path too hot for the output
 # ceiling) gives one status line per this long, not one per poll.
 _STATUS_REPEAT_S = 5.0
@@ -283,6 +286,9 @@ class Engine:
         self.a = a if a < len(self.paths) else 0
         self.b = b if b < len(self.paths) else self.a
         self.loudness_match = loudness_match
+        # A and B's gains in dB set from outside instead of the loudness match (the
+        # platform monitor, earmark.live.platform_monitor); None: the match decides.
+        self.fixed_gains_db: tuple[float, float] | None = None
         self.monitor: dict = {
             "trim_db": 0.0,
             "dim": False,
@@ -497,6 +503,15 @@ class Engine:
         elif kind == "match":
             self.loudness_match = bool(cmd[1])
             self._follow_loudness()
+        elif kind == "gains":  # ("gains", a_db, b_db), or ("gains", None): the match again
+            if len(cmd) < 2 or cmd[1] is None:
+                self.fixed_gains_db = None
+            elif math.isfinite(cmd[1]) and math.isfinite(cmd[2]):  # else ignored
+                self.fixed_gains_db = (
+                    min(float(cmd[1]), _MAX_FIXED_GAIN_DB),
+                    min(float(cmd[2]), _MAX_FIXED_GAIN_DB),
+                )
+            self._follow_loudness()
         elif kind == "monitor":
             self.monitor.update(cmd[1])
             self._monitor_targets()
@@ -600,13 +615,17 @@ class Engine:
         )
 
     def _follow_loudness(self) -> None:
-        """Attenuate the louder of A and B to the quieter (never boost).
+        """Attenuate the louder of A and B to the quieter (never boost); or apply the
+        gains a "gains" command set (``fixed_gains_db``), which may boost.
 
         While either path has no loudness yet (start, meter reset) the current
         match holds rather than jumping back to unity.
         """
         ga = gb = 0.0
-        if self.loudness_match and self.a != self.b:
+        fixed = self.fixed_gains_db
+        if fixed is not None:  # set by a "gains" command: the match stands aside
+            ga, gb = fixed
+        elif self.loudness_match and self.a != self.b:
             la = _programme_loudness(self.paths[self.a].bank)
             lb = _programme_loudness(self.paths[self.b].bank)
             if la is None or lb is None:

@@ -40,6 +40,7 @@ def test_the_key_table_follows_the_dashboard_design_and_gives_each_key_one_actio
         "Space": "ab_toggle",
         "B": "chain_bypass",
         "L": "match",
+        "P": "platform",
         "D": "dim",
         "O": "mono",
         "R": "reset",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import stat
@@ -35,6 +36,7 @@ from earmark.engine.chains import ChainSpec, PluginSpec, build_chain
 from earmark.engine.drivers import NullDriver, render
 from earmark.engine.engine import Engine, Path
 from earmark.engine.sources import Player
+from earmark.live.platform_monitor import PlatformMonitor
 from earmark.live.publisher import DashboardService, find_sessions, profile_info
 from earmark.live.session import LiveSession
 from earmark.ui.stateframe import CommandSender, Layout, StateFrameReader, StateFrameWriter
@@ -359,6 +361,7 @@ class Rig:
         self.session = LiveSession(self.engine, self.driver, name="gui test")
         self.service = DashboardService()
         self.session.add_service(self.service, name="dashboard")
+        self.session.add_service(PlatformMonitor(), name="platform monitor")  # off: P turns it on
         self.driver.start()
         self.session.start()
 
@@ -622,6 +625,25 @@ def test_a_key_held_down_for_a_second_acts_once(rig):
     assert rig.engine.state().monitor["dim"] is True
     win.call("key", keysym="d")
     win.until(lambda w: w.text("em_monitor_state") == "monitor: normal")
+
+
+def test_key_p_plays_a_and_b_as_spotify_and_the_header_shows_what_each_gets(rig):
+    win = rig.window
+    win.call("key", keysym="p")  # off -> the first platform, Spotify
+    win.until(lambda w: w.text("em_hdr_match") == "as Spotify")
+    assert rig.session.platform_monitor.name == "spotify"
+    # A (-14 LUFS) plays as it is; B (the -20 LUFS dry sine, peaks at -20 dBTP) is raised
+    # by 6 dB to Spotify's -14 LUFS target, far below its -1 dBTP headroom rule.
+    win.until(lambda w: "· B +6.0 dB → −14.0 LUFS, penalty 0.0 LU" in w.text("em_hdr_platform"))
+    shown = win.text("em_hdr_platform")
+    # A's gain depends on what the module's earlier tests did to its integrated loudness
+    # (a bypassed stretch reads -20): whatever it is, Spotify plays A at -14 too.
+    assert re.match(r"A [+−]\d+\.\d dB → −14\.0 LUFS, penalty 0\.0 LU · B ", shown), shown
+    assert "playing as Spotify (-14 LUFS)" in shown
+    win.until(lambda w: abs(rig.engine.state().match_b_db - 6.0) < 0.05, timeout=8)
+    rig.session.call("platform_monitor", "off")  # the module's other tests hear the match
+    win.until(lambda w: w.text("em_hdr_match") == "match off")
+    win.until(lambda w: abs(rig.engine.state().match_b_db) < 0.05, timeout=8)
 
 
 def test_a_killed_dashboard_leaves_the_audio_and_the_frame_running(rig):

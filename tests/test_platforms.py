@@ -17,6 +17,7 @@ from earmark.cli import main
 from earmark.offline.analysis import analyze
 from earmark.offline.platforms import (
     PLATFORM_NAMES,
+    PlatformOutcome,
     compare_sentence,
     outcomes,
     parse_platforms,
@@ -212,6 +213,24 @@ def test_a_file_right_after_platforms_is_read_as_a_file(quiet, capsys):
     assert all([p["name"] for p in o["platforms"]] == [r.name for r in rules()] for o in objs)
 
 
+def test_diff_gives_a_file_that_platforms_or_codecs_took_back_as_before(quiet, louder, capsys):
+    # `diff --platforms BEFORE AFTER`: the optional LIST took BEFORE; diff gives it back
+    # (earmark.cli.args.files_back, the helper analyze uses too), so BEFORE stays BEFORE:
+    # AFTER is 3 LU louder, never the other way round.
+    code = main(["diff", "--json", "--platforms", str(quiet), str(louder)])
+    assert code == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in obj["platforms"]] == list(PLATFORM_NAMES)
+    youtube = next(p for p in obj["platforms"] if p["name"] == "youtube")
+    assert youtube["after"]["playback_lufs"] - youtube["before"]["playback_lufs"] == pytest.approx(
+        3.0, abs=0.05
+    )
+    # One FILE only, taken by --platforms: still the usage error naming what is missing.
+    proc = clirun.earmark("diff", "--platforms", str(quiet))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "required: AFTER" in proc.stderr
+
+
 def test_diff_platforms_says_the_louder_version_gains_nothing_on_spotify(quiet, louder, capsys):
     code = main(["diff", "--json", "--platforms", "spotify,youtube", str(quiet), str(louder)])
     assert code == 0
@@ -259,3 +278,113 @@ def test_a_snapshot_holds_each_paths_platform_outcomes_and_show_prints_them(
     sp = expected[0]
     assert "Platforms: plays at LUFS" in out and "spotify-loud" in out
     assert f"{sp['playback_lufs']:.1f} ({sp['gain_db']:+.1f})" in out
+
+
+def test_snapshots_diff_puts_both_snapshots_platform_outcomes_side_by_side(
+    tmp_path, monkeypatch, capsys
+):
+    from earmark.offline.measures import fmt_signed
+    from earmark.store import StoreWriter
+
+    from snapdocs import doc_for, gain, state_for
+
+    monkeypatch.setenv("EARMARK_HOME", str(tmp_path / "h"))
+    writer = StoreWriter()
+    writer.start()
+    writer.begin_session("platforms diff", "test", sample_rate=48000)
+    first = writer.take_snapshot(doc_for(gain(0.0), label="as mixed"))
+    second = writer.take_snapshot(doc_for(gain(6.0), label="6 dB hotter"))
+    writer.end_session()
+    writer.stop()
+    assert main(["snapshots", "diff", str(first), str(second), "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    # Each platform's two outcomes are the snapshots' own entries (the A paths: the chain),
+    # and the sentence is compare_sentence's on the outcomes of the two readings.
+    before = state_for(gain(0.0)).paths[1].readings
+    after = state_for(gain(6.0)).paths[1].readings
+    assert [p["name"] for p in obj["platforms"]] == list(PLATFORM_NAMES)
+    names = (f"snapshot {first}", f"snapshot {second}")
+    for row, b, a in zip(obj["platforms"], outcomes(before), outcomes(after), strict=True):
+        assert row["a"] == b.to_json_dict() and row["b"] == a.to_json_dict()
+        # The sentence says the numbers the table shows (the stored ones, to 0.01).
+        stored = [
+            PlatformOutcome.from_json_dict(row[k], r.integrated_lufs, r.plr_db)
+            for k, r in (("a", before), ("b", after))
+        ]
+        assert row["summary"] == compare_sentence(*stored, names)
+    spotify = obj["platforms"][0]
+    assert spotify["summary"].startswith(f"on Spotify snapshot {second}'s +6.0 LU")
+    assert main(["snapshots", "diff", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "Platforms: plays at LUFS" in out
+    assert f"On Spotify snapshot {second}'s +6.0 LU" in out
+    youtube = next(p for p in obj["platforms"] if p["name"] == "youtube")
+    assert f"{youtube['b']['playback_lufs']:.1f} ({fmt_signed(youtube['b']['gain_db'], 1)})" in out
+
+
+def test_reports_carry_the_platform_tables_with_the_texts_numbers(quiet, louder, tmp_path, capsys):
+    import html
+
+    from earmark.offline.platform_report import platform_rows, sentence
+
+    rules = parse_platforms("spotify,youtube,spotify-loud")
+    page_path = tmp_path / "analyze.html"
+    code = main(["analyze", str(quiet), "--platforms=spotify,youtube,spotify-loud",
+                 "--report", str(page_path)])  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    page = page_path.read_text(encoding="utf-8")
+    rows = platform_rows(outcomes(analyze(str(quiet)), rules))
+    assert "<h2>Platforms</h2>" in page
+    for row in rows:  # every cell of every row, in the page's table and in the text's
+        cells = "".join(f"<td>{html.escape(c)}</td>" for c in row)
+        assert cells in page.replace("<th>", "<td>").replace("</th>", "</td>")
+        assert all(c in text for c in row)
+    assert "+4.0" in rows[1][2] or "+3.9" in rows[1][2] or "+4.1" in rows[1][2]  # -20 -> -16
+    diff_path = tmp_path / "diff.html"
+    code = main(["diff", str(quiet), str(louder), "--platforms", "spotify,youtube",
+                 "--report", str(diff_path)])  # fmt: skip
+    assert code == 0
+    page = diff_path.read_text(encoding="utf-8")
+    b, a = analyze(str(quiet)), analyze(str(louder))
+    for ob, oa in zip(outcomes(b, rules[:2]), outcomes(a, rules[:2]), strict=True):
+        assert html.escape(sentence(ob, oa)) in page
+    for row in platform_rows(outcomes(a, rules[:2]))[1:]:
+        assert "".join(f"<td>{html.escape(c)}</td>" for c in row) in page
+    assert "On Spotify the AFTER&#x27;s +3.0 LU gains nothing" in page
+    # --mix: the second master against the first, as the text says it.
+    mix_path = tmp_path / "mix.html"
+    code = main(["diff", str(quiet), str(louder), "--mix", str(quiet), "--platforms=spotify",
+                 "--report", str(mix_path)])  # fmt: skip
+    assert code == 0
+    assert "On Spotify the AFTER&#x27;s +3.0 LU gains nothing" in mix_path.read_text("utf-8")
+
+
+def test_the_album_report_has_the_album_its_tracks_flags_and_platform_gains(tmp_path, capsys):
+    import html
+
+    from earmark.offline.album import analyze_album
+    from earmark.offline.platform_report import album_gain_rows, album_rows
+
+    from synth import music_like
+
+    files = []
+    for i, gain_db in enumerate((-18.0, -18.0, -14.0, -18.0)):  # the third 4 dB louder
+        x = music_like(4.0, SR, seed=i + 1) * 10 ** (gain_db / 20)
+        files.append(tmp_path / f"t{i + 1}.wav")
+        sf.write(files[-1], x, SR, subtype="FLOAT")
+    out = tmp_path / "album.html"
+    code = main(["analyze", "--album", *map(str, files), "--report", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    page = out.read_text(encoding="utf-8")
+    album = analyze_album([str(f) for f in files])
+    labels = [f.name for f in files]
+    assert "<h2>Album</h2>" in page
+    assert f"Album: {album.integrated_lufs:.1f} LUFS integrated" in page
+    assert f"LRA {album.loudness_range_lu:.1f} LU" in page
+    for row in [*album_rows(album, labels)[1:], *album_gain_rows(album)[1:]]:
+        assert "".join(f"<td>{html.escape(c)}</td>" for c in row) in page
+        assert all(c in text for c in row if c)  # the text's tables: the same numbers
+    flagged = [f for f in album.flags if f["code"] == "album_inconsistent"]
+    assert flagged and all(html.escape(f["message"]) in page for f in flagged)

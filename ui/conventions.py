@@ -6,7 +6,8 @@ both read it: for their help line, and to turn a key into session commands with
 :func:`key_commands`, so a key does the same thing in both (before this table,
 ``m`` was loudness match in the terminal and marker in the dashboard). The
 letters follow DASHBOARD.md (Space A/B, B bypass, S snapshot, M marker, D dim,
-O mono, R reset); loudness match, which the dashboard had no key for, is L.
+O mono, R reset); loudness match, which the dashboard had no key for, is L;
+the platform monitor (the next platform, then off) is P.
 ``q`` quits the terminal view (it stops the session); the dashboard window
 has no quit key, since closing it never stops the session.
 
@@ -60,6 +61,8 @@ KEYS: tuple[Key, ...] = (
     Key(" ", "Space", "A/B", "ab_toggle", "Spacebar"),
     Key("b", "B", "bypass chain", "chain_bypass", "B"),
     Key("l", "L", "loudness match", "match", "L"),
+    # The session decides which platform comes next (earmark.live.platform_monitor).
+    Key("p", "P", "platform monitor", "platform", "P"),
     Key("d", "D", "dim", "dim", "D"),
     Key("o", "O", "mono", "mono", "O"),
     Key("r", "R", "reset meters", "reset", "R"),
@@ -113,6 +116,8 @@ def key_commands(char: str | None, toggles: Toggles) -> list[tuple]:
         return [("select", "toggle")]
     if action == "match":
         return [("match", not toggles.loudness_match)]
+    if action == "platform":
+        return [("platform_monitor", "next")]
     if action in ("dim", "mono"):
         return [("monitor", {action: not getattr(toggles, action)})]
     if action == "reset":

@@ -89,7 +89,7 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"EARMARK\x00", "little")
-LAYOUT_VERSION = 4  # 4: payload and JSON checksums in the header
+LAYOUT_VERSION = 5  # 4: payload and JSON checksums in the header; 5: platform monitor
 STALE_AFTER_S = 0.5
 
 HEADER_FIELDS: tuple[str, ...] = (
@@ -119,6 +119,7 @@ HEADER_FIELDS: tuple[str, ...] = (
     "dropped_commands",
     "tick_cost_us",  # the writer's own cost per tick (median of the last second)
     "chain_latency_ms",  # what the aligned paths add to the stream's latency
+    "platform_monitor",  # 1 while A and B play as a platform would (its name: JSON area)
 )
 SOLO_CODES = {None: 0, "L": 1, "R": 2, "M": 3, "S": 4}
 
@@ -160,6 +161,11 @@ PATH_FIELDS: tuple[str, ...] = (
     "history_row_s",  # seconds per row; row r ends at (r + 1) * history_row_s
     "history_end_s",  # end time of the newest row (the path's programme time)
     "gonio_points",  # valid (L, R) pairs in the goniometer cloud, 0 if none
+    # The platform monitor, for A and B (NaN for other paths, or when it is off): the
+    # platform's playback gain, the loudness its listener gets, the loudness penalty.
+    "platform_gain_db",
+    "platform_lufs",
+    "platform_penalty_lu",
 )
 HISTORY_CURVES: tuple[str, ...] = (
     "momentary_lufs",

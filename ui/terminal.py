@@ -4,9 +4,12 @@ A rich table refreshed a few times a second from ``Engine.state()``: every
 path's meters side by side with A and B marked (the audible one with a play
 sign, in words as well as colour), the loudness-match offset, the stream's
 latency, xruns and callback time. Paths are numbered from 1, as everywhere a
-user types one. Keys (when stdin is a terminal) are the dashboard's
-(``earmark.ui.conventions.KEYS``: Space A/B, B bypass chain, L loudness match,
-D dim, O mono, R reset meters, S snapshot, M marker), plus Q to quit.
+user types one. While the platform monitor plays A and B as a platform would
+(earmark.live.platform_monitor), A and B also show that platform's gain, the
+loudness its listener gets and the loudness penalty, under a line naming it.
+Keys (when stdin is a terminal) are the dashboard's (``earmark.ui.conventions.KEYS``:
+Space A/B, B bypass chain, L loudness match, P platform monitor, D dim, O mono,
+R reset meters, S snapshot, M marker), plus Q to quit.
 When stdout is not a terminal it prints one plain status line every few seconds.
 """
 
@@ -33,12 +36,21 @@ def _f(v: float | None, nd: int = 1) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
-def render_state(state, header: str, session_flags: list | None = None) -> Group:
-    """One frame of the view for an ``EngineState`` (and the session's flags, if given)."""
+def render_state(
+    state, header: str, session_flags: list | None = None, platform: object = None
+) -> Group:
+    """One frame of the view for an ``EngineState`` (and the session's flags, if given;
+    ``platform``: the session's platform monitor, shown when it names a platform)."""
+    on = platform is not None and getattr(platform, "name", None) is not None
     table = Table(expand=False, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("path")
-    for col in ("M", "S", "I LUFS", "LRA", "TP dBTP", "PSR", "PLR", "match dB", "delay"):
+    columns = ["M", "S", "I LUFS", "LRA", "TP dBTP", "PSR", "PLR"]
+    if on:  # the gain A and B get now (slewed), then the platform's outcome
+        columns += ["gain dB", "platform dB", "heard LUFS", "penalty LU"]
+    else:
+        columns.append("match dB")
+    for col in (*columns, "delay"):
         table.add_column(col, justify="right")
     for i, p in enumerate(state.paths):
         r = p.readings
@@ -46,10 +58,19 @@ def render_state(state, header: str, session_flags: list | None = None) -> Group
         match = ""
         if i == state.a:
             role = ("▶ A" if state.audible == "A" else "  A") + " "
-            match = _f(state.match_a_db) if state.loudness_match else "off"
+            match = _f(state.match_a_db) if state.loudness_match or on else "off"
         if i == state.b and state.b != state.a:
             role = ("▶ B" if state.audible == "B" else "  B") + " "
-            match = _f(state.match_b_db) if state.loudness_match else "off"
+            match = _f(state.match_b_db) if state.loudness_match or on else "off"
+        plat: list[str] = []
+        if on:
+            got = platform.of_path(i)  # type: ignore[attr-defined]
+            o = None if got is None else got.outcome
+            plat = [
+                "" if o is None else _f(o.gain_db),
+                "" if o is None else _f(o.playback_lufs),
+                "" if o is None else _f(o.penalty_lu),
+            ]
         style = "bold" if role.startswith("▶") else ("dim" if not role else "")
         name = Text(role + p.name, style=style)
         if p.nonfinite_blocks:
@@ -65,6 +86,7 @@ def render_state(state, header: str, session_flags: list | None = None) -> Group
             _f(r.psr_db),
             _f(r.plr_db),
             match,
+            *plat,
             f"{p.delay_samples}",
         )
     mon = state.monitor
@@ -79,6 +101,8 @@ def render_state(state, header: str, session_flags: list | None = None) -> Group
         gap = state.meter_skipped_frames / state.sample_rate
         status += f"  ·  meters skipped {gap:.1f} s (metering fell behind)"
     lines = _flag_lines(state, session_flags)
+    if on:
+        lines.insert(0, Text(f"platform monitor: {platform.note()}", style="bold"))  # type: ignore[attr-defined]
     return Group(Text(status), table, *lines, Text(KEYS_HELP, style="dim"))
 
 
@@ -138,20 +162,25 @@ def run_view(
     console: Console | None = None,
     flags: Callable[[], list] | None = None,
     chains: Callable[[], Sequence] | None = None,
+    platform: Callable[[], object] | None = None,
 ) -> None:
     """Show the view until q, Ctrl-C or ``seconds`` have passed; ``flags`` returns the
     session's flags (dicts with ``path`` and ``open``) to list the open ones, ``chains``
-    each path's chain or None (``LiveSession.chains``), for the B key's bypass."""
+    each path's chain or None (``LiveSession.chains``), for the B key's bypass;
+    ``platform`` the session's platform monitor (or None)."""
     console = console or Console()
     end = None if seconds is None else time.monotonic() + seconds
     period = 1.0 / refresh_hz
     if not console.is_terminal:
-        _plain(get_state, header, end, console, flags)
+        _plain(get_state, header, end, console, flags, platform)
         return
     with cbreak() as keys, Live(console=console, auto_refresh=False, transient=False) as live:
         while end is None or time.monotonic() < end:
             state = get_state()
-            live.update(render_state(state, header(), flags() if flags else None), refresh=True)
+            shown = render_state(
+                state, header(), flags() if flags else None, platform() if platform else None
+            )
+            live.update(shown, refresh=True)
             if keys:
                 key = read_key(period)
                 if key is not None and key.lower() == key_for("quit").char:
@@ -190,6 +219,7 @@ def _plain(
     end: float | None,
     console: Console,
     flags: Callable[[], list] | None = None,
+    platform: Callable[[], object] | None = None,
 ) -> None:
     while end is None or time.monotonic() < end:
         time.sleep(min(2.0, max(0.0, (end or time.monotonic() + 2.0) - time.monotonic())))
@@ -203,6 +233,9 @@ def _plain(
                 f"I {_f(r.integrated_lufs)}"
                 f" TP {_f(r.true_peak_dbtp)}"
             )
+        monitor = platform() if platform else None
+        if monitor is not None and getattr(monitor, "name", None) is not None:
+            parts.append(f"platform monitor: {monitor.note()}")  # type: ignore[attr-defined]
         open_flags = [f for f in (flags() if flags else ()) if f.get("open")]
         if open_flags:
             parts.append(

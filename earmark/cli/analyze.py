@@ -117,8 +117,7 @@ def add_platforms_option(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="what each streaming platform's playback does to it: gain, loudness and true "
         "peak heard, loudness penalty and its PLR cost (LIST: comma-separated, default all: "
-        f"{', '.join(PLATFORM_NAMES)}); in diff, a FILE right after it is read as LIST: "
-        "write --platforms=all or put the option after the files",
+        f"{', '.join(PLATFORM_NAMES)}); a FILE right after it is taken as a FILE",
     )
 
 
@@ -148,8 +147,8 @@ def add_codecs_option(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="also encode and decode each file through lossy codecs and measure the damage "
         "(decoded true peak, clipped samples, loudness change, loss above 16 kHz, the ceiling "
-        f"that avoids clipping); LIST: comma-separated, of {', '.join(CODECS)} (default: all). "
-        "In diff, put LIST right after --codecs, or --codecs after the FILEs",
+        f"that avoids clipping); LIST: comma-separated, of {', '.join(CODECS)} (default: all); "
+        "a FILE right after it is taken as a FILE",
     )
 
 
@@ -176,30 +175,13 @@ class _Outcome:
     codecs: tuple[Any, ...] = ()  # CodecResult per codec of --codecs
 
 
-def _files_back(args: argparse.Namespace) -> None:
-    """``analyze --codecs master.wav``: the optional LIST took the FILE. A value that is
-    no list of names but an existing file goes back to the front of the files, and the
-    option means its default (all)."""
-    from earmark.offline.codecs import parse_codecs
-    from earmark.offline.platforms import parse_platforms
-
-    for option, parse in (("codecs", parse_codecs), ("platforms", parse_platforms)):
-        value = getattr(args, option, None)
-        if value is None or value == "all" or not os.path.exists(value):
-            continue
-        try:
-            parse(value)
-        except ValueError:
-            setattr(args, option, "all")
-            args.files = [value, *args.files]
-
-
 def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark.cli.args import files_back
     from earmark.errors import PresetError
     from earmark.offline.analysis import analyze
     from earmark.profiles import resolve_profile
 
-    _files_back(args)
+    args.files = files_back(args, args.files)
     if not args.files:
         parser.error("the following arguments are required: FILE")
     try:
@@ -220,6 +202,7 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     outcomes = [_analyze_one(path, analyze, profile) for path in args.files]
     if codecs:
         outcomes = [with_codecs(o, codecs, profile) for o in outcomes]
+    album = _album(args.files, outcomes) if args.album else None  # the report shows it too
     unwritten: Exception | None = None
     if args.report and any(o.analysis is not None for o in outcomes):
         done = [o.analysis for o in outcomes if o.analysis is not None]
@@ -231,10 +214,11 @@ def _cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 inputs=args.files,
                 force=args.force,
                 codecs=[o.codecs for o in outcomes if o.analysis is not None] if codecs else None,
+                platforms=platforms,
+                album=None if album is None else album.album,
             )
         except outfiles.OutputError as exc:
             unwritten = exc  # said after the results, which are still printed
-    album = _album(args.files, outcomes) if args.album else None
     if args.json:
         objects = [
             _with_platforms(o.analysis.to_json_dict(), o.analysis, platforms)
@@ -296,22 +280,14 @@ def print_platform_table(console: Any, title: str, rows: list) -> None:
     """A table of :class:`~earmark.offline.platforms.PlatformOutcome` rows (analyze, diff)."""
     from rich.table import Table
 
+    from earmark.offline.platform_report import platform_rows
+
+    head, *body = platform_rows(rows)  # the HTML report's numbers too
     table = Table(show_header=True, header_style="bold", title=title, title_justify="left")
-    for head in ("Platform", "Target LUFS", "Gain dB", "Plays at LUFS", "True peak dBTP"):
-        table.add_column(head, justify="left" if head == "Platform" else "right")
-    for head in ("Limited", "Penalty LU", "PLR cost dB"):
-        table.add_column(head, justify="right")
-    for o in rows:
-        table.add_row(
-            o.rule.label + (" (album)" if o.normalisation == "album" else ""),
-            fmt_value(o.rule.target_lufs, 1),
-            "-" if o.gain_db is None else fmt_signed(o.gain_db, 1),
-            fmt_value(o.playback_lufs, 1),
-            fmt_value(o.playback_true_peak_dbtp, 1),
-            "yes" if o.limited else "no",
-            fmt_value(o.penalty_lu, 1),
-            fmt_value(o.plr_cost_db, 1),
-        )
+    for name in head:
+        table.add_column(name, justify="left" if name == "Platform" else "right")
+    for row in body:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -719,52 +695,29 @@ def _album(files: list[str], outcomes: list[_Outcome]) -> _AlbumOutcome:
     return _AlbumOutcome({"album": album.to_json_dict()}, album=album)
 
 
-_ALBUM_COLUMNS = (
-    "#",
-    "Track",
-    "Integrated LUFS",
-    "vs album LU",
-    "vs neighbours LU",
-    "2-5 kHz vs album dB",
-    "5-10 kHz vs album dB",
-    "LRA LU",
-    "True peak dBTP",
-)
-
-
 def _print_album(album: Any) -> None:
     """Each track against the album, the album's row, its gain per platform, its flags."""
     from rich.table import Table
 
+    from earmark.offline.platform_report import album_gain_rows, album_rows
     from earmark.ui.flags_text import flag_lines
 
     console = _console()
-    table = Table(show_header=True, header_style="bold", title="Album")
-    for head in _ALBUM_COLUMNS:
-        table.add_column(head, justify="left" if head == "Track" else "right", overflow="fold")
     labels = _column_labels([t.file or "" for t in album.tracks])
-    for i, (label, t) in enumerate(zip(labels, album.tracks, strict=True)):
-        table.add_row(
-            str(i + 1), label, fmt_value(t.integrated_lufs, 1), fmt_signed(t.delta_lu, 1),
-            fmt_signed(t.neighbours_delta_lu, 1), fmt_signed(t.presence_delta_db, 1),
-            fmt_signed(t.air_delta_db, 1), fmt_value(t.loudness_range_lu, 1),
-            fmt_value(t.true_peak_dbtp, 1),
-        )  # fmt: skip
-    table.add_section()
-    table.add_row(
-        "", "Album", fmt_value(album.integrated_lufs, 1), "", "", "", "",
-        fmt_value(album.loudness_range_lu, 1), fmt_value(album.true_peak_dbtp, 1),
-    )  # fmt: skip
-    console.print(table)
-    gains = Table(show_header=True, header_style="bold", title="Album gain per platform")
-    for head in ("Platform", "Target LUFS", "Album gain dB", "Album true peak dBTP"):
-        gains.add_column(head, justify="left" if head == "Platform" else "right")
-    for p in album.platforms:
-        gains.add_row(
-            p.platform, fmt_value(p.target_lufs, 1), fmt_signed(p.gain_db, 1),
-            fmt_value(p.true_peak_dbtp, 1),
-        )  # fmt: skip
-    console.print(gains)
+    for title, (head, *body) in (
+        ("Album", album_rows(album, labels)),  # the HTML report's numbers too
+        ("Album gain per platform", album_gain_rows(album)),
+    ):
+        table = Table(show_header=True, header_style="bold", title=title)
+        for name in head:
+            table.add_column(
+                name, justify="left" if name in ("Track", "Platform") else "right", overflow="fold"
+            )
+        for i, row in enumerate(body):
+            if title == "Album" and i == len(body) - 1:
+                table.add_section()  # the album's own row under the tracks
+            table.add_row(*row)
+        console.print(table)
     if album.flags:
         console.print("\nAlbum:", markup=False)
         for line in flag_lines(album.flags):

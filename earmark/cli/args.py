@@ -1,4 +1,5 @@
-"""Argument types for the live commands (``demo``, ``run``): argparse ``type=`` functions.
+"""Argument checks the commands share: argparse ``type=`` functions for the live commands
+(``demo``, ``run``), and :func:`files_back` for ``analyze`` and ``diff``.
 
 Each one turns the text of an option into its value or raises
 ``argparse.ArgumentTypeError`` with the bad value and the valid range, so that
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from collections.abc import Sequence
 
 from earmark.engine.rt import MAX_BLOCK_FRAMES, MIN_BLOCK_FRAMES  # the engine's own range
 from earmark.meters.bank import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
@@ -22,6 +25,7 @@ __all__ = [
     "MIN_BLOCK_FRAMES",
     "blocksize",
     "clip_seconds",
+    "files_back",
     "sample_rate",
     "seconds",
     "start_seconds",
@@ -88,6 +92,30 @@ def trials(text: str) -> int:
     if not 1 <= value <= MAX_TRIALS:
         raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_TRIALS} trials, got {text}")
     return value
+def files_back(args: argparse.Namespace, files: Sequence[str]) -> list[str]:
+    """The FILEs, with any that ``--codecs [LIST]`` or ``--platforms [LIST]`` swallowed given
+    back (``analyze --codecs master.wav``, ``diff --platforms mix.wav master.wav``).
+
+    An optional LIST takes the next word; a value that is no list of names but an existing
+    file goes back to the front of the files, and the option means its default (all).
+    A value that is neither stays, for the option's own one-line error.
+    """
+    from earmark.offline.codecs import parse_codecs
+    from earmark.offline.platforms import parse_platforms
+
+    out = list(files)
+    # Both options swallowing a file (`--platforms a.wav --codecs b.wav`) gives them back
+    # as platforms' then codecs' (the order the options were written in is not kept).
+    for option, parse in (("codecs", parse_codecs), ("platforms", parse_platforms)):
+        value = getattr(args, option, None)
+        if not isinstance(value, str) or value == "all" or not os.path.exists(value):
+            continue
+        try:
+            parse(value)
+        except ValueError:
+            setattr(args, option, "all")
+            out.insert(0, value)
+    return out
 
 
 def _number(text: str, what: str) -> float:

@@ -67,8 +67,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "Exit codes: 0 ok, 2 usage error, 3 unreadable input, nothing to compare, or a "
         "doubtful alignment (without --force).",
     )
-    p.add_argument("before", metavar="BEFORE", help="the earlier version (e.g. the mix)")
-    p.add_argument("after", metavar="AFTER", help="the later version (e.g. the master)")
+    # Optional here and checked in _cmd_diff: `--platforms BEFORE AFTER` and `--codecs
+    # BEFORE AFTER` must give BEFORE back (an optional LIST swallows the next word).
+    p.add_argument("before", nargs="?", metavar="BEFORE", help="the earlier version (e.g. the mix)")
+    p.add_argument("after", nargs="?", metavar="AFTER", help="the later version (e.g. the master)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--report",
@@ -114,7 +116,15 @@ def _write_report(args: argparse.Namespace, page: str) -> bool:
 
 def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from earmark.cli.analyze import platforms_or_error
+    from earmark.cli.args import files_back
 
+    files = files_back(args, [f for f in (args.before, args.after) if f is not None])
+    if len(files) < 2:
+        missing = " ".join(("BEFORE", "AFTER")[len(files) :])
+        parser.error(f"the following arguments are required: {missing}")
+    if len(files) > 2:
+        parser.error(f"unrecognized arguments: {' '.join(files[2:])}")
+    args.before, args.after = files
     args.platforms = platforms_or_error(args, parser)  # the rules, () without --platforms
     if args.report is not None:
         from earmark.outfiles import OutputError, check
@@ -156,7 +166,8 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.report:
         from earmark.offline.report import diff_report
 
-        written = _write_report(args, diff_report(t, codecs=compared and compared[:2]))
+        page = diff_report(t, codecs=compared and compared[:2], platforms=args.platforms)
+        written = _write_report(args, page)
     if args.json:
         obj = _with_platforms(t.to_dict(), t.before, t.after, args.platforms)
         if compared is not None:
@@ -189,7 +200,8 @@ def _run_mix(args: argparse.Namespace, profile: Any) -> int:
     if args.report:
         from earmark.offline.report import mix_report
 
-        written = _write_report(args, mix_report(mix_label, [(label_a, ta), (label_b, tb)]))
+        page = mix_report(mix_label, [(label_a, ta), (label_b, tb)], platforms=args.platforms)
+        written = _write_report(args, page)
     if args.json:
         _print_json(
             _with_platforms(

@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     demo.add_argument(
         "--clip-seconds", type=cli_args.clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
+    _add_platform_monitor(demo)
     demo.add_argument(
         "--offline",
         action="store_true",
@@ -121,10 +122,27 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
     run.add_argument(
         "--clip-seconds", type=cli_args.clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
+    _add_platform_monitor(run)
     run.set_defaults(handler=_cmd_run, subparser=run)
 
     devices = sub.add_parser("devices", help="list audio devices (PortAudio)")
     devices.set_defaults(handler=_cmd_devices, subparser=devices)
+
+
+def _add_platform_monitor(parser: argparse.ArgumentParser) -> None:
+    """``--platform-monitor NAME`` (demo and run): A and B as that platform plays them."""
+    from earmark.offline.platforms import PLATFORM_NAMES
+
+    parser.add_argument(
+        "--platform-monitor",
+        type=str.lower,
+        choices=PLATFORM_NAMES,
+        default=None,
+        metavar="NAME",
+        help="play A and B the way this platform would (its gain from each one's measured "
+        "loudness and true peak) instead of the loudness match; P cycles the platforms and "
+        f"off. NAME: {', '.join(PLATFORM_NAMES)}",
+    )
 
 
 def show_session(session, seconds, **kw) -> None:
@@ -243,6 +261,7 @@ def _plan(kind: str, args: argparse.Namespace, setup, profile, controllers, **mo
         name=args.session,
         profile=profile,
         controllers=tuple(controllers),
+        platform_monitor=getattr(args, "platform_monitor", None),
         **more,
     )
 

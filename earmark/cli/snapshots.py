@@ -324,6 +324,16 @@ def _print_snapshot(doc: dict) -> None:
         f"{src.get('audible')} · loudness match {match} (A {_f(src.get('match_a_db'))} dB, "
         f"B {_f(src.get('match_b_db'))} dB)"
     )
+    monitor = src.get("platform_monitor")
+    if isinstance(monitor, dict):  # A and B played as a platform would (the gains above)
+        sides = " · ".join(
+            f"{p.get('side')} {fmt_signed(p.get('gain_db'), 1)} dB to "
+            f"{_f(p.get('playback_lufs'))} LUFS, penalty {_f(p.get('penalty_lu'))} LU"
+            for p in monitor.get("paths") or ()
+        )
+        head.append(f"Platform monitor: {monitor.get('label')} · {sides or '-'}")
+        if monitor.get("note"):
+            head.append(f"  {monitor['note']}")
     lat = 1e3 * ((audio.get("latency_in_s") or 0.0) + (audio.get("latency_out_s") or 0.0))
     head.append(
         f"Audio: {audio.get('sample_rate')} Hz / {audio.get('block_size') or '-'} frames · "
@@ -379,6 +389,8 @@ def _print_platforms(console: Any, paths: list[dict]) -> None:
     """Each path's platform outcomes (snapshot version 2; an older one has none)."""
     from rich.table import Table
 
+    from earmark.offline.platform_report import outcome_cell
+
     names = list(dict.fromkeys(o["name"] for p in paths for o in p.get("platforms") or ()))
     if not names:
         return
@@ -391,13 +403,7 @@ def _print_platforms(console: Any, paths: list[dict]) -> None:
         cells = []
         for p in paths:
             o = next((o for o in p.get("platforms") or () if o.get("name") == name), None)
-            cells.append(
-                "-"
-                if o is None or o.get("playback_lufs") is None
-                else f"{_f(o['playback_lufs'])} ({fmt_signed(o.get('gain_db'), 1)})"
-                f"{' limited' if o.get('limited') else ''} · {_f(o.get('penalty_lu'))}"
-                f" · {_f(o.get('plr_cost_db'))}"
-            )
+            cells.append(outcome_cell(o))
         table.add_row(name, *cells)
     console.print(table)
 
@@ -473,6 +479,28 @@ def _print_comparison(cmp: Any) -> None:
     if cmp.chain_changes:
         console.print("Chain: " + "; ".join(cmp.chain_changes))
     console.print(cmp.summary)
+    _print_platform_comparison(console, cmp)
+
+
+def _print_platform_comparison(console: Any, cmp: Any) -> None:
+    """Both paths' platform outcomes side by side, then what B's loudness buys on each."""
+    from rich.table import Table
+
+    from earmark.offline.platform_report import outcome_cell
+
+    if not cmp.platforms:
+        return
+    table = Table(header_style="bold", title="Platforms: plays at LUFS (gain dB) · "
+                  "penalty LU · PLR cost dB", title_justify="left")  # fmt: skip
+    table.add_column("Platform")
+    table.add_column(f"A #{cmp.a.get('id')} {cmp.path_a['name']}", justify="right")
+    table.add_column(f"B #{cmp.b.get('id')} {cmp.path_b['name']}", justify="right")
+    for row in cmp.platforms:
+        table.add_row(row["name"], outcome_cell(row["a"]), outcome_cell(row["b"]))
+    console.print(table)
+    for row in cmp.platforms:
+        text = row["summary"]
+        console.print(f"  {text[:1].upper()}{text[1:]}.", markup=False, soft_wrap=True)
 
 
 # -- export -------------------------------------------------------------------------------

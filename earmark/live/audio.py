@@ -287,7 +287,13 @@ def stream_with_view(session: LiveSession, seconds: float | None, title: str) ->
 
     session.run(
         view=lambda s: run_view(
-            s.state, s.post, header, seconds=seconds, flags=lambda: s.flags, chains=s.chains
+            s.state,
+            s.post,
+            header,
+            seconds=seconds,
+            flags=lambda: s.flags,
+            chains=s.chains,
+            platform=lambda: s.platform_monitor,
         )
     )
 

@@ -10,7 +10,8 @@ turns it into a started-ready :class:`~earmark.live.session.LiveSession`:
    the session starts it after its services;
 3. the services, in the order they must stop in reverse: the session log, snapshots and
    control socket (earmark.live.recorder), the live flags (earmark.live.flags: the
-   chains judged against the dry path), the MIDI surfaces.
+   chains judged against the dry path), the MIDI surfaces, the platform monitor
+   (earmark.live.platform_monitor: off unless ``platform_monitor`` names a platform).
 
 The view (dashboard window or terminal) is attached when the session is shown
 (earmark.live.publisher.show_session), because it decides how long the session runs.
@@ -47,6 +48,7 @@ class SessionPlan:
     name: str | None = None
     profile: Any = None
     controllers: Sequence[Any] = field(default_factory=tuple)
+    platform_monitor: str | None = None  # --platform-monitor NAME: A and B as it plays them
 
 
 def befores_of(plan: SessionPlan) -> dict[int, int]:
@@ -116,4 +118,7 @@ def build_session(plan: SessionPlan, say: Callable[[str], None]) -> Any:
     session.add_service(FlagService(session.profile, befores=befores_of(plan)), name="flags")
     for surface in plan.controllers:
         session.add_service(surface, name="midi")
+    from earmark.live.platform_monitor import PlatformMonitor
+
+    session.add_service(PlatformMonitor(plan.platform_monitor), name="platform monitor")
     return session

@@ -23,7 +23,10 @@ link), and only files of the user's own are read back.
 
 The service also owns the session command ``reset_holds`` (true-peak hold
 and overs counters, which live here so the dashboard, the keyboard and a
-controller share them). ``bypass`` (path, plugin index or None for the whole
+controller share them). The platform monitor (earmark.live.platform_monitor) is
+published as the header's ``platform_monitor``, each path's ``platform_gain_db``,
+``platform_lufs`` and ``platform_penalty_lu``, and the JSON area's ``platform_monitor``
+(name, label and the views' line); ``bypass`` (path, plugin index or None for the whole
 chain, on/off) is the session's own command (earmark.live.session), shared with the
 MIDI controller.
 """
@@ -404,6 +407,7 @@ class DashboardService:
                 for i in range(n_paths):
                     self._path(writer, i, state.paths[i], histories[i], ceiling)
             self._gonio(writer, state, taps)
+            self._platform(writer, session, n_paths)
             if text is not None:
                 writer.set_json(text.encode())
                 self._json_text = text
@@ -514,6 +518,22 @@ class DashboardService:
         self._rows_seen[i] = first + len(rows.t_s)
         return first, rows
 
+    def _platform(self, writer: StateFrameWriter, session: Any, n_paths: int) -> None:
+        """The platform monitor's outcome for A and B (earmark.live.platform_monitor)."""
+        monitor = getattr(session, "platform_monitor", None)
+        on = monitor is not None and monitor.name is not None
+        writer.header["platform_monitor"] = 1.0 if on else 0.0
+        for i in range(n_paths):
+            v = writer.path_values(i)
+            got = monitor.of_path(i) if on else None
+            o = None if got is None else got.outcome
+            for field_name, value in (
+                ("platform_gain_db", None if o is None else o.gain_db),
+                ("platform_lufs", None if o is None else o.playback_lufs),
+                ("platform_penalty_lu", None if o is None else o.penalty_lu),
+            ):
+                v[_PI[field_name]] = math.nan if value is None else value
+
     def _gonio(self, writer: StateFrameWriter, state: Any, taps: int) -> None:
         g = self.layout.gonio_points
         step = self._tap.shape[0] // g
@@ -557,6 +577,7 @@ class DashboardService:
             len(markers),
             tuple(ps.name for ps in state.paths[: self.layout.max_paths]),
             self._midi_status(session),
+            _platform_info(session),
             tuple(_handles(session, kind) for kind in ("snapshot", "marker", "bypass")),
             self.child.pid if self.child is not None else None,
             tuple(objects),
@@ -583,6 +604,7 @@ class DashboardService:
                 kind: _handles(session, kind) for kind in ("snapshot", "marker", "bypass")
             },
             "dashboard_pid": self.child.pid if self.child is not None else None,
+            "platform_monitor": _platform_json(session),
         }
 
     def _midi_status(self, session: Any) -> str | None:
@@ -652,6 +674,20 @@ def chain_info(chain: Any) -> dict:
         "latency_samples": described.latency_samples,
         "bypassed": described.bypassed,
     }
+
+
+def _platform_info(session: Any) -> tuple[str, str, str] | None:
+    """The platform monitor as the JSON area carries it: (name, label, the views' line)."""
+    monitor = getattr(session, "platform_monitor", None)
+    if monitor is None or monitor.rule is None:
+        return None
+    return (monitor.rule.name, monitor.rule.label, monitor.note())
+
+
+def _platform_json(session: Any) -> dict | None:
+    """The JSON area's ``platform_monitor``: {"name", "label", "note"}, or None when off."""
+    info = _platform_info(session)
+    return None if info is None else dict(zip(("name", "label", "note"), info, strict=True))
 
 
 def _handles(session: Any, kind: str) -> bool:

@@ -10,9 +10,9 @@ the GIL from the callback for up to the switch interval.
 Commands come from everywhere (keys, dashboard, controller, CLI socket) and go
 through :meth:`LiveSession.post`:
 
-- engine commands (``select``, ``compare``, ``match``, ``monitor``, ``seek``,
-  ``play``, ``reset_meters``; see ``engine.Engine._apply``) are queued for the
-  next block boundary;
+- engine commands (``select``, ``compare``, ``match``, ``gains``, ``monitor``,
+  ``seek``, ``play``, ``reset_meters``; see ``engine.Engine._apply``) are queued for
+  the next block boundary;
 - session commands (``marker``, ``bypass``, ``parameter``, and whatever
   services register with :meth:`LiveSession.handle`, such as ``snapshot``) are
   queued for the session thread, which runs their handlers in order.
@@ -122,6 +122,9 @@ class LiveSession:
         self.flags: list[dict] = []
         self.markers: list[dict] = []
         self.status: deque[Status] = deque(maxlen=_MAX_STATUS)
+        # The platform monitor service (earmark.live.platform_monitor) once it has
+        # started: the views and snapshots read its mode and outcomes here.
+        self.platform_monitor: Any = None
         self._say = say
         self._slots: list[_Slot] = []
         self._handlers: dict[str, list[Callable[..., Any]]] = {

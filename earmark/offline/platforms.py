@@ -90,6 +90,29 @@ class PlatformOutcome:
             "normalisation": self.normalisation,
         }
 
+    @classmethod
+    def from_json_dict(
+        cls, entry: dict[str, Any], integrated_lufs: float | None, plr_db: float | None
+    ) -> PlatformOutcome:
+        """An outcome back from its :meth:`to_json_dict` (a snapshot's ``platforms`` entry)
+        and the master's integrated loudness and PLR, which the entry leaves to the readings.
+
+        Raises:
+            ValueError: the entry names a platform this earmark does not know.
+        """
+        return cls(
+            rule(str(entry.get("name"))),
+            entry.get("gain_db"),
+            entry.get("playback_lufs"),
+            entry.get("playback_true_peak_dbtp"),
+            bool(entry.get("limited")),
+            entry.get("penalty_lu"),
+            entry.get("plr_cost_db"),
+            plr_db,
+            str(entry.get("normalisation") or "track"),
+            integrated_lufs,
+        )
+
 
 # name, label, raise rule, album gain, profile (or the target and ceiling when none).
 # Targets and ceilings of profiled platforms are read from the profile, not written here.
@@ -216,11 +239,16 @@ def outcomes(
     ]
 
 
-def compare_sentence(before: PlatformOutcome, after: PlatformOutcome) -> str:
+def compare_sentence(
+    before: PlatformOutcome, after: PlatformOutcome, names: tuple[str, str] = ("BEFORE", "AFTER")
+) -> str:
     """One sentence on what AFTER's loudness change buys on this platform and what it costs
     ("on Spotify the AFTER's +3.0 LU gains nothing (both play at -14.0 LUFS) and costs
-    2.1 dB of PLR")."""
+    2.1 dB of PLR"). ``names``: what BEFORE and AFTER are called (``snapshots diff``:
+    "snapshot 3" and "snapshot 7")."""
     where = f"on {before.rule.label}"
+    bn, an = names
+    the_an = f"the {an}" if an == "AFTER" else an
     b, a = before, after
     if None in (b.playback_lufs, a.playback_lufs, b.integrated_lufs, a.integrated_lufs):
         return f"{where} nothing can be said: a loudness is undefined (silence)"
@@ -229,17 +257,17 @@ def compare_sentence(before: PlatformOutcome, after: PlatformOutcome) -> str:
     master_lu = a.integrated_lufs - b.integrated_lufs
     heard_lu = a.playback_lufs - b.playback_lufs
     if abs(master_lu) < 0.05:
-        head = f"{where} BEFORE and AFTER are equally loud and play at {_db(a.playback_lufs)} LUFS"
+        head = f"{where} {bn} and {an} are equally loud and play at {_db(a.playback_lufs)} LUFS"
     elif abs(heard_lu) < 0.05:
         head = (
-            f"{where} the AFTER's {_signed(master_lu)} LU gains nothing "
+            f"{where} {the_an}'s {_signed(master_lu)} LU gains nothing "
             f"(both play at {_db(a.playback_lufs)} LUFS)"
         )
     else:
         kept = "all" if abs(heard_lu - master_lu) < 0.05 else f"{_signed(heard_lu)} LU"
         head = (
-            f"{where} the AFTER's {_signed(master_lu)} LU is heard as {kept} "
-            f"(it plays at {_db(a.playback_lufs)} LUFS, BEFORE at {_db(b.playback_lufs)} LUFS)"
+            f"{where} {the_an}'s {_signed(master_lu)} LU is heard as {kept} "
+            f"(it plays at {_db(a.playback_lufs)} LUFS, {bn} at {_db(b.playback_lufs)} LUFS)"
         )
     plr_change = _plr_at_playback(a) - _plr_at_playback(b) if _defined(a, b) else None
     if plr_change is None or abs(plr_change) < 0.05:
@@ -248,7 +276,7 @@ def compare_sentence(before: PlatformOutcome, after: PlatformOutcome) -> str:
         tail = f"costs {-plr_change:.1f} dB of PLR"
     else:
         tail = f"gives back {plr_change:.1f} dB of PLR"
-    limiter = " (the platform's limiter holds AFTER's peaks)" if a.limited and not b.limited else ""
+    limiter = f" (the platform's limiter holds {an}'s peaks)" if a.limited and not b.limited else ""
     return f"{head} and {tail}{limiter}" if tail else head + limiter
 
 

@@ -164,18 +164,22 @@ def write_analysis_report(
     inputs: Iterable[str | os.PathLike[str]] | None = None,
     force: bool = False,
     codecs: Sequence[Sequence[Any]] | None = None,
+    platforms: Sequence[Any] = (),
+    album: Any = None,
 ) -> None:
     """Write the ``analyze --report`` page for ``analyses`` (files are metered again for
     their loudness history). ``inputs`` (default: the analysed files) are never written
     over; see :func:`write_report`. ``codecs``: per analysis, its
-    :class:`~earmark.offline.codecs.CodecResult` list (``--codecs``), or None."""
+    :class:`~earmark.offline.codecs.CodecResult` list (``--codecs``), or None;
+    ``platforms``: the rules of ``--platforms``; ``album``: the
+    :class:`~earmark.offline.album.Album` of ``--album``."""
     files = [a.file or f"array {i + 1}" for i, a in enumerate(analyses)]
     names = [os.path.basename(f) or f for f in files]
     labels = names if len(set(names)) == len(names) else files
     items = [(label, a, None) for label, a in zip(labels, analyses, strict=True)]
     if inputs is None:
         inputs = [a.file for a in analyses if a.file]
-    page = analysis_report(items, profile, codecs=codecs)
+    page = analysis_report(items, profile, codecs=codecs, platforms=platforms, album=album)
     write_report(path, page, inputs=inputs, force=force)
 
 
@@ -204,10 +208,14 @@ def analysis_report(
     items: Sequence[tuple[str, Analysis, History | None]],
     profile: Any = None,
     codecs: Sequence[Sequence[Any]] | None = None,
+    platforms: Sequence[Any] = (),
+    album: Any = None,
 ) -> str:
     """The ``analyze --report`` page: per file, loudness history (M/S) with its flags
     shaded, PSR over time and the long-term spectrum (against the profile's tonal
-    target band when the profile has one), plus the measures and flag messages.
+    target band when the profile has one), plus the measures and flag messages; the
+    platforms' outcomes per file (``platforms``, the rules of ``--platforms``) and the
+    album (``album``, ``--album``: earmark.offline.platform_report), as the text has them.
 
     ``items`` are (label, analysis, 10 Hz history or None to meter the file again).
     """
@@ -224,9 +232,18 @@ def analysis_report(
         sections.append(
             _analysis_section(label, analysis, history, profile, single=len(items) == 1)
         )
+    labels = [label for label, _, _ in items]
+    if platforms:
+        from earmark.offline.platform_report import platforms_section
+
+        sections.append(platforms_section(labels, [a for _, a, _ in items], platforms))
+    if album is not None:
+        from earmark.offline.platform_report import album_section
+
+        sections.append(album_section(album, labels))
     if codecs is not None:
-        sections.append(codecs_section([label for label, _, _ in items], codecs))
-    names = ", ".join(label for label, _, _ in items)
+        sections.append(codecs_section(labels, codecs))
+    names = ", ".join(labels)
     prof = getattr(profile, "name", None)
     sub = f"{names}" + (f" · {prof} profile" if prof else "")
     return render_html("earmark analysis", sections, subtitle=sub)
@@ -347,12 +364,19 @@ def diff_report(
     before_label: str = "BEFORE",
     after_label: str = "AFTER",
     codecs: tuple[Sequence[Any], Sequence[Any]] | None = None,
+    platforms: Sequence[Any] = (),
 ) -> str:
     """The ``diff --report`` page for one transformation (``codecs``: BEFORE's and
-    AFTER's :class:`~earmark.offline.codecs.CodecResult` lists, ``--codecs``)."""
+    AFTER's :class:`~earmark.offline.codecs.CodecResult` lists, ``--codecs``;
+    ``platforms``: the rules of ``--platforms``, each with its sentence and both tables)."""
     title = f"earmark diff: {before_label} → {after_label}"
     sub = f"{t.before.file or before_label} → {t.after.file or after_label}"
     sections = _diff_sections(t, before_label, after_label)
+    if platforms:
+        from earmark.offline.platform_report import diff_platforms_section
+
+        names = (_name(t.before.file, before_label), _name(t.after.file, after_label))
+        sections.append(diff_platforms_section(t.before, t.after, platforms, names))
     if codecs:
         from earmark.offline.codec_report import compared_table
 
@@ -361,8 +385,18 @@ def diff_report(
     return render_html(title, sections, subtitle=sub)
 
 
-def mix_report(mix_label: str, versions: Sequence[tuple[str, Transformation]]) -> str:
-    """Two (or more) masters of one mix, each diffed against the mix, side by side."""
+def _name(file: str | None, default: str) -> str:
+    """A file's name for a table's heading (its path's last part), else ``default``."""
+    return (os.path.basename(file) or file) if file else default
+
+
+def mix_report(
+    mix_label: str,
+    versions: Sequence[tuple[str, Transformation]],
+    platforms: Sequence[Any] = (),
+) -> str:
+    """Two (or more) masters of one mix, each diffed against the mix, side by side
+    (``platforms``: the second master against the first on each platform, as the text)."""
     sections: list[Section] = []
     sections.append(
         Section(
@@ -416,6 +450,11 @@ def mix_report(mix_label: str, versions: Sequence[tuple[str, Transformation]]) -
             ),
         )
     )
+    if platforms and len(versions) >= 2:
+        from earmark.offline.platform_report import diff_platforms_section
+
+        (la, ta), (lb, tb) = versions[0], versions[1]
+        sections.append(diff_platforms_section(ta.after, tb.after, platforms, (la, lb)))
     for label, t in versions:
         sections.append(Section(f"{mix_label} → {label}", columns=()))
         sections.extend(_diff_sections(t, mix_label, label, headline=False))

@@ -123,6 +123,31 @@ def _param(key: str, value: Any) -> str:
     return f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
 
 
+def _platforms(doc: dict, paths: list[dict]) -> Any:
+    """Each path's platform outcomes (as ``snapshots show``), and the platform monitor's mode
+    when the snapshot was taken with it on; None for a version-1 snapshot."""
+    from earmark.offline.platform_report import outcome_cell
+
+    names = list(dict.fromkeys(o["name"] for p in paths for o in p.get("platforms") or ()))
+    if not names:
+        return None
+    table = [["platform: plays at LUFS (gain dB) · penalty LU · PLR cost dB",
+              *(_name(p) for p in paths)]]  # fmt: skip
+    for name in names:
+        cells = [
+            outcome_cell(next((o for o in p.get("platforms") or () if o.get("name") == name), None))
+            for p in paths
+        ]
+        table.append([name, *cells])
+    monitor = (doc.get("source") or {}).get("platform_monitor")
+    said = []
+    if isinstance(monitor, dict):
+        said.append(f"A and B played as {monitor.get('label')}: {monitor.get('note')}.")
+    return report.Section(
+        "Platforms", paragraphs=said, table=table, column_colors=(None, *path_colors(paths))
+    )
+
+
 def html(doc: dict) -> str:
     """A self-contained HTML page: plots, readings, flags and chains."""
     doc = printable_data(doc)  # control characters are not valid in HTML text: escaped
@@ -163,6 +188,7 @@ def html(doc: dict) -> str:
     sections = [
         report.Section("Meters", images=(png(doc),), captions=("last 30 s and spectrum",)),
         report.Section("Readings", table=table, column_colors=(None, None, *path_colors(paths))),
+        _platforms(doc, paths),
         report.Section("Flags", bullets=flags or ["none"]),
         report.Section("Chains", columns=tuple(chains)) if chains else None,
     ]

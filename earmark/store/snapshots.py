@@ -25,7 +25,11 @@ Versions: 1 is the layout above without ``platforms``; 2 adds each path's
 loudness, true peak and PLR: :func:`earmark.offline.platforms.outcomes`, each entry
 as ``analyze --platforms --json`` prints it). Keys are only ever added, so a reader
 takes every version up to :data:`VERSION` (an older document simply lacks the newer
-keys) and refuses a newer one.
+keys) and refuses a newer one. ``source.platform_monitor`` (a key added within version 2,
+absent or null when the monitor is off) is the live platform monitor
+(earmark.live.platform_monitor): the platform A and B played as, and per side its
+outcome (the ``platforms`` entry's keys) with the gain applied (``applied_db``) and what
+the left-out limiter held back (``held_back_db``).
 
 ``None`` stands for an undefined reading (never NaN or infinity), so the JSON is
 strict and reading it back gives the same values (:func:`read_json`,
@@ -64,6 +68,7 @@ __all__ = [
     "from_engine",
     "from_session",
     "harshness_db",
+    "platform_comparison",
     "platform_outcomes",
     "read_json",
     "readings_from_dict",
@@ -237,8 +242,10 @@ def build(
     kind: str = "live",
     driver: Any = None,
     taken: float | None = None,
+    platform_monitor: dict | None = None,
 ) -> dict:
-    """A snapshot document from an ``EngineState``, each path's history and chain."""
+    """A snapshot document from an ``EngineState``, each path's history and chain (and the
+    platform monitor's mode and outcomes when it is on)."""
     paths = []
     for i, p in enumerate(state.paths):
         readings = readings_to_dict(p.readings)
@@ -278,6 +285,7 @@ def build(
             "match_b_db": _clean(state.match_b_db),
             "monitor": dict(state.monitor),
             "position_s": _clean(state.position_s),
+            **({"platform_monitor": platform_monitor} if platform_monitor else {}),
         },
         "audio": {
             "sample_rate": int(state.sample_rate),
@@ -336,7 +344,14 @@ def from_session(
         profile=session.profile,
         kind=kind,
         driver=session.driver,
+        platform_monitor=_platform_monitor(session),
     )
+
+
+def _platform_monitor(session: Any) -> dict | None:
+    """The session's platform monitor as a snapshot keeps it (None when off or absent)."""
+    monitor = getattr(session, "platform_monitor", None)
+    return None if monitor is None else monitor.to_json_dict()
 
 
 def from_engine(
@@ -486,6 +501,9 @@ class Comparison:
     flags_both: list[tuple[dict, dict]] = field(default_factory=list)
     chain_changes: list[str] = field(default_factory=list)
     sentences: list[str] = field(default_factory=list)
+    # Per platform both paths' outcomes and what B's loudness change buys and costs there:
+    # {"name", "a", "b", "summary"} (platform_comparison).
+    platforms: list[dict] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
@@ -506,6 +524,7 @@ class Comparison:
             "flags_gone": self.flags_gone,
             "chain_changes": self.chain_changes,
             "summary": self.summary,
+            "platforms": self.platforms,
         }
 
 
@@ -565,7 +584,43 @@ def compare(
     _compare_flags(cmp)
     cmp.chain_changes = chain_changes(pa.get("chain"), pb.get("chain"))
     cmp.sentences = _sentences(cmp)
+    if a.get("id") is not None and a.get("id") != b.get("id"):
+        names = (f"snapshot {a.get('id')}", f"snapshot {b.get('id')}")
+    else:  # two paths of one snapshot (or documents not from the store)
+        names = (str(pa.get("name") or "A"), str(pb.get("name") or "B"))
+    cmp.platforms = platform_comparison(pa, pb, names)
     return cmp
+
+
+def platform_comparison(pa: dict, pb: dict, names: tuple[str, str]) -> list[dict]:
+    """Two snapshot paths' platform outcomes side by side (the ones both have, in A's
+    order): ``{"name", "a", "b", "summary"}``, the summary
+    :func:`earmark.offline.platforms.compare_sentence` with ``names`` for A and B.
+    Empty for a version-1 snapshot (no ``platforms``)."""
+    from earmark.offline.platforms import PlatformOutcome, compare_sentence
+
+    def of(path: dict) -> dict[str, tuple[dict, Any]]:
+        r = path.get("readings") or {}
+        out: dict[str, tuple[dict, Any]] = {}
+        for entry in path.get("platforms") or ():
+            try:
+                o = PlatformOutcome.from_json_dict(entry, r.get("integrated_lufs"), r.get("plr_db"))
+            except (ValueError, TypeError):  # a platform this earmark does not know
+                continue
+            out[o.rule.name] = (entry, o)
+        return out
+
+    oa, ob = of(pa), of(pb)
+    return [
+        {
+            "name": name,
+            "a": ea,
+            "b": ob[name][0],
+            "summary": compare_sentence(o, ob[name][1], names),
+        }
+        for name, (ea, o) in oa.items()
+        if name in ob
+    ]
 
 
 def _octave_levels(path: dict) -> list[float | None]:

@@ -1,4 +1,5 @@
-"""The monitor panel: dim, mono, mute, A/B, snapshot, marker, loudness match and reset
+"""The monitor panel: dim, mono, mute, A/B, snapshot, marker, loudness match, platform
+monitor and reset
 (each button does what its key does, and says which key), the monitor's state in words,
 and the session's last status lines."""
 
@@ -32,7 +33,7 @@ class ControlPanel:
             key = key_for(action)
             return f"{word} ({key.name})", lambda: self.dash.press(key.char)
 
-        # Rows of (label, action, tag); the last row also holds the monitor's state text.
+        # Rows of (label, action, tag); the monitor's state in words under them.
         rows = (
             ((*keyed("DIM", "dim"), "em_mon_dim"),
              (*keyed("MONO", "mono"), "em_mon_mono"),
@@ -41,6 +42,7 @@ class ControlPanel:
              (*keyed("SNAPSHOT", "snapshot"), "em_btn_snapshot"),
              (*keyed("MARKER", "marker"), "em_btn_marker")),
             ((*keyed("MATCH", "match"), "em_btn_match"),
+             (*keyed("PLATFORM", "platform"), "em_btn_platform"),
              (*keyed("RESET", "reset"), "em_btn_reset")),
         )  # fmt: skip
         for row in rows:
@@ -54,8 +56,8 @@ class ControlPanel:
                         height=26 if last else 30,
                         callback=no_args(action),
                     )
-                if row is rows[-1]:
-                    dpg.add_text("", tag="em_monitor_state", color=TEXT_DIM)
+        # Its own line: the last row has three buttons since the platform monitor's.
+        dpg.add_text("", tag="em_monitor_state", color=TEXT_DIM)
         dpg.add_separator()
         dpg.add_text("", tag="em_status", wrap=396, color=TEXT_DIM)
 
@@ -70,9 +72,13 @@ class ControlPanel:
             if on:
                 words.append(key.upper())
         dpg.set_value("em_monitor_state", "monitor: " + (" ".join(words) or "normal"))
-        match = bool(frame.h("loudness_match"))
+        match = bool(frame.h("loudness_match")) and not frame.h("platform_monitor")
         dpg.bind_item_theme(
             "em_btn_match", self.dash.style.themes["button_on" if match else "button_off"]
+        )
+        platform = bool(frame.h("platform_monitor"))
+        dpg.bind_item_theme(
+            "em_btn_platform", self.dash.style.themes["button_on" if platform else "button_off"]
         )
 
     # -- geometry for tests and screenshots -----------------------------------------------

@@ -1,5 +1,7 @@
 """The header: A and B side by side (the audible one marked ▶, the other dimmed, each a
-button that makes it heard), the loudness match, the profile and its targets, the
+button that makes it heard), the loudness match (or, with the platform monitor on, the
+platform A and B play as: per side its gain, the loudness heard and the loudness
+penalty, and where its limiter would act), the profile and its targets, the
 stream (block, rate, latency, xruns, callback load), the controller, and LIVE/STALE."""
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ class HeaderPanel:
                     callback=no_args(lambda s=side: self.dash.select(s)),
                 )
                 style.font(b, "head")
-            t = dpg.add_text("match –", tag="em_hdr_match")
-            style.font(t, "head")
+            with dpg.group():
+                t = dpg.add_text("match –", tag="em_hdr_match")
+                style.font(t, "head")
+                dpg.add_text("", tag="em_hdr_platform", color=TEXT_DIM, wrap=420)
             dpg.add_spacer(width=6)
             with dpg.group():
                 dpg.add_text("profile –", tag="em_hdr_profile")
@@ -65,7 +69,11 @@ class HeaderPanel:
         else:
             side, gain = ("B", mb) if (mb or 0.0) < (ma or 0.0) else ("A", ma)
             match = f"match {fmt(gain, 1, signed=True)} dB on {side}"
+        platform = ""
+        if frame.h("platform_monitor"):
+            match, platform = platform_text(frame)
         dpg.set_value("em_hdr_match", match)
+        dpg.set_value("em_hdr_platform", platform)
         rate = frame.h("sample_rate")
         block = frame.h("block_size")
         lat = frame.h("latency_ms")
@@ -101,3 +109,24 @@ class HeaderPanel:
         )
         midi = frame.info.get("midi")
         dpg.set_value("em_hdr_midi", f"MIDI {midi}" if midi else "MIDI: no controller")
+
+
+def platform_text(frame: Frame) -> tuple[str, str]:
+    """The platform monitor in the header: (the big line, its details) from the frame's
+    ``platform_monitor`` (JSON area) and A's and B's ``platform_*`` values."""
+    info = frame.info.get("platform_monitor") or {}
+    label = info.get("label") or "a platform"
+    sides = []
+    for side in ("A", "B"):
+        index = int(frame.h(side.lower()) or 0)
+        if side == "B" and index == int(frame.h("a") or 0):
+            continue
+        p = frame.paths[index] if index < len(frame.paths) else None
+        gain = p["platform_gain_db"] if p else None
+        heard = p["platform_lufs"] if p else None
+        penalty = p["platform_penalty_lu"] if p else None
+        sides.append(
+            f"{side} {fmt(gain, 1, signed=True)} dB → {fmt(heard, 1)} LUFS, "
+            f"penalty {fmt(penalty, 1)} LU"
+        )
+    return f"as {label}", " · ".join(sides) + (f"\n{info['note']}" if info.get("note") else "")

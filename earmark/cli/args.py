@@ -92,6 +92,8 @@ def trials(text: str) -> int:
     if not 1 <= value <= MAX_TRIALS:
         raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_TRIALS} trials, got {text}")
     return value
+
+
 def files_back(args: argparse.Namespace, files: Sequence[str]) -> list[str]:
     """The FILEs, with any that ``--codecs [LIST]`` or ``--platforms [LIST]`` swallowed given
     back (``analyze --codecs master.wav``, ``diff --platforms mix.wav master.wav``).

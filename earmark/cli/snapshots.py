@@ -115,7 +115,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     hist.add_argument("--since", metavar="WHEN", type=_since)
     hist.add_argument("--until", metavar="WHEN", type=_until, help="up to WHEN (a day: all of it)")
     hist.add_argument("--json", action="store_true")
-    hist.set_defaults(handler=_cmd_history, subparser=hist)
+    hist.set_defaults(handler=_history, subparser=hist)
+
+
+def _history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark.cli.history import cmd_history  # (it imports this module's helpers)
+
+    return cmd_history(args, parser)
 
 
 def _need_verb(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -192,7 +198,7 @@ def _stored_text(text: str) -> str:
     return text
 
 
-def _open_store():
+def open_store():
     from earmark.store import Store
 
     return Store(create=False)
@@ -207,7 +213,7 @@ def _snapshot(store: Any, snapshot_id: int) -> dict:
     return store.snapshot(snapshot_id)
 
 
-def _console(file: TextIO | None = None) -> Any:
+def make_console(file: TextIO | None = None) -> Any:
     from rich.console import Console
 
     out = file or sys.stdout
@@ -220,11 +226,11 @@ def _f(value: Any, decimals: int | None = 1) -> str:
     return fmt_value(value, decimals)
 
 
-def _local(t: float | None) -> str:
+def local_time(t: float | None) -> str:
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-def _run(fn) -> int:
+def run_guarded(fn) -> int:
     from earmark.store import StoreError
 
     try:
@@ -239,7 +245,7 @@ def _run(fn) -> int:
 
 def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def go() -> int:
-        with _open_store() as store:
+        with open_store() as store:
             rows = store.snapshots(args.session, args.label, args.since, args.until)
         if args.json:
             print(json.dumps(rows, indent=2, allow_nan=False))
@@ -259,7 +265,7 @@ def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         for r in rows:
             table.add_row(
                 str(r["id"]),
-                _local(r["time"]),
+                local_time(r["time"]),
                 r["session"] or "-",
                 r["label"] or "",
                 r["path_name"] or "-",
@@ -271,10 +277,10 @@ def _cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 _f(r["plr_db"]),
                 str(r["flag_count"] or 0),
             )
-        _console().print(table)
+        make_console().print(table)
         return EXIT_OK
 
-    return _run(go)
+    return run_guarded(go)
 
 
 # (label, unit, key, decimals) for `show`: the live readings, then the measures every
@@ -295,7 +301,7 @@ def _cmd_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def go() -> int:
         from earmark.store import snapshots
 
-        with _open_store() as store:
+        with open_store() as store:
             doc = _snapshot(store, args.id)
         if args.json:
             sys.stdout.write(snapshots.to_json(doc))  # JSON escapes control characters
@@ -303,7 +309,7 @@ def _cmd_show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _print_snapshot(printable_data(doc))
         return EXIT_OK
 
-    return _run(go)
+    return run_guarded(go)
 
 
 def _print_snapshot(doc: dict) -> None:
@@ -311,10 +317,10 @@ def _print_snapshot(doc: dict) -> None:
 
     from earmark.ui.flags_text import flag_lines
 
-    console = _console()
+    console = make_console()
     src, audio = doc.get("source") or {}, doc.get("audio") or {}
     head = [
-        f"Snapshot {doc.get('id')} · {_local(doc.get('time'))} · session {doc.get('session')}",
+        f"Snapshot {doc.get('id')} · {local_time(doc.get('time'))} · session {doc.get('session')}",
     ]
     if doc.get("label") or doc.get("note"):
         head.append(f"Label: {doc.get('label') or '-'} · Note: {doc.get('note') or '-'}")
@@ -430,7 +436,7 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def go() -> int:
         from earmark.store import snapshots
 
-        with _open_store() as store:
+        with open_store() as store:
             a, b = _snapshot(store, args.a), _snapshot(store, args.b)
         if not args.json:
             a, b = printable_data(a), printable_data(b)
@@ -445,7 +451,7 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _print_comparison(cmp)
         return EXIT_OK
 
-    return _run(go)
+    return run_guarded(go)
 
 
 def _print_comparison(cmp: Any) -> None:
@@ -453,7 +459,7 @@ def _print_comparison(cmp: Any) -> None:
 
     from earmark.ui.flags_text import flag_bullet, sorted_flags
 
-    console = _console()
+    console = make_console()
     decimals = {m.title: m.decimals for m in MEASURE.values()}
     table = Table(header_style="bold")
     table.add_column("Measure")
@@ -510,7 +516,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     def go() -> int:
         from earmark.store import snapshots
 
-        with _open_store() as store:
+        with open_store() as store:
             doc = _snapshot(store, args.id)
             database = store.path
         # The database and its journals are what this command reads: never written over.
@@ -534,7 +540,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 return EXIT_OK
             return _write(out, text.encode(), inputs, args.force)
         if args.format == "flac":
-            with _open_store() as store:
+            with open_store() as store:
                 clip = store.clip(args.id)
             if clip is None:
                 _say(f"snapshot {args.id} has no audio clip (clips are off by default)")
@@ -553,7 +559,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             return EXIT_UNAVAILABLE
         return _write(out, data, inputs, args.force)
 
-    return _run(go)
+    return run_guarded(go)
 
 
 def _write(path: Path, data: bytes, inputs: list, force: bool) -> int:
@@ -585,218 +591,3 @@ def _cmd_take(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_UNAVAILABLE
     print(answer["id"])
     return EXIT_OK
-
-
-# -- history --------------------------------------------------------------------------------
-
-# The columns of `earmark history`: each session's final snapshot, measure by measure.
-HISTORY_MEASURES: tuple[Measure, ...] = measures(
-    "integrated_lufs",
-    "psr_db",
-    "loudness_range_lu",
-    "true_peak_dbtp",
-    "plr_db",
-    "harshness_db",
-    "sharpness_acum",
-)
-
-
-def history_rows(
-    store: Any, session: str | None = None, since: float | None = None, until: float | None = None
-) -> list[dict]:
-    """Each session's final snapshot (last labelled 'final', else last) on its A path."""
-    rows: list[dict] = []
-    for s in store.sessions(session, since, until):
-        snaps = store.snapshots(session=s["name"], since=s["started"])
-        snaps = [n for n in snaps if n["session_id"] == s["id"]]
-        if not snaps:
-            continue
-        finals = [n for n in snaps if "final" in (n["label"] or "").lower()]
-        final = (finals or snaps)[-1]
-        psr = final["psr_median_db"] if final["psr_median_db"] is not None else final["psr_db"]
-        rows.append(
-            {
-                "session": s["name"],
-                "session_id": s["id"],
-                "started": s["started"],
-                "snapshot": final["id"],
-                "time": final["time"],
-                "label": final["label"],
-                "path": final["path_name"],
-                "integrated_lufs": final["integrated_lufs"],
-                "psr_db": psr,
-                "loudness_range_lu": final["loudness_range_lu"],
-                "true_peak_dbtp": final["true_peak_dbtp"],
-                "plr_db": final["plr_db"],
-                "harshness_db": final["harshness_db"],
-                "sharpness_acum": final["sharpness_acum"],
-            }
-        )
-    return rows
-
-
-def drift(rows: list[dict]) -> dict[str, float]:
-    """Last minus first of each measure (where both are known), the drift over the span."""
-    out: dict[str, float] = {}
-    for key in (m.key for m in HISTORY_MEASURES):
-        known = [r[key] for r in rows if r[key] is not None]
-        if len(known) >= 2:
-            out[key] = known[-1] - known[0]
-    return out
-
-
-def _cmd_history(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    def go() -> int:
-        from earmark.store.comparisons import comparisons
-        from earmark.store.listening import thresholds
-
-        with _open_store() as store:
-            rows = history_rows(store, args.session, args.since, args.until)
-            heard = [] if args.session else thresholds(store.conn, args.since, args.until)
-            compared = [] if args.session else comparisons(store.conn, args.since, args.until)
-        moved = drift(rows)
-        heard_drift = listening_drift(heard)
-        toward = comparison_drift(compared)
-        if args.json:
-            doc = {"sessions": rows, "drift": moved, "listening": heard,
-                   "listening_drift": heard_drift, "comparisons": compared,
-                   "comparison_drift": toward}  # fmt: skip
-            print(json.dumps(doc, indent=2, allow_nan=False))
-            return EXIT_OK
-        rows = printable_data(rows)
-        if not rows:
-            print("no session has a snapshot yet (take one with `s` in the live view or "
-                  "`earmark snapshot take`)")  # fmt: skip
-            _print_listening(heard, heard_drift)
-            _print_comparisons(compared, toward)
-            return EXIT_OK
-        from rich.table import Table
-
-        table = Table(header_style="bold")
-        for col in ("session", "final snapshot", "path"):
-            table.add_column(col)
-        for m in HISTORY_MEASURES:
-            table.add_column(m.heading or m.label, justify="right")
-        for r in rows:
-            label = f"#{r['snapshot']} {_local(r['time'])}" + (
-                f" {r['label']}" if r["label"] else ""
-            )
-            table.add_row(
-                r["session"],
-                label,
-                r["path"] or "-",
-                *(_f(r[m.key], m.decimals) for m in HISTORY_MEASURES),
-            )
-        console = _console()
-        console.print(table)
-        if moved:
-            parts = [
-                f"{(m.heading or m.label).split()[0]} "
-                f"{fmt_signed(moved[m.key], m.decimals)} {m.change_unit}"
-                for m in HISTORY_MEASURES
-                if m.key in moved
-            ]
-            span = f"{_local(rows[0]['time'])[:10]} -> {_local(rows[-1]['time'])[:10]}"
-            console.print(f"Drift over {len(rows)} sessions ({span}): " + ", ".join(parts))
-        _print_listening(heard, heard_drift)
-        _print_comparisons(compared, toward)
-        return EXIT_OK
-
-    return _run(go)
-
-
-def listening_drift(tests: list[dict]) -> dict[str, float]:
-    """Per kind of change, the last found threshold minus the first (both "=", not bounds):
-    positive means a larger change is needed to be heard, the ears' drift."""
-    out: dict[str, float] = {}
-    by_change: dict[str, list[float]] = {}
-    for t in tests:
-        if t["threshold_relation"] == "=":
-            by_change.setdefault(t["change"], []).append(t["threshold"])
-    for change, values in by_change.items():
-        if len(values) >= 2:
-            out[change] = values[-1] - values[0]
-    return out
-
-
-def _print_listening(tests: list[dict], moved: dict[str, float]) -> None:
-    """The listening thresholds (earmark listen), oldest first, and their drift."""
-    if not tests:
-        return
-    from rich.table import Table
-
-    table = Table(header_style="bold", title="Listening thresholds (earmark listen)")
-    for col in ("test", "change", "mode", "threshold", "trials", "right", "p"):
-        table.add_column(col, justify="left" if col in ("test", "change", "mode") else "right")
-    words = {"=": "", "<=": "<= ", ">": "> "}
-    for t in tests:
-        table.add_row(
-            f"#{t['id']} {_local(t['time'])}",
-            t["change"],
-            t["mode"],
-            f"{words.get(t['threshold_relation'], '')}{t['threshold']:.2g} {t['unit'] or ''}",
-            str(t["trials"]),
-            str(t["correct"]),
-            _f(t["p_value"], 3),
-        )
-    console = _console()
-    console.print(table)
-    if moved:
-        units = {t["change"]: t["unit"] or "" for t in tests}
-        parts = [
-            f"{change} {fmt_signed(d, 2)} {units[change]}" + (" (hearing less)" if d > 0 else "")
-            for change, d in moved.items()
-        ]
-        console.print("Threshold drift, first -> last: " + ", ".join(parts))
-
-
-# (key, what A minus B measures, unit) of `earmark compare`, as history lists them.
-_COMPARED = (
-    ("loudness_diff_lu", "loudness", "LU"),
-    ("brighter_db", "above 4 kHz", "dB"),
-    ("psr_diff_db", "PSR", "dB"),
-    ("wider_pct", "width", "%"),
-)
-
-
-def comparison_drift(rows: list[dict]) -> dict[str, float]:
-    """How much nearer B came to A from the first comparison to the last, per measure:
-    |A - B| first minus |A - B| last (positive: B moved toward A, the drift toward the
-    automatic master)."""
-    out: dict[str, float] = {}
-    for key, _, _ in _COMPARED:
-        known = [r[key] for r in rows if r.get(key) is not None]
-        if len(known) >= 2:
-            out[key] = abs(known[0]) - abs(known[-1])
-    return out
-
-
-def _print_comparisons(rows: list[dict], toward: dict[str, float]) -> None:
-    """The stored `earmark compare` verdicts (A minus B), oldest first, and the drift."""
-    if not rows:
-        return
-    from rich.table import Table
-
-    table = Table(header_style="bold", title="Masters compared (earmark compare: A minus B)")
-    for col in ("when", "mix", "A", "B"):
-        table.add_column(col)
-    for _, what, unit in _COMPARED:
-        table.add_column(f"{what} {unit}", justify="right")
-    for r in rows:
-        table.add_row(
-            _local(r["time"]),
-            printable(r["mix"] or ""),
-            printable(r["a"] or ""),
-            printable(r["b"] or ""),
-            *(fmt_signed(r[k], 0 if unit == "%" else 1) if r[k] is not None else "-"
-              for k, _, unit in _COMPARED),
-        )  # fmt: skip
-    console = _console()
-    console.print(table)
-    if toward:
-        parts = [
-            f"{what} {abs(toward[k]):.1f} {unit} {'nearer' if toward[k] > 0 else 'further'}"
-            for k, what, unit in _COMPARED
-            if k in toward
-        ]
-        console.print("B against A, first -> last: " + ", ".join(parts))

@@ -264,9 +264,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3, "psychoacoustic sharpness (acum) among the per-path key columns", _V3, _backfill_v3
     ),
-    Migration(
-        4, "blind listening tests and their trials (earmark listen); compare verdicts", _V4
-    ),
+    Migration(4, "blind listening tests and their trials (earmark listen); compare verdicts", _V4),
 )
 
 

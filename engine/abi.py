@@ -141,6 +141,13 @@ H_X, H_Y, H_CTRL, H_STATE, H_OUT, H_DEPTH, H_MAX_BLOCK, H_CHANNELS, H_ONE, H_COU
 # What the codec stage plays: the mix as it is (no delay), the mix delayed like the
 # decoded stream, the decoded stream, the decoded stream minus the delayed mix.
 CODEC_OFF, CODEC_CLEAN, CODEC_ON, CODEC_ARTEFACTS = range(4)
+# The modes by the names commands, views and the state frame use.
+CODEC_MODES: dict[str, int] = {
+    "off": CODEC_OFF,
+    "clean": CODEC_CLEAN,
+    "on": CODEC_ON,
+    "artefacts": CODEC_ARTEFACTS,
+}
 # The host's readings (float64, after its isolated layout in the same shared memory):
 # the clean and decoded true peaks (dBTP, -inf before any audio) and overs (samples at
 # or above full scale) since the last reset, the decoded stream's underruns, and the

@@ -50,10 +50,6 @@ from .abi import (
     C_RING_POS,
     C_RING_ROWS,
     C_X,
-    CODEC_ARTEFACTS,
-    CODEC_CLEAN,
-    CODEC_OFF,
-    CODEC_ON,
     CS_DELAY,
     CS_OVERS_CLEAN,
     CS_OVERS_CODEC,
@@ -89,12 +85,7 @@ from .isolated import realtime_host, retire_wake, wake_pair
 __all__ = ["MODES", "CodecMonitor", "CodecMonitorError"]
 
 # The modes by the names commands use (abi.CODEC_*).
-MODES: dict[str, int] = {
-    "off": CODEC_OFF,
-    "clean": CODEC_CLEAN,
-    "on": CODEC_ON,
-    "artefacts": CODEC_ARTEFACTS,
-}
+MODES: dict[str, int] = abi.CODEC_MODES
 _MODE_NAMES = {v: k for k, v in MODES.items()}
 # Blocks of transport (inference): an encoder works a whole frame (1024 AAC frames,
 # 16 blocks of 64) when it is complete, a burst that must fit in the slack; the most

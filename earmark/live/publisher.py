@@ -48,6 +48,7 @@ import numpy as np
 
 from earmark import config
 from earmark.engine.childproc import alive, signal_name
+from earmark.live.codec_monitor import frame_fields as codec_frame_fields
 from earmark.meters import Readings
 from earmark.private import (
     SOCKET_PATH_MAX_BYTES,
@@ -438,6 +439,8 @@ class DashboardService:
         h["solo"] = SOLO_CODES.get(mon.get("solo"), 0)
         h["n_paths"] = n_paths
         h["dropped_commands"] = state.dropped_commands + getattr(session, "dropped_commands", 0)
+        for name, value in codec_frame_fields(session).items():
+            h[name] = value
         if self.ticks and self.ticks % _COST_RING == 0:  # once per ring: a median is not free
             h["tick_cost_us"] = float(np.median(self.tick_costs_us))
 
@@ -583,6 +586,7 @@ class DashboardService:
                 kind: _handles(session, kind) for kind in ("snapshot", "marker", "bypass")
             },
             "dashboard_pid": self.child.pid if self.child is not None else None,
+            "codec": _codec_info(session),
         }
 
     def _midi_status(self, session: Any) -> str | None:
@@ -652,6 +656,14 @@ def chain_info(chain: Any) -> dict:
         "latency_samples": described.latency_samples,
         "bypassed": described.bypassed,
     }
+
+
+def _codec_info(session: Any) -> dict | None:
+    """The codec monitor's name and label for the JSON area (None without one)."""
+    monitor = getattr(session, "codec_monitor", None)
+    if monitor is None:
+        return None
+    return {"name": monitor.codec.name, "label": monitor.codec.label}
 
 
 def _handles(session: Any, kind: str) -> bool:

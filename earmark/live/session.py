@@ -122,6 +122,9 @@ class LiveSession:
         self.flags: list[dict] = []
         self.markers: list[dict] = []
         self.status: deque[Status] = deque(maxlen=_MAX_STATUS)
+        # The codec monitor (engine.codec_host.CodecMonitor) when --codec-monitor gave one;
+        # its service (earmark.live.codec_monitor) sets it.
+        self.codec_monitor: Any = None
         self._say = say
         self._slots: list[_Slot] = []
         self._handlers: dict[str, list[Callable[..., Any]]] = {

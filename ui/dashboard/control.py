@@ -1,12 +1,13 @@
-"""The monitor panel: dim, mono, mute, A/B, snapshot, marker, loudness match and reset
-(each button does what its key does, and says which key), the monitor's state in words,
-and the session's last status lines."""
+"""The monitor panel: dim, mono, mute, A/B, snapshot, marker, codec, artefacts, loudness
+match and reset (each button does what its key does, and says which key), the monitor's
+and the codec monitor's state in words, and the session's last status lines."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..codec_text import codec_line, frame_codec_values, mode_name
 from ..conventions import key_for
 from ..stateframe import Frame
 from .style import TEXT_DIM, no_args
@@ -40,6 +41,8 @@ class ControlPanel:
             ((*keyed("A/B", "ab_toggle"), "em_btn_ab"),
              (*keyed("SNAPSHOT", "snapshot"), "em_btn_snapshot"),
              (*keyed("MARKER", "marker"), "em_btn_marker")),
+            ((*keyed("CODEC", "codec"), "em_btn_codec"),
+             (*keyed("ARTEFACTS", "codec_solo"), "em_btn_codec_solo")),
             ((*keyed("MATCH", "match"), "em_btn_match"),
              (*keyed("RESET", "reset"), "em_btn_reset")),
         )  # fmt: skip
@@ -56,6 +59,8 @@ class ControlPanel:
                     )
                 if row is rows[-1]:
                     dpg.add_text("", tag="em_monitor_state", color=TEXT_DIM)
+        # The codec monitor (--codec-monitor): what is heard, its true peaks and overs.
+        dpg.add_text("", tag="em_codec_state", wrap=396, color=TEXT_DIM)
         dpg.add_separator()
         dpg.add_text("", tag="em_status", wrap=396, color=TEXT_DIM)
 
@@ -74,6 +79,19 @@ class ControlPanel:
         dpg.bind_item_theme(
             "em_btn_match", self.dash.style.themes["button_on" if match else "button_off"]
         )
+        mode = mode_name(frame.h("codec_mode"))
+        codec = frame.info.get("codec") or {}
+        for tag, on in (
+            ("em_btn_codec", mode == "on"),
+            ("em_btn_codec_solo", mode == "artefacts"),
+        ):
+            dpg.bind_item_theme(tag, self.dash.style.themes["button_on" if on else "button_off"])
+        dpg.set_value(
+            "em_codec_state",
+            "codec monitor: off (--codec-monitor NAME)"
+            if mode is None
+            else codec_line(codec.get("label", "?"), mode, frame_codec_values(frame.h)),
+        )
 
     # -- geometry for tests and screenshots -----------------------------------------------
 
@@ -88,3 +106,5 @@ class ControlPanel:
         dpg.set_value("em_status", "\n".join(lines))
         commands = info.get("commands") or {}
         dpg.configure_item("em_btn_snapshot", enabled=bool(commands.get("snapshot", False)))
+        for tag in ("em_btn_codec", "em_btn_codec_solo"):
+            dpg.configure_item(tag, enabled=bool(info.get("codec")))

@@ -151,11 +151,12 @@ CODEC_MODES: dict[str, int] = {
 # The host's readings (float64, after its isolated layout in the same shared memory):
 # the clean and decoded true peaks (dBTP, -inf before any audio) and overs (samples at
 # or above full scale) since the last reset, the decoded stream's underruns, and the
-# host's delay (frames, its pre-fill included) and pre-fill.
+# host's delay (frames, its pre-fill included) and pre-fill, and the blocks the callback
+# wrote over before the host read them (a host scheduled far too late).
 (
     CS_TP_CLEAN, CS_TP_CODEC, CS_OVERS_CLEAN, CS_OVERS_CODEC, CS_UNDERRUNS, CS_DELAY,
-    CS_PREFILL, CS_COUNT,
-) = range(8)  # fmt: skip
+    CS_PREFILL, CS_LOST, CS_COUNT,
+) = range(9)  # fmt: skip
 
 
 def codec_shm_bytes(max_block: int) -> int:

@@ -51,6 +51,7 @@ from .abi import (
     C_RING_ROWS,
     C_X,
     CS_DELAY,
+    CS_LOST,
     CS_OVERS_CLEAN,
     CS_OVERS_CODEC,
     CS_PREFILL,
@@ -140,6 +141,9 @@ class CodecMonitor:
         )
         self._x, self._y, self._ctrl = abi.isolated_views(self._shm.buf, self.max_block, 2)
         self._ctrl[:] = 0
+        # Nothing submitted yet (the isolated host's 0 would skip block 0): the encoder
+        # cuts its frames from the first block on, as the offline path does.
+        self._ctrl[ISO_SUBMITTED] = -1
         self._ctrl[ISO_DONE] = -1
         self._ctrl[ISO_VERSION] = LAYOUT_VERSION
         self._stats = abi.codec_stats_view(self._shm.buf, self.max_block)
@@ -340,6 +344,8 @@ class CodecMonitor:
             "codec_overs": int(s[CS_OVERS_CODEC]),
             "delay_frames": self.delay_frames,
             "fallbacks": self.fallbacks,
+            "lost_blocks": int(s[CS_LOST]),
+            "underruns": int(s[CS_UNDERRUNS]),
             "alive": self.alive and not self.state[I_DEAD],
         }
 
@@ -418,6 +424,7 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
     clean.reset()
     done = int(ctrl[ISO_SUBMITTED])
     ctrl[ISO_DONE] = done
+    lost = 0  # blocks overwritten before this host read them
     warnings = []
     priority = realtime_host()
     if priority is not None:
@@ -437,6 +444,12 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
                 except BlockingIOError:
                     pass
             while done < ctrl[ISO_SUBMITTED]:
+                if ctrl[ISO_SUBMITTED] - done > ISO_SLOTS:
+                    # The callback wrote over blocks this host had not read (it was
+                    # scheduled too late): skip to the oldest block still in the ring.
+                    lost += int(ctrl[ISO_SUBMITTED]) - ISO_SLOTS - done
+                    done = int(ctrl[ISO_SUBMITTED]) - ISO_SLOTS
+                    stats[CS_LOST] = lost
                 done += 1
                 slot = done % ISO_SLOTS
                 n = int(ctrl[ISO_FRAMES + slot])

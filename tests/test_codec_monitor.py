@@ -193,3 +193,49 @@ def test_vorbis_is_offline_only_and_unknown_names_list_the_choices():
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].endswith("(see --help)")
     assert "offline-only" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_codec_commands_state_frame_and_snapshot_in_a_session(tmp_path, monkeypatch, mix):
+    """The session's `codec` command (what C, X and the dashboard's buttons send), the
+    state frame's codec fields and JSON, and a snapshot's `codec_monitor`."""
+    monkeypatch.setenv("EARMARK_HOME", str(tmp_path / "home"))
+    from earmark.engine.drivers import NullDriver
+    from earmark.live.codec_monitor import CodecMonitorService, attach_codec_monitor
+    from earmark.live.publisher import publish_only
+    from earmark.live.session import LiveSession
+    from earmark.store import snapshots
+    from earmark.ui.stateframe import StateFrameReader
+
+    engine = Engine(FS, [Path("mix", Player(mix, "mix"))], b=0, loudness_match=False)
+    monitor = attach_codec_monitor(engine, "opus96", BLOCK)
+    session = LiveSession(engine, NullDriver(engine, blocksize=BLOCK), say=None)
+    session.add_service(CodecMonitorService(monitor), name="codec")
+    service = publish_only(session)
+    session.start()
+    try:
+        assert monitor.mode == "on"  # heard decoded from the start
+        assert session.call("codec", "toggle") == "clean"
+        assert session.call("codec", "toggle") == "on"
+        assert session.call("codec", "solo") == "artefacts"
+        assert monitor.table[abi.C_MODE] == abi.CODEC_ARTEFACTS
+        assert session.call("codec", "solo") == "on"
+        assert session.call("codec", "off") == "off"
+        with pytest.raises(ValueError, match="choose from off, clean, on, artefacts"):
+            session.call("codec", "loud")
+        session.call("codec", "on")
+        time.sleep(1.5)
+        frame = StateFrameReader(service.writer.name).read()
+        assert frame.h("codec_mode") == abi.CODEC_ON
+        assert frame.info["codec"] == {"name": "opus96", "label": "Opus 96 kb/s"}
+        assert frame.h("codec_delay_ms") == pytest.approx(1e3 * monitor.delay_frames / FS)
+        assert frame.h("codec_clean_true_peak_dbtp") == pytest.approx(
+            monitor.readings()["clean_true_peak_dbtp"], abs=1.0
+        )
+        assert frame.h("codec_alive") == 1.0
+        doc = snapshots.from_session(session, label="codec")
+        assert doc["codec_monitor"]["codec"] == "opus96"
+        assert doc["codec_monitor"]["mode"] == "on"
+        assert doc["codec_monitor"]["clean_true_peak_dbtp"] is not None
+    finally:
+        session.stop()
+    assert not monitor.alive  # stopped with the session, after the audio

@@ -83,6 +83,16 @@ def cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) another process of ours has used (0 when gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def jack(cmd: str, period: int) -> None:
     subprocess.run(
         [str(JACKD), cmd, SERVER, str(FS), str(period)], check=True, stdout=subprocess.DEVNULL
@@ -283,7 +293,10 @@ def earmark_run(
             getattr(path.chain, "close", lambda: None)()
         codec_text = ""
         if monitor is not None:
-            codec_text = f", codec {codec} ({monitor.fallbacks} clean)"
+            host_cpu = process_cpu_s(monitor.pid) / max(time.monotonic() - start, 1e-9)
+            codec_text = (
+                f", codec {codec} ({monitor.fallbacks} clean, host {100 * host_cpu:.0f}% CPU)"
+            )
             monitor.close()
     copied = collect()
     xrun_ring = engine.xrun_callbacks

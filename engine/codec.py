@@ -137,8 +137,8 @@ def measure_delay(original: np.ndarray, decoded: np.ndarray, sample_rate: int) -
     return int(lags[int(np.argmax(values))])
 
 
-# The decoded stream waits in a ring of this many frames (a power of two; inference:
-# 16 AAC frames, far more than any encoder holds back).
+# The decoded stream waits in a ring of the pre-fill plus this many frames, rounded up
+# to a power of two (inference: 16 AAC frames, far more than any encoder holds back).
 _FIFO_FRAMES = 1 << 14
 
 
@@ -182,8 +182,11 @@ class StreamCodec:
             format=enc.format.name, layout="stereo", rate=rate, frame_size=enc.frame_size or None
         )
         self._from_dec = av.AudioResampler(format="fltp", layout="stereo", rate=self.sample_rate)
-        self._fifo = np.zeros((_FIFO_FRAMES, 2), dtype=np.float32)
+        # A power of two (the ring's index mask), room for the pre-fill and the bursts.
+        self._size = 1 << int(math.ceil(math.log2(int(prefill) + _FIFO_FRAMES)))
+        self._fifo = np.zeros((self._size, 2), dtype=np.float32)
         self._read = 0
+        self._prefill = int(prefill)
         self._written = int(prefill)
         self._pts = 0
         self.underruns = 0
@@ -195,15 +198,20 @@ class StreamCodec:
         return int(math.ceil(size * self.sample_rate / self._enc.sample_rate))
 
     @property
+    def decoded(self) -> int:
+        """Frames the decoder has delivered so far."""
+        return self._written - self._prefill
+
+    @property
     def waiting(self) -> int:
         """Decoded frames not yet returned."""
         return self._written - self._read
 
     def _put(self, y: np.ndarray) -> None:
         n = y.shape[0]
-        if n > _FIFO_FRAMES - self.waiting:
+        if n > self._size - self.waiting:
             raise RuntimeError("the decoded stream outran its buffer")
-        idx = (self._written + np.arange(n)) & (_FIFO_FRAMES - 1)
+        idx = (self._written + np.arange(n)) & (self._size - 1)
         self._fifo[idx] = y
         self._written += n
 
@@ -225,7 +233,7 @@ class StreamCodec:
         got = min(n, self.waiting)
         if got < n:
             self.underruns += 1
-        idx = (self._read + np.arange(got)) & (_FIFO_FRAMES - 1)
+        idx = (self._read + np.arange(got)) & (self._size - 1)
         out[:got] = self._fifo[idx]
         self._read += got
         return out
@@ -254,20 +262,20 @@ def calibrate(codec: Codec, sample_rate: int, block: int) -> tuple[int, int]:
     prefill = _prefill_needed(codec, sample_rate, block, x)
     stream = StreamCodec(codec, sample_rate, prefill=prefill)
     y = np.concatenate([stream.process(x[i : i + block]) for i in range(0, frames, block)])
-    return prefill, measure_delay(x, y, sample_rate)
+    # The pre-fill's silence is known: the correlation looks for the codec's own delay
+    # behind it (within MAX_DELAY_FRAMES whatever the block size made the pre-fill).
+    return prefill, prefill + measure_delay(x, y[prefill:], sample_rate)
 
 
 def _prefill_needed(codec: Codec, sample_rate: int, block: int, x: np.ndarray) -> int:
     """The most frames a fresh stream owed its output at any block, rounded up to blocks."""
-    probe = StreamCodec(codec, sample_rate, prefill=1 << 13)
-    start = probe.waiting
+    probe = StreamCodec(codec, sample_rate, prefill=0)
     owed = 0
     fed = 0
     for i in range(0, len(x), block):
-        probe.process(x[i : i + block])
+        probe.process(x[i : i + block])  # (its own underruns here change nothing measured)
         fed += block
-        decoded = probe.waiting + fed - start  # frames the decoder delivered so far
-        owed = max(owed, fed - decoded)
+        owed = max(owed, fed - probe.decoded)
     # One encoder frame more than the noise needed (inference): an encoder's packets can
     # come out a frame later on other material (LAME's bit reservoir); the delay is
     # measured with the pre-fill, so the margin costs latency, never alignment.

@@ -1,7 +1,7 @@
 """Real-time soak: the live engine on a JACK dummy server, against a plain-copy floor.
 
     .venv/bin/python bench/realtime.py [--seconds 600] [--floor-seconds 60] [--periods 64,32]
-        [--services] [--no-isolate] [--python-callback]
+        [--services] [--no-isolate] [--python-callback] [--codec-monitor NAME [--rounds N]]
 
 For each period size it starts a named JACK server (dummy backend, 48 kHz),
 then runs in this one process:
@@ -21,6 +21,11 @@ then runs in this one process:
    row measures what that costs. EARMARK_BENCH_SERVICES=flags,record,dashboard,midi
    picks a subset; ``platform`` (not in the default) adds the platform monitor
    (earmark.live.platform_monitor, playing as Spotify).
+4. with ``--codec-monitor NAME``: the demo session without and with the live codec
+   monitor (engine.codec_host: the mix through NAME in its own process, the codec
+   stage in the callback), interleaved ``--rounds`` times (default 2) so that the
+   machine's load drifts over both alike; each row with the monitor says how many
+   blocks it played clean because its host was late.
 
 The chain runs in its own host process, as earmark's live commands run it by
 default, so every path can run in the engine's native callback (machine code
@@ -77,6 +82,16 @@ def rss_mb() -> float:
 def cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+def process_cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) another process of ours has used (0 when gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def jack(cmd: str, period: int) -> None:
@@ -187,6 +202,7 @@ def earmark_run(
     services: bool = False,
     isolate: bool = False,
     native: bool | None = None,
+    codec: str | None = None,
 ) -> dict:
     reinit_portaudio()
     import sounddevice as sd
@@ -201,6 +217,11 @@ def earmark_run(
         blocksize=period,
         isolate=isolate,
     )
+    monitor = None
+    if codec:
+        from earmark.live.codec_monitor import attach_codec_monitor
+
+        monitor = attach_codec_monitor(engine, codec, period)  # heard decoded
     driver = SoundDeviceDriver(
         engine, device=jack_device(sd), blocksize=period, channels=(2, 2), native=native
     )
@@ -275,6 +296,13 @@ def earmark_run(
         muted = sum(path.muted_blocks for path in engine.paths)
         for path in engine.paths:  # an isolated chain's host process
             getattr(path.chain, "close", lambda: None)()
+        codec_text = ""
+        if monitor is not None:
+            host_cpu = process_cpu_s(monitor.pid) / max(time.monotonic() - start, 1e-9)
+            codec_text = (
+                f", codec {codec} ({monitor.fallbacks} clean, host {100 * host_cpu:.0f}% CPU)"
+            )
+            monitor.close()
     copied = collect()
     xrun_ring = engine.xrun_callbacks
     kept = min(engine.xruns, len(xrun_ring))
@@ -282,7 +310,8 @@ def earmark_run(
         "name": f"earmark ({len(engine.paths)} paths, chain {chain}, A/B x{toggles})"
         + (", isolated" if isolate else "")
         + f", {driver.callback_kind} callback"
-        + (" + services" if services else ""),
+        + (" + services" if services else "")
+        + codec_text,
         "us": every[:copied] / 1000.0,
         "starts": starts[:copied].copy(),
         "witness": witness.result(),
@@ -350,7 +379,7 @@ def report(period: int, rows: list[dict]) -> None:
     period_us = period / FS * 1e6
     print(f"\nperiod {period} frames at {FS} Hz = {period_us:.0f} us")
     print(
-        f"{'run':58} {'callbacks':>9} {'p50':>6} {'p99':>6} {'p99.9':>6} {'max':>7}"
+        f"{'run':78} {'callbacks':>9} {'p50':>6} {'p99':>6} {'p99.9':>6} {'max':>7}"
         f" {'xruns':>6} {'/min':>5} {'own':>4} {'late':>4} {'muted':>5} {'CPU':>5}"
         f" {'RSS MB start->end':>18}"
     )
@@ -367,7 +396,7 @@ def report(period: int, rows: list[dict]) -> None:
         per_min = steady / ((r["callbacks"] - warm) * period / FS / 60.0)
         own, late = attribute_xruns(r, period, first=warm)
         print(
-            f"{r['name']:58} {r['callbacks']:9d} {pct[0]:5.1f}% {pct[1]:5.1f}% {pct[2]:5.1f}%"
+            f"{r['name']:78} {r['callbacks']:9d} {pct[0]:5.1f}% {pct[1]:5.1f}% {pct[2]:5.1f}%"
             f" {pct[3]:6.0f}% {steady:6d} {per_min:5.1f} {own:4d} {late:4d}"
             f" {r.get('muted', 0):5d}"
             f" {100 * r['cpu']:4.0f}%"
@@ -412,6 +441,16 @@ def main() -> int:
         " isolated chain leaves no plugin in the audio process, so the native callback runs"
         " unless this is given)",
     )
+    ap.add_argument(
+        "--codec-monitor",
+        default=None,
+        metavar="NAME",
+        help="also soak with the live codec monitor on the output (engine.codec.LIVE_CODECS),"
+        " interleaved with runs without it",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=2, help="--codec-monitor: without/with pairs (default 2)"
+    )
     ap.add_argument("--witness", nargs=3, help=argparse.SUPPRESS)  # SECONDS PERIOD OUT
     args = ap.parse_args()
     if args.witness:
@@ -429,6 +468,11 @@ def main() -> int:
                 rows.append(
                     earmark_run(soak, period, services=True, isolate=args.isolate, native=native)
                 )
+            for _ in range(args.rounds if args.codec_monitor else 0):
+                for codec in (None, args.codec_monitor):  # interleaved: without, with
+                    rows.append(
+                        earmark_run(soak, period, isolate=args.isolate, native=native, codec=codec)
+                    )
         finally:
             # PortAudio's JACK client must go before its server (else it aborts at exit).
             import sounddevice as sd

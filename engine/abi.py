@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 # The version of every layout in this module (bumped on any change).
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 # -- rings (power-of-two lengths: the block indexes them with a mask) ----------------
 
@@ -51,13 +51,13 @@ FAULT_NONE, FAULT_NONFINITE, FAULT_ABSURD, FAULT_RAISED, FAULT_WRONG_ARRAY = ran
 # addresses of the engine's counters (E_*), xrun ring (XRUN_RING), timing and start
 # rings (TIMING_RING each), mix state (float64, X_*), output guard (float64, O_*), A/B
 # tap (float32, (G_TAP_ROWS, 4)) and its position (two int64), the transport (T_*)
-# and a two-int64 timespec for the block's clock; the engine's largest block. Then one
-# row of R_COUNT fields per path.
+# and a two-int64 timespec for the block's clock; the engine's largest block; the codec
+# monitor's table (C_*; 0: none). Then one row of R_COUNT fields per path.
 (
     G_SIZE, G_VERSION, G_PATHS, G_IN_CH, G_OUT_CH, G_COUNTERS, G_XRUN_RING, G_TIMINGS,
     G_STARTS, G_MX, G_GUARD, G_TAP, G_TAP_ROWS, G_TAP_POS, G_TRANSPORT, G_CLOCK,
-    G_MAX_BLOCK, G_COUNT,
-) = range(18)  # fmt: skip
+    G_MAX_BLOCK, G_CODEC, G_COUNT,
+) = range(19)  # fmt: skip
 # A path's row: addresses of its source buffer and aligned output (float32,
 # (max_block, 2)), its state (P_*), its meter feed (float32, (R_FEED_ROWS, 2), a power
 # of two) and the feed's frame count (one int64); its source (SOURCE_*: a player's
@@ -126,6 +126,49 @@ ISO_CTRL = ISO_FRAMES + ISO_SLOTS
 # side (I_*) and the returned block (float32, (max_block, channels)); the pipeline
 # depth, the largest block, the channels, and the wake-up's 8-byte increment (1).
 H_X, H_Y, H_CTRL, H_STATE, H_OUT, H_DEPTH, H_MAX_BLOCK, H_CHANNELS, H_ONE, H_COUNT = range(10)
+
+
+# -- the codec monitor (engine.codec_host) -----------------------------------------------------
+# Its table (``CodecMonitor.table``), what the block's codec stage reads: the exchange
+# table (H_*) of its host, addresses of a stereo copy of the mix and of the delayed
+# clean mix (float32, (max_block, 2) each), the clean delay line (float32, (C_RING_ROWS,
+# 2)) and its write position, the delay (frames), what is heard (CODEC_*), blocks heard
+# clean because the host was late, dead or returned garbage, and blocks run.
+(
+    C_EXCHANGE, C_X, C_CLEAN, C_RING, C_RING_ROWS, C_RING_POS, C_DELAY, C_MODE, C_FALLBACKS,
+    C_BLOCKS, C_COUNT,
+) = range(11)  # fmt: skip
+# What the codec stage plays: the mix as it is (no delay), the mix delayed like the
+# decoded stream, the decoded stream, the decoded stream minus the delayed mix.
+CODEC_OFF, CODEC_CLEAN, CODEC_ON, CODEC_ARTEFACTS = range(4)
+# The modes by the names commands, views and the state frame use.
+CODEC_MODES: dict[str, int] = {
+    "off": CODEC_OFF,
+    "clean": CODEC_CLEAN,
+    "on": CODEC_ON,
+    "artefacts": CODEC_ARTEFACTS,
+}
+# The host's readings (float64, after its isolated layout in the same shared memory):
+# the clean and decoded true peaks (dBTP, -inf before any audio) and overs (samples at
+# or above full scale) since the last reset, the decoded stream's underruns, and the
+# host's delay (frames, its pre-fill included) and pre-fill, and the blocks the callback
+# wrote over before the host read them (a host scheduled far too late).
+(
+    CS_TP_CLEAN, CS_TP_CODEC, CS_OVERS_CLEAN, CS_OVERS_CODEC, CS_UNDERRUNS, CS_DELAY,
+    CS_PREFILL, CS_LOST, CS_COUNT,
+) = range(9)  # fmt: skip
+
+
+def codec_shm_bytes(max_block: int) -> int:
+    """The size of a codec host's shared memory: a stereo isolated layout, then CS_*."""
+    return isolated_shm_bytes(max_block, 2) + CS_COUNT * 8
+
+
+def codec_stats_view(buf: Any, max_block: int) -> np.ndarray:
+    """The codec host's readings (CS_*) in its shared memory ``buf``."""
+    return np.ndarray(
+        (CS_COUNT,), dtype=np.float64, buffer=buf, offset=isolated_shm_bytes(max_block, 2)
+    )
 
 
 def isolated_shm_bytes(max_block: int, channels: int) -> int:

@@ -7,7 +7,7 @@ One block of the engine, from its plan (``Engine.plan``, laid out in ``engine.ab
     [the Python callback only: sources and chains that are Python objects]
     finish: per path the guard (NaN/Inf, absurd levels), alignment delay, meter feed
     [the Python callback only: meters run in the callback]
-    end:    transport, A/B mix, output guard, tap, timing, counters
+    end:    transport, A/B mix, codec monitor, output guard, tap, timing, counters
 
 :func:`run` is :func:`start`, :func:`finish` and :func:`end` in a row: the native
 callback (``engine.native``) hands PortAudio a cfunc that calls it without the
@@ -35,7 +35,22 @@ from earmark.meters import jitcache
 
 from . import abi, rt
 from .abi import (
+    C_BLOCKS,
+    C_CLEAN,
+    C_COUNT,
+    C_DELAY,
+    C_EXCHANGE,
+    C_FALLBACKS,
+    C_MODE,
+    C_RING,
+    C_RING_POS,
+    C_RING_ROWS,
+    C_X,
     CHAIN_ISOLATED,
+    CODEC_ARTEFACTS,
+    CODEC_CLEAN,
+    CODEC_OFF,
+    CODEC_ON,
     E_A,
     E_B,
     E_BLOCK,
@@ -44,6 +59,7 @@ from .abi import (
     E_XRUNS,
     FAULT_NONE,
     G_CLOCK,
+    G_CODEC,
     G_COUNT,
     G_COUNTERS,
     G_GUARD,
@@ -127,6 +143,7 @@ from .abi import (
 __all__ = [
     "NO_INPUT",
     "advance",
+    "codec_stage",
     "end",
     "exchange",
     "finish",
@@ -378,15 +395,17 @@ def advance(transport: np.ndarray, n: int) -> None:
 @nb.njit(nogil=True, cache=True)
 def end(plan: np.ndarray, outdata: np.ndarray, n: int, t0_ns: int) -> None:
     """Finish a block: advance the transport, mix A and B (the compared paths' outputs)
-    into ``outdata`` through the output guard (the last stage: nothing after it touches
-    what the device plays), tap A and B, record the callback's start ``t0_ns`` and
-    duration, count it."""
+    into ``outdata``, through the codec monitor (if any) and the output guard (the last
+    stage: nothing after it touches what the device plays), tap A and B, record the
+    callback's start ``t0_ns`` and duration, count it."""
     advance(_ints(plan[G_TRANSPORT], T_COUNT), n)
     c = _ints(plan[G_COUNTERS], E_COUNT)
     a = _rows(_row(plan, c[E_A])[R_OUT], n, 2)
     b = _rows(_row(plan, c[E_B])[R_OUT], n, 2)
     mx = nb.carray(_f64(plan[G_MX]), (X_COUNT,))
     rt.mix_ab(a, b, outdata, n, mx)
+    if plan[G_CODEC] != 0:
+        codec_stage(_ints(plan[G_CODEC], C_COUNT), outdata, n)
     og = nb.carray(_f64(plan[G_GUARD]), (O_COUNT,))
     rt.guard_output(outdata, n, a, b, c[E_A], c[E_B], mx[X_POS] > 0.5, og)
     tap = _rows(plan[G_TAP], plan[G_TAP_ROWS], 4)
@@ -395,6 +414,60 @@ def end(plan: np.ndarray, outdata: np.ndarray, n: int, t0_ns: int) -> None:
     _ints(plan[G_STARTS], TIMING_RING)[slot] = t0_ns
     _ints(plan[G_TIMINGS], TIMING_RING)[slot] = _now_ns(plan) - t0_ns
     c[E_CALLBACKS] += 1
+
+
+@nb.njit(nogil=True, cache=True)
+def codec_stage(table: np.ndarray, outdata: np.ndarray, n: int) -> None:
+    """The codec monitor (its table, ``abi.C_*``): hand the mix in ``outdata[:n]`` to the
+    codec host (an isolated exchange, ``depth`` blocks behind), delay the clean mix by
+    the host's whole delay, and play what the mode (``abi.CODEC_*``) asks for: the mix
+    as it was (OFF), the delayed mix (CLEAN), the decoded stream (ON) or the decoded
+    stream minus the delayed mix (ARTEFACTS). The host runs in every mode, so a switch
+    between CLEAN, ON and ARTEFACTS is seamless.
+
+    A block the host had not finished (late, dead) or returned non-finite or absurd
+    plays the delayed clean mix instead, counted in C_FALLBACKS: never garbage.
+    """
+    ex = _ints(table[C_EXCHANGE], H_COUNT)
+    if n > ex[H_MAX_BLOCK]:
+        return  # larger than the host's slots: the mix plays as it is
+    x = _rows(table[C_X], n, 2)
+    out_ch = outdata.shape[1]
+    for i in range(n):
+        x[i, 0] = outdata[i, 0]
+        x[i, 1] = outdata[i, 1] if out_ch > 1 else outdata[i, 0]
+    st = _ints(ex[H_STATE], I_COUNT)
+    missed = st[I_LATE] + st[I_DEAD_BLOCKS]
+    y = exchange(ex, x, n)
+    bad = st[I_LATE] + st[I_DEAD_BLOCKS] != missed
+    if rt.guard_path(y, n, rt.ABSURD_LEVEL) != FAULT_NONE:
+        bad = True
+    ring_rows = table[C_RING_ROWS]
+    ring = _rows(table[C_RING], ring_rows, 2)
+    clean = _rows(table[C_CLEAN], n, 2)
+    samples = min(table[C_DELAY], ring_rows - 1)
+    table[C_RING_POS] = rt.delay(x, n, ring, table[C_RING_POS], samples, clean)
+    table[C_BLOCKS] += 1
+    mode = table[C_MODE]
+    if mode == CODEC_OFF:
+        return
+    if bad and mode != CODEC_CLEAN:
+        table[C_FALLBACKS] += 1
+        mode = CODEC_CLEAN
+    for i in range(n):
+        left = clean[i, 0]
+        right = clean[i, 1]
+        if mode == CODEC_ON:
+            left = y[i, 0]
+            right = y[i, 1]
+        elif mode == CODEC_ARTEFACTS:
+            left = y[i, 0] - left
+            right = y[i, 1] - right
+        if out_ch > 1:
+            outdata[i, 0] = left
+            outdata[i, 1] = right
+        else:
+            outdata[i, 0] = 0.5 * (left + right)
 
 
 # -- the whole block -----------------------------------------------------------------------------
@@ -429,4 +502,5 @@ def warm_up() -> None:
     read_player.compile((block, ints, T.int64, block))
     read_input.compile((block, ints, T.int64, block))
     exchange.compile((ints, block, T.int64))
+    codec_stage.compile((ints, block, T.int64))
     advance.compile((ints, T.int64))

@@ -69,7 +69,7 @@ from .childproc import (
     stop_signals_held,
 )
 
-__all__ = ["IsolatedChain", "IsolationError"]
+__all__ = ["IsolatedChain", "IsolationError", "realtime_host", "retire_wake", "wake_pair"]
 
 # SCHED_FIFO priority of a host: below JACK's client threads (5 under `jackd -R`'s
 # default 10; a CoreAudio or ALSA callback thread is higher still), above every
@@ -186,7 +186,7 @@ class IsolatedChain(ChainLike):
 
     def _start(self) -> None:
         """Start a host: ``python -m earmark.engine.isolated`` with a wake pipe and a socket."""
-        wake_r, wake_w = _wake_pair()
+        wake_r, wake_w = wake_pair()
         with stop_signals_held():  # a process-group signal must not kill it while it starts
             proc, conn = start_module("earmark.engine.isolated", [str(wake_r)], pass_fds=[wake_r])
         if wake_r != wake_w:
@@ -265,7 +265,7 @@ class IsolatedChain(ChainLike):
                 conn.send(("quit",))
             conn.close()
         if wake >= 0:
-            _retire(wake)
+            retire_wake(wake)
         if proc is not None:
             try:
                 proc.wait(2.0)
@@ -411,7 +411,7 @@ _retired: list[tuple[float, int]] = []
 _RETIRE_S = 0.5
 
 
-def _wake_pair() -> tuple[int, int]:
+def wake_pair() -> tuple[int, int]:
     """The host's wake-up (read end, write end), written without ever blocking.
 
     An eventfd where there is one (Linux; both ends are the same descriptor): its
@@ -427,7 +427,7 @@ def _wake_pair() -> tuple[int, int]:
     return wake_r, wake_w
 
 
-def _retire(fd: int) -> None:
+def retire_wake(fd: int) -> None:
     now = time.monotonic()
     for item in [r for r in _retired if now - r[0] >= _RETIRE_S]:
         _retired.remove(item)
@@ -439,7 +439,7 @@ def _retire(fd: int) -> None:
 _exit_text = how_ended
 
 
-def _realtime_host() -> str | None:
+def realtime_host() -> str | None:
     """Run this host at real-time priority, just below the audio callback's; a warning
     when the system does not allow it (the host then competes with every other
     process for the CPU, and on a loaded machine a block can be late).
@@ -550,7 +550,7 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
     done = int(ctrl[ISO_SUBMITTED])  # a restarted host skips what was submitted before it
     ctrl[ISO_DONE] = done
     warnings = list(chain.warnings)
-    priority = _realtime_host()
+    priority = realtime_host()
     if priority is not None:
         warnings.append(priority)
     huge_pages(False)  # no khugepaged stalls in this process either (childproc.huge_pages)

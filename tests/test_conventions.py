@@ -46,13 +46,15 @@ def test_the_key_table_follows_the_dashboard_design_and_gives_each_key_one_actio
         "R": "reset",
         "S": "snapshot",
         "M": "marker",
+        "C": "codec",
+        "X": "codec_solo",
         "Q": "quit",
     }
     assert len({k.char for k in KEYS}) == len(KEYS)
     assert [k.name for k in KEYS if k.terminal_only] == ["Q"]
     # Both help lines come from the table: the same words, the terminal's adds Q.
     assert KEYS_HELP.startswith("Space A/B  ·  B bypass chain  ·  L loudness match")
-    assert KEYS_HELP.endswith("M marker  ·  Q quit")
+    assert KEYS_HELP.endswith("M marker  ·  C codec/clean  ·  X codec artefacts  ·  Q quit")
     from earmark.ui.dashboard import KEYS_HELP as DASHBOARD_KEYS_HELP
 
     assert KEYS_HELP == DASHBOARD_KEYS_HELP + "  ·  Q quit"
@@ -65,6 +67,8 @@ def test_the_key_table_follows_the_dashboard_design_and_gives_each_key_one_actio
     assert conventions.key_commands("B", on) == [("bypass", 1, None, True)]
     assert conventions.key_commands("l", on) == [("match", False)]
     assert conventions.key_commands("r", on) == [("reset_meters",), ("reset_holds",)]
+    assert conventions.key_commands("c", on) == [("codec", "toggle")]
+    assert conventions.key_commands("X", on) == [("codec", "solo")]
     assert conventions.key_commands("k", on) == []  # the old terminal marker key: free now
 
 

@@ -559,6 +559,15 @@ def _check_button(rig: Rig, b: Binding) -> None:
         chain = rig.chain
         was = chain.bypassed[b.plugin]
         press_until(rig, b, lambda: chain.bypassed[b.plugin] != was, b.name)
+    elif act in ("codec_toggle", "codec_solo"):
+        # The session command the C and X keys send (the codec monitor's service
+        # handles it in a --codec-monitor session; test_codec_monitor runs one).
+        seen: list[tuple] = rig.__dict__.setdefault("codec_commands", [])
+        if not rig.session.handles("codec"):
+            rig.session.handle("codec", lambda _s, *args: seen.append(args))
+        n = len(seen)
+        want = ("toggle",) if act == "codec_toggle" else ("solo",)
+        press_until(rig, b, lambda: len(seen) > n and seen[-1] == want, b.name)
     else:
         raise AssertionError(f"no check for {act}")
 

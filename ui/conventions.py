@@ -7,7 +7,8 @@ both read it: for their help line, and to turn a key into session commands with
 ``m`` was loudness match in the terminal and marker in the dashboard). The
 letters follow DASHBOARD.md (Space A/B, B bypass, S snapshot, M marker, D dim,
 O mono, R reset); loudness match, which the dashboard had no key for, is L;
-the platform monitor (the next platform, then off) is P.
+the platform monitor (the next platform, then off) is P; the codec monitor
+(``--codec-monitor``) is C (decoded <-> clean) and X (artefacts only).
 ``q`` quits the terminal view (it stops the session); the dashboard window
 has no quit key, since closing it never stops the session.
 
@@ -68,6 +69,8 @@ KEYS: tuple[Key, ...] = (
     Key("r", "R", "reset meters", "reset", "R"),
     Key("s", "S", "snapshot", "snapshot", "S"),
     Key("m", "M", "marker", "marker", "M"),
+    Key("c", "C", "codec/clean", "codec", "C"),
+    Key("x", "X", "codec artefacts", "codec_solo", "X"),
     Key("q", "Q", "quit", "quit", "Q", terminal_only=True),
 )
 _BY_CHAR = {k.char: k for k in KEYS}
@@ -126,6 +129,10 @@ def key_commands(char: str | None, toggles: Toggles) -> list[tuple]:
         return [("reset_meters",), ("reset_holds",)]
     if action in ("snapshot", "marker"):
         return [(action,)]
+    if action == "codec":  # the codec monitor (--codec-monitor): decoded <-> clean
+        return [("codec", "toggle")]
+    if action == "codec_solo":  # only what the codec changed (decoded minus clean)
+        return [("codec", "solo")]
     if action == "chain_bypass":
         path = bypass_target(toggles)
         if path is None:

@@ -120,6 +120,17 @@ HEADER_FIELDS: tuple[str, ...] = (
     "tick_cost_us",  # the writer's own cost per tick (median of the last second)
     "chain_latency_ms",  # what the aligned paths add to the stream's latency
     "platform_monitor",  # 1 while A and B play as a platform would (its name: JSON area)
+    # The codec monitor (earmark.live.codec_monitor; -1 / NaN without one): what is heard
+    # (engine.abi.CODEC_*), the decoded and the clean true peaks (dBTP) and overs since
+    # the last reset, its whole delay, blocks heard clean instead, whether its host runs.
+    "codec_mode",
+    "codec_true_peak_dbtp",
+    "codec_overs",
+    "codec_clean_true_peak_dbtp",
+    "codec_clean_overs",
+    "codec_delay_ms",
+    "codec_fallbacks",
+    "codec_alive",
 )
 SOLO_CODES = {None: 0, "L": 1, "R": 2, "M": 3, "S": 4}
 

@@ -26,6 +26,12 @@ _ISOLATE_HELP = (
     "no Python thread can delay; costs two blocks of latency, compensated. --no-isolate "
     "runs the chains in this process, with the Python callback"
 )
+_CODEC_MONITOR_HELP = (
+    "hear the audible path through a lossy codec as a listener will, encoded and decoded "
+    "live in a child process, delay compensated: NAME is one of {names}; C switches decoded "
+    "and clean (the clean path delayed alike), X solos the codec's artefacts (decoded minus "
+    "clean); the codec's true peak and overs show beside the clean path's"
+)
 _SECONDS_HELP = "stop after N seconds, N > 0 (default: until q or Ctrl-C)"
 _RATE_HELP = "stream rate in Hz (default: the output device's own rate; 48000 with no device)"
 _BLOCK_HELP = (
@@ -74,6 +80,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "--clip-seconds", type=cli_args.clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
     _add_platform_monitor(demo)
+    _codec_monitor_option(demo)
     demo.add_argument(
         "--offline",
         action="store_true",
@@ -123,6 +130,7 @@ def register(sub: argparse._SubParsersAction, offline_demo) -> None:
         "--clip-seconds", type=cli_args.clip_seconds, default=0.0, metavar="N", help=_CLIP_HELP
     )
     _add_platform_monitor(run)
+    _codec_monitor_option(run)
     run.set_defaults(handler=_cmd_run, subparser=run)
 
     devices = sub.add_parser("devices", help="list audio devices (PortAudio)")
@@ -143,6 +151,28 @@ def _add_platform_monitor(parser: argparse.ArgumentParser) -> None:
         "loudness and true peak) instead of the loudness match; P cycles the platforms and "
         f"off. NAME: {', '.join(PLATFORM_NAMES)}",
     )
+
+
+def _codec_monitor_option(parser: argparse.ArgumentParser) -> None:
+    from earmark.engine.codec import LIVE_CODECS
+
+    parser.add_argument(
+        "--codec-monitor",
+        type=_live_codec_name,
+        default=None,
+        metavar="NAME",
+        help=_CODEC_MONITOR_HELP.format(names=", ".join(LIVE_CODECS)),
+    )
+
+
+def _live_codec_name(text: str) -> str:
+    """``--codec-monitor``'s value: a codec the live monitor streams (else a usage error)."""
+    from earmark.engine.codec import live_codec
+
+    try:
+        return live_codec(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def show_session(session, seconds, **kw) -> None:
@@ -176,6 +206,7 @@ def _profile(args: argparse.Namespace, parser: argparse.ArgumentParser):
 
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark.engine.codec_host import CodecMonitorError
     from earmark.engine.isolated import IsolationError
     from earmark.live import audio as live
     from earmark.live.build import build_session
@@ -190,6 +221,9 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     plan = _plan("demo", args, setup, profile, controllers)
     try:
         session = build_session(plan, _say)
+    except CodecMonitorError as exc:
+        _say(f"earmark: {exc}")
+        return EXIT_UNAVAILABLE
     except (ValueError, OSError, IsolationError) as exc:
         _say(f"earmark: {exc}")
         return EXIT_USAGE
@@ -197,6 +231,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from earmark.engine.codec_host import CodecMonitorError
     from earmark.engine.files import AudioFileError
     from earmark.engine.isolated import IsolationError
     from earmark.live import audio as live
@@ -237,7 +272,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     try:
         session = build_session(plan, _say)
-    except AudioFileError as exc:
+    except (AudioFileError, CodecMonitorError) as exc:
         _say(f"earmark: {exc}")
         return EXIT_UNAVAILABLE
     except (ValueError, IsolationError) as exc:
@@ -262,6 +297,7 @@ def _plan(kind: str, args: argparse.Namespace, setup, profile, controllers, **mo
         profile=profile,
         controllers=tuple(controllers),
         platform_monitor=getattr(args, "platform_monitor", None),
+        codec_monitor=args.codec_monitor,
         **more,
     )
 

@@ -280,6 +280,11 @@ def stream_with_view(session: LiveSession, seconds: float | None, title: str) ->
             f"{driver.blocksize} · latency {1e3 * (lat_in + lat_out):.1f} ms"
             f" + chains {1e3 * engine.chain_latency_samples / engine.sample_rate:.1f} ms"
         )
+        monitor = session.codec_monitor
+        if monitor is not None:  # --codec-monitor: what is heard, its peaks and overs
+            from earmark.ui.codec_text import codec_line
+
+            line += "\n" + codec_line(monitor.codec.label, monitor.mode, monitor.readings())
         recent = session.status[-1] if session.status else None
         if recent is not None and time.time() - recent.time < _STATUS_SHOWN_S:
             line += f" · {recent.text}"  # a crashed chain, a controller back, a snapshot

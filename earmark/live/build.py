@@ -49,6 +49,7 @@ class SessionPlan:
     profile: Any = None
     controllers: Sequence[Any] = field(default_factory=tuple)
     platform_monitor: str | None = None  # --platform-monitor NAME: A and B as it plays them
+    codec_monitor: str | None = None  # a codec name (engine.codec.LIVE_CODECS), or None
 
 
 def befores_of(plan: SessionPlan) -> dict[int, int]:
@@ -67,7 +68,8 @@ def build_session(plan: SessionPlan, say: Callable[[str], None]) -> Any:
 
     Raises what building the engine raises (``ValueError`` for a bad chain or file,
     ``earmark.engine.files.AudioFileError`` for an unreadable reference,
-    ``earmark.engine.isolated.IsolationError`` when a chain host cannot start); the
+    ``earmark.engine.isolated.IsolationError`` when a chain host cannot start,
+    ``earmark.engine.codec_host.CodecMonitorError`` when the codec host cannot); the
     command line maps each to its exit code.
     """
     from earmark.engine.childproc import shield_resource_tracker
@@ -102,6 +104,12 @@ def build_session(plan: SessionPlan, say: Callable[[str], None]) -> Any:
         for path in engine.paths:
             if note := getattr(path.source, "note", ""):
                 say(f"earmark: {path.name}: {note}")
+    monitor = None
+    if plan.codec_monitor:
+        from earmark.live.codec_monitor import attach_codec_monitor
+
+        say(f"earmark: starting the {plan.codec_monitor} codec monitor ...")
+        monitor = attach_codec_monitor(engine, plan.codec_monitor, plan.blocksize)
     driver = audio.open_driver(
         engine,
         plan.setup,
@@ -121,4 +129,8 @@ def build_session(plan: SessionPlan, say: Callable[[str], None]) -> Any:
     from earmark.live.platform_monitor import PlatformMonitor
 
     session.add_service(PlatformMonitor(plan.platform_monitor), name="platform monitor")
+    if monitor is not None:
+        from earmark.live.codec_monitor import CodecMonitorService
+
+        session.add_service(CodecMonitorService(monitor), name="codec")
     return session

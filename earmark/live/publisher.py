@@ -51,6 +51,7 @@ import numpy as np
 
 from earmark import config
 from earmark.engine.childproc import alive, signal_name
+from earmark.live.codec_monitor import frame_fields as codec_frame_fields
 from earmark.meters import Readings
 from earmark.private import (
     SOCKET_PATH_MAX_BYTES,
@@ -442,6 +443,8 @@ class DashboardService:
         h["solo"] = SOLO_CODES.get(mon.get("solo"), 0)
         h["n_paths"] = n_paths
         h["dropped_commands"] = state.dropped_commands + getattr(session, "dropped_commands", 0)
+        for name, value in codec_frame_fields(session).items():
+            h[name] = value
         if self.ticks and self.ticks % _COST_RING == 0:  # once per ring: a median is not free
             h["tick_cost_us"] = float(np.median(self.tick_costs_us))
 
@@ -605,6 +608,7 @@ class DashboardService:
             },
             "dashboard_pid": self.child.pid if self.child is not None else None,
             "platform_monitor": _platform_json(session),
+            "codec": _codec_info(session),
         }
 
     def _midi_status(self, session: Any) -> str | None:
@@ -688,6 +692,14 @@ def _platform_json(session: Any) -> dict | None:
     """The JSON area's ``platform_monitor``: {"name", "label", "note"}, or None when off."""
     info = _platform_info(session)
     return None if info is None else dict(zip(("name", "label", "note"), info, strict=True))
+
+
+def _codec_info(session: Any) -> dict | None:
+    """The codec monitor's name and label for the JSON area (None without one)."""
+    monitor = getattr(session, "codec_monitor", None)
+    if monitor is None:
+        return None
+    return {"name": monitor.codec.name, "label": monitor.codec.label}
 
 
 def _handles(session: Any, kind: str) -> bool:

@@ -125,6 +125,9 @@ class LiveSession:
         # The platform monitor service (earmark.live.platform_monitor) once it has
         # started: the views and snapshots read its mode and outcomes here.
         self.platform_monitor: Any = None
+        # The codec monitor (engine.codec_host.CodecMonitor) when --codec-monitor gave one;
+        # its service (earmark.live.codec_monitor) sets it.
+        self.codec_monitor: Any = None
         self._say = say
         self._slots: list[_Slot] = []
         self._handlers: dict[str, list[Callable[..., Any]]] = {

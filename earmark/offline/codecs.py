@@ -21,7 +21,7 @@ delay-compensated; whatever delay is left is measured and removed with the codec
 
 The delay is found by measurement: the cross-correlation of the original and the
 decoded mono sums over the first :data:`DELAY_PROGRAMME_S` seconds, peak searched
-within +/- :data:`MAX_DELAY_FRAMES`. (Measured with PyAV 18 / FFmpeg: ADTS AAC
+within +/- ``engine.codec.MAX_DELAY_FRAMES``. (Measured with PyAV 18 / FFmpeg: ADTS AAC
 keeps its 1024 priming frames, Ogg Opus's pre-skip and LAME's gapless header are
 already removed by the decoders, libsndfile's Vorbis has none; the correlation
 finds all of them without a table.)
@@ -37,6 +37,17 @@ from typing import Any
 
 import numpy as np
 
+# The codec table and the delay measurement live with the live monitor's streaming
+# codec (earmark.engine.codec): one home for what a codec name means.
+from earmark.engine.codec import (
+    CODECS,
+    DEFAULT_CODECS,
+    DELAY_PROGRAMME_S,
+    Codec,
+    measure_delay,
+    parse_codecs,
+)
+
 __all__ = [
     "CODECS",
     "DEFAULT_CODECS",
@@ -44,16 +55,11 @@ __all__ = [
     "CodecResult",
     "codec_flags",
     "codec_results",
+    "measure_delay",
     "parse_codecs",
     "round_trip",
 ]
 
-# Delay search (inference): encoders prime with at most a few thousand frames (AAC-LC
-# 1024 or 2048, Opus 312 at 48 kHz, LAME 576 + 529); 8192 covers them with a resampler.
-MAX_DELAY_FRAMES = 8192
-# The correlation looks at this much programme (enough music to find one clear peak,
-# bounded so a long file costs one short FFT).
-DELAY_PROGRAMME_S = 30.0
 # "Above 16 kHz": the 1/3-octave bands centred at 16 kHz and up (the 16 kHz band
 # starts at 14.1 kHz), where low-bitrate encoders cut first.
 HF_FROM_HZ = 16000.0
@@ -70,62 +76,6 @@ CEILING_STEP_DB = 0.1
 FULL_SCALE = 1.0
 # Clipped samples closer than this are one run (inference: 10 ms, one 'click').
 RUN_GAP_S = 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class Codec:
-    """One codec setting: what users type (``name``) and how it is encoded.
-
-    ``engine`` is ``"av"`` (PyAV: ``codec`` is FFmpeg's encoder name, ``container``
-    the in-memory format) or ``"vorbis"`` (libsndfile; ``vorbis_quality`` is the
-    Vorbis quality -0.1..1 the encoder starts from, see :data:`CODECS`).
-    """
-
-    name: str
-    label: str
-    bitrate_kbps: int
-    engine: str
-    codec: str = ""
-    container: str = ""
-    rate_hz: int | None = None  # the only rate the encoder works at (Opus), else None
-    vorbis_quality: float = 0.5
-
-
-# Vorbis is VBR with a quality, not a rate: the quality starts at the value whose
-# nominal rate (Xiph's table for 44.1 kHz stereo: q5 ~ 160 kb/s, q9 ~ 320 kb/s) is the
-# one asked for, and is then corrected on the programme itself (see _vorbis_encode):
-# music simpler than Xiph's test material lands well below the nominal rate.
-CODECS: dict[str, Codec] = {
-    c.name: c
-    for c in (
-        Codec("aac256", "AAC 256 kb/s", 256, "av", "aac", "adts"),
-        Codec("aac128", "AAC 128 kb/s", 128, "av", "aac", "adts"),
-        Codec("opus160", "Opus 160 kb/s", 160, "av", "libopus", "ogg", rate_hz=48000),
-        Codec("opus96", "Opus 96 kb/s", 96, "av", "libopus", "ogg", rate_hz=48000),
-        Codec("mp3-320", "MP3 320 kb/s", 320, "av", "libmp3lame", "mp3"),
-        Codec("mp3-128", "MP3 128 kb/s", 128, "av", "libmp3lame", "mp3"),
-        Codec("vorbis320", "Vorbis ~320 kb/s", 320, "vorbis", vorbis_quality=0.9),
-        Codec("vorbis160", "Vorbis ~160 kb/s", 160, "vorbis", vorbis_quality=0.5),
-    )
-}
-DEFAULT_CODECS: tuple[str, ...] = tuple(CODECS)
-
-
-def parse_codecs(text: str | None) -> tuple[Codec, ...]:
-    """The codecs a comma-separated list names (None or "all": every codec).
-
-    Raises:
-        ValueError: an unknown name; the message lists the choices.
-    """
-    if text is None or text.strip().lower() in ("", "all"):
-        return tuple(CODECS.values())
-    names = [n.strip().lower() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CODECS]
-    if unknown:
-        raise ValueError(
-            f"unknown codec {', '.join(map(repr, unknown))} (choose from {', '.join(CODECS)})"
-        )
-    return tuple(CODECS[n] for n in dict.fromkeys(names))
 
 
 # -- encode and decode --------------------------------------------------------------
@@ -222,24 +172,6 @@ def _encode_decode(
     if codec.engine == "vorbis":
         return _vorbis_once(x, sample_rate, vorbis_quality or codec.vorbis_quality)
     return _av_round_trip(x, sample_rate, codec)
-
-
-def measure_delay(original: np.ndarray, decoded: np.ndarray, sample_rate: int) -> int:
-    """Frames by which ``decoded`` lags ``original`` (negative: it leads).
-
-    Cross-correlation of the mono sums over the first :data:`DELAY_PROGRAMME_S`
-    seconds, within +/- :data:`MAX_DELAY_FRAMES`; 0 for silence.
-    """
-    n = min(len(original), int(DELAY_PROGRAMME_S * sample_rate))
-    a = np.asarray(original[:n], dtype=np.float64).sum(axis=1)
-    b = np.asarray(decoded[: n + MAX_DELAY_FRAMES], dtype=np.float64).sum(axis=1)
-    if not np.any(a) or not np.any(b):
-        return 0
-    size = 1 << int(math.ceil(math.log2(len(a) + len(b))))
-    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
-    lags = np.r_[np.arange(0, MAX_DELAY_FRAMES + 1), np.arange(-MAX_DELAY_FRAMES, 0)]
-    values = np.r_[corr[: MAX_DELAY_FRAMES + 1], corr[size - MAX_DELAY_FRAMES :]]
-    return int(lags[int(np.argmax(values))])
 
 
 def _aligned(y: np.ndarray, delay: int, frames: int) -> np.ndarray:

@@ -20,6 +20,12 @@ A snapshot is one JSON-ready ``dict`` (format ``earmark-snapshot``, version 2)::
      "flags": [flag dicts as DESIGN.md, with "path"], "markers": [...],
      "profile": null or the profile's fields}
 
+A session with a codec monitor (``--codec-monitor``) adds, in any version, a top-level
+``"codec_monitor"``: {"codec": "aac128", "label", "mode", "codec_true_peak_dbtp",
+"clean_true_peak_dbtp", "codec_overs", "clean_overs", "delay_frames", "fallbacks", ...}
+(``engine.codec_host.CodecMonitor.readings``: the decoded and clean true peaks and
+overs since the last reset).
+
 Versions: 1 is the layout above without ``platforms``; 2 adds each path's
 ``platforms`` (what every platform's playback does to it, from its integrated
 loudness, true peak and PLR: :func:`earmark.offline.platforms.outcomes`, each entry
@@ -243,9 +249,11 @@ def build(
     driver: Any = None,
     taken: float | None = None,
     platform_monitor: dict | None = None,
+    codec_monitor: dict | None = None,
 ) -> dict:
     """A snapshot document from an ``EngineState``, each path's history and chain (and the
-    platform monitor's mode and outcomes when it is on)."""
+    platform monitor's mode and outcomes when it is on, and the codec monitor's readings,
+    ``CodecMonitor.readings``, when the session has one)."""
     paths = []
     for i, p in enumerate(state.paths):
         readings = readings_to_dict(p.readings)
@@ -305,6 +313,8 @@ def build(
         "markers": [dict(m) for m in markers],
         "profile": profile_state(profile),
     }
+    if codec_monitor is not None:
+        doc["codec_monitor"] = dict(codec_monitor)
     return json.loads(dumps(doc))  # plain JSON values only, exactly what is stored
 
 
@@ -329,6 +339,8 @@ def from_session(
     session: Any, label: str | None = None, note: str | None = None, kind: str = "live"
 ) -> dict:
     """A snapshot of a running ``LiveSession`` (call on the session thread)."""
+    from earmark.live.codec_monitor import readings_of
+
     state = session.state()
     n = len(state.paths)
     paths = session.engine.paths
@@ -345,6 +357,7 @@ def from_session(
         kind=kind,
         driver=session.driver,
         platform_monitor=_platform_monitor(session),
+        codec_monitor=readings_of(session),
     )
 
 

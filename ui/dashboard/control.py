@@ -1,13 +1,14 @@
-"""The monitor panel: dim, mono, mute, A/B, snapshot, marker, loudness match, platform
-monitor and reset
-(each button does what its key does, and says which key), the monitor's state in words,
-and the session's last status lines."""
+"""The monitor panel: dim, mono, mute, A/B, snapshot, marker, codec, artefacts, loudness
+match, platform monitor and reset (each button does what its key does, and says which
+key), the monitor's and the codec monitor's state in words, and the session's last status
+lines."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..codec_text import codec_line, frame_codec_values, mode_name
 from ..conventions import key_for
 from ..stateframe import Frame
 from .style import TEXT_DIM, no_args
@@ -41,6 +42,8 @@ class ControlPanel:
             ((*keyed("A/B", "ab_toggle"), "em_btn_ab"),
              (*keyed("SNAPSHOT", "snapshot"), "em_btn_snapshot"),
              (*keyed("MARKER", "marker"), "em_btn_marker")),
+            ((*keyed("CODEC", "codec"), "em_btn_codec"),
+             (*keyed("ARTEFACTS", "codec_solo"), "em_btn_codec_solo")),
             ((*keyed("MATCH", "match"), "em_btn_match"),
              (*keyed("PLATFORM", "platform"), "em_btn_platform"),
              (*keyed("RESET", "reset"), "em_btn_reset")),
@@ -58,6 +61,8 @@ class ControlPanel:
                     )
         # Its own line: the last row has three buttons since the platform monitor's.
         dpg.add_text("", tag="em_monitor_state", color=TEXT_DIM)
+        # The codec monitor (--codec-monitor): what is heard, its true peaks and overs.
+        dpg.add_text("", tag="em_codec_state", wrap=396, color=TEXT_DIM)
         dpg.add_separator()
         dpg.add_text("", tag="em_status", wrap=396, color=TEXT_DIM)
 
@@ -80,6 +85,19 @@ class ControlPanel:
         dpg.bind_item_theme(
             "em_btn_platform", self.dash.style.themes["button_on" if platform else "button_off"]
         )
+        mode = mode_name(frame.h("codec_mode"))
+        codec = frame.info.get("codec") or {}
+        for tag, on in (
+            ("em_btn_codec", mode == "on"),
+            ("em_btn_codec_solo", mode == "artefacts"),
+        ):
+            dpg.bind_item_theme(tag, self.dash.style.themes["button_on" if on else "button_off"])
+        dpg.set_value(
+            "em_codec_state",
+            "codec monitor: off (--codec-monitor NAME)"
+            if mode is None
+            else codec_line(codec.get("label", "?"), mode, frame_codec_values(frame.h)),
+        )
 
     # -- geometry for tests and screenshots -----------------------------------------------
 
@@ -94,3 +112,5 @@ class ControlPanel:
         dpg.set_value("em_status", "\n".join(lines))
         commands = info.get("commands") or {}
         dpg.configure_item("em_btn_snapshot", enabled=bool(commands.get("snapshot", False)))
+        for tag in ("em_btn_codec", "em_btn_codec_solo"):
+            dpg.configure_item(tag, enabled=bool(info.get("codec")))

@@ -89,6 +89,8 @@ TRIGGER_ACTIONS = (
     "next_reference",
     "previous_reference",
     "reset_meters",
+    "codec_toggle",  # the codec monitor (--codec-monitor): decoded <-> clean (key C)
+    "codec_solo",  # its artefacts only <-> decoded (key X)
 )
 #: On/off actions: ``toggle`` flips them on each press, ``momentary`` holds them on.
 SWITCH_ACTIONS = ("dim", "mono", "mute", "match", "chain_bypass", "plugin_bypass")

@@ -551,6 +551,8 @@ class ControllerSurface:
             self._step_reference(1 if action == "next_reference" else -1)
         elif action == "reset_meters":
             self._post("reset_meters")
+        elif action in ("codec_toggle", "codec_solo"):
+            self._post("codec", "toggle" if action == "codec_toggle" else "solo")
 
     def _post(self, *command: Any) -> bool:
         now = time.monotonic()
@@ -771,6 +773,11 @@ class ControllerSurface:
             on = bool(state.monitor.get(action))
         elif action == "match":
             on = bool(state.loudness_match)
+        elif action in ("codec_toggle", "codec_solo"):
+            # Lit while the codec (or its artefacts) is heard (a session without one: off).
+            monitor = getattr(self._session, "codec_monitor", None)
+            heard = "on" if action == "codec_toggle" else "artefacts"
+            on = monitor is not None and monitor.mode == heard
         elif action in ("snapshot", "marker"):
             left = self._blink_until.get(action, 0.0) - now
             on = left > 0 and int((_BLINK_S - left) / _BLINK_PHASE_S) % 2 == 0

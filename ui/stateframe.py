@@ -89,7 +89,7 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"EARMARK\x00", "little")
-LAYOUT_VERSION = 5  # 4: payload and JSON checksums in the header; 5: platform monitor
+LAYOUT_VERSION = 5  # 4: payload and JSON checksums in the header; 5: platform and codec monitors
 STALE_AFTER_S = 0.5
 
 HEADER_FIELDS: tuple[str, ...] = (

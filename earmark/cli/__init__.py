@@ -2,7 +2,7 @@
 
 This package's ``main`` parses the arguments; every command group lives in its own
 module and registers its subcommands in :func:`_parser`: ``analyze`` (analyze and
-``demo --offline``), ``live`` (demo, run, devices), ``plugins``, ``diff``,
+``demo --offline``), ``live`` (demo, run, devices), ``plugins``, ``diff``, ``render``,
 ``profile``, ``snapshots`` (snapshots, snapshot, history), ``midi``, ``dashboard``.
 ``args`` holds the argument checks every command shares.
 
@@ -65,12 +65,23 @@ def _parser() -> argparse.ArgumentParser:
 
     # Each command group registers its subcommands (imported here, not at the top, so
     # that `earmark --version` stays light).
-    from earmark.cli import analyze, dashboard, diff, live, midi, plugins, profile, snapshots
+    from earmark.cli import (
+        analyze,
+        dashboard,
+        diff,
+        live,
+        midi,
+        plugins,
+        profile,
+        render,
+        snapshots,
+    )
 
     analyze.register(sub)
     live.register(sub, offline_demo=analyze.offline_demo)
     plugins.register(sub)
     diff.register(sub)
+    render.register(sub)
     profile.register(sub)
     dashboard.register(sub)
     snapshots.register(sub)

@@ -53,6 +53,7 @@ TOLERANCES: dict[str, float] = {
 BAND_LOW_HZ, BAND_HIGH_HZ = 50.0, 16000.0
 
 _ROUNDS = 8  # render-and-correct rounds after the first render (inference)
+_POLISH_ROUNDS = 2  # rounds after a first pass, while a measure is past half its tolerance
 _THIRD_OCTAVE_Q = 4.32  # a bell one third of an octave wide (bandwidth N = 1/3: Q = 4.32)
 _MIN_CORRECTION_DB = 0.2  # a correction bell smaller than this is left out
 _DEAD_BAND_DB = 0.25  # a band missing the master by less than this needs no bell
@@ -61,6 +62,7 @@ _RIDGE = 0.05  # keeps the least-squares bells from fighting each other in a ban
 _LIMITER_LOOKAHEAD_MS = 5.0
 _LIMITER_RELEASE_MS = 100.0  # inference: diff measures no limiter release; a common setting
 _PSR_STEP_DB = 0.5  # a PSR miss from which the compressor's attack is corrected
+_LRA_STEP_LU = 0.5  # an LRA miss from which the compressor's release is corrected
 _OVERS_DB = 0.5  # true peak this far above the sample peak: the limiter clips (inference)
 _CLIP_THRESHOLD_DB = -3.0  # the clipping limiter's first drive; render and correct moves it
 _JUCE_MAKEUP_DB = 3.75  # pedalboard.Limiter's gain below its knee at threshold 0 (measured)
@@ -459,14 +461,16 @@ def _eq_stages(m: EqMove) -> list[Stage]:
             "gain_db": float(m.gain_db),
             "q": float(np.clip(m.q, 0.01, 100.0)),
         }
-        return [Stage(builtin, params, builtin.replace("Filter", ""), evidence, "eq")]
+        word = {"low_shelf": "Low shelf", "high_shelf": "High shelf", "bell": "Bell"}[m.kind]
+        return [Stage(builtin, params, f"{word} {hz_text(m.freq_hz)}", evidence, "eq")]
     # pedalboard's high-/low-pass built-ins are first order (6 dB/oct): a steeper cut is
     # that many in series, the same slope with a softer corner (an approximation).
     builtin = "HighpassFilter" if m.kind == "low_cut" else "LowpassFilter"
     n = max(1, int(m.slope_db_per_oct) // 6)
     note = f"; {n} first-order filters in series make its slope" if n > 1 else ""
+    label = f"{'Low' if m.kind == 'low_cut' else 'High'} cut {hz_text(m.freq_hz)}"
     return [
-        Stage(builtin, {"cutoff_frequency_hz": float(m.freq_hz)}, builtin, evidence + note, "eq")
+        Stage(builtin, {"cutoff_frequency_hz": float(m.freq_hz)}, label, evidence + note, "eq")
         for _ in range(n)
     ]
 
@@ -481,16 +485,20 @@ def reconstruct(
     and correct it against ``master`` (its :class:`Analysis`) for up to ``rounds`` rounds;
     the best round's chain (fewest misses) is kept."""
     stages, notes = infer(t)
-    best: tuple[float, list[Stage], Fidelity, Analysis] | None = None
-    made = 0
+    best: tuple[tuple[int, float], list[Stage], Fidelity, Analysis] | None = None
+    made = polish = 0
     for _ in range(rounds + 1):
         got = _measure(stages, mix_audio, sample_rate)
         made += 1
         fid = fidelity(got, master, stages)
-        if best is None or fid.score() < best[0]:
-            best = (fid.score(), [_copy(s) for s in stages], fid, got)
+        rank = (len(fid.failed), fid.score())  # a pass beats any miss, then the margin
+        if best is None or rank < best[0]:
+            best = (rank, [_copy(s) for s in stages], fid, got)
         if fid.passed:
-            break
+            polish += 1
+            # A pass near the tolerances gets up to two more rounds to gain a margin.
+            if fid.score() == 0.0 or polish > _POLISH_ROUNDS:
+                break
         stages = _corrected(stages, got, master, sample_rate)
     assert best is not None
     _, kept, fid, got = best
@@ -534,24 +542,35 @@ def _corrected(
             gain.params["gain_db"] = float(gain.params["gain_db"]) - threshold
         limiter.params["threshold_db"] = float(np.clip(threshold, -60.0, 0.0))
     elif limiter is not None:
-        # The ceiling sets the peaks; the gain into the limiter sets the loudness.
-        before = float(limiter.params["ceiling_db"])
-        after = float(np.clip(before + d_sp, -60.0, 0.0))
-        limiter.params["ceiling_db"] = after
-        gain.params["gain_db"] = float(gain.params["gain_db"]) + d_lufs - (after - before)
+        # The gain into the limiter sets the loudness; the ceiling what the peaks miss
+        # beyond that (a limiter that is not working lets the gain move the peaks).
+        gain.params["gain_db"] = float(gain.params["gain_db"]) + d_lufs
+        ceiling_db = float(limiter.params["ceiling_db"]) + d_sp - d_lufs
+        limiter.params["ceiling_db"] = float(np.clip(ceiling_db, -60.0, 0.0))
     else:
         gain.params["gain_db"] = float(gain.params["gain_db"]) + d_lufs
     gain.params["gain_db"] = float(np.clip(gain.params["gain_db"], -100.0, 40.0))
+    level_ok = abs(d_lufs) <= TOLERANCES["integrated_lufs"]
     comp = next((s for s in stages if s.role == "compressor"), None)
-    d_psr = _miss(master.psr_median_db, got.psr_median_db)
-    if comp is not None and abs(d_psr) > _PSR_STEP_DB:
-        # Peaks the master let through and the render's compressor caught (or the other
-        # way round): its attack was read off a coarse grid; double or halve it.
-        attack = float(comp.params["attack_ms"]) * (2.0 if d_psr > 0 else 0.5)
-        comp.params["attack_ms"] = float(np.clip(attack, 0.05, 200.0))
-    if limiter is None and d_tp < -TOLERANCES["true_peak_dbtp"] and master.sample_peak_dbfs:
-        # The render's peaks overshoot the master's: the master holds them (a limiter
-        # the pile-up test did not see, e.g. behind heavy compression).
+    if comp is not None and level_ok:
+        # Only once the level is right: a time constant moves the level too, and both in
+        # one round swing it back and forth. The larger miss is corrected first.
+        d_psr = _miss(master.psr_median_db, got.psr_median_db)
+        d_lra = _miss(master.loudness_range_lu, got.loudness_range_lu)
+        if abs(d_psr) > _PSR_STEP_DB and abs(d_psr) >= abs(d_lra):
+            # Peaks the master let through and the render's compressor caught (or the
+            # other way round): its attack was read off a coarse grid.
+            attack = float(comp.params["attack_ms"]) * (2.0 if d_psr > 0 else 0.5)
+            comp.params["attack_ms"] = float(np.clip(attack, 0.05, 200.0))
+        elif abs(d_lra) > _LRA_STEP_LU:
+            # A range the render keeps wider than the master (or narrower): the gain
+            # reduction lets go too soon (or holds too long); diff's grid stops at 300 ms.
+            release = float(comp.params["release_ms"]) * (2.0 if d_lra < 0 else 0.5)
+            comp.params["release_ms"] = float(np.clip(release, 1.0, 5000.0))
+    overshoot = d_tp < -TOLERANCES["true_peak_dbtp"] and master.sample_peak_dbfs is not None
+    if limiter is None and overshoot and level_ok:
+        # The render's peaks overshoot the master's at the master's loudness: the master
+        # holds them (a limiter the pile-up test did not see, e.g. behind heavy compression).
         stages = _with_limiter(
             stages,
             min(float(master.sample_peak_dbfs), 0.0),
@@ -620,9 +639,8 @@ def _with_correction(stages: list[Stage], residual: tuple, sample_rate: int) -> 
                 "q": _THIRD_OCTAVE_Q,
             },
             f"Correction {hz_text(f)}",
-            f"render and correct: the 1/3-octave band at {hz_text(f)} of the mix through the "
-            "moves above missed the master's long-term spectrum; a 1/3-octave bell fitted by "
-            "least squares",
+            f"render and correct: the mix through the moves above missed the master's long-term "
+            f"1/3-octave band at {hz_text(f)}; a 1/3-octave bell, fitted by least squares",
             "correction",
         )
         stages.insert(pos, s)

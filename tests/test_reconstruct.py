@@ -125,3 +125,32 @@ def test_moves_become_builtins_with_their_settings(mix) -> None:
     assert shelf.params["cutoff_frequency_hz"] == pytest.approx(150.0, rel=0.26)  # 1/3 octave
     gain = next(s for s in rec.stages if s.builtin == "Gain")
     assert gain.params["gain_db"] == pytest.approx(3.0, abs=0.2)
+
+
+def test_chain_refusals_come_before_the_diff(tmp_path, mix) -> None:
+    """An existing OUT.toml (without --force), OUT onto an input, --chain with --mix: exit 2,
+    one line, before anything is measured."""
+    mix_path, master_path, chain = tmp_path / "mix.wav", tmp_path / "m.wav", tmp_path / "c.toml"
+    sf.write(mix_path, mix[: SR * 2], SR)
+    sf.write(master_path, mix[: SR * 2], SR)
+    chain.write_text("# mine\n")
+    cases = [
+        ((str(mix_path), str(master_path), "--chain", str(chain)), "--force"),
+        ((str(mix_path), str(master_path), "--chain", str(master_path)), "is the input"),
+        (
+            (
+                str(mix_path),
+                str(master_path),
+                "--mix",
+                str(mix_path),
+                "--chain",
+                str(tmp_path / "n.toml"),
+            ),
+            "not with --mix",
+        ),
+    ]
+    for args, text in cases:
+        done = earmark("diff", *args)
+        assert done.returncode == 2, done.stderr
+        assert text in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert chain.read_text() == "# mine\n"

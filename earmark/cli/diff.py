@@ -209,7 +209,13 @@ def _reconstruction(args: argparse.Namespace, t: Transformation) -> Any:
     from earmark.offline.reconstruct import reconstruct_file
     from earmark.outfiles import OutputError, write
 
-    rec = reconstruct_file(t, args.before)
+    try:
+        rec = reconstruct_file(t, args.before)
+    except Exception as exc:  # one line, never a traceback (EARMARK_DEBUG=1 shows it)
+        if _debug():
+            traceback.print_exc()
+        _say(args.chain, f"cannot reconstruct the chain: {type(exc).__name__}: {exc}")
+        return None
     name = os.path.splitext(os.path.basename(args.chain))[0] or "reconstruction"
     text = rec.toml(name, os.path.basename(args.before), os.path.basename(args.after))
     try:

@@ -6,7 +6,7 @@ tolerances (docs/reference.md "Reconstruction fidelity", issue 20): a master mad
 moves inside the model (shelf, compressor, limiter, gain) reconstructs and passes;
 one with a move outside it (a slow gain ride: automation no compressor makes) fails
 and names the measure. The written chain loads with both loaders: `run --chain`'s
-(load_chain, build_chain) and `render --chain`'s.
+(load_chain, build_chain) and `render --chain`'s, and `run` streams it on the JACK server.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _seeded_master(x: np.ndarray, seed: int = 20) -> np.ndarray:
     return _run(plugins, x)
 
 
-def test_seeded_master_reconstructs_and_loads(tmp_path, mix) -> None:
+def test_seeded_master_reconstructs_and_loads(tmp_path, mix, jack_server) -> None:
     mix_path, master_path = tmp_path / "mix.wav", tmp_path / "master.wav"
     chain_path, render_path = tmp_path / "moves.toml", tmp_path / "render.wav"
     sf.write(mix_path, mix, SR, subtype="FLOAT")
@@ -84,6 +84,10 @@ def test_seeded_master_reconstructs_and_loads(tmp_path, mix) -> None:
     # `run --chain`'s loader: the preset by path, built for the live engine.
     built = build_chain(load_chain(str(chain_path)), SR, 2)
     assert len(built) == len(kinds)
+    streamed = earmark("run", "--chain", str(chain_path), "--reference", str(master_path),
+                       "--seconds", "2", "--no-ui")  # fmt: skip
+    assert streamed.returncode == 0, streamed.stderr
+    assert "stream open" in streamed.stderr
     # `render --chain`'s loader: the mix through it measures as the master does.
     rendered = earmark("render", "--chain", str(chain_path), str(mix_path), str(render_path))
     assert rendered.returncode == 0, rendered.stderr

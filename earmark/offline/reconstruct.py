@@ -557,10 +557,15 @@ def _corrected(
         # one round swing it back and forth. The larger miss is corrected first.
         d_psr = _miss(master.psr_median_db, got.psr_median_db)
         d_lra = _miss(master.loudness_range_lu, got.loudness_range_lu)
-        if abs(d_psr) > _PSR_STEP_DB and abs(d_psr) >= abs(d_lra):
+        # Without a limiter the compressor alone shapes the peaks: a true-peak miss
+        # says its attack is off when PSR (a median) does not.
+        peaks = d_psr if abs(d_psr) > _PSR_STEP_DB else 0.0
+        if not peaks and limiter is None and abs(d_tp) > 0.8 * TOLERANCES["true_peak_dbtp"]:
+            peaks = d_tp if abs(d_lra) <= _LRA_STEP_LU else 0.0
+        if peaks and abs(peaks) >= abs(d_lra):
             # Peaks the master let through and the render's compressor caught (or the
             # other way round): its attack was read off a coarse grid.
-            attack = float(comp.params["attack_ms"]) * (2.0 if d_psr > 0 else 0.5)
+            attack = float(comp.params["attack_ms"]) * (2.0 if peaks > 0 else 0.5)
             comp.params["attack_ms"] = float(np.clip(attack, 0.05, 200.0))
         elif abs(d_lra) > _LRA_STEP_LU:
             # A range the render keeps wider than the master (or narrower): the gain
@@ -622,7 +627,10 @@ def _with_correction(stages: list[Stage], residual: tuple, sample_rate: int) -> 
         for s in stages
         if s.role == "correction"
     }
-    pos = max((i for i, s in enumerate(stages) if s.role in ("eq", "correction")), default=-1) + 1
+    # After the compressor, before the make-up and the limiter: the compressor's detector
+    # does not see them (a bass cut before a fast compressor lowers its gain reduction
+    # and gives the bass back), so what they correct stays corrected.
+    pos = next(i for i, s in enumerate(stages) if s.role == "gain")
     for f, g in zip(hz, gains, strict=True):
         key = round(float(f), 1)
         if key in existing:

@@ -557,10 +557,12 @@ def _corrected(
         # one round swing it back and forth. The larger miss is corrected first.
         d_psr = _miss(master.psr_median_db, got.psr_median_db)
         d_lra = _miss(master.loudness_range_lu, got.loudness_range_lu)
-        # Without a limiter the compressor alone shapes the peaks: a true-peak miss
-        # says its attack is off when PSR (a median) does not.
+        # Without a limiter, or before one that clips, the compressor's attack decides what
+        # reaches the peaks (a clip's inter-sample overs grow with what it is handed): a
+        # true-peak miss says the attack is off when PSR (a median) does not.
         peaks = d_psr if abs(d_psr) > _PSR_STEP_DB else 0.0
-        if not peaks and limiter is None and abs(d_tp) > 0.8 * TOLERANCES["true_peak_dbtp"]:
+        clips = limiter is None or limiter.builtin == "Limiter"
+        if not peaks and clips and abs(d_tp) > 0.8 * TOLERANCES["true_peak_dbtp"]:
             peaks = d_tp if abs(d_lra) <= _LRA_STEP_LU else 0.0
         if peaks and abs(peaks) >= abs(d_lra):
             # Peaks the master let through and the render's compressor caught (or the

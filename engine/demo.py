@@ -336,17 +336,11 @@ def through_chain(
     up with ``audio`` sample for sample. Raises what loading and building the
     chain raise (``PresetError`` naming the file and line, ``OSError``).
     """
-    from .chains import build_chain, load_chain
+    from .chains import load_chain
+    from .chains.render import render
 
     x = np.ascontiguousarray(audio, dtype=np.float32)
-    frames, channels = x.shape
-    built = build_chain(load_chain(chain), sample_rate, channels)
-    latency = int(built.latency_samples)
-    padded = np.concatenate([x, np.zeros((latency, channels), dtype=np.float32)])
-    out = np.empty_like(padded)
-    for start in range(0, len(padded), blocksize):
-        out[start : start + blocksize] = built.process(padded[start : start + blocksize])
-    return out[latency : latency + frames]
+    return render(load_chain(chain), x, sample_rate, tail=False, block_frames=blocksize).audio
 
 
 def write_demo_files(

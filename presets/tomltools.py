@@ -10,6 +10,8 @@ whose :class:`~earmark.errors.PresetError` it raises too.)
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -19,12 +21,14 @@ from earmark.errors import PresetError
 
 __all__ = [
     "TomlLines",
+    "chain_text",
     "choices",
     "did_you_mean",
     "num",
     "parse_toml",
     "show_value",
     "toml_files",
+    "toml_value",
 ]
 
 
@@ -87,6 +91,49 @@ def show_value(value: Any, string_word: bool = False) -> str:
     if isinstance(value, list):
         return "an array"
     return type(value).__name__
+
+
+def toml_value(value: Any) -> str:
+    """A value written as TOML: ``true``, ``-3.5``, ``"text"`` (finite numbers only)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"TOML has no value for {value}")
+        text = repr(float(value))
+        return text if ("." in text or "e" in text) else text + ".0"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML's basic string's
+    raise TypeError(f"cannot write {type(value).__name__} as a TOML value")
+
+
+def _comment(lines: Sequence[str]) -> list[str]:
+    return ["# " + part if part else "#" for line in lines for part in str(line).splitlines()]
+
+
+def chain_text(
+    name: str,
+    description: str,
+    plugins: Sequence[tuple[Mapping[str, Any], Sequence[str]]],
+    header: Sequence[str] = (),
+) -> str:
+    """A chain preset's TOML text (the format of ``earmark.engine.chains.spec``).
+
+    ``plugins`` are (table, comment lines) in signal order: each table's keys and
+    values (``builtin``, ``label``, parameters with their units) are written in
+    order under a ``[[plugin]]`` header, its comment lines just above it;
+    ``header`` lines open the file as comments.
+    """
+    out = _comment(header)
+    out += [f"name = {toml_value(name)}", f"description = {toml_value(description)}", "version = 1"]
+    for table, comments in plugins:
+        out.append("")
+        out += _comment(comments)
+        out.append("[[plugin]]")
+        out += [f"{key} = {toml_value(value)}" for key, value in table.items()]
+    return "\n".join(out) + "\n"
 
 
 class TomlLines:

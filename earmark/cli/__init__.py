@@ -2,7 +2,7 @@
 
 This package's ``main`` parses the arguments; every command group lives in its own
 module and registers its subcommands in :func:`_parser`: ``analyze`` (analyze and
-``demo --offline``), ``live`` (demo, run, devices), ``plugins``, ``diff``,
+``demo --offline``), ``live`` (demo, run, devices), ``plugins``, ``diff``, ``render``,
 ``profile``, ``snapshots`` (snapshots, snapshot, history), ``midi``, ``dashboard``.
 ``args`` holds the argument checks every command shares.
 
@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         midi,
         plugins,
         profile,
+        render,
         snapshots,
     )
     from earmark.cli import audit as audit_cli  # earmark audit (issue 21)
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins.register(sub)
     diff.register(sub)
     compare.register(sub)
+    render.register(sub)
     profile.register(sub)
     dashboard.register(sub)
     snapshots.register(sub)

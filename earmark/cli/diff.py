@@ -1,5 +1,5 @@
 """``earmark diff BEFORE AFTER [--json] [--report OUT.html [--force]] [--profile P] [--mix MIX]``
-``[--platforms [LIST]]``.
+``[--platforms [LIST]]`` ``[--chain OUT.toml]``.
 
 Explains what turned BEFORE into AFTER (see :func:`earmark.diff`): loudness and
 gain, the EQ as moves, compression and limiting, PSR/LRA/crest/transient and
@@ -9,6 +9,11 @@ side by side, so each version's choices are described. ``--platforms [LIST]`` sa
 what AFTER's loudness change buys and costs on each platform (with ``--mix``: the
 second master's against the first's), with both outcome tables; ``--json`` adds a
 ``platforms`` list (per platform ``name``, ``before``, ``after``, ``summary``).
+
+``--chain OUT.toml`` writes what diff inferred as a chain preset of pedalboard
+built-ins (:mod:`earmark.offline.reconstruct`), renders BEFORE through it and prints
+the fidelity check against AFTER every time (``--json``: the ``reconstruction``
+object, with ``chain`` the file written); OUT.toml follows the report's rules.
 
 Output: a short readable report (default), one JSON object (``--json``; with
 ``--mix`` an object ``{"mix": ..., "versions": [...]}``), and optionally a
@@ -88,6 +93,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="MIX",
         help="BEFORE and AFTER are two masters of MIX: diff each against MIX, side by side",
     )
+    p.add_argument(
+        "--chain",
+        metavar="OUT.toml",
+        help="write the inferred moves as a chain preset, render BEFORE through it and print "
+        "the fidelity check against AFTER",
+    )
     from earmark.cli.analyze import add_codecs_option, add_platforms_option
 
     add_platforms_option(p)
@@ -135,6 +146,8 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except OutputError as exc:
             print(f"{_PROG}: {exc}", file=sys.stderr, flush=True)
             return EXIT_USAGE
+    if args.chain is not None and not _chain_writable(args, parser):
+        return EXIT_USAGE
     profile = None
     if args.profile is not None:
         try:
@@ -162,6 +175,7 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _say_doubts([(f"{args.before}, {args.after}", t)])
     labels = ("BEFORE", "AFTER")
     compared = _codecs_of(args, t, codecs, profile) if codecs else None
+    rec = _reconstruction(args, t) if args.chain else None
     written = True
     if args.report:
         from earmark.offline.report import diff_report
@@ -172,15 +186,77 @@ def _cmd_diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         obj = _with_platforms(t.to_dict(), t.before, t.after, args.platforms)
         if compared is not None:
             _add_codecs_json(obj, compared)
+        if rec is not None:
+            obj["reconstruction"] = {"chain": args.chain, **rec.to_dict()}
         _print_json(obj)
     else:
         _print_human(t, labels)
         _print_platforms(t.before, t.after, args.platforms, _labels(args.before, args.after))
         if compared is not None:
             _print_codecs(compared, labels)
+        if rec is not None:
+            _print_fidelity(args, rec)
         if args.report and written:
             print(f"{_PROG}: report written to {args.report}", file=sys.stderr)
-    return EXIT_OK if written else EXIT_USAGE
+    return EXIT_OK if written and (rec is not None or not args.chain) else EXIT_USAGE
+
+
+def _chain_writable(args: argparse.Namespace, parser: argparse.ArgumentParser) -> bool:
+    """``--chain``'s file can be written (before the long diff); not with ``--mix``."""
+    from earmark.outfiles import OutputError, check
+
+    if args.mix:
+        parser.error("--chain: reconstructs BEFORE -> AFTER; not with --mix")
+    try:
+        check(args.chain, inputs=_inputs(args), force=args.force, option="--chain")
+    except OutputError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _reconstruction(args: argparse.Namespace, t: Transformation) -> Any:
+    """Infer, render and check the chain, write it; None (the cause said) if not written."""
+    from earmark.offline.reconstruct import reconstruct_file
+    from earmark.outfiles import OutputError, write
+
+    try:
+        rec = reconstruct_file(t, args.before)
+    except Exception as exc:  # one line, never a traceback (EARMARK_DEBUG=1 shows it)
+        if _debug():
+            traceback.print_exc()
+        _say(args.chain, f"cannot reconstruct the chain: {type(exc).__name__}: {exc}")
+        return None
+    name = os.path.splitext(os.path.basename(args.chain))[0] or "reconstruction"
+    text = rec.toml(name, os.path.basename(args.before), os.path.basename(args.after))
+    try:
+        write(args.chain, text, inputs=_inputs(args), force=args.force, option="--chain")
+    except OutputError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr, flush=True)
+        return None
+    if args.json:  # stdout is JSON: the verdict on stderr, every time
+        verdict = (
+            "passed"
+            if rec.fidelity.passed
+            else "FAILED: " + ", ".join(c.label for c in rec.fidelity.failed)
+        )
+        _say(args.chain, f"chain written; fidelity check {verdict}")
+    return rec
+
+
+def _print_fidelity(args: argparse.Namespace, rec: Any) -> None:
+    con = _console()
+    fid = rec.fidelity
+    con.print()
+    con.print(
+        f"[bold]Chain[/bold] written to {args.chain} ({len(rec.stages)} plugins)", soft_wrap=True
+    )
+    verdict = "[green]passed[/green]" if fid.passed else "[bold red]FAILED[/bold red]"
+    con.print(f"[bold]Fidelity check[/bold] (BEFORE rendered through it, against AFTER): {verdict}")
+    for line in fid.lines():
+        con.print("  " + line, markup=False, soft_wrap=True)
+    for note in rec.notes:
+        con.print("  " + note, markup=False, soft_wrap=True)
 
 
 def _run_mix(args: argparse.Namespace, profile: Any) -> int:

@@ -100,6 +100,10 @@ def test_the_json_object_is_plain_json(comparison):
     assert doc["a"] == "A" and doc["loudness_diff_lu"] > 5
     assert any(m["kind"] == "high shelf" for m in doc["moves"])
     assert doc["a_diff"]["gain_db"] is not None
+    # Each master's explainability, overall and per band and section (0-1).
+    for side in ("a", "b"):
+        ex = doc["explainability"][side]
+        assert 0.5 < ex["overall"] <= 1.0 and len(ex["bands"]) == 9 and ex["sections"]
 
 
 def test_history_shows_the_manual_masters_drifting_toward_the_automatic_ones(tmp_path):

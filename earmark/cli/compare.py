@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="explain a pair whose alignment is doubtful anyway",
     )
     p.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="skip the explainability (each master's moves rebuilt as a chain and the mix "
+        "rendered through it: about one diff's time more per master)",
+    )
+    p.add_argument(
         "--no-store",
         action="store_true",
         help="do not keep the verdict for `earmark history` (kept by default)",
@@ -72,7 +78,8 @@ def _cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             return EXIT_USAGE
     names = (_name(args.a), _name(args.b))
     try:
-        c = compare(args.mix, args.a, args.b, profile=profile, force=args.force, names=names)
+        c = compare(args.mix, args.a, args.b, profile=profile, force=args.force, names=names,
+                    explain=not args.no_explain)  # fmt: skip
     except DoubtfulAlignmentError as exc:
         _say(f"{args.mix}, {args.a}, {args.b}", f"{exc}; nothing compared (--force does)")
         return EXIT_UNAVAILABLE
@@ -124,6 +131,15 @@ def _print(c: Any, mix: str) -> None:
     con.print(f"[bold]Moves[/bold] ({escape(c.a_name)} | {escape(c.b_name)}, each against the mix)")
     for m in c.moves:
         con.print("  " + escape(m.text(c.a_name, c.b_name)), soft_wrap=True)
+    if c.explainability:
+        con.print("[bold]Explainability[/bold] (1 - what is left after the moves / the change)")
+        for name, key in ((c.a_name, "a"), (c.b_name, "b")):
+            ex = c.explainability.get(key)
+            line = "not measured (another sample rate than the mix)" if ex is None else (
+                ex.sentence(name)
+                + ("" if ex.passed_fidelity else " (its chain failed the fidelity check)")
+            )  # fmt: skip
+            con.print(f"  {escape(line)}", soft_wrap=True)
     con.print("[bold]Flags introduced[/bold] (relative to the mix)")
     for name, t in ((c.a_name, c.to_a), (c.b_name, c.to_b)):
         flags = t.flags_introduced

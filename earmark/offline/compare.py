@@ -140,7 +140,9 @@ class Comparison:
                 "a": list(self.to_a.flags_introduced),
                 "b": list(self.to_b.flags_introduced),
             },
-            "explainability": self.explainability,
+            "explainability": {
+                k: None if v is None else v.to_dict() for k, v in self.explainability.items()
+            },
             "a_diff": self.to_a.to_dict(),
             "b_diff": self.to_b.to_dict(),
         }
@@ -155,11 +157,20 @@ def compare(
     profile: Any = None,
     force: bool = False,
     names: tuple[str, str] = ("A", "B"),
+    explain: bool = True,
 ) -> Comparison:
-    """Compare masters ``a`` and ``b`` of ``mix`` (files or arrays, as ``diff`` takes)."""
+    """Compare masters ``a`` and ``b`` of ``mix`` (files or arrays, as ``diff`` takes).
+
+    ``explain``: also reconstruct each master's moves as a chain, render the mix through
+    it and measure how much of each master they explain (earmark.offline.explainability;
+    about one diff's time more per master).
+    """
     prof, prof_name = profile_and_name(profile)
     to_a = diff(mix, a, sample_rate=sample_rate, profile=prof, force=force)
     to_b = diff(mix, b, sample_rate=sample_rate, profile=prof, force=force)
+    explained: dict[str, Any] = {}
+    if explain:
+        explained = _explained(mix, (a, b), (to_a, to_b), sample_rate)
     A, B = to_a.after, to_b.after
     tone_a, tone_b = tone_db(A), tone_db(B)
     span = _differ_most(to_a, to_b)
@@ -178,7 +189,33 @@ def compare(
         differ_most_s=None if span is None else span[:2],
         differ_most_db=None if span is None else span[2],
         moves=tuple(pair_moves(to_a, to_b, prof)),
+        explainability=explained,
     )
+
+
+def _explained(mix: Any, masters: tuple[Any, Any], diffs: tuple[Any, Any], rate: int | None):
+    """{"a": Explainability, "b": ...}; a master at another rate than the mix: None."""
+    from earmark.offline.explainability import explain_master
+
+    mix_audio, mix_rate = _audio(mix, rate)
+    out: dict[str, Any] = {}
+    for key, master, t in zip(("a", "b"), masters, diffs, strict=True):
+        audio, master_rate = _audio(master, rate)
+        out[key] = (
+            explain_master(t, mix_audio, audio, mix_rate)[0] if master_rate == mix_rate else None
+        )
+    return out
+
+
+def _audio(source: Any, rate: int | None) -> tuple[np.ndarray, int]:
+    """(frames, channels) float32 audio and its rate, from a file or an array."""
+    if isinstance(source, np.ndarray):
+        x = source if source.ndim == 2 else source[:, None]
+        return np.ascontiguousarray(x, dtype=np.float32), int(rate or 0)
+    from earmark.engine.files import iter_blocks, open_audio
+
+    info = open_audio(source)
+    return np.concatenate(list(iter_blocks(source, 65536, dtype="float32"))), info.sample_rate
 
 
 def tone_db(analysis: Any) -> dict[str, float]:

@@ -229,6 +229,8 @@ def run_case(case: Case, learned_path: str) -> dict[str, Any]:
         "psr_median_db": a.psr_median_db,
         "psr_change_db": _delta(b.psr_median_db, a.psr_median_db),
         "presence_change_db": _delta(pb, pa),
+        "presence_minus_body_db": pa,
+        "air_minus_body_db": presence_minus_body_db(a, AIR_HZ),
         "air_change_db": _delta(
             presence_minus_body_db(b, AIR_HZ), presence_minus_body_db(a, AIR_HZ)
         ),
@@ -455,6 +457,19 @@ def report(results: list[dict[str, Any]], console: Any, list_cases: bool) -> Non
         t.add_row(kind, str(len(rs)), *(_f(med[k]) for k in _MEASURED))
     console.print(t)
 
+    sep = separability(results)
+    if sep:
+        console.print(
+            "single-file separability, band/body of the untouched pieces against what the"
+            " harsh EQ moved (a BEFORE removes the spread across pieces): "
+            + "; ".join(
+                f"{d['band']} {d['min_db']:.1f}..{d['max_db']:.1f} dB (sd {d['sd_db']:.1f},"
+                f" {d['pieces']} pieces), moved {d['moved_db']:+.1f} dB, d' {d['d_prime']:.2f}"
+                for d in sep
+            ),
+            markup=False,
+        )
+
     t = Table(title="Precision / recall per flag class (TP/FP/FN), any severity")
     t.add_column("mode")
     for cls in CLASSES:
@@ -507,6 +522,45 @@ def report(results: list[dict[str, Any]], console: Any, list_cases: bool) -> Non
     for goal, measured, met in goals(results):
         t.add_row(goal, measured, "[green]yes[/]" if met else "[red]no[/]")
     console.print(t)
+
+
+def separability(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Why a single file is hard: how far the harsh EQ moved each band relative to the
+    body, against how far the untouched pieces already differ from one another in it.
+
+    Per band (2-5 kHz, 5-10 kHz): the untouched pieces' range and standard deviation
+    (n - 1), the median change over the harsh and combo cases, and d', that change
+    over that deviation. With d' well under 2, no threshold on the band alone finds
+    70 % of the boosts while leaving 95 % of untouched masters alone, whatever profile
+    sets it; a BEFORE version removes the spread across pieces.
+    """
+    untouched = [r for r in results if r["kind"] == "untouched"]
+    harsh = [r for r in results if r["family"] in ("harsh", "combo")]
+    out = []
+    for name, level_key, change_key in (
+        ("2-5 kHz", "presence_minus_body_db", "presence_change_db"),
+        ("5-10 kHz", "air_minus_body_db", "air_change_db"),
+    ):
+        levels = [r["measures"].get(level_key) for r in untouched]
+        levels = [v for v in levels if v is not None]
+        moved = _median([r["measures"][change_key] for r in harsh])
+        if len(levels) < 2 or moved is None:
+            continue
+        sd = float(np.std(levels, ddof=1))
+        if sd <= 0.0:
+            continue
+        out.append(
+            {
+                "band": name,
+                "pieces": len(levels),
+                "min_db": min(levels),
+                "max_db": max(levels),
+                "sd_db": sd,
+                "moved_db": moved,
+                "d_prime": moved / sd,
+            }
+        )
+    return out
 
 
 def write_cases(todo: Sequence[Case], out_dir: Path) -> None:

@@ -188,3 +188,31 @@ def test_precision_and_recall_count_each_case_once_per_class_on_a_hand_made_tabl
     assert goals["alignment exact on every pair"] == ("5/7", False)
     assert goals["alignment exact, piece vs itself"] == ("1/1", True)
     assert goals["controls: no problem flag (live)"] == ("33%", False)
+
+
+def test_separability_sets_the_harsh_move_against_the_spread_of_untouched_pieces():
+    def case(family: str, kind: str, level: float, change: float) -> dict:
+        out = _result(family, kind, [])
+        out["measures"] = {
+            "presence_minus_body_db": level,
+            "presence_change_db": change,
+            "air_minus_body_db": None,
+            "air_change_db": None,
+        }
+        return out
+
+    table = [
+        case("control", "untouched", -12.0, 0.0),
+        case("control", "untouched", -8.0, 0.0),
+        case("control", "untouched", -10.0, 0.0),
+        case("control", "gain", -10.0, 0.0),  # not an untouched piece: not in the spread
+        case("harsh", "harsh", -7.0, 3.0),
+        case("harsh", "harsh", -6.0, 1.0),
+        case("combo", "combo", -5.0, 2.0),
+    ]
+    (d,) = judgement.separability(table)  # no 5-10 kHz readings: that band is left out
+    assert d["band"] == "2-5 kHz" and d["pieces"] == 3
+    assert (d["min_db"], d["max_db"]) == (-12.0, -8.0)
+    assert d["sd_db"] == pytest.approx(2.0)  # sample deviation of -12, -8, -10
+    assert d["moved_db"] == pytest.approx(2.0)  # median of 3, 1, 2
+    assert d["d_prime"] == pytest.approx(1.0)

@@ -151,3 +151,21 @@ def test_compare_keeps_its_verdict_unless_told_not_to(versions, comparison, tmp_
     proc = earmark(*args, "--json", "--no-store", env=dict(os.environ, EARMARK_HOME=str(other)))
     assert proc.returncode == 0 and json.loads(proc.stdout)["b"] == "manual.wav"
     assert not (other / "earmark.sqlite").exists()
+
+
+def test_the_report_puts_the_verdict_moves_and_explainability_before_the_two_masters(
+    comparison,
+):
+    import re
+
+    from earmark.offline.report import compare_report
+
+    page = compare_report(comparison, "mix.wav")
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings[:4] == [
+        "Verdict",
+        "Moves, paired (each against the mix)",
+        "Explainability: the share of each master&#x27;s change its listed moves explain",
+        "What each version did",
+    ]
+    assert "high shelf" in page and comparison.verdict.split(";")[0] in page

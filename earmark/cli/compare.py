@@ -30,11 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("a", metavar="A", help="one master (e.g. the automatic one)")
     p.add_argument("b", metavar="B", help="the other (e.g. the manual one)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--report",
+        metavar="OUT.html",
+        help="also write a self-contained HTML page: the verdict, the moves paired, the "
+        "explainability, the two masters side by side (--force replaces an existing one)",
+    )
     p.add_argument("--profile", metavar="NAME|FILE", help="the profile that says which is favoured")
     p.add_argument(
         "--force",
         action="store_true",
-        help="explain a pair whose alignment is doubtful anyway",
+        help="explain a pair whose alignment is doubtful anyway; replace an existing --report",
     )
     p.add_argument(
         "--no-explain",
@@ -69,6 +75,15 @@ def _cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             bad = True
     if bad:
         return EXIT_UNAVAILABLE
+    inputs = [args.mix, args.a, args.b]
+    if args.report is not None:
+        from earmark.outfiles import OutputError, check
+
+        try:  # before the (long) comparison; the write checks again
+            check(args.report, inputs=inputs, force=args.force, option="--report")
+        except OutputError as exc:
+            _say("--report", str(exc))
+            return EXIT_USAGE
     profile = None
     if args.profile is not None:
         try:
@@ -92,6 +107,17 @@ def _cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     doc = _plain(c.to_dict())
     if not args.no_store:
         _store(doc, args.mix)
+    if args.report is not None:
+        from earmark.offline.report import compare_report, write_report
+        from earmark.outfiles import OutputError
+
+        try:
+            write_report(args.report, compare_report(c, _name(args.mix)), inputs=inputs,
+                         force=args.force)  # fmt: skip
+        except OutputError as exc:
+            _say("--report", str(exc))
+            return EXIT_USAGE
+        _say("report written to", args.report)
     if args.json:
         print(json.dumps(doc, indent=2, allow_nan=False))
         return EXIT_OK

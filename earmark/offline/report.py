@@ -397,6 +397,68 @@ def mix_report(
 ) -> str:
     """Two (or more) masters of one mix, each diffed against the mix, side by side
     (``platforms``: the second master against the first on each platform, as the text)."""
+    title = f"earmark diff: two masters of {mix_label}"
+    sub = " · ".join(f"{label}: {t.after.file or label}" for label, t in versions)
+    return render_html(title, mix_sections(mix_label, versions, platforms), subtitle=sub)
+
+
+def compare_report(c: Any, mix_label: str) -> str:
+    """``earmark compare --report``: the verdict, the moves paired, each master's
+    explainability, then the two masters side by side (as ``diff --mix``)."""
+    a, b = c.a_name, c.b_name
+    sections = [
+        Section("Verdict", paragraphs=(c.verdict + ".",)),
+        Section(
+            "Moves, paired (each against the mix)",
+            table=[("move", a, b, "favours", "why"), *(_move_row(m, a, b) for m in c.moves)],
+        ),
+    ]
+    explained = [(name, c.explainability.get(key)) for name, key in ((a, "a"), (b, "b"))]
+    if any(ex is not None for _, ex in explained):
+        from earmark.meters.flags import hz_text
+
+        hz = [h for h, _ in next(ex for _, ex in explained if ex is not None).bands]
+        rows = [("master", "overall", *(hz_text(h) for h in hz))]
+        for name, ex in explained:
+            if ex is not None:
+                shares = dict(ex.bands)
+                rows.append((name, _share(ex.overall), *(_share(shares.get(h)) for h in hz)))
+        sections.append(
+            Section(
+                "Explainability: the share of each master's change its listed moves explain",
+                paragraphs=tuple(ex.sentence(name) + "." for name, ex in explained if ex),
+                table=rows,
+            )
+        )
+    sections.extend(mix_sections(mix_label, [(a, c.to_a), (b, c.to_b)]))
+    return render_html(
+        f"earmark compare: two masters of {mix_label}",
+        sections,
+        subtitle=f"{a}: {c.to_a.after.file or a} · {b}: {c.to_b.after.file or b}",
+    )
+
+
+def _move_row(m: Any, a: str, b: str) -> tuple[str, ...]:
+    favours = {"A": a, "B": b}.get(m.favours or "", "-")
+    return (
+        m.kind,
+        m.a or "none",
+        m.b or "none",
+        favours,
+        m.why.replace("{a}", a).replace("{b}", b),
+    )
+
+
+def _share(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f} %"
+
+
+def mix_sections(
+    mix_label: str,
+    versions: Sequence[tuple[str, Transformation]],
+    platforms: Sequence[Any] = (),
+) -> list[Section]:
+    """The sections of :func:`mix_report`."""
     sections: list[Section] = []
     sections.append(
         Section(
@@ -413,10 +475,15 @@ def mix_report(
     )
     fig = new_figure(10, 3.8)
     ax = fig.subplots()
+    span = 3.0
     for i, (label, t) in enumerate(versions):
         color = (AFTER_COLOR, *EXTRA_COLORS)[i % (1 + len(EXTRA_COLORS))]
         r = t.result
         plot_eq_curve(ax, r.curve_hz, r.curve_db, label=label, color=color)
+        db = np.asarray(r.curve_db, dtype=np.float64)
+        if np.isfinite(db).any():
+            span = max(span, float(np.nanmax(np.abs(db[np.isfinite(db)]))) + 2.5)
+    ax.set_ylim(-span, span)  # one axis wide enough for every curve (a +8 dB shelf too)
     ax.legend(loc="lower left", fontsize=8)
     fig2 = new_figure(10, 4.2)
     axes = fig2.subplots(1, len(versions), sharey=True, squeeze=False)[0]
@@ -458,9 +525,7 @@ def mix_report(
     for label, t in versions:
         sections.append(Section(f"{mix_label} → {label}", columns=()))
         sections.extend(_diff_sections(t, mix_label, label, headline=False))
-    title = f"earmark diff: two masters of {mix_label}"
-    sub = " · ".join(f"{label}: {t.after.file or label}" for label, t in versions)
-    return render_html(title, sections, subtitle=sub)
+    return sections
 
 
 def _change_table(t: Transformation, before_label: str, after_label: str) -> list[list[str]]:

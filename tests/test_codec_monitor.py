@@ -239,3 +239,15 @@ def test_codec_commands_state_frame_and_snapshot_in_a_session(tmp_path, monkeypa
     finally:
         session.stop()
     assert not monitor.alive  # stopped with the session, after the audio
+
+
+def test_codec_keys_without_a_codec_monitor_say_why_nothing_changes():
+    from earmark.live.audio import AudioSetup
+    from earmark.live.build import SessionPlan, build_session
+
+    setup = AudioSetup(device=None, sample_rate=48000, null_reason="a test without a device")
+    session = build_session(SessionPlan("run", setup, isolate=False), say=lambda _: None)
+    session.call("codec", "toggle")  # what C sends (ui.conventions); nothing is started
+    assert session.status[-1].text == (
+        "no codec monitor in this session: start it with --codec-monitor NAME"
+    )

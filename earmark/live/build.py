@@ -133,4 +133,10 @@ def build_session(plan: SessionPlan, say: Callable[[str], None]) -> Any:
         from earmark.live.codec_monitor import CodecMonitorService
 
         session.add_service(CodecMonitorService(monitor), name="codec")
+    else:  # C and X say why nothing changes, instead of doing nothing
+        session.handle("codec", _no_codec_monitor)
     return session
+
+
+def _no_codec_monitor(session: Any, *_: object) -> None:
+    session.note("codec", "no codec monitor in this session: start it with --codec-monitor NAME")

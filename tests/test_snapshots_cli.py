@@ -511,3 +511,25 @@ def test_an_audio_clip_is_stored_as_flac_and_exported_bit_exact(home, tmp_path, 
     assert np.abs(back - clip_audio).max() <= 2.0**-23
     code, _, err = run(capsys, "snapshots", "export", str(without), "--format", "flac")
     assert code == 3 and "has no audio clip" in err
+
+
+def test_a_snapshots_chain_exports_as_a_preset_that_rebuilds_it(home, tmp_path, capsys):
+    from earmark.engine.chains.spec import load_chain
+
+    # A chain edited live: its compressor's ratio 4 and the Gain bypassed, as taken.
+    doc = doc_for(compressor(4.0), gain(6.0), label="edited")
+    doc["paths"][1]["chain"]["plugins"][1]["bypass"] = True
+    (sid,) = store_docs(("chain", "2025-03-01 10:00", [doc]))
+    out = tmp_path / "edited.toml"
+    code, _, err = run(capsys, "snapshots", "export", str(sid), "--format", "chain",
+                       "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    spec = load_chain(out)
+    assert [(p.target, dict(p.params), p.bypass) for p in spec.plugins] == [
+        ("Compressor", {"threshold_db": -30.0, "ratio": 4.0, "attack_ms": 0.1,
+                        "release_ms": 200.0}, False),
+        ("Gain", {"gain_db": 6.0}, True),
+    ]  # fmt: skip
+    code, _, err = run(capsys, "snapshots", "export", str(sid), "--format", "chain",
+                       "--out", str(out))  # fmt: skip
+    assert code == 2 and "--force" in err  # never over an existing file without --force

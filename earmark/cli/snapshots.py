@@ -31,7 +31,7 @@ from earmark.termtext import printable, printable_data, printable_lines
 
 _PIPE_WIDTH = 160
 
-FORMATS = ("json", "csv", "html", "png", "flac")
+FORMATS = ("json", "csv", "html", "png", "flac", "chain")
 # Snapshot ids are SQLite integers: a larger number names no snapshot.
 _MAX_ID = 2**63 - 1
 
@@ -81,12 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     export = verbs.add_parser(
         "export",
-        help="write a snapshot as JSON, CSV, HTML or PNG (or its audio clip as FLAC)",
+        help="write a snapshot as JSON, CSV, HTML or PNG (or its audio clip as FLAC, or its "
+        "chain as a preset: --format chain)",
     )
     export.add_argument("id", type=int, metavar="ID")
     export.add_argument("--format", choices=FORMATS, default="json")
     export.add_argument("--out", metavar="FILE", help="output file (default: stdout for json/csv, "
-                        "snapshot-ID.html/.png/.flac otherwise)")  # fmt: skip
+                        "snapshot-ID.html/.png/.flac/.toml otherwise)")  # fmt: skip
     export.add_argument("--force", action="store_true", help="replace an existing FILE")
     export.set_defaults(handler=_cmd_export, subparser=export)
     snaps.set_defaults(handler=_need_verb, subparser=snaps)
@@ -522,7 +523,8 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         # The database and its journals are what this command reads: never written over.
         inputs = [database, *(f"{database}{end}" for end in ("-wal", "-shm", "-journal"))]
         to_stdout = args.format in ("json", "csv") and args.out in (None, "-")
-        out = Path(args.out or f"snapshot-{args.id}.{args.format}")
+        ext = "toml" if args.format == "chain" else args.format
+        out = Path(args.out or f"snapshot-{args.id}.{ext}")
         if not to_stdout:
             from earmark import outfiles
 
@@ -538,6 +540,12 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                     text = printable_lines(text)  # shown, not interpreted (JSON escapes itself)
                 sys.stdout.write(text)
                 return EXIT_OK
+            return _write(out, text.encode(), inputs, args.force)
+        if args.format == "chain":
+            text = snapshots.chain_preset(doc)
+            if text is None:
+                _say(f"snapshot {args.id} has no chain on any path")
+                return EXIT_UNAVAILABLE
             return _write(out, text.encode(), inputs, args.force)
         if args.format == "flac":
             with open_store() as store:

@@ -202,6 +202,29 @@ def chain_state(chain: Any) -> dict | None:
     }
 
 
+def chain_preset(doc: dict) -> str | None:
+    """The chain of a snapshot as a preset's TOML text, with the parameters and bypass in
+    force when it was taken (live edits included), to load again (``run --chain``): the A
+    path's chain, else B's, else the first path's that has one. None without a chain."""
+    from earmark.presets.tomltools import chain_text
+
+    order = sorted(doc.get("paths") or [], key=lambda p: {"A": 0, "B": 1}.get(p.get("role"), 2))
+    chains = [p["chain"] for p in order if (p.get("chain") or {}).get("kind") == "chain"]
+    if not chains:
+        return None
+    plugins = []
+    for plug in chains[0].get("plugins") or ():
+        table: dict[str, Any] = {plug.get("kind") or "builtin": plug.get("target")}
+        table.update({"label": plug["label"]} if plug.get("label") else {})
+        table.update({"bypass": True} if plug.get("bypass") else {})
+        table.update({"mono": plug["mono"]} if plug.get("mono") not in (None, "auto") else {})
+        plugins.append(({**table, **(plug.get("parameters") or {})}, ()))
+    what = f"The chain of snapshot {doc.get('id', '?')} ({doc.get('label') or 'no label'})"
+    header = [f"{what}: its parameters and bypass when taken, live edits included."]
+    name, about = chains[0].get("name") or "snapshot chain", chains[0].get("description") or ""
+    return chain_text(str(name), str(about), plugins, header)
+
+
 def flag_dict(flag: Any) -> dict:
     """A flag as DESIGN.md's dict: a dict as it is, a detector ``Flag`` through ``to_dict``."""
     if isinstance(flag, Mapping):

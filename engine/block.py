@@ -426,7 +426,8 @@ def codec_stage(table: np.ndarray, outdata: np.ndarray, n: int) -> None:
     between CLEAN, ON and ARTEFACTS is seamless.
 
     A block the host had not finished (late, dead) or returned non-finite or absurd
-    plays the delayed clean mix instead, counted in C_FALLBACKS: never garbage.
+    plays the delayed clean mix instead (silence in ARTEFACTS), counted in C_FALLBACKS:
+    never garbage.
     """
     ex = _ints(table[C_EXCHANGE], H_COUNT)
     if n > ex[H_MAX_BLOCK]:
@@ -451,8 +452,13 @@ def codec_stage(table: np.ndarray, outdata: np.ndarray, n: int) -> None:
     mode = table[C_MODE]
     if mode == CODEC_OFF:
         return
+    # A block the host did not deliver: the delayed clean mix while the decoded stream is
+    # heard, silence while only the artefacts are (the whole mix there would jump 20 dB
+    # or more above what the listener is hearing).
+    quiet = False
     if bad and mode != CODEC_CLEAN:
         table[C_FALLBACKS] += 1
+        quiet = mode == CODEC_ARTEFACTS
         mode = CODEC_CLEAN
     for i in range(n):
         left = clean[i, 0]
@@ -463,6 +469,9 @@ def codec_stage(table: np.ndarray, outdata: np.ndarray, n: int) -> None:
         elif mode == CODEC_ARTEFACTS:
             left = y[i, 0] - left
             right = y[i, 1] - right
+        if quiet:
+            left = 0.0
+            right = 0.0
         if out_ch > 1:
             outdata[i, 0] = left
             outdata[i, 1] = right

@@ -425,6 +425,7 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
     done = int(ctrl[ISO_SUBMITTED])
     ctrl[ISO_DONE] = done
     lost = 0  # blocks overwritten before this host read them
+    silence = np.zeros((x.shape[1], 2), dtype=np.float32)  # a lost block's stand-in
     warnings = []
     priority = realtime_host()
     if priority is not None:
@@ -447,9 +448,16 @@ def _host_main(conn_fd: int, wake_fd: int) -> None:
                 if ctrl[ISO_SUBMITTED] - done > ISO_SLOTS:
                     # The callback wrote over blocks this host had not read (it was
                     # scheduled too late): skip to the oldest block still in the ring.
-                    lost += int(ctrl[ISO_SUBMITTED]) - ISO_SLOTS - done
+                    skipped = int(ctrl[ISO_SUBMITTED]) - ISO_SLOTS - done
+                    lost += skipped
                     done = int(ctrl[ISO_SUBMITTED]) - ISO_SLOTS
                     stats[CS_LOST] = lost
+                    # Their length of silence goes through the codec instead, so its
+                    # timeline stays the callback's: every later decoded block still lines
+                    # up with the delayed clean mix (a skipped block would shift them all).
+                    frames = int(ctrl[ISO_FRAMES + (done + 1) % ISO_SLOTS])
+                    for _ in range(skipped):
+                        stream.process(silence[:frames])
                 done += 1
                 slot = done % ISO_SLOTS
                 n = int(ctrl[ISO_FRAMES + slot])
